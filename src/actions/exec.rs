@@ -1,0 +1,83 @@
+//! `exec`: run a program (argv) or a shell snippet.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Kind, exactly_one, non_empty};
+use crate::diag::Problem;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+}
+
+impl Kind for Exec {
+    const NAME: &'static str = "exec";
+
+    fn summary(&self) -> String {
+        match (&self.argv, &self.shell) {
+            (Some(argv), _) => format!("run {}", shell_words(argv)),
+            (_, Some(sh)) => format!("sh -c {:?}", first_line(sh)),
+            _ => "run nothing".into(),
+        }
+    }
+
+    fn undo_kinds(&self) -> &'static [&'static str] {
+        &[
+            "exec", "hooks", "service", "packages", "repo", "db", "file", "firewall",
+        ]
+    }
+
+    fn disruptive(&self) -> bool {
+        // A command may do anything; the maintainer decides where it goes.
+        false
+    }
+
+    fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
+        exactly_one(
+            "exec",
+            span,
+            &[("argv", self.argv.is_some()), ("shell", self.shell.is_some())],
+            problems,
+        );
+        if let Some(argv) = &self.argv {
+            non_empty("argv", argv, span, problems);
+        }
+    }
+}
+
+/// argv as an admin would type it, quoted where needed.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn first_line(s: &str) -> String {
+    let line = s.trim().lines().next().unwrap_or("");
+    if s.trim().lines().count() > 1 {
+        format!("{line} ...")
+    } else {
+        line.to_string()
+    }
+}

@@ -1,0 +1,138 @@
+//! Action kinds: what a step does.
+//!
+//! Each kind is one type in one file, implementing [`Kind`]; the `registry!`
+//! line below is the only other place it is named. In a recipe a step names
+//! its kind by a key: `exec = { argv = ["true"] }`.
+
+use std::ops::Range;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::DeValue;
+
+use crate::diag::Problem;
+
+/// What every action kind provides.
+pub trait Kind: DeserializeOwned + Serialize + Clone + std::fmt::Debug {
+    /// The key that names the kind in a recipe.
+    const NAME: &'static str;
+
+    /// One line for the plan: what will be done, concretely.
+    fn summary(&self) -> String;
+
+    /// Kinds that may compensate this one in `undo`. Empty: the action
+    /// changes nothing that could be put back (a wait, a gate, a reboot).
+    fn undo_kinds(&self) -> &'static [&'static str];
+
+    /// Whether it disrupts the host (stops a service, changes packages or
+    /// files). Disruptive actions are refused in `prepare` (DESIGN: nothing
+    /// disruptive before `prepare` has fully succeeded).
+    fn disruptive(&self) -> bool;
+
+    /// Checks the types cannot express; problems point at `span`.
+    fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>);
+}
+
+/// Exactly one of the options must be set: shared by kinds whose table offers
+/// alternatives (`argv` or `shell`, `tcp` or `http` ...).
+pub fn exactly_one(
+    kind: &str,
+    span: &Range<usize>,
+    options: &[(&str, bool)],
+    problems: &mut Vec<Problem>,
+) {
+    let set: Vec<&str> = options.iter().filter(|o| o.1).map(|o| o.0).collect();
+    let names: Vec<String> = options.iter().map(|o| format!("`{}`", o.0)).collect();
+    if set.len() != 1 {
+        let what = if set.is_empty() {
+            "none is set".to_string()
+        } else {
+            format!("{} are set", set.join(" and "))
+        };
+        problems.push(
+            Problem::error(
+                "one-of",
+                span.clone(),
+                format!("`{kind}` needs exactly one of {}: {what}", names.join(", ")),
+            )
+            .label("here"),
+        );
+    }
+}
+
+/// A non-empty list, or a problem.
+pub fn non_empty<T>(what: &str, items: &[T], span: &Range<usize>, problems: &mut Vec<Problem>) {
+    if items.is_empty() {
+        problems.push(
+            Problem::error("empty-list", span.clone(), format!("`{what}` is empty"))
+                .label("at least one is needed"),
+        );
+    }
+}
+
+macro_rules! registry {
+    ($($name:literal => $module:ident :: $ty:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// One action of any kind.
+        #[derive(Clone, Debug, Serialize)]
+        #[serde(tag = "kind")]
+        pub enum Action {
+            $(#[serde(rename = $name)] $ty($module::$ty),)*
+        }
+
+        /// Every kind's name, in registry order.
+        pub const KINDS: &[&str] = &[$($name),*];
+
+        impl Action {
+            /// Reads the table under a kind's key. `None` with problems
+            /// pushed when it does not fit the kind.
+            pub fn parse(
+                name: &str,
+                value: &Spanned<DeValue<'_>>,
+                problems: &mut Vec<Problem>,
+            ) -> Option<Action> {
+                match name {
+                    $($name => {
+                        let a: $module::$ty = crate::recipe::parse::de(value, problems)?;
+                        a.validate(&value.span(), problems);
+                        Some(Action::$ty(a))
+                    })*
+                    _ => None,
+                }
+            }
+
+            pub fn kind(&self) -> &'static str {
+                match self { $(Action::$ty(_) => $name,)* }
+            }
+
+            pub fn summary(&self) -> String {
+                match self { $(Action::$ty(a) => a.summary(),)* }
+            }
+
+            pub fn undo_kinds(&self) -> &'static [&'static str] {
+                match self { $(Action::$ty(a) => a.undo_kinds(),)* }
+            }
+
+            pub fn disruptive(&self) -> bool {
+                match self { $(Action::$ty(a) => a.disruptive(),)* }
+            }
+        }
+    };
+}
+
+registry! {
+    "exec" => exec::Exec,
+    "hooks" => hooks::Hooks,
+    "service" => service::Service,
+    "packages" => packages::Packages,
+    "repo" => repo::Repo,
+    "db" => db::Db,
+    "file" => file::File,
+    "fetch" => fetch::Fetch,
+    "wait" => wait::Wait,
+    "firewall" => firewall::Firewall,
+    "reboot" => reboot::Reboot,
+    "gate" => gate::Gate,
+}

@@ -1,0 +1,142 @@
+//! `wait`: wait, bounded, until a port answers, a URL is healthy, a command
+//! succeeds or an SQL query returns what is expected (seed 003: "wait until
+//! all hosts are Up").
+
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Kind;
+use super::db::{Credentials, Engine};
+use crate::diag::Problem;
+use crate::recipe::duration;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sql {
+    pub engine: Engine,
+    pub database: String,
+    pub query: String,
+    /// The first column of the first row must equal this; without it, the
+    /// query must return at least one row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<String>,
+    #[serde(default)]
+    pub credentials: Credentials,
+}
+
+/// What must turn true. Exactly one field is set.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Until {
+    /// `host:port` accepting TCP connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<String>,
+    /// A URL answering 2xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<Sql>,
+}
+
+impl Until {
+    pub fn describe(&self) -> String {
+        if let Some(t) = &self.tcp {
+            format!("{t} accepts TCP connections")
+        } else if let Some(u) = &self.http {
+            format!("{u} answers 2xx")
+        } else if let Some(c) = &self.command {
+            format!("`{}` succeeds", super::exec::shell_words(c))
+        } else if let Some(s) = &self.shell {
+            format!("`{}` succeeds", super::exec::first_line(s))
+        } else if let Some(q) = &self.sql {
+            match &q.expect {
+                Some(e) => format!("`{}` on {} returns {e:?}", q.query.trim(), q.database),
+                None => format!("`{}` on {} returns a row", q.query.trim(), q.database),
+            }
+        } else {
+            "nothing".into()
+        }
+    }
+
+    pub fn validate(&self, what: &str, span: &Range<usize>, problems: &mut Vec<Problem>) {
+        super::exactly_one(
+            what,
+            span,
+            &[
+                ("tcp", self.tcp.is_some()),
+                ("http", self.http.is_some()),
+                ("command", self.command.is_some()),
+                ("shell", self.shell.is_some()),
+                ("sql", self.sql.is_some()),
+            ],
+            problems,
+        );
+        if let Some(t) = &self.tcp
+            && t.rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        {
+            problems.push(
+                Problem::error("bad-address", span.clone(), format!("`{t}` is not host:port"))
+                    .label("expected e.g. \"127.0.0.1:5432\""),
+            );
+        }
+        if let Some(q) = &self.sql {
+            q.credentials.validate(span, problems);
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wait {
+    pub until: Until,
+    /// Every wait is bounded: the timeout is required.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    #[serde(with = "duration", default = "default_interval")]
+    pub interval: Duration,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(2)
+}
+
+impl Kind for Wait {
+    const NAME: &'static str = "wait";
+
+    fn summary(&self) -> String {
+        format!(
+            "wait until {} (at most {})",
+            self.until.describe(),
+            humantime::format_duration(self.timeout)
+        )
+    }
+
+    fn undo_kinds(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn disruptive(&self) -> bool {
+        false
+    }
+
+    fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
+        self.until.validate("wait.until", span, problems);
+        if self.interval.is_zero() || self.interval > self.timeout {
+            problems.push(
+                Problem::error(
+                    "bad-interval",
+                    span.clone(),
+                    "`interval` must be above zero and at most `timeout`",
+                )
+                .label("here"),
+            );
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The command line: `hoist lint | check | plan`.
+//!
+//! Exit codes (documented in README.md): 0 success or ready; 1 refused
+//! (an inhibitor failed, no supported upgrade path, lint found errors);
+//! 2 usage error, unreadable or invalid recipe or facts.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::facts::Facts;
+use crate::plan::{Outcome, PlanError};
+use crate::probe::Given;
+use crate::recipe::Recipe;
+use crate::version::Version;
+use crate::{checks, plan, probe, recipe};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_REFUSED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "hoist", version, about = "Safe, automatic, resumable upgrades of server software")]
+pub struct Cli {
+    /// Machine-readable output (JSON) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check recipes and report every problem with its place.
+    Lint {
+        /// Recipe files or directories holding a recipe.toml.
+        #[arg(required = true)]
+        recipes: Vec<PathBuf>,
+    },
+    /// Run the recipe's preflight checks on this host.
+    Check {
+        #[command(flatten)]
+        host: HostArgs,
+        /// Skip a check the recipe marks skippable (the skip is reported).
+        #[arg(long = "skip", value_name = "CHECK")]
+        skip: Vec<String>,
+    },
+    /// Show current -> target version, the route and every step, with why
+    /// the others are not taken.
+    Plan {
+        #[command(flatten)]
+        host: HostArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct HostArgs {
+    /// The recipe (a file, or a directory with recipe.toml).
+    #[arg(short, long, env = "HOIST_RECIPE")]
+    pub recipe: PathBuf,
+    /// The version to upgrade to (a version, or a series such as 4.3).
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+    /// Read facts from this TOML file instead of probing this host.
+    #[arg(long, value_name = "FILE")]
+    pub facts: Option<PathBuf>,
+    /// Set a fact (repeatable): --fact hypervisor=kvm
+    #[arg(long = "fact", value_name = "NAME=VALUE", value_parser = parse_kv)]
+    pub fact: Vec<(String, String)>,
+    /// A role of this host (repeatable): --role management
+    #[arg(long = "role", value_name = "ROLE")]
+    pub role: Vec<String>,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match &cli.command {
+        Command::Lint { recipes } => lint(recipes, cli.json),
+        Command::Check { host, skip } => check(host, skip, cli.json),
+        Command::Plan { host } => plan_cmd(host, cli.json),
+    };
+    ExitCode::from(code)
+}
+
+fn fail(json: bool, code: u8, error: &str, message: &str) -> u8 {
+    if json {
+        println!("{}", serde_json::json!({ "error": error, "message": message }));
+    } else {
+        eprintln!("hoist: {message}");
+    }
+    code
+}
+
+fn lint(paths: &[PathBuf], json: bool) -> u8 {
+    let mut errors = 0;
+    let mut warnings = 0;
+    let mut all = Vec::new();
+    for p in paths {
+        let loaded = match recipe::load(p) {
+            Ok(l) => l,
+            Err(e) => return fail(json, EXIT_USAGE, "unreadable", &format!("cannot read {}: {e}", p.display())),
+        };
+        for located in &loaded.problems {
+            match located.problem.severity {
+                crate::diag::Severity::Error => errors += 1,
+                crate::diag::Severity::Warning => warnings += 1,
+            }
+            if json {
+                all.push(located.to_json());
+            } else {
+                eprintln!("{}", located.short());
+                eprintln!("{}", located.render());
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::json!({ "errors": errors, "warnings": warnings, "problems": all }));
+    } else {
+        println!("{} recipe(s): {errors} error(s), {warnings} warning(s)", paths.len());
+    }
+    if errors > 0 { EXIT_REFUSED } else { EXIT_OK }
+}
+
+/// Loads the recipe, printing every problem; `Err` is the exit code.
+fn load(path: &std::path::Path, json: bool) -> Result<Recipe, u8> {
+    let loaded = recipe::load(path)
+        .map_err(|e| fail(json, EXIT_USAGE, "unreadable", &format!("cannot read {}: {e}", path.display())))?;
+    match loaded.recipe {
+        Some(r) => Ok(r),
+        None => {
+            for p in loaded.errors() {
+                eprintln!("{}", p.short());
+                eprintln!("{}", p.render());
+            }
+            Err(fail(json, EXIT_USAGE, "invalid-recipe", &format!("{} is not a valid recipe (see `hoist lint`)", path.display())))
+        }
+    }
+}
+
+/// The facts of this host, or of the fixture file.
+fn host_facts(recipe: &Recipe, host: &HostArgs, json: bool) -> Result<Facts, u8> {
+    let given = Given {
+        roles: host.role.clone(),
+        facts: host.fact.clone(),
+    };
+    let facts = match &host.facts {
+        Some(file) => Facts::from_fixture(file, &recipe.catalogue)
+            .map_err(|e| e.to_string())
+            .and_then(|mut f| probe::apply_given(recipe, &mut f, &given).map(|_| f)),
+        None => probe::gather(recipe, &given),
+    };
+    facts.map_err(|e| fail(json, EXIT_USAGE, "bad-facts", &e))
+}
+
+fn target_arg(host: &HostArgs, json: bool) -> Result<Option<Version>, u8> {
+    host.to
+        .as_deref()
+        .map(Version::parse)
+        .transpose()
+        .map_err(|e| fail(json, EXIT_USAGE, "bad-version", &format!("--to: {e}")))
+}
+
+fn check(host: &HostArgs, skip: &[String], json: bool) -> u8 {
+    let run = || -> Result<u8, u8> {
+        let recipe = load(&host.recipe, json)?;
+        checks::validate_skips(&recipe, skip).map_err(|e| fail(json, EXIT_USAGE, "bad-skip", &e.to_string()))?;
+        let mut facts = host_facts(&recipe, host, json)?;
+        let to = target_arg(host, json)?;
+        if let Some(t) = plan::choose_target(&recipe, &facts, to.as_ref()) {
+            facts.set("target", crate::facts::Value::Version(t));
+        }
+        let report = checks::run(&recipe, &facts, skip);
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        } else {
+            for c in &report.checks {
+                println!("{:<4}  {}  {}", format!("{:?}", c.status).to_uppercase(), c.id, c.message);
+                if let Some(d) = &c.detail {
+                    println!("      {d}");
+                }
+                if matches!(c.status, checks::Status::Fail | checks::Status::Warn)
+                    && let Some(r) = &c.remedy
+                {
+                    println!("      remedy: {r}");
+                }
+            }
+            println!("{}", report.summary());
+        }
+        Ok(if report.ready() { EXIT_OK } else { EXIT_REFUSED })
+    };
+    run().unwrap_or_else(|code| code)
+}
+
+fn plan_cmd(host: &HostArgs, json: bool) -> u8 {
+    let run = || -> Result<u8, u8> {
+        let recipe = load(&host.recipe, json)?;
+        let facts = host_facts(&recipe, host, json)?;
+        let to = target_arg(host, json)?;
+        match plan::resolve(&recipe, &facts, to.as_ref()) {
+            Ok(Outcome::Plan(p)) => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+                } else {
+                    print!("{}", p.render());
+                }
+                Ok(EXIT_OK)
+            }
+            Ok(Outcome::UpToDate { current, target }) => {
+                if json {
+                    println!("{}", serde_json::json!({"up_to_date": true, "current": current, "target": target}));
+                } else {
+                    println!("{}: {current} is up to date (target {target}); nothing to do", recipe.product.name);
+                }
+                Ok(EXIT_OK)
+            }
+            Err(e @ PlanError::Route(crate::paths::RouteError::Unsupported { .. })) => {
+                Ok(fail(json, EXIT_REFUSED, "unsupported", &format!("refused: {e}")))
+            }
+            Err(e @ PlanError::Route(_)) => Ok(fail(json, EXIT_REFUSED, "no-path", &e.to_string())),
+            Err(e) => Ok(fail(json, EXIT_USAGE, "cannot-plan", &e.to_string())),
+        }
+    };
+    run().unwrap_or_else(|code| code)
+}

@@ -1,0 +1,281 @@
+//! Facts: what hoist knows about a host when it plans.
+//!
+//! Built-in facts are probed by hoist itself (OS, architecture, installed
+//! packages, the product's version) or given by the admin (roles, options).
+//! A recipe adds its own in `[[facts]]` (e.g. which hypervisor is in use).
+//! For tests and for maintainers, a fixture file can stand in for a host:
+//! `hoist plan --facts FILE` probes nothing and uses only the file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::version::Version;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FactType {
+    #[serde(rename = "string")]
+    Str,
+    Version,
+    Bool,
+    List,
+}
+
+impl FactType {
+    pub fn literal_name(self) -> &'static str {
+        match self {
+            FactType::Str => "string",
+            FactType::Version => "version range string",
+            FactType::Bool => "bool",
+            FactType::List => "string",
+        }
+    }
+}
+
+impl fmt::Display for FactType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FactType::Str => "string",
+            FactType::Version => "version",
+            FactType::Bool => "bool",
+            FactType::List => "list",
+        })
+    }
+}
+
+/// A fact's value on one host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    Str(String),
+    Version(Version),
+    Bool(bool),
+    List(Vec<String>),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Str(s) => write!(f, "{s:?}"),
+            Value::Version(v) => write!(f, "{v}"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::List(l) => write!(f, "[{}]", l.join(", ")),
+        }
+    }
+}
+
+/// What a fact is: its type and, when the set is closed, its values.
+#[derive(Clone, Debug)]
+pub struct FactDef {
+    pub name: String,
+    pub ty: FactType,
+    pub values: Option<Vec<String>>,
+    pub about: &'static str,
+}
+
+/// Built-in facts. `package.<name>` is open-ended and handled in `lookup`.
+pub const BUILTIN: &[(&str, FactType, &str)] = &[
+    ("os.id", FactType::Str, "ID from /etc/os-release (debian, ubuntu, rhel, centos)"),
+    ("os.version_id", FactType::Version, "VERSION_ID from /etc/os-release"),
+    ("os.codename", FactType::Str, "VERSION_CODENAME from /etc/os-release"),
+    ("os.family", FactType::Str, "debian or rhel, from ID and ID_LIKE"),
+    ("arch", FactType::Str, "the package architecture (amd64, arm64, ...)"),
+    ("hostname", FactType::Str, "the host's name"),
+    ("roles", FactType::List, "roles given on the command line or by the inventory"),
+    ("current", FactType::Version, "the installed version of the product"),
+    ("candidate", FactType::Version, "the newest version available, from [product].candidate"),
+    ("target", FactType::Version, "the version the whole upgrade ends at"),
+    ("from", FactType::Version, "the version the current hop starts from"),
+    ("to", FactType::Version, "the version the current hop ends at"),
+];
+
+/// The facts a recipe may name: built-ins, the recipe's roles, its own facts.
+#[derive(Clone, Debug, Default)]
+pub struct Catalogue {
+    defs: BTreeMap<String, FactDef>,
+}
+
+impl Catalogue {
+    pub fn builtin(roles: Option<Vec<String>>) -> Self {
+        let mut defs = BTreeMap::new();
+        for (name, ty, about) in BUILTIN {
+            let values = (*name == "roles").then(|| roles.clone()).flatten();
+            defs.insert(
+                name.to_string(),
+                FactDef {
+                    name: name.to_string(),
+                    ty: *ty,
+                    values,
+                    about,
+                },
+            );
+        }
+        Catalogue { defs }
+    }
+
+    pub fn add(&mut self, def: FactDef) {
+        self.defs.insert(def.name.clone(), def);
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.defs.contains_key(name)
+    }
+
+    pub fn lookup(&self, name: &str) -> Option<FactDef> {
+        if let Some(pkg) = name.strip_prefix("package.")
+            && !pkg.is_empty()
+        {
+            return Some(FactDef {
+                name: name.to_string(),
+                ty: FactType::Version,
+                values: None,
+                about: "installed version of a package (unset when not installed)",
+            });
+        }
+        self.defs.get(name).cloned()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.defs.keys().map(String::as_str).chain(["package.<name>"])
+    }
+
+    pub fn defs(&self) -> impl Iterator<Item = &FactDef> {
+        self.defs.values()
+    }
+}
+
+/// The facts of one host (or of a fixture).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Facts {
+    values: BTreeMap<String, Value>,
+    /// Ids of `once` steps already done on this host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub once_done: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("cannot read facts file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("facts file {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Facts {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
+    }
+
+    pub fn set(&mut self, name: impl Into<String>, value: Value) {
+        self.values.insert(name.into(), value);
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.values.remove(name);
+    }
+
+    pub fn version(&self, name: &str) -> Option<&Version> {
+        match self.values.get(name) {
+            Some(Value::Version(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.values.iter()
+    }
+
+    /// Sets a fact from text given by an admin (`--fact k=v`) or a fixture,
+    /// typed by the catalogue.
+    pub fn set_text(&mut self, catalogue: &Catalogue, name: &str, text: &str) -> Result<(), String> {
+        let def = catalogue
+            .lookup(name)
+            .ok_or_else(|| format!("unknown fact `{name}`"))?;
+        let value = match def.ty {
+            FactType::Str => Value::Str(text.to_string()),
+            FactType::Version => {
+                Value::Version(Version::parse(text).map_err(|e| format!("{name}: {e}"))?)
+            }
+            FactType::Bool => Value::Bool(match text {
+                "true" | "yes" | "1" => true,
+                "false" | "no" | "0" => false,
+                _ => return Err(format!("{name}: `{text}` is not true or false")),
+            }),
+            FactType::List => Value::List(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+            ),
+        };
+        self.set(name, value);
+        Ok(())
+    }
+
+    /// Reads a fixture: a TOML table of facts (dotted keys allowed, e.g.
+    /// `os.id = "ubuntu"`, `package.cloud-client = "2.2.5"`), plus
+    /// `once_done = [...]`.
+    pub fn from_fixture(path: &Path, catalogue: &Catalogue) -> Result<Facts, FixtureError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| FixtureError::Invalid {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
+        let mut facts = Facts::default();
+        let invalid = |message: String| FixtureError::Invalid {
+            path: p.clone(),
+            message,
+        };
+        let mut flat = Vec::new();
+        flatten("", &table, &mut flat);
+        for (name, value) in flat {
+            if name == "once_done" {
+                let toml::Value::Array(items) = value else {
+                    return Err(invalid("once_done must be a list of step ids".into()));
+                };
+                facts.once_done = items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(String::from))
+                    .collect();
+                continue;
+            }
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map(String::from).unwrap_or_else(|| i.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            facts.set_text(catalogue, &name, &text).map_err(invalid)?;
+        }
+        Ok(facts)
+    }
+}
+
+fn flatten<'a>(prefix: &str, table: &'a toml::Table, out: &mut Vec<(String, &'a toml::Value)>) {
+    for (k, v) in table {
+        let name = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten(&name, t, out),
+            _ => out.push((name, v)),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! hoist: safe, automatic, resumable upgrades of server software from
+//! declarative recipes. See docs/ARCHITECTURE.md for the flow of data.
+
+pub mod actions;
+pub mod checks;
+pub mod cli;
+pub mod condition;
+pub mod diag;
+pub mod facts;
+pub mod order;
+pub mod paths;
+pub mod plan;
+pub mod probe;
+pub mod process;
+pub mod recipe;
+pub mod version;

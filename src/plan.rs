@@ -1,0 +1,295 @@
+//! The plan: every concrete step of an upgrade, in order, with the reason
+//! each other step is not taken. `hoist upgrade` executes exactly this value
+//! (DESIGN: "the plan *is* the run"); its hash names it in the journal.
+//!
+//! Order: the `prepare` steps of every hop first (so everything is
+//! downloaded and verified before anything is disrupted, and `-d` fetches
+//! all hops), then hop by hop the phases `pre` to `cleanup`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::actions::Action;
+use crate::facts::{Facts, Value};
+use crate::paths::{Hop, Route, RouteError};
+use crate::recipe::{Phase, Recipe, Test, duration};
+use crate::version::Version;
+
+/// Bumped when the plan's JSON changes incompatibly.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannedStep {
+    /// Unique in the plan: the step id, plus `@to` when there are several hops.
+    pub key: String,
+    pub id: String,
+    /// Index into `Plan::hops`.
+    pub hop: usize,
+    pub phase: Phase,
+    pub title: Option<String>,
+    pub summary: String,
+    pub action: Action,
+    pub undo: Option<Action>,
+    pub probe: Option<Test>,
+    #[serde(with = "duration::option")]
+    pub timeout: Option<Duration>,
+    pub retries: u32,
+    pub once: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum SkipReason {
+    /// Its `when` is false here; `detail` says which clause and why.
+    When { detail: String },
+    /// A `once` step already done on this host.
+    OnceDone,
+    /// Limited to other hops.
+    OtherHop { only: Vec<String> },
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::When { detail } => write!(f, "when is false: {detail}"),
+            SkipReason::OnceDone => f.write_str("once, and already done on this host"),
+            SkipReason::OtherHop { only } => write!(f, "only on hop {}", only.join(", ")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SkippedStep {
+    pub key: String,
+    pub id: String,
+    pub hop: usize,
+    pub phase: Phase,
+    #[serde(flatten)]
+    pub reason: SkipReason,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub schema: u32,
+    pub product: String,
+    pub recipe: String,
+    /// SHA-256 of the recipe's text: a changed recipe is a changed plan.
+    pub recipe_sha256: String,
+    pub current: Version,
+    pub target: Version,
+    pub hops: Vec<Hop>,
+    pub steps: Vec<PlannedStep>,
+    pub skipped: Vec<SkippedStep>,
+    /// SHA-256 of everything above, in its JSON form.
+    pub hash: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("the installed version of {product} is unknown: {why}")]
+    NoCurrent { product: String, why: String },
+    #[error("no target version: give one with --to")]
+    NoTarget,
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error("step `{step}` depends on fact `{fact}`, which has no value on this host (give it with --fact {fact}=...)")]
+    MissingFact { step: String, fact: String },
+}
+
+/// What planning found.
+#[derive(Debug)]
+pub enum Outcome {
+    UpToDate { current: Version, target: Version },
+    Plan(Box<Plan>),
+}
+
+/// The target: `--to` (a series such as `4.3` is narrowed to the candidate
+/// when the candidate is in it), else the candidate, else the newest version
+/// the paths reach.
+pub fn choose_target(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Option<Version> {
+    let candidate = facts.version("candidate");
+    match (to, candidate) {
+        (Some(t), Some(c)) if c.in_series(t) => Some(c.clone()),
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(c)) => Some(c.clone()),
+        (None, None) => crate::paths::default_target(&recipe.paths),
+    }
+}
+
+/// Resolves the recipe against the facts of one host. `facts` must hold
+/// `current`; `target` is set here.
+pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<Outcome, PlanError> {
+    let current = facts
+        .version("current")
+        .cloned()
+        .ok_or_else(|| PlanError::NoCurrent {
+            product: recipe.product.name.clone(),
+            why: "the version probe found nothing (is it installed?)".into(),
+        })?;
+    let target = choose_target(recipe, facts, to).ok_or(PlanError::NoTarget)?;
+    let hops = match crate::paths::route(&recipe.paths, &current, &target)? {
+        Route::UpToDate => return Ok(Outcome::UpToDate { current, target }),
+        Route::Hops(h) => h,
+    };
+    let mut steps = Vec::new();
+    let mut skipped = Vec::new();
+    let multi = hops.len() > 1;
+    let mut order: Vec<(usize, Phase)> = (0..hops.len()).map(|h| (h, Phase::Prepare)).collect();
+    for h in 0..hops.len() {
+        order.extend(Phase::ALL.iter().skip(1).map(|p| (h, *p)));
+    }
+    for (h, phase) in order {
+        let hop = &hops[h];
+        let mut hop_facts = facts.clone();
+        hop_facts.set("target", Value::Version(target.clone()));
+        hop_facts.set("from", Value::Version(hop.from.clone()));
+        hop_facts.set("to", Value::Version(hop.to.clone()));
+        for s in recipe.steps.iter().filter(|s| s.phase == phase) {
+            let key = if multi {
+                format!("{}@{}", s.id, hop.to)
+            } else {
+                s.id.clone()
+            };
+            let skip = |reason| SkippedStep {
+                key: key.clone(),
+                id: s.id.clone(),
+                hop: h,
+                phase,
+                reason,
+            };
+            if !s.hops.is_empty() && !s.hops.contains(&hop.path) {
+                skipped.push(skip(SkipReason::OtherHop {
+                    only: s.hops.clone(),
+                }));
+                continue;
+            }
+            if s.once && facts.once_done.contains(&s.id) {
+                skipped.push(skip(SkipReason::OnceDone));
+                continue;
+            }
+            if let Some(w) = &s.when {
+                let holds = w.eval(&hop_facts).map_err(|fact| PlanError::MissingFact {
+                    step: s.id.clone(),
+                    fact,
+                })?;
+                if !holds {
+                    skipped.push(skip(SkipReason::When {
+                        detail: w.explain_false(&hop_facts),
+                    }));
+                    continue;
+                }
+            }
+            steps.push(PlannedStep {
+                key,
+                id: s.id.clone(),
+                hop: h,
+                phase,
+                title: s.title.clone(),
+                summary: s.action.summary(),
+                action: s.action.clone(),
+                undo: s.undo.clone(),
+                probe: s.probe.clone(),
+                timeout: s.timeout,
+                retries: s.retries,
+                once: s.once,
+            });
+        }
+    }
+    let mut plan = Plan {
+        schema: SCHEMA,
+        product: recipe.product.name.clone(),
+        recipe: recipe.source.path.display().to_string(),
+        recipe_sha256: hex(&Sha256::digest(recipe.source.text.as_bytes())),
+        current,
+        target,
+        hops,
+        steps,
+        skipped,
+        hash: String::new(),
+    };
+    plan.hash = plan.compute_hash();
+    Ok(Outcome::Plan(Box::new(plan)))
+}
+
+impl Plan {
+    /// Hash of the plan's content. The recipe's path and text hash are left
+    /// out: the same steps from a recipe installed elsewhere, or with only a
+    /// comment changed, are the same plan.
+    pub fn compute_hash(&self) -> String {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("hash");
+            o.remove("recipe");
+            o.remove("recipe_sha256");
+        }
+        hex(&Sha256::digest(v.to_string().as_bytes()))
+    }
+
+    /// The human form: route, then steps by hop and phase, then what is not
+    /// taken and why.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "{}: {} -> {}", self.product, self.current, self.target);
+        if self.hops.len() > 1 {
+            let route: Vec<String> = std::iter::once(self.current.to_string())
+                .chain(self.hops.iter().map(|h| h.to.to_string()))
+                .collect();
+            let _ = writeln!(out, "route: {} ({} hops)", route.join(" -> "), self.hops.len());
+        }
+        let _ = writeln!(
+            out,
+            "plan {} ({} steps, {} not taken)",
+            &self.hash[..12],
+            self.steps.len(),
+            self.skipped.len()
+        );
+        let width = self.steps.iter().map(|s| s.key.len()).max().unwrap_or(0);
+        let mut last: Option<(usize, Phase)> = None;
+        for (n, s) in self.steps.iter().enumerate() {
+            if last.map(|l| l.0) != Some(s.hop) || last.is_none() {
+                if self.hops.len() > 1 && s.phase != Phase::Prepare {
+                    let h = &self.hops[s.hop];
+                    let _ = writeln!(out, "\nhop {}: {} -> {} (path {})", s.hop + 1, h.from, h.to, h.path);
+                }
+            }
+            if last != Some((s.hop, s.phase)) {
+                let _ = writeln!(out, "  {}", s.phase.name());
+            }
+            last = Some((s.hop, s.phase));
+            let mut extra = Vec::new();
+            if s.undo.is_some() {
+                extra.push("undo".to_string());
+            }
+            if s.once {
+                extra.push("once".to_string());
+            }
+            if let Some(t) = s.timeout {
+                extra.push(format!("timeout {}", humantime::format_duration(t)));
+            }
+            if s.retries > 0 {
+                extra.push(format!("retries {}", s.retries));
+            }
+            let extra = if extra.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", extra.join(", "))
+            };
+            let _ = writeln!(out, "    {:>3}  {:<width$}  {}{extra}", n + 1, s.key, s.summary);
+        }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(out, "\nnot taken:");
+            let width = self.skipped.iter().map(|s| s.key.len()).max().unwrap_or(0);
+            for s in &self.skipped {
+                let _ = writeln!(out, "    {:<width$}  {:<9}  {}", s.key, s.phase.name(), s.reason);
+            }
+        }
+        out
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

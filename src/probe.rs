@@ -1,0 +1,227 @@
+//! Reading facts off this host: OS, architecture, the packages the recipe
+//! names, the product's installed and candidate versions, the recipe's own
+//! fact probes. Probes are read-only and bounded in time.
+
+use std::time::Duration;
+
+use crate::condition::Condition;
+use crate::facts::{Facts, Value};
+use crate::process;
+use crate::recipe::{Probe, Recipe};
+use crate::version::Version;
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Facts given by the admin on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Given {
+    pub roles: Vec<String>,
+    pub facts: Vec<(String, String)>,
+}
+
+/// Every fact the recipe can use, read from this host.
+pub fn gather(recipe: &Recipe, given: &Given) -> Result<Facts, String> {
+    let mut facts = Facts::default();
+    os_release(&mut facts);
+    if let Some(arch) = read_cmd(&["dpkg", "--print-architecture"]) {
+        facts.set("arch", Value::Str(arch));
+    } else {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        facts.set("arch", Value::Str(arch.into()));
+    }
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        facts.set("hostname", Value::Str(h.trim().into()));
+    }
+    for pkg in referenced_packages(recipe) {
+        if let Some(v) = installed_version(&pkg).and_then(|t| Version::parse(&t).ok()) {
+            facts.set(format!("package.{pkg}"), Value::Version(v));
+        }
+    }
+    if let Some(v) = probe_text(&recipe.product.version, false).and_then(|t| Version::parse(&t).ok()) {
+        facts.set("current", Value::Version(v));
+    }
+    if let Some(c) = &recipe.product.candidate
+        && let Some(v) = probe_text(c, true).and_then(|t| Version::parse(&t).ok())
+    {
+        facts.set("candidate", Value::Version(v));
+    }
+    for f in &recipe.facts {
+        let text = f.probe.as_ref().and_then(|p| probe_text(p, false));
+        if let Some(t) = text.or_else(|| f.default.clone()) {
+            facts.set_text(&recipe.catalogue, &f.name, &t)?;
+        }
+    }
+    apply_given(recipe, &mut facts, given)?;
+    Ok(facts)
+}
+
+/// Roles and `--fact` values override whatever was probed or loaded.
+pub fn apply_given(recipe: &Recipe, facts: &mut Facts, given: &Given) -> Result<(), String> {
+    if !given.roles.is_empty() {
+        facts.set("roles", Value::List(given.roles.clone()));
+    }
+    if facts.get("roles").is_none() {
+        facts.set("roles", Value::List(Vec::new()));
+    }
+    for (k, v) in &given.facts {
+        facts.set_text(&recipe.catalogue, k, v)?;
+    }
+    // Recipe facts nobody gave keep their default.
+    for f in &recipe.facts {
+        if facts.get(&f.name).is_none()
+            && let Some(d) = &f.default
+        {
+            facts.set_text(&recipe.catalogue, &f.name, d)?;
+        }
+    }
+    Ok(())
+}
+
+fn os_release(facts: &mut Facts) {
+    let Ok(text) = std::fs::read_to_string("/etc/os-release")
+        .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+    else {
+        return;
+    };
+    let mut id_like = String::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else { continue };
+        let v = v.trim().trim_matches('"').to_string();
+        match k {
+            "ID" => facts.set("os.id", Value::Str(v)),
+            "VERSION_CODENAME" => facts.set("os.codename", Value::Str(v)),
+            "VERSION_ID" => {
+                if let Ok(ver) = Version::parse(&v) {
+                    facts.set("os.version_id", Value::Version(ver));
+                }
+            }
+            "ID_LIKE" => id_like = v,
+            _ => {}
+        }
+    }
+    let id = match facts.get("os.id") {
+        Some(Value::Str(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let family = family_of(&id, &id_like);
+    facts.set("os.family", Value::Str(family.into()));
+}
+
+/// `debian` or `rhel` (or the id itself) from os-release's ID and ID_LIKE.
+pub fn family_of(id: &str, id_like: &str) -> String {
+    let words: Vec<&str> = std::iter::once(id).chain(id_like.split_whitespace()).collect();
+    if words.iter().any(|w| ["debian", "ubuntu"].contains(w)) {
+        "debian".into()
+    } else if words.iter().any(|w| ["rhel", "centos", "fedora"].contains(w)) {
+        "rhel".into()
+    } else {
+        id.into()
+    }
+}
+
+/// `package.<name>` facts named anywhere in the recipe's conditions.
+fn referenced_packages(recipe: &Recipe) -> Vec<String> {
+    let conds: Vec<&Condition> = recipe
+        .steps
+        .iter()
+        .filter_map(|s| s.when.as_ref())
+        .chain(recipe.checks.iter().flat_map(|c| c.when.iter().chain(c.require.iter())))
+        .collect();
+    let mut out: Vec<String> = conds
+        .iter()
+        .flat_map(|c| c.facts())
+        .filter_map(|m| m.fact.strip_prefix("package.").map(String::from))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn read_cmd(args: &[&str]) -> Option<String> {
+    let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let out = process::run(&mut process::argv(&argv), PROBE_TIMEOUT).ok()?;
+    let text = out.stdout.trim().to_string();
+    (out.success() && !text.is_empty()).then_some(text)
+}
+
+/// The installed version of a package (dpkg, else rpm), if installed.
+pub fn installed_version(pkg: &str) -> Option<String> {
+    if let Some(line) = read_cmd(&["dpkg-query", "-W", "-f", "${db:Status-Abbrev}\t${Version}", pkg]) {
+        // `ii ` is installed; `rc ` (removed, config left) is not.
+        let (status, version) = line.split_once('\t')?;
+        return status.starts_with("ii").then(|| version.to_string());
+    }
+    read_cmd(&["rpm", "-q", "--qf", "%{EPOCH}:%{VERSION}-%{RELEASE}", pkg])
+        .map(|v| v.trim_start_matches("(none):").to_string())
+}
+
+/// The version apt would install (`Candidate:` of `apt-cache policy`).
+pub fn candidate_version(pkg: &str) -> Option<String> {
+    let text = read_cmd(&["apt-cache", "policy", pkg])?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Candidate:"))
+        .map(|v| v.trim().to_string())
+        .filter(|v| v != "(none)")
+}
+
+/// Runs a probe; `candidate` reads a package's candidate, not installed,
+/// version.
+fn probe_text(p: &Probe, candidate: bool) -> Option<String> {
+    let raw = if let Some(pkg) = &p.package {
+        if candidate {
+            candidate_version(pkg)?
+        } else {
+            installed_version(pkg)?
+        }
+    } else if let Some(argv) = &p.command {
+        let out = process::run(&mut process::argv(argv), PROBE_TIMEOUT).ok()?;
+        out.success().then_some(out.stdout)?
+    } else if let Some(sh) = &p.shell {
+        let out = process::run(&mut process::shell(sh), PROBE_TIMEOUT).ok()?;
+        out.success().then_some(out.stdout)?
+    } else if let Some(f) = &p.file {
+        std::fs::read_to_string(f).ok()?
+    } else if let Some(path) = &p.exists {
+        return Some(std::path::Path::new(path).exists().to_string());
+    } else {
+        return None;
+    };
+    extract(&raw, p.regex.as_deref())
+}
+
+/// The first capture group of `regex` (or its whole match), or the trimmed
+/// text when there is no regex.
+pub fn extract(text: &str, regex: Option<&str>) -> Option<String> {
+    let out = match regex {
+        None => text.trim().to_string(),
+        Some(r) => {
+            let re = regex::Regex::new(r).ok()?;
+            let caps = re.captures(text)?;
+            caps.get(1).or_else(|| caps.get(0))?.as_str().trim().to_string()
+        }
+    };
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extract_takes_the_first_group() {
+        assert_eq!(extract("XiVO 1.2.4\n", Some(r"XiVO (\S+)")).as_deref(), Some("1.2.4"));
+        assert_eq!(extract("  1.0 \n", None).as_deref(), Some("1.0"));
+        assert_eq!(extract("nothing", Some(r"(\d+\.\d+)")), None);
+    }
+
+    #[test]
+    fn os_families() {
+        assert_eq!(family_of("ubuntu", "debian"), "debian");
+        assert_eq!(family_of("centos", "rhel fedora"), "rhel");
+        assert_eq!(family_of("debian", ""), "debian");
+    }
+}

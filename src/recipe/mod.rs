@@ -1,0 +1,297 @@
+//! The recipe: a product's upgrade procedure, as its maintainers wrote it.
+//!
+//! `load` reads the TOML and returns either a validated [`Recipe`] or every
+//! problem found, each with its place in the file (see `diag`). Parsing is
+//! three stages: the TOML tree with spans (`parse`), the typed model, then the
+//! checks across the whole recipe (`validate`).
+
+pub mod duration;
+pub mod parse;
+mod validate;
+
+use std::ops::Range as Span;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::actions::Action;
+use crate::condition::Condition;
+use crate::diag::{Located, Problem, Severity, Source};
+use crate::facts::{Catalogue, FactType};
+use crate::version::Range;
+
+/// The fixed phases, in order (DESIGN.md). Nothing disruptive may run before
+/// `prepare` has fully succeeded; `-d` stops after `prepare`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Prepare,
+    Pre,
+    Stop,
+    Backup,
+    Install,
+    Migrate,
+    Configure,
+    Start,
+    Verify,
+    Post,
+    Cleanup,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 11] = [
+        Phase::Prepare,
+        Phase::Pre,
+        Phase::Stop,
+        Phase::Backup,
+        Phase::Install,
+        Phase::Migrate,
+        Phase::Configure,
+        Phase::Start,
+        Phase::Verify,
+        Phase::Post,
+        Phase::Cleanup,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Prepare => "prepare",
+            Phase::Pre => "pre",
+            Phase::Stop => "stop",
+            Phase::Backup => "backup",
+            Phase::Install => "install",
+            Phase::Migrate => "migrate",
+            Phase::Configure => "configure",
+            Phase::Start => "start",
+            Phase::Verify => "verify",
+            Phase::Post => "post",
+            Phase::Cleanup => "cleanup",
+        }
+    }
+}
+
+/// Where a value comes from on the host. Exactly one source is set.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    /// A package's installed version (`dpkg-query`, `rpm -q`); as
+    /// `[product].candidate`, the version the package manager would install.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// A program's standard output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    /// A file's content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Whether a path exists (a bool fact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exists: Option<String>,
+    /// Takes the first capture group (or the whole match) of the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// How to read the installed version.
+    pub version: Probe,
+    /// How to read the newest version available (e.g. the apt candidate);
+    /// without it, the target is the newest version the paths reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<Probe>,
+    /// The host roles this recipe knows (`management`, `usage`, `kvm` ...).
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// An edge of the upgrade graph.
+#[derive(Clone, Debug, Serialize)]
+pub struct PathEdge {
+    pub id: String,
+    pub from: Range,
+    /// A version, or a release series (`4.3` reaches 4.3.0, 4.3.1, 4.3.2).
+    pub to: Option<crate::version::Version>,
+    /// An intermediate stop: the route must go on from `to`.
+    pub stop: bool,
+    /// Upgrades from `from` (to `to`, if given) are refused with this message.
+    pub unsupported: Option<String>,
+    #[serde(skip)]
+    pub span: Span<usize>,
+    #[serde(skip)]
+    pub from_span: Span<usize>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FactSpec {
+    pub name: String,
+    pub ty: FactType,
+    pub values: Option<Vec<String>>,
+    pub probe: Option<Probe>,
+    pub default: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Systemd,
+    /// `service NAME stop|start`.
+    Sysv,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    pub name: String,
+    /// Services this one starts after (and stops before).
+    #[serde(default)]
+    pub after: Vec<String>,
+    #[serde(default)]
+    pub backend: Backend,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckSeverity {
+    /// The upgrade cannot start while it fails.
+    Inhibitor,
+    /// Reported; the upgrade may go on.
+    Warning,
+}
+
+/// A read-only test on the host. Exactly one field is set.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Test {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_exists: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_absent: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub id: String,
+    pub severity: CheckSeverity,
+    pub message: String,
+    pub remedy: Option<String>,
+    pub skippable: bool,
+    #[serde(skip)]
+    pub when: Option<Condition>,
+    pub test: Option<Test>,
+    /// A condition over facts that must hold, instead of a test.
+    #[serde(skip)]
+    pub require: Option<Condition>,
+    #[serde(skip)]
+    pub span: Span<usize>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    pub id: String,
+    pub phase: Phase,
+    pub title: Option<String>,
+    #[serde(skip)]
+    pub when: Option<Condition>,
+    /// Only on these hops (path ids); all hops when empty.
+    pub hops: Vec<String>,
+    pub action: Action,
+    pub undo: Option<Action>,
+    #[serde(skip)]
+    pub undo_span: Span<usize>,
+    /// Tells whether the step is already applied (for a safe resume).
+    pub probe: Option<Test>,
+    #[serde(with = "duration::option")]
+    pub timeout: Option<Duration>,
+    pub retries: u32,
+    /// Never again on this host once done.
+    pub once: bool,
+    #[serde(skip)]
+    pub span: Span<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Recipe {
+    pub source: Source,
+    pub product: Product,
+    pub paths: Vec<PathEdge>,
+    pub facts: Vec<FactSpec>,
+    pub services: Vec<ServiceSpec>,
+    pub checks: Vec<Check>,
+    pub steps: Vec<Step>,
+    pub catalogue: Catalogue,
+}
+
+impl Recipe {
+    /// The directory relative paths in the recipe (hook dirs) are read from.
+    pub fn dir(&self) -> PathBuf {
+        self.source
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+}
+
+/// The outcome of reading a recipe: the recipe when it has no errors, and
+/// every problem (errors and warnings) either way.
+pub struct Loaded {
+    pub recipe: Option<Recipe>,
+    pub problems: Vec<Located>,
+}
+
+impl Loaded {
+    pub fn errors(&self) -> impl Iterator<Item = &Located> {
+        self.problems
+            .iter()
+            .filter(|p| p.problem.severity == Severity::Error)
+    }
+}
+
+/// Reads and validates a recipe file. A path to a directory means its
+/// `recipe.toml`.
+pub fn load(path: &Path) -> std::io::Result<Loaded> {
+    let path = if path.is_dir() {
+        path.join("recipe.toml")
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&path)?;
+    Ok(load_str(&path, &text))
+}
+
+/// Reads and validates recipe text; `path` names it in problems.
+pub fn load_str(path: &Path, text: &str) -> Loaded {
+    let source = Source::new(path, text);
+    let mut problems: Vec<Problem> = Vec::new();
+    let recipe = parse::parse(&source, &mut problems).and_then(|mut r| {
+        validate::validate(&mut r, &mut problems);
+        Some(r)
+    });
+    problems.sort_by_key(|p| (p.span.start, p.code));
+    problems.dedup_by(|a, b| a.span == b.span && a.code == b.code && a.message == b.message);
+    let has_errors = problems.iter().any(|p| p.severity == Severity::Error);
+    Loaded {
+        recipe: if has_errors { None } else { recipe },
+        problems: problems
+            .into_iter()
+            .map(|problem| Located {
+                problem,
+                file: source.clone(),
+            })
+            .collect(),
+    }
+}

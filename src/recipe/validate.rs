@@ -1,0 +1,194 @@
+//! Checks across the whole recipe: ids, references between sections, undo
+//! kinds, what may run in `prepare`, facts named in conditions, the service
+//! order and the path graph.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{Phase, Recipe};
+use crate::diag::{Problem, suggest};
+use crate::facts::BUILTIN;
+
+pub fn validate(r: &mut Recipe, problems: &mut Vec<Problem>) {
+    crate::paths::lint(&r.paths, problems);
+    unique_ids(r, problems);
+    facts(r, problems);
+    conditions(r, problems);
+    steps(r, problems);
+    services(r, problems);
+}
+
+fn unique_ids(r: &Recipe, problems: &mut Vec<Problem>) {
+    let mut seen = HashMap::new();
+    for s in &r.steps {
+        if let Some(first) = seen.insert(s.id.as_str(), s.span.clone()) {
+            let (line, _) = r.source.line_col(first.start);
+            problems.push(
+                Problem::error("duplicate-id", s.span.clone(), format!("step id `{}` is used twice", s.id))
+                    .label(format!("first used on line {line}"))
+                    .help("step ids are how the journal and `once` remember a step: make them unique"),
+            );
+        }
+    }
+    let mut seen = HashSet::new();
+    for c in &r.checks {
+        if !seen.insert(c.id.as_str()) {
+            problems.push(
+                Problem::error("duplicate-id", c.span.clone(), format!("check id `{}` is used twice", c.id))
+                    .label("second use"),
+            );
+        }
+    }
+}
+
+fn facts(r: &Recipe, problems: &mut Vec<Problem>) {
+    let mut seen = HashSet::new();
+    for f in &r.facts {
+        let span = r
+            .source
+            .text
+            .find(&format!("\"{}\"", f.name))
+            .map_or(0..0, |i| i..i + f.name.len() + 2);
+        if BUILTIN.iter().any(|b| b.0 == f.name) || f.name.starts_with("package.") {
+            problems.push(
+                Problem::error("duplicate-id", span.clone(), format!("fact `{}` is built in", f.name))
+                    .label("choose another name"),
+            );
+        }
+        if !seen.insert(f.name.as_str()) {
+            problems.push(
+                Problem::error("duplicate-id", span, format!("fact `{}` is defined twice", f.name))
+                    .label("second definition"),
+            );
+        }
+    }
+}
+
+fn conditions(r: &mut Recipe, problems: &mut Vec<Problem>) {
+    let cat = r.catalogue.clone();
+    for s in &mut r.steps {
+        if let Some(w) = &mut s.when {
+            w.resolve(&cat, problems);
+        }
+    }
+    for c in &mut r.checks {
+        for cond in [&mut c.when, &mut c.require].into_iter().flatten() {
+            cond.resolve(&cat, problems);
+        }
+    }
+}
+
+fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
+    let path_ids: Vec<&str> = r
+        .paths
+        .iter()
+        .filter(|p| p.unsupported.is_none())
+        .map(|p| p.id.as_str())
+        .collect();
+    for s in &r.steps {
+        for h in &s.hops {
+            if !path_ids.contains(&h.as_str()) {
+                problems.push(
+                    Problem::error(
+                        "unknown-path",
+                        s.span.clone(),
+                        format!("step `{}` is limited to hop `{h}`, which is no supported path", s.id),
+                    )
+                    .label(format!("paths: {}", path_ids.join(", ")))
+                    .help_opt(suggest(h, path_ids.iter().copied())),
+                );
+            }
+        }
+        if let Some(undo) = &s.undo {
+            let allowed = s.action.undo_kinds();
+            if allowed.is_empty() {
+                problems.push(
+                    Problem::error(
+                        "undo-kind",
+                        s.undo_span.clone(),
+                        format!(
+                            "step `{}` is a `{}`, which changes nothing: there is nothing to undo",
+                            s.id,
+                            s.action.kind()
+                        ),
+                    )
+                    .label("remove this `undo`"),
+                );
+            } else if !allowed.contains(&undo.kind()) {
+                problems.push(
+                    Problem::error(
+                        "undo-kind",
+                        s.undo_span.clone(),
+                        format!(
+                            "a `{}` step cannot be undone by a `{}` action",
+                            s.action.kind(),
+                            undo.kind()
+                        ),
+                    )
+                    .label(format!("expected one of: {}", allowed.join(", "))),
+                );
+            }
+        }
+        if s.phase == Phase::Prepare && s.action.disruptive() {
+            problems.push(
+                Problem::error(
+                    "disruptive-in-prepare",
+                    s.span.clone(),
+                    format!(
+                        "step `{}` ({}) changes the host, but `prepare` must change nothing",
+                        s.id,
+                        s.action.kind()
+                    ),
+                )
+                .label("move it to `pre` or a later phase")
+                .help("prepare only downloads and verifies, so `-d` and a failed prepare disrupt nothing"),
+            );
+        }
+        if s.once && s.undo.is_some() {
+            problems.push(
+                Problem::warning(
+                    "once-with-undo",
+                    s.span.clone(),
+                    format!("step `{}` runs once per host but has an undo: after a rollback it will not run again", s.id),
+                )
+                .label("check that this is meant"),
+            );
+        }
+    }
+}
+
+/// `after` relations must name declared services and must not loop.
+fn services(r: &Recipe, problems: &mut Vec<Problem>) {
+    let names: Vec<&str> = r.services.iter().map(|s| s.name.as_str()).collect();
+    let svc_span = |name: &str| {
+        r.source
+            .text
+            .find(&format!("name = \"{name}\""))
+            .map_or(0..0, |i| i..i + name.len() + 9)
+    };
+    for s in &r.services {
+        for a in &s.after {
+            if !names.contains(&a.as_str()) {
+                problems.push(
+                    Problem::error(
+                        "unknown-service",
+                        svc_span(&s.name),
+                        format!("service `{}` starts after `{a}`, which is not in [[services]]", s.name),
+                    )
+                    .label("unknown service")
+                    .help_opt(suggest(a, names.iter().copied())),
+                );
+            }
+        }
+    }
+    if let Err(cycle) = crate::order::service_order(&r.services) {
+        problems.push(
+            Problem::error(
+                "service-cycle",
+                svc_span(&cycle[0]),
+                format!("services start after each other in a cycle: {}", cycle.join(" -> ")),
+            )
+            .label("part of the cycle")
+            .help("remove one `after` so that an order exists"),
+        );
+    }
+}

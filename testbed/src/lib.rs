@@ -1,0 +1,1 @@
+//! Test hosts for hoist (see README.md).
