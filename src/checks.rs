@@ -56,7 +56,11 @@ impl Report {
             self.warnings,
             self.failed,
             self.skipped,
-            if self.ready() { "ready to upgrade" } else { "upgrade inhibited" }
+            if self.ready() {
+                "ready to upgrade"
+            } else {
+                "upgrade inhibited"
+            }
         )
     }
 }
@@ -111,7 +115,12 @@ fn one(c: &Check, facts: &Facts, skip: &[String]) -> Outcome {
     }
     if let Some(w) = &c.when {
         match w.eval(facts) {
-            Ok(false) => return outcome(Status::Skip, Some(format!("not relevant here: {}", w.explain_false(facts)))),
+            Ok(false) => {
+                return outcome(
+                    Status::Skip,
+                    Some(format!("not relevant here: {}", w.explain_false(facts))),
+                );
+            }
             Err(fact) => return failed(c, outcome, format!("fact `{fact}` has no value here")),
             Ok(true) => {}
         }
@@ -144,11 +153,28 @@ pub fn test(t: &Test) -> Result<(), String> {
     let from_output = |o: std::io::Result<process::Output>| match o {
         Err(e) => Err(format!("could not run: {e}")),
         Ok(o) if o.success() => Ok(()),
-        Ok(o) if o.timed_out() => Err(format!("no answer within {}", humantime::format_duration(CHECK_TIMEOUT))),
+        Ok(o) if o.timed_out() => Err(format!(
+            "no answer within {}",
+            humantime::format_duration(CHECK_TIMEOUT)
+        )),
         Ok(o) => {
-            let said = o.stderr.trim().lines().chain(o.stdout.trim().lines()).next().unwrap_or("").to_string();
-            let code = o.status.and_then(|s| s.code()).map_or("a signal".to_string(), |c| format!("status {c}"));
-            Err(if said.is_empty() { format!("exited with {code}") } else { format!("exited with {code}: {said}") })
+            let said = o
+                .stderr
+                .trim()
+                .lines()
+                .chain(o.stdout.trim().lines())
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let code = o
+                .status
+                .and_then(|s| s.code())
+                .map_or("a signal".to_string(), |c| format!("status {c}"));
+            Err(if said.is_empty() {
+                format!("exited with {code}")
+            } else {
+                format!("exited with {code}: {said}")
+            })
         }
     };
     if let Some(argv) = &t.command {
@@ -156,9 +182,17 @@ pub fn test(t: &Test) -> Result<(), String> {
     } else if let Some(sh) = &t.shell {
         from_output(process::run(&mut process::shell(sh), CHECK_TIMEOUT))
     } else if let Some(p) = &t.file_exists {
-        if std::path::Path::new(p).exists() { Ok(()) } else { Err(format!("{p} does not exist")) }
+        if std::path::Path::new(p).exists() {
+            Ok(())
+        } else {
+            Err(format!("{p} does not exist"))
+        }
     } else if let Some(p) = &t.file_absent {
-        if std::path::Path::new(p).exists() { Err(format!("{p} exists")) } else { Ok(()) }
+        if std::path::Path::new(p).exists() {
+            Err(format!("{p} exists"))
+        } else {
+            Ok(())
+        }
     } else {
         Err("the test names nothing to look at".into())
     }

@@ -21,7 +21,11 @@ pub const EXIT_REFUSED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "hoist", version, about = "Safe, automatic, resumable upgrades of server software")]
+#[command(
+    name = "hoist",
+    version,
+    about = "Safe, automatic, resumable upgrades of server software"
+)]
 pub struct Cli {
     /// Machine-readable output (JSON) instead of text.
     #[arg(long, global = true)]
@@ -91,7 +95,10 @@ pub fn main() -> ExitCode {
 
 fn fail(json: bool, code: u8, error: &str, message: &str) -> u8 {
     if json {
-        println!("{}", serde_json::json!({ "error": error, "message": message }));
+        println!(
+            "{}",
+            serde_json::json!({ "error": error, "message": message })
+        );
     } else {
         eprintln!("hoist: {message}");
     }
@@ -105,7 +112,14 @@ fn lint(paths: &[PathBuf], json: bool) -> u8 {
     for p in paths {
         let loaded = match recipe::load(p) {
             Ok(l) => l,
-            Err(e) => return fail(json, EXIT_USAGE, "unreadable", &format!("cannot read {}: {e}", p.display())),
+            Err(e) => {
+                return fail(
+                    json,
+                    EXIT_USAGE,
+                    "unreadable",
+                    &format!("cannot read {}: {e}", p.display()),
+                );
+            }
         };
         for located in &loaded.problems {
             match located.problem.severity {
@@ -115,31 +129,49 @@ fn lint(paths: &[PathBuf], json: bool) -> u8 {
             if json {
                 all.push(located.to_json());
             } else {
-                eprintln!("{}", located.short());
                 eprintln!("{}", located.render());
             }
         }
     }
     if json {
-        println!("{}", serde_json::json!({ "errors": errors, "warnings": warnings, "problems": all }));
+        println!(
+            "{}",
+            serde_json::json!({ "errors": errors, "warnings": warnings, "problems": all })
+        );
     } else {
-        println!("{} recipe(s): {errors} error(s), {warnings} warning(s)", paths.len());
+        println!(
+            "{} recipe(s): {errors} error(s), {warnings} warning(s)",
+            paths.len()
+        );
     }
     if errors > 0 { EXIT_REFUSED } else { EXIT_OK }
 }
 
 /// Loads the recipe, printing every problem; `Err` is the exit code.
 fn load(path: &std::path::Path, json: bool) -> Result<Recipe, u8> {
-    let loaded = recipe::load(path)
-        .map_err(|e| fail(json, EXIT_USAGE, "unreadable", &format!("cannot read {}: {e}", path.display())))?;
+    let loaded = recipe::load(path).map_err(|e| {
+        fail(
+            json,
+            EXIT_USAGE,
+            "unreadable",
+            &format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
     match loaded.recipe {
         Some(r) => Ok(r),
         None => {
             for p in loaded.errors() {
-                eprintln!("{}", p.short());
                 eprintln!("{}", p.render());
             }
-            Err(fail(json, EXIT_USAGE, "invalid-recipe", &format!("{} is not a valid recipe (see `hoist lint`)", path.display())))
+            Err(fail(
+                json,
+                EXIT_USAGE,
+                "invalid-recipe",
+                &format!(
+                    "{} is not a valid recipe (see `hoist lint`)",
+                    path.display()
+                ),
+            ))
         }
     }
 }
@@ -170,7 +202,8 @@ fn target_arg(host: &HostArgs, json: bool) -> Result<Option<Version>, u8> {
 fn check(host: &HostArgs, skip: &[String], json: bool) -> u8 {
     let run = || -> Result<u8, u8> {
         let recipe = load(&host.recipe, json)?;
-        checks::validate_skips(&recipe, skip).map_err(|e| fail(json, EXIT_USAGE, "bad-skip", &e.to_string()))?;
+        checks::validate_skips(&recipe, skip)
+            .map_err(|e| fail(json, EXIT_USAGE, "bad-skip", &e.to_string()))?;
         let mut facts = host_facts(&recipe, host, json)?;
         let to = target_arg(host, json)?;
         if let Some(t) = plan::choose_target(&recipe, &facts, to.as_ref()) {
@@ -178,10 +211,18 @@ fn check(host: &HostArgs, skip: &[String], json: bool) -> u8 {
         }
         let report = checks::run(&recipe, &facts, skip);
         if json {
-            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
         } else {
             for c in &report.checks {
-                println!("{:<4}  {}  {}", format!("{:?}", c.status).to_uppercase(), c.id, c.message);
+                println!(
+                    "{:<4}  {}  {}",
+                    format!("{:?}", c.status).to_uppercase(),
+                    c.id,
+                    c.message
+                );
                 if let Some(d) = &c.detail {
                     println!("      {d}");
                 }
@@ -193,7 +234,11 @@ fn check(host: &HostArgs, skip: &[String], json: bool) -> u8 {
             }
             println!("{}", report.summary());
         }
-        Ok(if report.ready() { EXIT_OK } else { EXIT_REFUSED })
+        Ok(if report.ready() {
+            EXIT_OK
+        } else {
+            EXIT_REFUSED
+        })
     };
     run().unwrap_or_else(|code| code)
 }
@@ -214,15 +259,24 @@ fn plan_cmd(host: &HostArgs, json: bool) -> u8 {
             }
             Ok(Outcome::UpToDate { current, target }) => {
                 if json {
-                    println!("{}", serde_json::json!({"up_to_date": true, "current": current, "target": target}));
+                    println!(
+                        "{}",
+                        serde_json::json!({"up_to_date": true, "current": current, "target": target})
+                    );
                 } else {
-                    println!("{}: {current} is up to date (target {target}); nothing to do", recipe.product.name);
+                    println!(
+                        "{}: {current} is up to date (target {target}); nothing to do",
+                        recipe.product.name
+                    );
                 }
                 Ok(EXIT_OK)
             }
-            Err(e @ PlanError::Route(crate::paths::RouteError::Unsupported { .. })) => {
-                Ok(fail(json, EXIT_REFUSED, "unsupported", &format!("refused: {e}")))
-            }
+            Err(e @ PlanError::Route(crate::paths::RouteError::Unsupported { .. })) => Ok(fail(
+                json,
+                EXIT_REFUSED,
+                "unsupported",
+                &format!("refused: {e}"),
+            )),
             Err(e @ PlanError::Route(_)) => Ok(fail(json, EXIT_REFUSED, "no-path", &e.to_string())),
             Err(e) => Ok(fail(json, EXIT_USAGE, "cannot-plan", &e.to_string())),
         }

@@ -177,7 +177,11 @@ impl fmt::Display for Condition {
 
 impl FactMatch {
     fn wanted(&self) -> String {
-        let parts: Vec<String> = self.expected.iter().map(|e| e.literal.to_string()).collect();
+        let parts: Vec<String> = self
+            .expected
+            .iter()
+            .map(|e| e.literal.to_string())
+            .collect();
         if parts.len() == 1 {
             parts[0].clone()
         } else {
@@ -275,7 +279,9 @@ fn parse_combinator(
                 format!("`{name}` takes a list of conditions"),
             )
             .label("expected an array of tables")
-            .help(format!("write e.g. `{name} = [{{ a = \"x\" }}, {{ b = \"y\" }}]`")),
+            .help(format!(
+                "write e.g. `{name} = [{{ a = \"x\" }}, {{ b = \"y\" }}]`"
+            )),
         );
         return false;
     };
@@ -294,7 +300,10 @@ fn parse_combinator(
     ok
 }
 
-fn parse_expected(val: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Vec<Expected>> {
+fn parse_expected(
+    val: &Spanned<DeValue<'_>>,
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<Expected>> {
     let one = |v: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>| -> Option<Expected> {
         let literal = match v.get_ref() {
             DeValue::String(s) => Literal::Str(s.to_string()),

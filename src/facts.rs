@@ -78,18 +78,62 @@ pub struct FactDef {
 
 /// Built-in facts. `package.<name>` is open-ended and handled in `lookup`.
 pub const BUILTIN: &[(&str, FactType, &str)] = &[
-    ("os.id", FactType::Str, "ID from /etc/os-release (debian, ubuntu, rhel, centos)"),
-    ("os.version_id", FactType::Version, "VERSION_ID from /etc/os-release"),
-    ("os.codename", FactType::Str, "VERSION_CODENAME from /etc/os-release"),
-    ("os.family", FactType::Str, "debian or rhel, from ID and ID_LIKE"),
-    ("arch", FactType::Str, "the package architecture (amd64, arm64, ...)"),
+    (
+        "os.id",
+        FactType::Str,
+        "ID from /etc/os-release (debian, ubuntu, rhel, centos)",
+    ),
+    (
+        "os.version_id",
+        FactType::Version,
+        "VERSION_ID from /etc/os-release",
+    ),
+    (
+        "os.codename",
+        FactType::Str,
+        "VERSION_CODENAME from /etc/os-release",
+    ),
+    (
+        "os.family",
+        FactType::Str,
+        "debian or rhel, from ID and ID_LIKE",
+    ),
+    (
+        "arch",
+        FactType::Str,
+        "the package architecture (amd64, arm64, ...)",
+    ),
     ("hostname", FactType::Str, "the host's name"),
-    ("roles", FactType::List, "roles given on the command line or by the inventory"),
-    ("current", FactType::Version, "the installed version of the product"),
-    ("candidate", FactType::Version, "the newest version available, from [product].candidate"),
-    ("target", FactType::Version, "the version the whole upgrade ends at"),
-    ("from", FactType::Version, "the version the current hop starts from"),
-    ("to", FactType::Version, "the version the current hop ends at"),
+    (
+        "roles",
+        FactType::List,
+        "roles given on the command line or by the inventory",
+    ),
+    (
+        "current",
+        FactType::Version,
+        "the installed version of the product",
+    ),
+    (
+        "candidate",
+        FactType::Version,
+        "the newest version available, from [product].candidate",
+    ),
+    (
+        "target",
+        FactType::Version,
+        "the version the whole upgrade ends at",
+    ),
+    (
+        "from",
+        FactType::Version,
+        "the version the current hop starts from",
+    ),
+    (
+        "to",
+        FactType::Version,
+        "the version the current hop ends at",
+    ),
 ];
 
 /// The facts a recipe may name: built-ins, the recipe's roles, its own facts.
@@ -139,7 +183,10 @@ impl Catalogue {
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.defs.keys().map(String::as_str).chain(["package.<name>"])
+        self.defs
+            .keys()
+            .map(String::as_str)
+            .chain(["package.<name>"])
     }
 
     pub fn defs(&self) -> impl Iterator<Item = &FactDef> {
@@ -193,7 +240,12 @@ impl Facts {
 
     /// Sets a fact from text given by an admin (`--fact k=v`) or a fixture,
     /// typed by the catalogue.
-    pub fn set_text(&mut self, catalogue: &Catalogue, name: &str, text: &str) -> Result<(), String> {
+    pub fn set_text(
+        &mut self,
+        catalogue: &Catalogue,
+        name: &str,
+        text: &str,
+    ) -> Result<(), String> {
         let def = catalogue
             .lookup(name)
             .ok_or_else(|| format!("unknown fact `{name}`"))?;
@@ -255,7 +307,11 @@ impl Facts {
                 toml::Value::Boolean(b) => b.to_string(),
                 toml::Value::Array(items) => items
                     .iter()
-                    .map(|i| i.as_str().map(String::from).unwrap_or_else(|| i.to_string()))
+                    .map(|i| {
+                        i.as_str()
+                            .map(String::from)
+                            .unwrap_or_else(|| i.to_string())
+                    })
                     .collect::<Vec<_>>()
                     .join(","),
                 other => other.to_string(),

@@ -15,7 +15,12 @@ pub fn service_order(services: &[ServiceSpec]) -> Result<Vec<String>, Vec<String
         .collect();
     let deps: Vec<Vec<usize>> = services
         .iter()
-        .map(|s| s.after.iter().filter_map(|a| index.get(a.as_str()).copied()).collect())
+        .map(|s| {
+            s.after
+                .iter()
+                .filter_map(|a| index.get(a.as_str()).copied())
+                .collect()
+        })
         .collect();
     let mut state = vec![0u8; services.len()];
     let mut out = Vec::new();
@@ -47,8 +52,11 @@ pub fn service_order(services: &[ServiceSpec]) -> Result<Vec<String>, Vec<String
         Ok(())
     }
     for n in 0..services.len() {
-        visit(n, &deps, &mut state, &mut out, &mut Vec::new())
-            .map_err(|c| c.into_iter().map(|i| services[i].name.clone()).collect::<Vec<_>>())?;
+        visit(n, &deps, &mut state, &mut out, &mut Vec::new()).map_err(|c| {
+            c.into_iter()
+                .map(|i| services[i].name.clone())
+                .collect::<Vec<_>>()
+        })?;
     }
     Ok(out.into_iter().map(|i| services[i].name.clone()).collect())
 }

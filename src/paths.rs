@@ -111,8 +111,12 @@ pub fn lint(paths: &[PathEdge], problems: &mut Vec<Problem>) {
     for p in paths {
         if !ids.insert(p.id.as_str()) {
             problems.push(
-                Problem::error("duplicate-id", p.span.clone(), format!("path id `{}` is used twice", p.id))
-                    .label("second use"),
+                Problem::error(
+                    "duplicate-id",
+                    p.span.clone(),
+                    format!("path id `{}` is used twice", p.id),
+                )
+                .label("second use"),
             );
         }
         if p.from.witness().is_none() {
@@ -120,15 +124,23 @@ pub fn lint(paths: &[PathEdge], problems: &mut Vec<Problem>) {
                 Problem::error(
                     "empty-range",
                     p.from_span.clone(),
-                    format!("no version is in `{}`: path `{}` can never be taken", p.from.as_str(), p.id),
+                    format!(
+                        "no version is in `{}`: path `{}` can never be taken",
+                        p.from.as_str(),
+                        p.id
+                    ),
                 )
                 .label("empty range"),
             );
         }
         if p.stop && p.unsupported.is_some() {
             problems.push(
-                Problem::error("one-of", p.span.clone(), format!("path `{}` is both a stop and unsupported", p.id))
-                    .label("choose one"),
+                Problem::error(
+                    "one-of",
+                    p.span.clone(),
+                    format!("path `{}` is both a stop and unsupported", p.id),
+                )
+                .label("choose one"),
             );
         }
     }
@@ -143,10 +155,15 @@ pub fn lint(paths: &[PathEdge], problems: &mut Vec<Problem>) {
                 Problem::error(
                     "unreachable-target",
                     s.span.clone(),
-                    format!("path `{}` stops at {to}, but no path leads on from {to}", s.id),
+                    format!(
+                        "path `{}` stops at {to}, but no path leads on from {to}",
+                        s.id
+                    ),
                 )
                 .label("a dead end: no target is reachable through it")
-                .help(format!("add a path with `from` containing {to}, or drop `stop`")),
+                .help(format!(
+                    "add a path with `from` containing {to}, or drop `stop`"
+                )),
             );
         }
     }

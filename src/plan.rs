@@ -94,7 +94,9 @@ pub enum PlanError {
     NoTarget,
     #[error(transparent)]
     Route(#[from] RouteError),
-    #[error("step `{step}` depends on fact `{fact}`, which has no value on this host (give it with --fact {fact}=...)")]
+    #[error(
+        "step `{step}` depends on fact `{fact}`, which has no value on this host (give it with --fact {fact}=...)"
+    )]
     MissingFact { step: String, fact: String },
 }
 
@@ -237,7 +239,12 @@ impl Plan {
             let route: Vec<String> = std::iter::once(self.current.to_string())
                 .chain(self.hops.iter().map(|h| h.to.to_string()))
                 .collect();
-            let _ = writeln!(out, "route: {} ({} hops)", route.join(" -> "), self.hops.len());
+            let _ = writeln!(
+                out,
+                "route: {} ({} hops)",
+                route.join(" -> "),
+                self.hops.len()
+            );
         }
         let _ = writeln!(
             out,
@@ -252,7 +259,14 @@ impl Plan {
             if last.map(|l| l.0) != Some(s.hop) || last.is_none() {
                 if self.hops.len() > 1 && s.phase != Phase::Prepare {
                     let h = &self.hops[s.hop];
-                    let _ = writeln!(out, "\nhop {}: {} -> {} (path {})", s.hop + 1, h.from, h.to, h.path);
+                    let _ = writeln!(
+                        out,
+                        "\nhop {}: {} -> {} (path {})",
+                        s.hop + 1,
+                        h.from,
+                        h.to,
+                        h.path
+                    );
                 }
             }
             if last != Some((s.hop, s.phase)) {
@@ -277,13 +291,25 @@ impl Plan {
             } else {
                 format!("  [{}]", extra.join(", "))
             };
-            let _ = writeln!(out, "    {:>3}  {:<width$}  {}{extra}", n + 1, s.key, s.summary);
+            let _ = writeln!(
+                out,
+                "    {:>3}  {:<width$}  {}{extra}",
+                n + 1,
+                s.key,
+                s.summary
+            );
         }
         if !self.skipped.is_empty() {
             let _ = writeln!(out, "\nnot taken:");
             let width = self.skipped.iter().map(|s| s.key.len()).max().unwrap_or(0);
             for s in &self.skipped {
-                let _ = writeln!(out, "    {:<width$}  {:<9}  {}", s.key, s.phase.name(), s.reason);
+                let _ = writeln!(
+                    out,
+                    "    {:<width$}  {:<9}  {}",
+                    s.key,
+                    s.phase.name(),
+                    s.reason
+                );
             }
         }
         out

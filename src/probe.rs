@@ -41,7 +41,9 @@ pub fn gather(recipe: &Recipe, given: &Given) -> Result<Facts, String> {
             facts.set(format!("package.{pkg}"), Value::Version(v));
         }
     }
-    if let Some(v) = probe_text(&recipe.product.version, false).and_then(|t| Version::parse(&t).ok()) {
+    if let Some(v) =
+        probe_text(&recipe.product.version, false).and_then(|t| Version::parse(&t).ok())
+    {
         facts.set("current", Value::Version(v));
     }
     if let Some(c) = &recipe.product.candidate
@@ -89,7 +91,9 @@ fn os_release(facts: &mut Facts) {
     };
     let mut id_like = String::new();
     for line in text.lines() {
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         let v = v.trim().trim_matches('"').to_string();
         match k {
             "ID" => facts.set("os.id", Value::Str(v)),
@@ -113,10 +117,15 @@ fn os_release(facts: &mut Facts) {
 
 /// `debian` or `rhel` (or the id itself) from os-release's ID and ID_LIKE.
 pub fn family_of(id: &str, id_like: &str) -> String {
-    let words: Vec<&str> = std::iter::once(id).chain(id_like.split_whitespace()).collect();
+    let words: Vec<&str> = std::iter::once(id)
+        .chain(id_like.split_whitespace())
+        .collect();
     if words.iter().any(|w| ["debian", "ubuntu"].contains(w)) {
         "debian".into()
-    } else if words.iter().any(|w| ["rhel", "centos", "fedora"].contains(w)) {
+    } else if words
+        .iter()
+        .any(|w| ["rhel", "centos", "fedora"].contains(w))
+    {
         "rhel".into()
     } else {
         id.into()
@@ -129,7 +138,12 @@ fn referenced_packages(recipe: &Recipe) -> Vec<String> {
         .steps
         .iter()
         .filter_map(|s| s.when.as_ref())
-        .chain(recipe.checks.iter().flat_map(|c| c.when.iter().chain(c.require.iter())))
+        .chain(
+            recipe
+                .checks
+                .iter()
+                .flat_map(|c| c.when.iter().chain(c.require.iter())),
+        )
         .collect();
     let mut out: Vec<String> = conds
         .iter()
@@ -150,7 +164,13 @@ fn read_cmd(args: &[&str]) -> Option<String> {
 
 /// The installed version of a package (dpkg, else rpm), if installed.
 pub fn installed_version(pkg: &str) -> Option<String> {
-    if let Some(line) = read_cmd(&["dpkg-query", "-W", "-f", "${db:Status-Abbrev}\t${Version}", pkg]) {
+    if let Some(line) = read_cmd(&[
+        "dpkg-query",
+        "-W",
+        "-f",
+        "${db:Status-Abbrev}\t${Version}",
+        pkg,
+    ]) {
         // `ii ` is installed; `rc ` (removed, config left) is not.
         let (status, version) = line.split_once('\t')?;
         return status.starts_with("ii").then(|| version.to_string());
@@ -201,7 +221,11 @@ pub fn extract(text: &str, regex: Option<&str>) -> Option<String> {
         Some(r) => {
             let re = regex::Regex::new(r).ok()?;
             let caps = re.captures(text)?;
-            caps.get(1).or_else(|| caps.get(0))?.as_str().trim().to_string()
+            caps.get(1)
+                .or_else(|| caps.get(0))?
+                .as_str()
+                .trim()
+                .to_string()
         }
     };
     (!out.is_empty()).then_some(out)
@@ -213,7 +237,10 @@ mod tests {
 
     #[test]
     fn extract_takes_the_first_group() {
-        assert_eq!(extract("XiVO 1.2.4\n", Some(r"XiVO (\S+)")).as_deref(), Some("1.2.4"));
+        assert_eq!(
+            extract("XiVO 1.2.4\n", Some(r"XiVO (\S+)")).as_deref(),
+            Some("1.2.4")
+        );
         assert_eq!(extract("  1.0 \n", None).as_deref(), Some("1.0"));
         assert_eq!(extract("nothing", Some(r"(\d+\.\d+)")), None);
     }

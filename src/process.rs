@@ -108,7 +108,11 @@ mod tests {
 
     #[test]
     fn captures_output_and_status() {
-        let o = run(&mut shell("echo out; echo err >&2; exit 3"), Duration::from_secs(10)).unwrap();
+        let o = run(
+            &mut shell("echo out; echo err >&2; exit 3"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
         assert_eq!(o.stdout, "out\n");
         assert_eq!(o.stderr, "err\n");
         assert_eq!(o.status.and_then(|s| s.code()), Some(3));
@@ -118,7 +122,11 @@ mod tests {
     fn timeout_kills_the_whole_group() {
         // The grandchild holds stdout open; without the group kill, the
         // reader would wait for it for 30 s.
-        let o = run(&mut shell("sleep 30 & sleep 30"), Duration::from_millis(200)).unwrap();
+        let o = run(
+            &mut shell("sleep 30 & sleep 30"),
+            Duration::from_millis(200),
+        )
+        .unwrap();
         assert!(o.timed_out());
         assert!(o.elapsed < Duration::from_secs(10), "took {:?}", o.elapsed);
     }

@@ -170,6 +170,9 @@ impl Range {
                 continue;
             }
             let (op, rest) = split_op(term);
+            if rest.is_empty() {
+                return Err(err(format!("`{term}` must be followed by a version")));
+            }
             if let Some(series) = rest.strip_suffix(".*") {
                 if op.is_some() {
                     return Err(err(format!(
@@ -210,31 +213,21 @@ impl Range {
         &self.terms
     }
 
-    /// A version known to lie in the range, if one is easy to name: used by
-    /// lint to tell an empty range (`>= 3, < 2`) from a real one.
+    /// A version known to lie in the range, if there is one: used by lint
+    /// to tell an empty range (`>= 3, < 2`) from a real one. An intersection
+    /// of intervals, if not empty, holds a point at or just beside one of its
+    /// bounds, so those points (and `0`) are the candidates.
     pub fn witness(&self) -> Option<Version> {
-        let candidates = self.terms.iter().filter_map(|t| match t {
-            Term::Series(v) | Term::Cmp(Op::Eq | Op::Ge | Op::Le, v) => Some(v.clone()),
-            _ => None,
-        });
-        let mut found = None;
-        for c in candidates {
-            if self.contains(&c) {
-                found = Some(c);
-                break;
+        let mut candidates = vec!["0".to_string()];
+        for t in &self.terms {
+            if let Term::Series(v) | Term::Cmp(_, v) = t {
+                candidates.extend([v.to_string(), format!("{v}~"), format!("{v}+0")]);
             }
         }
-        found.or_else(|| {
-            // Only strict or open bounds: probe just above each lower bound.
-            self.terms.iter().find_map(|t| match t {
-                Term::Cmp(Op::Gt | Op::Ne, v) => {
-                    let probe = Version::parse(&format!("{v}+0")).ok()?;
-                    self.contains(&probe).then_some(probe)
-                }
-                Term::Any => Some(Version::parse("0").ok()?),
-                _ => None,
-            })
-        })
+        candidates
+            .iter()
+            .filter_map(|c| Version::parse(c).ok())
+            .find(|c| self.contains(c))
     }
 }
 
@@ -326,6 +319,9 @@ mod tests {
     #[test]
     fn witness_finds_members_and_rejects_empty_ranges() {
         assert!(Range::parse(">= 3, < 2").unwrap().witness().is_none());
+        assert!(Range::parse("< 1.2").unwrap().witness().is_some());
+        assert!(Range::parse("> 1.2, < 1.2.0").unwrap().witness().is_some());
+        assert!(Range::parse("> 2, <= 2").unwrap().witness().is_none());
         let w = Range::parse("> 2.2, < 2.3").unwrap().witness().unwrap();
         assert!(Range::parse("> 2.2, < 2.3").unwrap().contains(&w));
     }

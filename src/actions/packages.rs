@@ -14,7 +14,8 @@ use crate::diag::Problem;
 pub enum Op {
     /// Refresh the package indexes (`apt-get update`).
     Update,
-    /// Fetch packages into the cache without installing (`-d`).
+    /// Fetch packages into the cache without installing (`-d`): the named
+    /// ones, or without `names` everything a dist-upgrade would install.
     Download,
     Install,
     Upgrade,
@@ -75,6 +76,9 @@ impl Kind for Packages {
         };
         match self.op {
             Op::Update => format!("refresh package indexes{mgr}"),
+            Op::Download if names.is_empty() => {
+                format!("download every package the upgrade needs{mgr} (no install)")
+            }
             Op::Download => format!("download {names}{mgr} (no install)"),
             Op::Install => format!("install {names}{mgr}, {conf}"),
             Op::Upgrade if names.is_empty() => format!("upgrade all packages{mgr}, {conf}"),
@@ -95,7 +99,7 @@ impl Kind for Packages {
 
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
         match self.op {
-            Op::Install | Op::Remove | Op::Purge | Op::Download => {
+            Op::Install | Op::Remove | Op::Purge => {
                 non_empty("names", &self.names, span, problems)
             }
             Op::Update | Op::DistUpgrade if !self.names.is_empty() => problems.push(

@@ -18,6 +18,10 @@ pub enum Op {
     Add,
     /// Remove `file`.
     Remove,
+    /// Only import `key` into its keyring (seed 000: "Before upgrading from
+    /// XiVO 1.2.3 or earlier ... apt-key add"); `file` is the source that
+    /// uses it.
+    Key,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -69,6 +73,7 @@ impl Kind for Repo {
             ),
             Op::Add => format!("add source {}{key}", self.file),
             Op::Remove => format!("remove source {}", self.file),
+            Op::Key => format!("trust a new signing key for {}{key}", self.file),
         }
     }
 
@@ -100,6 +105,7 @@ impl Kind for Repo {
             }
             Op::Add => need("content", self.content.is_some(), problems),
             Op::Remove => {}
+            Op::Key => need("key", self.key.is_some(), problems),
         }
         if let Some(k) = &self.key {
             super::exactly_one(

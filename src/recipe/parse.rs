@@ -248,8 +248,12 @@ fn check_probe(p: &Probe, bool_ok: bool, span: &Span<usize>, problems: &mut Vec<
         && let Err(e) = regex::Regex::new(r)
     {
         problems.push(
-            Problem::error("bad-regex", span.clone(), format!("`regex` is not a regex: {e}"))
-                .label("here"),
+            Problem::error(
+                "bad-regex",
+                span.clone(),
+                format!("`regex` is not a regex: {e}"),
+            )
+            .label("here"),
         );
     }
 }
@@ -301,9 +305,13 @@ fn parse_path(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
     };
     if to.is_none() && raw.unsupported.is_none() {
         problems.push(
-            Problem::error("missing-key", item.span(), format!("path `{}` has no `to`", raw.id))
-                .label("where does this path lead?")
-                .help("add `to = \"X.Y\"`, or `unsupported = \"why\"` to refuse this source"),
+            Problem::error(
+                "missing-key",
+                item.span(),
+                format!("path `{}` has no `to`", raw.id),
+            )
+            .label("where does this path lead?")
+            .help("add `to = \"X.Y\"`, or `unsupported = \"why\"` to refuse this source"),
         );
         return None;
     }
@@ -347,7 +355,11 @@ fn parse_fact(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
         toml::Value::String(s) => s,
         toml::Value::Array(a) => a
             .iter()
-            .map(|i| i.as_str().map(String::from).unwrap_or_else(|| i.to_string()))
+            .map(|i| {
+                i.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| i.to_string())
+            })
             .collect::<Vec<_>>()
             .join(","),
         other => other.to_string(),
@@ -407,7 +419,10 @@ fn parse_check(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Opti
             Problem::error(
                 "one-of",
                 span.clone(),
-                format!("check `{}` needs exactly one of `test` and `require`", raw.id),
+                format!(
+                    "check `{}` needs exactly one of `test` and `require`",
+                    raw.id
+                ),
             )
             .label("what does this check look at?"),
         );
@@ -470,6 +485,7 @@ fn parse_step(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
     let (rest, taken) = take(item, |k| k == "when" || k == "undo" || KINDS.contains(&k));
     // A key that is neither a step key nor an action kind: say which it was
     // probably meant to be, out of both lists.
+    let mut misspelt_action = false;
     if let DeValue::Table(t) = rest.get_ref() {
         for (k, v) in t {
             if !STEP_KEYS.contains(&k.get_ref().as_ref()) {
@@ -477,6 +493,7 @@ fn parse_step(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
                 // A table under an unknown key is almost always a misspelt
                 // action (`exce = { ... }`).
                 let (code, what) = if v.get_ref().is_table() {
+                    misspelt_action = true;
                     ("unknown-action", "action kind")
                 } else {
                     ("unknown-key", "key")
@@ -484,9 +501,10 @@ fn parse_step(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
                 problems.push(
                     Problem::error(code, k.span(), format!("unknown {what} `{}`", k.get_ref()))
                         .label("neither a step key nor an action kind")
-                        .help_opt(suggest(k.get_ref(), known).or_else(|| {
-                            Some(format!("action kinds: {}", KINDS.join(", ")))
-                        })),
+                        .help_opt(
+                            suggest(k.get_ref(), known)
+                                .or_else(|| Some(format!("action kinds: {}", KINDS.join(", ")))),
+                        ),
                 );
             }
         }
@@ -501,6 +519,7 @@ fn parse_step(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
     let raw: Option<RawStep> = de(&rest, problems);
     let span = item.span();
     let action = match actions.as_slice() {
+        [] if misspelt_action => None,
         [] => {
             problems.push(
                 Problem::error(
@@ -508,7 +527,9 @@ fn parse_step(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
                     span.clone(),
                     format!(
                         "step{} names no action",
-                        raw.as_ref().map(|r| format!(" `{}`", r.id)).unwrap_or_default()
+                        raw.as_ref()
+                            .map(|r| format!(" `{}`", r.id))
+                            .unwrap_or_default()
                     ),
                 )
                 .label("what does this step do?")
@@ -553,11 +574,18 @@ fn parse_step(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
 }
 
 /// `undo = { <kind> = { ... } }`: exactly one action.
-fn parse_undo(v: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<(Action, Span<usize>)> {
+fn parse_undo(
+    v: &Spanned<DeValue<'_>>,
+    problems: &mut Vec<Problem>,
+) -> Option<(Action, Span<usize>)> {
     let DeValue::Table(t) = v.get_ref() else {
         problems.push(
-            Problem::error("wrong-type", v.span(), "`undo` is a table naming one action")
-                .label("expected e.g. { exec = { argv = [...] } }"),
+            Problem::error(
+                "wrong-type",
+                v.span(),
+                "`undo` is a table naming one action",
+            )
+            .label("expected e.g. { exec = { argv = [...] } }"),
         );
         return None;
     };
@@ -580,12 +608,8 @@ fn parse_undo(v: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<(
         }
         _ => {
             problems.push(
-                Problem::error(
-                    "one-of",
-                    v.span(),
-                    "`undo` names exactly one action",
-                )
-                .label(format!("{} keys here", entries.len())),
+                Problem::error("one-of", v.span(), "`undo` names exactly one action")
+                    .label(format!("{} keys here", entries.len())),
             );
             None
         }

@@ -23,9 +23,13 @@ fn unique_ids(r: &Recipe, problems: &mut Vec<Problem>) {
         if let Some(first) = seen.insert(s.id.as_str(), s.span.clone()) {
             let (line, _) = r.source.line_col(first.start);
             problems.push(
-                Problem::error("duplicate-id", s.span.clone(), format!("step id `{}` is used twice", s.id))
-                    .label(format!("first used on line {line}"))
-                    .help("step ids are how the journal and `once` remember a step: make them unique"),
+                Problem::error(
+                    "duplicate-id",
+                    s.span.clone(),
+                    format!("step id `{}` is used twice", s.id),
+                )
+                .label(format!("first used on line {line}"))
+                .help("step ids are how the journal and `once` remember a step: make them unique"),
             );
         }
     }
@@ -33,8 +37,12 @@ fn unique_ids(r: &Recipe, problems: &mut Vec<Problem>) {
     for c in &r.checks {
         if !seen.insert(c.id.as_str()) {
             problems.push(
-                Problem::error("duplicate-id", c.span.clone(), format!("check id `{}` is used twice", c.id))
-                    .label("second use"),
+                Problem::error(
+                    "duplicate-id",
+                    c.span.clone(),
+                    format!("check id `{}` is used twice", c.id),
+                )
+                .label("second use"),
             );
         }
     }
@@ -50,14 +58,22 @@ fn facts(r: &Recipe, problems: &mut Vec<Problem>) {
             .map_or(0..0, |i| i..i + f.name.len() + 2);
         if BUILTIN.iter().any(|b| b.0 == f.name) || f.name.starts_with("package.") {
             problems.push(
-                Problem::error("duplicate-id", span.clone(), format!("fact `{}` is built in", f.name))
-                    .label("choose another name"),
+                Problem::error(
+                    "duplicate-id",
+                    span.clone(),
+                    format!("fact `{}` is built in", f.name),
+                )
+                .label("choose another name"),
             );
         }
         if !seen.insert(f.name.as_str()) {
             problems.push(
-                Problem::error("duplicate-id", span, format!("fact `{}` is defined twice", f.name))
-                    .label("second definition"),
+                Problem::error(
+                    "duplicate-id",
+                    span,
+                    format!("fact `{}` is defined twice", f.name),
+                )
+                .label("second definition"),
             );
         }
     }
@@ -91,7 +107,10 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
                     Problem::error(
                         "unknown-path",
                         s.span.clone(),
-                        format!("step `{}` is limited to hop `{h}`, which is no supported path", s.id),
+                        format!(
+                            "step `{}` is limited to hop `{h}`, which is no supported path",
+                            s.id
+                        ),
                     )
                     .label(format!("paths: {}", path_ids.join(", ")))
                     .help_opt(suggest(h, path_ids.iter().copied())),
@@ -172,7 +191,10 @@ fn services(r: &Recipe, problems: &mut Vec<Problem>) {
                     Problem::error(
                         "unknown-service",
                         svc_span(&s.name),
-                        format!("service `{}` starts after `{a}`, which is not in [[services]]", s.name),
+                        format!(
+                            "service `{}` starts after `{a}`, which is not in [[services]]",
+                            s.name
+                        ),
                     )
                     .label("unknown service")
                     .help_opt(suggest(a, names.iter().copied())),
@@ -185,7 +207,10 @@ fn services(r: &Recipe, problems: &mut Vec<Problem>) {
             Problem::error(
                 "service-cycle",
                 svc_span(&cycle[0]),
-                format!("services start after each other in a cycle: {}", cycle.join(" -> ")),
+                format!(
+                    "services start after each other in a cycle: {}",
+                    cycle.join(" -> ")
+                ),
             )
             .label("part of the cycle")
             .help("remove one `after` so that an order exists"),

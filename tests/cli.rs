@@ -1,0 +1,227 @@
+//! The binary's contract: output and exit codes (0 ok, 1 refused, 2 usage or
+//! recipe error).
+
+use std::process::Command;
+
+fn hoist(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn lint_reports_file_line_column_and_exits_1() {
+    let (code, out, err) = hoist(&["lint", "tests/broken/03-misspelt-step-key.toml"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("tests/broken/03-misspelt-step-key.toml:15:1"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `timeout`?"), "{err}");
+    assert!(out.contains("1 error(s)"), "{out}");
+}
+
+#[test]
+fn lint_of_a_good_recipe_exits_0() {
+    let (code, out, err) = hoist(&["lint", "recipes/xivo"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("0 error(s)"), "{out}");
+}
+
+#[test]
+fn lint_json_lists_every_problem() {
+    let (code, out, _) = hoist(&[
+        "lint",
+        "--json",
+        "tests/broken/05-unknown-action.toml",
+        "tests/broken/13-unknown-phase.toml",
+    ]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["errors"], 2);
+    assert_eq!(v["problems"][0]["code"], "unknown-action");
+    assert_eq!(v["problems"][1]["code"], "unknown-value");
+    assert_eq!(v["problems"][1]["line"], 13);
+}
+
+#[test]
+fn plan_refuses_xivo_1_1_with_the_recipes_message() {
+    let (code, out, err) = hoist(&[
+        "plan",
+        "-r",
+        "recipes/xivo",
+        "--facts",
+        "tests/fixtures/xivo/1.1.5.toml",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("Upgrading to XiVO 1.2 from a previous version (i.e. XiVO 1.1) is not supported right now."),
+        "{err}"
+    );
+    let (code, out, _) = hoist(&[
+        "plan",
+        "--json",
+        "-r",
+        "recipes/xivo",
+        "--facts",
+        "tests/fixtures/xivo/1.1.5.toml",
+    ]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["error"], "unsupported");
+}
+
+#[test]
+fn plan_shows_current_and_target_and_every_step() {
+    let (code, out, err) = hoist(&[
+        "plan",
+        "-r",
+        "recipes/xivo",
+        "--facts",
+        "tests/fixtures/xivo/1.2.2.toml",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("xivo: 1.2.2 -> 1.2.4\n"), "{out}");
+    for id in [
+        "refresh-indexes",
+        "block-sip",
+        "upgrade-packages",
+        "post-upgrade-scripts",
+        "unblock-sip",
+    ] {
+        assert!(out.contains(id), "{id} missing:\n{out}");
+    }
+}
+
+#[test]
+fn plan_json_is_stable_and_hashed() {
+    let args = [
+        "plan",
+        "--json",
+        "-r",
+        "recipes/xivo",
+        "--facts",
+        "tests/fixtures/xivo/1.2.2.toml",
+    ];
+    let (_, a, _) = hoist(&args);
+    let (_, b, _) = hoist(&args);
+    assert_eq!(a, b, "the same inputs must give the same plan");
+    let v: serde_json::Value = serde_json::from_str(&a).unwrap();
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["hash"].as_str().unwrap().len(), 64);
+    assert_eq!(v["current"], "1.2.2");
+    assert_eq!(v["target"], "1.2.4");
+}
+
+#[test]
+fn up_to_date_is_not_an_error() {
+    let (code, out, _) = hoist(&[
+        "plan",
+        "-r",
+        "recipes/xivo",
+        "--facts",
+        "tests/fixtures/xivo/1.2.2.toml",
+        "--fact",
+        "current=1.2.4",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("1.2.4 is up to date"), "{out}");
+}
+
+#[test]
+fn bad_input_is_a_usage_error_not_a_panic() {
+    let (code, _, err) = hoist(&[
+        "plan",
+        "-r",
+        "recipes/xivo",
+        "--facts",
+        "tests/fixtures/xivo/1.2.2.toml",
+        "--to",
+        "banana",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a version"), "{err}");
+    let (code, _, err) = hoist(&[
+        "plan",
+        "-r",
+        "tests/broken/01-syntax.toml",
+        "--facts",
+        "tests/fixtures/xivo/1.2.2.toml",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("TOML syntax"), "{err}");
+    let (code, _, err) = hoist(&[
+        "plan",
+        "-r",
+        "recipes/xivo",
+        "--fact",
+        "nosuchfact=1",
+        "--facts",
+        "tests/fixtures/xivo/1.2.2.toml",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown fact `nosuchfact`"), "{err}");
+}
+
+#[test]
+fn check_runs_tests_on_this_host_and_exits_by_severity() {
+    let dir = std::env::temp_dir().join(format!("hoist-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recipe = dir.join("recipe.toml");
+    let marker = dir.join("configured");
+    std::fs::write(
+        &recipe,
+        format!(
+            r#"[product]
+name = "demo"
+version = {{ command = ["echo", "1.0"] }}
+
+[[paths]]
+id = "main"
+from = "1.*"
+to = "2.0"
+
+[[checks]]
+id = "configured"
+severity = "inhibitor"
+message = "the product is not configured"
+remedy = "configure it"
+test = {{ file_exists = "{}" }}
+
+[[checks]]
+id = "space"
+severity = "warning"
+skippable = true
+message = "low on space"
+test = {{ command = ["false"] }}
+"#,
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let r = recipe.to_str().unwrap();
+    let (code, out, _) = hoist(&["check", "-r", r]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL  configured"), "{out}");
+    assert!(out.contains("remedy: configure it"), "{out}");
+    assert!(out.contains("WARN  space"), "{out}");
+    std::fs::write(&marker, "").unwrap();
+    let (code, out, _) = hoist(&["check", "--json", "-r", r, "--skip", "space"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["checks"][0]["status"], "PASS");
+    assert_eq!(v["checks"][1]["status"], "SKIP");
+    assert_eq!(v["checks"][1]["skipped_by_admin"], true);
+    let (code, _, err) = hoist(&["check", "-r", r, "--skip", "configured"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("may not be skipped"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,109 @@
+//! The XiVO recipe's plans against fact fixtures.
+
+use std::path::{Path, PathBuf};
+
+use hoist::facts::Facts;
+use hoist::plan::{Outcome, Plan, SkipReason, resolve};
+use hoist::probe::{Given, apply_given};
+use hoist::recipe::{self, Recipe};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn recipe() -> Recipe {
+    recipe::load(&root().join("recipes/xivo"))
+        .unwrap()
+        .recipe
+        .unwrap()
+}
+
+fn plan_for(fixture: &str, tweak: impl FnOnce(&mut Facts)) -> Plan {
+    let r = recipe();
+    let mut facts = Facts::from_fixture(
+        &root().join("tests/fixtures/xivo").join(fixture),
+        &r.catalogue,
+    )
+    .unwrap();
+    apply_given(&r, &mut facts, &Given::default()).unwrap();
+    tweak(&mut facts);
+    match resolve(&r, &facts, None).unwrap() {
+        Outcome::Plan(p) => *p,
+        other => panic!("no plan: {other:?}"),
+    }
+}
+
+fn ids(p: &Plan) -> Vec<&str> {
+    p.steps.iter().map(|s| s.id.as_str()).collect()
+}
+
+#[test]
+fn key_import_only_up_to_1_2_3() {
+    let p = plan_for("1.2.0.toml", |_| {});
+    assert!(ids(&p).contains(&"trust-new-archive-key"));
+    let p = plan_for("1.2.2.toml", |f| {
+        f.set_text(&recipe().catalogue, "current", "1.2.3").unwrap()
+    });
+    assert!(ids(&p).contains(&"trust-new-archive-key"));
+    let p = plan_for("1.2.2.toml", |f| {
+        f.set_text(&recipe().catalogue, "current", "1.2.3.1")
+            .unwrap();
+    });
+    let skipped = p
+        .skipped
+        .iter()
+        .find(|s| s.id == "trust-new-archive-key")
+        .unwrap();
+    match &skipped.reason {
+        SkipReason::When { detail } => assert_eq!(detail, "from is 1.2.3.1, wanted \"<= 1.2.3\""),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn once_steps_already_done_are_skipped_with_that_reason() {
+    let p = plan_for("1.2.0.toml", |f| {
+        f.once_done.push("trust-new-archive-key".into())
+    });
+    let s = p
+        .skipped
+        .iter()
+        .find(|s| s.id == "trust-new-archive-key")
+        .unwrap();
+    assert_eq!(s.reason, SkipReason::OnceDone);
+    assert!(!ids(&p).contains(&"trust-new-archive-key"));
+}
+
+#[test]
+fn phases_are_in_order_and_nothing_disrupts_before_prepare_ends() {
+    let p = plan_for("1.2.2.toml", |_| {});
+    let phases: Vec<_> = p.steps.iter().map(|s| s.phase).collect();
+    let mut sorted = phases.clone();
+    sorted.sort();
+    assert_eq!(phases, sorted);
+    let last_prepare = p
+        .steps
+        .iter()
+        .rposition(|s| s.phase == hoist::recipe::Phase::Prepare)
+        .unwrap();
+    assert!(
+        p.steps[..=last_prepare]
+            .iter()
+            .all(|s| !s.action.disruptive())
+    );
+    // The DROP rule is guaranteed removed: an undo, and a cleanup step.
+    let block = p.steps.iter().find(|s| s.id == "block-sip").unwrap();
+    assert_eq!(block.undo.as_ref().unwrap().kind(), "firewall");
+    assert_eq!(p.steps.last().unwrap().id, "unblock-sip");
+}
+
+#[test]
+fn the_hash_follows_the_plan_not_the_path() {
+    let a = plan_for("1.2.2.toml", |_| {});
+    let b = plan_for("1.2.2.toml", |_| {});
+    assert_eq!(a.hash, b.hash);
+    let c = plan_for("1.2.0.toml", |_| {});
+    assert_ne!(a.hash, c.hash);
+    assert_eq!(a.hash, a.compute_hash());
+    let _ = Path::new("");
+}
