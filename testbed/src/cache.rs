@@ -56,12 +56,11 @@ impl Lock {
             .write(true)
             .open(&path)
             .ctx("open", &path)?;
-        let flock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| {
-            crate::Error::Sys {
+        let flock =
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| crate::Error::Sys {
                 action: format!("flock {}", path.display()),
                 source: e,
-            }
-        })?;
+            })?;
         Ok(Self { _flock: flock })
     }
 }

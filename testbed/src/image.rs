@@ -255,7 +255,11 @@ fn remove_matching(dir: &Path, pred: impl Fn(&str) -> bool) -> Result<()> {
 /// Fail early when `spec` names something that cannot be an apt package.
 pub(crate) fn validate(spec: &ImageSpec) -> Result<()> {
     for p in &spec.packages {
-        if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+        if p.is_empty()
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
             return Err(Error::Spec(format!("bad package name {p:?}")));
         }
     }

@@ -50,8 +50,7 @@ fn unescape(s: &str) -> String {
 pub fn unmount_all_under(root: &Path) -> Result<()> {
     for m in mounts_under(root)? {
         if nix::mount::umount2(&m, MntFlags::empty()).is_err() {
-            nix::mount::umount2(&m, MntFlags::MNT_DETACH)
-                .sys(format!("umount {}", m.display()))?;
+            nix::mount::umount2(&m, MntFlags::MNT_DETACH).sys(format!("umount {}", m.display()))?;
         }
     }
     let left = mounts_under(root)?;
@@ -59,7 +58,9 @@ pub fn unmount_all_under(root: &Path) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Leftovers(
-            left.iter().map(|p| format!("mount {}", p.display())).collect(),
+            left.iter()
+                .map(|p| format!("mount {}", p.display()))
+                .collect(),
         ))
     }
 }

@@ -1,12 +1,17 @@
-//! Each host lives in its own network namespace, joined to the runner by a
-//! veth pair with a /30 of its own. Why not 127.0.N.1 in the runner's
-//! namespace: hosts would share one port space (every PostgreSQL wants
-//! 5432), their firewall rules (XiVO's DROP on 5060) would hit the runner's
-//! machine, and a reboot would bounce interfaces the runner uses.
+//! The test LAN. Each run gets a /24 and a namespace holding a bridge; each
+//! host gets its own network namespace with an `eth0` plugged into that
+//! bridge, and the runner gets one veth plugged into it too. Hosts reach
+//! each other and the runner at layer 2; nothing is routed or forwarded, so
+//! the runner's own firewall and forwarding settings never matter.
 //!
-//! Addresses come from 198.18.0.0/15 (RFC 2544, reserved for network
-//! testing), so they cannot clash with a real network; the namespace has no
-//! default route, so nothing inside can reach anything but the runner.
+//! Why not 127.0.N.1 in the runner's namespace: hosts would share one port
+//! space (every PostgreSQL wants 5432), their firewall rules (XiVO's DROP on
+//! 5060) would hit the runner's machine, and a host reboot would bounce
+//! interfaces the runner uses.
+//!
+//! Addresses come from 198.18.0.0/15 (RFC 2544, reserved for network tests)
+//! so they cannot clash with a real network; namespaces have no default
+//! route, so nothing inside can reach anything but the LAN.
 //!
 //! Slots are machine-wide (netns names and addresses are), allocated with an
 //! atomic `mkdir` under /run so that concurrent test binaries never collide.
@@ -24,24 +29,31 @@ use crate::error::{Error, IoContext, Result};
 pub(crate) const RUNTIME_DIR: &str = "/run/hoist-testbed";
 /// Prefix of every network namespace the harness creates.
 pub const NETNS_PREFIX: &str = "hoist-tb-";
-/// Prefix of the runner-side veth of every host.
+/// Prefix of the runner-side veth of every LAN.
 pub const VETH_PREFIX: &str = "htb";
-const MAX_SLOT: u32 = 16_000;
+/// 198.18.0.0/15 holds 512 /24s; /24 number 0 is never used.
+const MAX_SLOT: u32 = 511;
+/// Host numbers 1..=MAX_HOSTS get .2 to .254; the runner is .1.
+pub const MAX_HOSTS: u32 = 253;
 const IP_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn slots_dir() -> PathBuf {
     PathBuf::from(RUNTIME_DIR).join("slots")
 }
 
-/// A reserved slot: its netns name, veth name and /30.
+fn ip(args: &[&str]) -> Result<()> {
+    cmd::run(Command::new("ip").args(args), IP_TIMEOUT).map(drop)
+}
+
+/// One run's LAN: a reserved /24, its bridge namespace and runner veth.
 #[derive(Debug, Clone)]
-pub struct Slot {
+pub struct Lan {
     pub index: u32,
 }
 
-impl Slot {
+impl Lan {
     /// Reserve the lowest free slot for `owner` (a run id).
-    pub(crate) fn reserve(owner: &str) -> Result<Slot> {
+    pub(crate) fn reserve(owner: &str) -> Result<Lan> {
         let dir = slots_dir();
         fs::create_dir_all(&dir).ctx("create", &dir)?;
         for index in 1..=MAX_SLOT {
@@ -49,22 +61,19 @@ impl Slot {
             match fs::create_dir(&p) {
                 Ok(()) => {
                     fs::write(p.join("owner"), owner).ctx("write", &p)?;
-                    return Ok(Slot { index });
+                    return Ok(Lan { index });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e).ctx("create", &p),
             }
         }
-        Err(Error::Unsupported(format!("all {MAX_SLOT} host slots are taken")))
-    }
-
-    /// Give the slot back (after its netns is gone).
-    pub(crate) fn release(index: u32) {
-        let _ = fs::remove_dir_all(slots_dir().join(index.to_string()));
+        Err(Error::Unsupported(format!(
+            "all {MAX_SLOT} LAN slots are taken"
+        )))
     }
 
     /// Slots whose owner file names `owner`.
-    pub(crate) fn owned_by(owner: &str) -> Vec<u32> {
+    pub(crate) fn owned_by(owner: &str) -> Vec<Lan> {
         let Ok(entries) = fs::read_dir(slots_dir()) else {
             return Vec::new();
         };
@@ -72,65 +81,113 @@ impl Slot {
             .filter_map(|e| e.ok())
             .filter(|e| fs::read_to_string(e.path().join("owner")).is_ok_and(|o| o == owner))
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .map(|index| Lan { index })
             .collect()
     }
 
+    /// Namespace holding the bridge.
     pub fn netns(&self) -> String {
         format!("{NETNS_PREFIX}{}", self.index)
     }
 
+    /// Namespace of host number `n` (1-based).
+    pub fn host_netns(&self, n: u32) -> String {
+        format!("{NETNS_PREFIX}{}-{n}", self.index)
+    }
+
+    /// The runner's interface on this LAN.
     pub fn veth(&self) -> String {
         format!("{VETH_PREFIX}{}", self.index)
     }
 
     fn base(&self) -> u32 {
-        u32::from(Ipv4Addr::new(198, 18, 0, 0)) + 4 * self.index
+        u32::from(Ipv4Addr::new(198, 18, 0, 0)) + 256 * self.index
     }
 
-    /// The runner's address on this host's link.
+    /// The runner's address on the LAN.
     pub fn runner_addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.base() + 1)
     }
 
-    /// The host's address, the one SSH and health checks use.
-    pub fn host_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.base() + 2)
+    /// Address of host number `n` (1-based).
+    pub fn host_addr(&self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(self.base() + 1 + n)
     }
 
-    /// Path nspawn joins with `--network-namespace-path`.
-    pub fn netns_path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(self.netns())
-    }
-
-    /// Create the namespace and the veth pair, addressed and up.
-    pub(crate) fn create_link(&self) -> Result<()> {
+    /// Create the bridge namespace and plug the runner in.
+    pub(crate) fn create(&self) -> Result<()> {
+        // Names of this slot can only be leftovers of a killed run that held
+        // it before (the sweeper failed on them): ours now.
+        self.delete()?;
         let ns = self.netns();
         let veth = self.veth();
-        // A namespace of this name can only be a leftover of a killed run
-        // that held this slot before: ours now.
-        delete_netns(&ns)?;
-        let ip = |args: &[&str]| cmd::run(Command::new("ip").args(args), IP_TIMEOUT);
         ip(&["netns", "add", &ns])?;
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &ns, "link", "set", "br0", "up"])?;
         ip(&[
-            "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            "link", "add", &veth, "type", "veth", "peer", "name", "up0", "netns", &ns,
         ])?;
+        ip(&["-n", &ns, "link", "set", "up0", "master", "br0", "up"])?;
         // IPv6 autoconfiguration would only add noise on the link.
         let _ = fs::write(format!("/proc/sys/net/ipv6/conf/{veth}/disable_ipv6"), "1");
-        ip(&["addr", "add", &format!("{}/30", self.runner_addr()), "dev", &veth])?;
-        ip(&["link", "set", &veth, "up"])?;
-        ip(&["-n", &ns, "addr", "add", &format!("{}/30", self.host_addr()), "dev", "eth0"])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", self.runner_addr()),
+            "dev",
+            &veth,
+        ])?;
+        ip(&["link", "set", &veth, "up"])
+    }
+
+    /// Create host `n`'s namespace with `eth0` on the bridge; returns the
+    /// namespace path for nspawn's `--network-namespace-path`.
+    pub(crate) fn add_host(&self, n: u32) -> Result<PathBuf> {
+        if n == 0 || n > MAX_HOSTS {
+            return Err(Error::Spec(format!(
+                "host number {n} out of 1..={MAX_HOSTS}"
+            )));
+        }
+        let lan = self.netns();
+        let ns = self.host_netns(n);
+        let port = format!("h{n}");
+        ip(&["netns", "add", &ns])?;
+        ip(&[
+            "-n", &lan, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ])?;
+        ip(&["-n", &lan, "link", "set", &port, "master", "br0", "up"])?;
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{}/24", self.host_addr(n)),
+            "dev",
+            "eth0",
+        ])?;
         ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
         ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        Ok(PathBuf::from("/run/netns").join(ns))
+    }
+
+    /// Delete every namespace of this LAN (veths go with them) and free
+    /// the slot.
+    pub(crate) fn delete(&self) -> Result<()> {
+        let own = self.netns();
+        let hosts = format!("{own}-");
+        for ns in existing_netns() {
+            if ns == own || ns.starts_with(&hosts) {
+                ip(&["netns", "delete", &ns])?;
+            }
+        }
         Ok(())
     }
-}
 
-/// Delete a namespace if it exists; its veth pair goes with it.
-pub(crate) fn delete_netns(name: &str) -> Result<()> {
-    if PathBuf::from("/run/netns").join(name).exists() {
-        cmd::run(Command::new("ip").args(["netns", "delete", name]), IP_TIMEOUT)?;
+    /// Give the slot back (after [`Lan::delete`]).
+    pub(crate) fn release(&self) {
+        let _ = fs::remove_dir_all(slots_dir().join(self.index.to_string()));
     }
-    Ok(())
 }
 
 /// Names of the harness's namespaces that exist now.
@@ -163,12 +220,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_are_a_slash_30_per_slot() {
-        let s = Slot { index: 1 };
-        assert_eq!(s.runner_addr(), Ipv4Addr::new(198, 18, 0, 5));
-        assert_eq!(s.host_addr(), Ipv4Addr::new(198, 18, 0, 6));
-        let s = Slot { index: MAX_SLOT };
-        assert!(s.host_addr() < Ipv4Addr::new(198, 20, 0, 0));
-        assert!(s.veth().len() <= 15, "interface names are at most 15 bytes");
+    fn addresses_are_a_slash_24_per_lan() {
+        let l = Lan { index: 1 };
+        assert_eq!(l.runner_addr(), Ipv4Addr::new(198, 18, 1, 1));
+        assert_eq!(l.host_addr(1), Ipv4Addr::new(198, 18, 1, 2));
+        assert_eq!(l.host_addr(MAX_HOSTS), Ipv4Addr::new(198, 18, 1, 254));
+        let l = Lan { index: MAX_SLOT };
+        assert_eq!(l.host_addr(MAX_HOSTS), Ipv4Addr::new(198, 19, 255, 254));
+        assert!(l.veth().len() <= 15, "interface names are at most 15 bytes");
+        assert!(l.host_netns(MAX_HOSTS).len() < 64);
     }
 }

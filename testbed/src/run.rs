@@ -17,7 +17,7 @@ use crate::cgroup;
 use crate::cmd::wait_for;
 use crate::error::{Error, IoContext, Result};
 use crate::mounts;
-use crate::net::{self, RUNTIME_DIR, Slot};
+use crate::net::{Lan, RUNTIME_DIR};
 
 /// A run's identity and directories.
 #[derive(Debug, Clone)]
@@ -53,11 +53,7 @@ impl Run {
         let rec = records_dir();
         fs::create_dir_all(&rec).ctx("create", &rec)?;
         let me = pid as i32;
-        let body = format!(
-            "{me} {} {}\n",
-            start_time(me).unwrap_or(0),
-            dir.display()
-        );
+        let body = format!("{me} {} {}\n", start_time(me).unwrap_or(0), dir.display());
         fs::write(rec.join(&id), body).ctx("write", rec.join(&id))?;
         Ok(Run { id, dir })
     }
@@ -86,16 +82,20 @@ fn remove_run(id: &str, dir: &Path) -> Result<()> {
         &format!("the processes of run {id} to exit"),
         Duration::from_secs(20),
         Duration::from_millis(50),
-        || groups.iter().all(|g| cgroup::pids_in(g).is_empty()).then_some(()),
+        || {
+            groups
+                .iter()
+                .all(|g| cgroup::pids_in(g).is_empty())
+                .then_some(())
+        },
     )?;
     let mut errors = Vec::new();
     if let Err(e) = mounts::unmount_all_under(dir) {
         errors.push(e.to_string());
     }
-    for slot in Slot::owned_by(id) {
-        let s = Slot { index: slot };
-        match net::delete_netns(&s.netns()) {
-            Ok(()) => Slot::release(slot),
+    for lan in Lan::owned_by(id) {
+        match lan.delete() {
+            Ok(()) => lan.release(),
             Err(e) => errors.push(e.to_string()),
         }
     }

@@ -35,7 +35,11 @@ pub(crate) fn keygen(path: &Path, comment: &str) -> Result<()> {
 pub(crate) fn public_key(private: &Path) -> Result<String> {
     let p = PathBuf::from(format!("{}.pub", private.display()));
     let text = fs::read_to_string(&p).ctx("read", &p)?;
-    Ok(text.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+    Ok(text
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 /// One host as the ssh client sees it.

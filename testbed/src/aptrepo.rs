@@ -1,0 +1,187 @@
+//! A local Debian archive: suites side by side, each with its own pool,
+//! indexed with apt-ftparchive and signed (InRelease and Release.gpg) with
+//! a key generated for this repository. Hosts see it read-only at
+//! /srv/hoist-repo through a bind mount and trust only that key, so apt on
+//! a host verifies signatures and hashes exactly as with a real mirror.
+//!
+//! Layout: `repo/dists/<suite>/{Release,InRelease,Release.gpg}`,
+//! `repo/dists/<suite>/main/binary-amd64/Packages`, `repo/pool/<suite>/*.deb`.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::cache;
+use crate::cmd;
+use crate::debspec::PackageSpec;
+use crate::error::{Error, IoContext, Result};
+use crate::gpg::SigningKey;
+use crate::image::Image;
+
+const INDEX_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A signed apt repository on the runner.
+#[derive(Debug)]
+pub struct AptRepo {
+    // Field order matters for Drop: the key (and its gpg-agent) goes
+    // before the directory holding its home.
+    key: SigningKey,
+    dir: tempfile::TempDir,
+    suites: BTreeSet<String>,
+}
+
+impl AptRepo {
+    /// A new, empty repository in the cache (removed on drop) with a fresh
+    /// signing key.
+    pub fn new() -> Result<AptRepo> {
+        let parent = cache::subdir("repos")?;
+        let dir = tempfile::Builder::new()
+            .prefix("repo-")
+            .tempdir_in(&parent)
+            .ctx("create repository in", &parent)?;
+        // The run's hosts bind-mount it and apt's sandbox user reads it.
+        set_mode(dir.path(), 0o755)?;
+        let root = dir.path().join("repo");
+        fs::create_dir_all(root.join("dists")).ctx("create", &root)?;
+        fs::create_dir_all(root.join("pool")).ctx("create", &root)?;
+        let key = SigningKey::generate(&dir.path().join("gnupg"), &dir.path().join("keyring.gpg"))?;
+        Ok(AptRepo {
+            key,
+            dir,
+            suites: BTreeSet::new(),
+        })
+    }
+
+    /// The archive root (what hosts see at /srv/hoist-repo).
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    /// The public keyring hosts trust (`signed-by=`).
+    pub fn keyring(&self) -> &Path {
+        self.key.keyring()
+    }
+
+    /// Fingerprint of the signing key.
+    pub fn fingerprint(&self) -> &str {
+        self.key.fingerprint()
+    }
+
+    /// Suites that have packages.
+    pub fn suites(&self) -> Vec<String> {
+        self.suites.iter().cloned().collect()
+    }
+
+    fn pool(&self, suite: &str) -> Result<PathBuf> {
+        if suite.is_empty()
+            || !suite
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        {
+            return Err(Error::Spec(format!("bad suite name {suite:?}")));
+        }
+        let p = self.root().join("pool").join(suite);
+        fs::create_dir_all(&p).ctx("create", &p)?;
+        Ok(p)
+    }
+
+    /// Build `spec` into `suite`'s pool; returns the .deb path. Call
+    /// [`AptRepo::publish`] afterwards.
+    pub fn add(&mut self, suite: &str, spec: &PackageSpec) -> Result<PathBuf> {
+        let pool = self.pool(suite)?;
+        let deb = spec.build(&pool)?;
+        self.suites.insert(suite.to_owned());
+        Ok(deb)
+    }
+
+    /// Add several packages to one suite.
+    pub fn add_all(&mut self, suite: &str, specs: &[PackageSpec]) -> Result<()> {
+        for s in specs {
+            self.add(suite, s)?;
+        }
+        Ok(())
+    }
+
+    /// Add an existing .deb (hard-linked when possible, else copied).
+    pub fn add_deb(&mut self, suite: &str, deb: &Path) -> Result<PathBuf> {
+        let pool = self.pool(suite)?;
+        let to = pool.join(deb.file_name().unwrap_or_default());
+        if !to.exists() && fs::hard_link(deb, &to).is_err() {
+            fs::copy(deb, &to).ctx("copy", deb)?;
+        }
+        self.suites.insert(suite.to_owned());
+        Ok(to)
+    }
+
+    /// Make `image`'s Debian packages a suite named after its codename: a
+    /// host of the previous release can then switch its sources to it and
+    /// dist-upgrade without reaching Debian's mirror.
+    pub fn add_os_mirror(&mut self, image: &Image) -> Result<String> {
+        let suite = image.spec.suite.codename().to_owned();
+        let debs = image.debs();
+        for e in fs::read_dir(&debs).ctx("read", &debs)? {
+            let p = e.ctx("read", &debs)?.path();
+            if p.extension().is_some_and(|x| x == "deb") {
+                self.add_deb(&suite, &p)?;
+            }
+        }
+        Ok(suite)
+    }
+
+    /// Index and sign every suite. Run again after adding packages.
+    pub fn publish(&self) -> Result<()> {
+        let root = self.root();
+        for suite in &self.suites {
+            let dist = root.join("dists").join(suite);
+            let bin = dist.join("main/binary-amd64");
+            fs::create_dir_all(&bin).ctx("create", &bin)?;
+            let packages = cmd::run(
+                Command::new("apt-ftparchive")
+                    .current_dir(&root)
+                    .args(["packages", &format!("pool/{suite}")]),
+                INDEX_TIMEOUT,
+            )?;
+            fs::write(bin.join("Packages"), packages.stdout).ctx("write", &bin)?;
+            for f in ["Release", "InRelease", "Release.gpg"] {
+                let _ = fs::remove_file(dist.join(f));
+            }
+            let opt = |k: &str, v: &str| format!("-oAPT::FTPArchive::Release::{k}={v}");
+            let release = cmd::run(
+                Command::new("apt-ftparchive")
+                    .arg(opt("Origin", "hoist-testbed"))
+                    .arg(opt("Label", "hoist-testbed"))
+                    .arg(opt("Suite", suite))
+                    .arg(opt("Codename", suite))
+                    .arg(opt("Architectures", "amd64 all"))
+                    .arg(opt("Components", "main"))
+                    .arg("release")
+                    .arg(&dist),
+                INDEX_TIMEOUT,
+            )?;
+            let rel = dist.join("Release");
+            fs::write(&rel, release.stdout).ctx("write", &rel)?;
+            self.key.sign_release(&rel)?;
+        }
+        Ok(())
+    }
+
+    /// Path of a published .deb, for tests that tamper with it.
+    pub fn deb_path(&self, suite: &str, spec: &PackageSpec) -> PathBuf {
+        self.root().join("pool").join(suite).join(spec.file_name())
+    }
+
+    /// Path of a suite's Packages index, for tests that tamper with it.
+    pub fn packages_index(&self, suite: &str) -> PathBuf {
+        self.root()
+            .join("dists")
+            .join(suite)
+            .join("main/binary-amd64/Packages")
+    }
+}
+
+fn set_mode(p: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).ctx("chmod", p)
+}
