@@ -1,0 +1,366 @@
+//! The WalT 4 -> 5 recipe (seed 004): its plans against fact fixtures.
+
+use std::path::PathBuf;
+
+use hoist::checks::{self, Status};
+use hoist::facts::Facts;
+use hoist::plan::{Outcome, Plan, PlannedStep, SkipReason, resolve};
+use hoist::probe::{Given, apply_given};
+use hoist::recipe::{self, Phase, Recipe};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn recipe() -> Recipe {
+    recipe::load(&root().join("recipes/walt"))
+        .unwrap()
+        .recipe
+        .expect("the walt recipe is valid")
+}
+
+fn facts_for(r: &Recipe, fixture: &str, given: &[(&str, &str)]) -> Facts {
+    let mut facts = Facts::from_fixture(
+        &root().join("tests/fixtures/walt").join(fixture),
+        &r.catalogue,
+    )
+    .unwrap();
+    let given = Given {
+        roles: Vec::new(),
+        facts: given
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    apply_given(r, &mut facts, &given).unwrap();
+    facts
+}
+
+fn plan_with(fixture: &str, given: &[(&str, &str)]) -> Plan {
+    let r = recipe();
+    let facts = facts_for(&r, fixture, given);
+    match resolve(&r, &facts, None).unwrap() {
+        Outcome::Plan(p) => *p,
+        other => panic!("no plan: {other:?}"),
+    }
+}
+
+fn plan_for(fixture: &str) -> Plan {
+    plan_with(fixture, &[])
+}
+
+fn ids(p: &Plan) -> Vec<&str> {
+    p.steps.iter().map(|s| s.id.as_str()).collect()
+}
+
+fn pos(p: &Plan, id: &str) -> usize {
+    p.steps
+        .iter()
+        .position(|s| s.id == id)
+        .unwrap_or_else(|| panic!("step `{id}` is not in the plan: {:?}", ids(p)))
+}
+
+fn step<'a>(p: &'a Plan, id: &str) -> &'a PlannedStep {
+    &p.steps[pos(p, id)]
+}
+
+/// Each step comes strictly after the one before it in `order`.
+fn assert_in_order(p: &Plan, order: &[&str]) {
+    for pair in order.windows(2) {
+        assert!(
+            pos(p, pair[0]) < pos(p, pair[1]),
+            "`{}` must come before `{}`: {:?}",
+            pair[0],
+            pair[1],
+            ids(p)
+        );
+    }
+}
+
+#[test]
+fn the_recipe_lints_without_errors_or_warnings() {
+    let loaded = recipe::load(&root().join("recipes/walt")).unwrap();
+    let rendered: Vec<String> = loaded.problems.iter().map(|p| p.render()).collect();
+    assert_eq!(loaded.errors().count(), 0, "{}", rendered.join("\n"));
+    assert!(loaded.problems.is_empty(), "{}", rendered.join("\n"));
+    assert!(loaded.recipe.is_some());
+}
+
+#[test]
+fn v4_on_bullseye_follows_the_seed_order() {
+    let p = plan_for("4.0-bullseye.toml");
+    assert_eq!(p.current.as_str(), "4.0");
+    assert_eq!(p.target.as_str(), "5");
+    assert_eq!(p.hops.len(), 1);
+    assert_in_order(
+        &p,
+        &[
+            "stop-walt-server",
+            "disable-walt-server",
+            "dump-walt-db",
+            "uninstall-walt4-python3",
+            "switch-suite-bullseye",
+            "refresh-indexes",
+            "upgrade-os",
+            "install-container-tools",
+            "drop-default-cluster-15",
+            "upgrade-cluster-13-to-15",
+            "verify-cluster-15",
+            "install-walt-5",
+            "reboot",
+            "start-walt-server",
+            "wait-image-migration",
+            "enable-walt-server",
+        ],
+    );
+    // The plan runs phase after phase.
+    let phases: Vec<Phase> = p.steps.iter().map(|s| s.phase).collect();
+    let mut sorted = phases.clone();
+    sorted.sort();
+    assert_eq!(phases, sorted);
+}
+
+#[test]
+fn each_operation_is_its_own_step_of_the_right_kind() {
+    let p = plan_for("4.0-bullseye.toml");
+    let kind = |id: &str| step(&p, id).action.kind();
+    assert_eq!(kind("stop-walt-server"), "service");
+    assert_eq!(kind("disable-walt-server"), "service");
+    assert_eq!(kind("dump-walt-db"), "db");
+    assert_eq!(kind("point-of-no-return"), "gate");
+    assert_eq!(kind("uninstall-walt4-python3"), "exec");
+    assert_eq!(kind("switch-suite-bullseye"), "repo");
+    assert_eq!(kind("refresh-indexes"), "packages");
+    assert_eq!(kind("upgrade-os"), "packages");
+    assert_eq!(kind("install-container-tools"), "packages");
+    assert_eq!(kind("upgrade-cluster-13-to-15"), "exec");
+    assert_eq!(kind("verify-cluster-15"), "wait");
+    assert_eq!(kind("install-walt-5"), "packages");
+    assert_eq!(kind("reboot"), "reboot");
+    assert_eq!(kind("wait-image-migration"), "wait");
+    assert_eq!(kind("enable-walt-server"), "service");
+    assert_eq!(kind("drop-old-cluster-13"), "exec");
+    // The dist-upgrade keeps the admin's configuration files.
+    let upgrade = serde_json::to_value(&step(&p, "upgrade-os").action).unwrap();
+    assert_eq!(upgrade["op"], "dist-upgrade");
+    assert_eq!(upgrade["conffiles"], "keep-old");
+    // The dump is taken as postgres, by peer authentication.
+    let dump = serde_json::to_value(&step(&p, "dump-walt-db").action).unwrap();
+    assert_eq!(dump["credentials"]["os_user"], "postgres");
+    assert_eq!(dump["database"], "walt");
+}
+
+#[test]
+fn the_old_cluster_is_dropped_only_after_verification() {
+    let p = plan_for("4.0-bullseye.toml");
+    let drop_old = pos(&p, "drop-old-cluster-13");
+    assert!(drop_old > pos(&p, "verify-cluster-15"));
+    assert_eq!(step(&p, "drop-old-cluster-13").phase, Phase::Cleanup);
+    // After every verify step, and after WalT 5 has run on the new cluster.
+    for (i, s) in p.steps.iter().enumerate() {
+        if s.phase == Phase::Verify || s.id == "wait-image-migration" {
+            assert!(
+                i < drop_old,
+                "`{}` must come before dropping the old cluster",
+                s.id
+            );
+        }
+    }
+    // The new major's empty default goes first, then the upgrade.
+    assert_in_order(&p, &["drop-default-cluster-15", "upgrade-cluster-13-to-15"]);
+}
+
+#[test]
+fn the_point_of_no_return_is_a_gate_after_the_dump() {
+    let p = plan_for("4.0-bullseye.toml");
+    let gate = pos(&p, "point-of-no-return");
+    assert!(gate > pos(&p, "dump-walt-db"));
+    // It comes before the first step that cannot be undone.
+    assert!(gate < pos(&p, "uninstall-walt4-python3"));
+    assert!(gate < pos(&p, "upgrade-os"));
+    // Before it, every disruptive step has an undo.
+    for s in &p.steps[..gate] {
+        assert!(
+            s.undo.is_some() || !s.action.disruptive(),
+            "`{}` comes before the point of no return but cannot be undone",
+            s.id
+        );
+    }
+}
+
+#[test]
+fn undo_where_it_means_something() {
+    let p = plan_for("4.0-bullseye.toml");
+    let undo_kind = |id: &str| step(&p, id).undo.as_ref().map(|u| u.kind());
+    assert_eq!(undo_kind("stop-walt-server"), Some("service"));
+    assert_eq!(undo_kind("disable-walt-server"), Some("service"));
+    assert_eq!(undo_kind("switch-suite-bullseye"), Some("repo"));
+    assert_eq!(undo_kind("upgrade-cluster-13-to-15"), Some("exec"));
+    assert_eq!(undo_kind("start-walt-server"), Some("service"));
+    assert_eq!(undo_kind("enable-walt-server"), Some("service"));
+    // The reverse switch, and the cluster undo keeps the old cluster.
+    let switch_back =
+        serde_json::to_value(step(&p, "switch-suite-bullseye").undo.as_ref().unwrap()).unwrap();
+    assert_eq!(switch_back["from"], "bookworm");
+    assert_eq!(switch_back["to"], "bullseye");
+    let cluster_undo =
+        serde_json::to_value(step(&p, "upgrade-cluster-13-to-15").undo.as_ref().unwrap()).unwrap();
+    let sh = cluster_undo["shell"].as_str().unwrap();
+    assert!(sh.starts_with("pg_dropcluster --stop 15 main"), "{sh}");
+    assert!(!sh.contains("pg_dropcluster 13") && !sh.contains("--stop 13"));
+    // Irreversible: no undo pretends otherwise.
+    for id in ["uninstall-walt4-python3", "upgrade-os", "install-walt-5"] {
+        assert_eq!(undo_kind(id), None, "`{id}` cannot be undone");
+    }
+}
+
+#[test]
+fn the_first_start_is_waited_for_bounded_and_long() {
+    let p = plan_for("4.0-bullseye.toml");
+    let wait = serde_json::to_value(&step(&p, "wait-image-migration").action).unwrap();
+    assert_eq!(wait["until"]["tcp"], "127.0.0.1:12345");
+    let timeout = humantime::parse_duration(wait["timeout"].as_str().unwrap()).unwrap();
+    assert!(timeout >= std::time::Duration::from_secs(3600));
+    assert!(timeout <= std::time::Duration::from_secs(24 * 3600));
+    // The new service is kept down until the reboot.
+    assert_in_order(
+        &p,
+        &[
+            "install-walt-5",
+            "keep-walt-server-stopped",
+            "keep-walt-server-disabled",
+            "reboot",
+            "start-walt-server",
+        ],
+    );
+}
+
+#[test]
+fn the_suite_and_postgresql_pair_come_from_the_host() {
+    let p = plan_for("4.0-bullseye.toml");
+    for id in [
+        "switch-suite-stretch",
+        "drop-default-cluster-11",
+        "upgrade-cluster-9.6-to-11",
+        "verify-cluster-11",
+        "drop-old-cluster-9.6",
+        "uninstall-walt4-python2",
+    ] {
+        assert!(!ids(&p).contains(&id), "`{id}` is for another host");
+        assert!(
+            p.skipped
+                .iter()
+                .any(|s| s.id == id && matches!(s.reason, SkipReason::When { .. }))
+        );
+    }
+    // The seed's own pair: stretch -> buster, 9.6 -> 11, python2, docker-engine.
+    let p = plan_for("4.0-stretch.toml");
+    assert_in_order(
+        &p,
+        &[
+            "stop-walt-server",
+            "disable-walt-server",
+            "dump-walt-db",
+            "point-of-no-return",
+            "uninstall-walt4-python2",
+            "remove-docker-engine",
+            "switch-suite-stretch",
+            "add-docker-repo-buster",
+            "add-kubic-repo-buster",
+            "refresh-indexes",
+            "upgrade-os",
+            "install-container-tools",
+            "install-docker-ce",
+            "drop-default-cluster-11",
+            "upgrade-cluster-9.6-to-11",
+            "verify-cluster-11",
+            "install-walt-5",
+            "reboot",
+            "start-walt-server",
+            "enable-walt-server",
+            "drop-old-cluster-9.6",
+        ],
+    );
+    assert!(!ids(&p).contains(&"switch-suite-bullseye"));
+    assert!(!ids(&p).contains(&"upgrade-cluster-13-to-15"));
+}
+
+#[test]
+fn extra_repositories_only_when_the_host_reaches_them() {
+    let offline = plan_for("4.0-bullseye.toml");
+    for id in ["add-docker-repo-bookworm", "install-docker-ce"] {
+        assert!(!ids(&offline).contains(&id));
+    }
+    let online = plan_with("4.0-bullseye.toml", &[("walt.extra_repos", "true")]);
+    assert_in_order(
+        &online,
+        &[
+            "switch-suite-bullseye",
+            "add-docker-repo-bookworm",
+            "refresh-indexes",
+            "upgrade-os",
+            "install-docker-ce",
+        ],
+    );
+    // Keys go to a keyring file named by signed-by, never apt-key.
+    let repo = serde_json::to_value(&step(&online, "add-docker-repo-bookworm").action).unwrap();
+    let keyring = repo["key"]["keyring"].as_str().unwrap();
+    assert!(
+        repo["content"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("signed-by={keyring}"))
+    );
+    // bookworm has buildah and podman: no kubic.
+    assert!(!ids(&online).contains(&"add-kubic-repo-buster"));
+}
+
+#[test]
+fn fact_checks_hold_on_the_fixtures_and_catch_a_mismatch() {
+    let r = recipe();
+    // Only the checks over facts: the others test this machine.
+    let on_host: Vec<String> = r
+        .checks
+        .iter()
+        .filter(|c| c.test.is_some())
+        .map(|c| c.id.clone())
+        .collect();
+    for fixture in ["4.0-bullseye.toml", "4.0-stretch.toml"] {
+        let report = checks::run(&r, &facts_for(&r, fixture, &[]), &on_host);
+        assert!(report.ready(), "{fixture}: {}", report.summary());
+    }
+    let mismatch = facts_for(&r, "4.0-bullseye.toml", &[("postgresql.old", "11")]);
+    let report = checks::run(&r, &mismatch, &on_host);
+    let c = report
+        .checks
+        .iter()
+        .find(|c| c.id == "postgresql-matches-release")
+        .unwrap();
+    assert_eq!(c.status, Status::Fail);
+    // From stretch, the kubic repository is required.
+    let offline_stretch = facts_for(&r, "4.0-stretch.toml", &[("walt.extra_repos", "false")]);
+    let report = checks::run(&r, &offline_stretch, &on_host);
+    assert!(!report.ready());
+}
+
+#[test]
+fn v5_is_up_to_date() {
+    let r = recipe();
+    let facts = facts_for(&r, "5.0-bookworm.toml", &[]);
+    match resolve(&r, &facts, None).unwrap() {
+        Outcome::UpToDate { current, target } => {
+            assert_eq!(current.as_str(), "5.0-1");
+            assert_eq!(target.as_str(), "5");
+        }
+        Outcome::Plan(p) => panic!("v5 planned an upgrade: {:?}", ids(&p)),
+    }
+}
+
+#[test]
+fn versions_before_4_are_refused_with_the_reason() {
+    let r = recipe();
+    let mut facts = facts_for(&r, "4.0-bullseye.toml", &[]);
+    facts.set_text(&r.catalogue, "current", "3.1").unwrap();
+    let err = resolve(&r, &facts, None).unwrap_err().to_string();
+    assert!(err.contains("from version 4"), "{err}");
+}
