@@ -30,6 +30,11 @@ pub const REPO_MOUNT: &str = "/srv/hoist-repo";
 /// The repository's signing key inside each host.
 pub const REPO_KEYRING: &str = "/etc/apt/keyrings/hoist-testbed.gpg";
 
+/// Unit that appends the boot id to [`SHUTDOWN_LOG`] on a clean shutdown.
+pub const SHUTDOWN_UNIT: &str = "hoist-testbed-shutdown.service";
+/// Boot ids of the boots that ended with a clean shutdown, one a line.
+pub const SHUTDOWN_LOG: &str = "/var/log/hoist-testbed-shutdowns";
+
 /// One booted (or stopped) test host. Created by [`crate::Testbed`].
 pub struct Host {
     pub(crate) name: String,
@@ -213,6 +218,16 @@ impl Host {
             .stdout
             .trim()
             .to_owned())
+    }
+
+    /// Boot ids of the boots that ended with a clean shutdown (reboot or
+    /// power-off); a power cut adds nothing.
+    pub fn clean_shutdowns(&self) -> Vec<String> {
+        fs::read_to_string(self.root.join(SHUTDOWN_LOG.trim_start_matches('/')))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// `systemctl reboot` in the host, then wait until it is back on SSH.

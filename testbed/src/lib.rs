@@ -45,7 +45,9 @@ pub use cmd::{Output, wait_for};
 pub use debspec::{FileSpec, PackageSpec, UnitSpec};
 pub use error::{Error, Result};
 pub use gpg::SigningKey;
-pub use host::{BOOT_TIMEOUT, EXEC_TIMEOUT, Host, REPO_KEYRING, REPO_MOUNT};
+pub use host::{
+    BOOT_TIMEOUT, EXEC_TIMEOUT, Host, REPO_KEYRING, REPO_MOUNT, SHUTDOWN_LOG, SHUTDOWN_UNIT,
+};
 pub use image::{DEFAULT_PACKAGES, Image, ImageSpec, MIRROR_ENV};
 pub use preflight::check as preflight;
 pub use schema::{DAEMON, Engine, MIGRATE, RUNTIME_PACKAGE, Schema, daemon_unit, runtime_package};

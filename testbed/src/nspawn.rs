@@ -66,6 +66,8 @@ impl Spec {
             "--link-journal=no".into(),
             "--resolv-conf=off".into(),
             "--timezone=off".into(),
+            // Firewall rules (XiVO's SIP DROP) in the host's own netns.
+            "--capability=CAP_NET_ADMIN".into(),
             format!("--machine={}", self.machine).into(),
         ];
         let mut dir = OsString::from("--directory=");

@@ -11,7 +11,7 @@ use std::thread;
 
 use crate::cgroup;
 use crate::error::{Error, IoContext, Result};
-use crate::host::{BOOT_TIMEOUT, Host, REPO_KEYRING, REPO_MOUNT};
+use crate::host::{BOOT_TIMEOUT, Host, REPO_KEYRING, REPO_MOUNT, SHUTDOWN_LOG, SHUTDOWN_UNIT};
 use crate::image::{Image, ImageSpec};
 use crate::mounts;
 use crate::net::Lan;
@@ -361,5 +361,24 @@ fn write_identity(
         format!("{authorized}\n").as_bytes(),
         0o600,
     )?;
+    // Records each clean shutdown with its boot id, so tests can tell a
+    // reboot (recorded) from a power cut (not recorded).
+    host.write_file(
+        &format!("/etc/systemd/system/{SHUTDOWN_UNIT}"),
+        format!(
+            "[Unit]\nDescription=record clean shutdowns for hoist-testbed\n\n\
+             [Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n\
+             ExecStop=/bin/sh -c 'cat /proc/sys/kernel/random/boot_id >> {SHUTDOWN_LOG}'\n\n\
+             [Install]\nWantedBy=multi-user.target\n"
+        )
+        .as_bytes(),
+        0o644,
+    )?;
+    let wants = host.root.join("etc/systemd/system/multi-user.target.wants");
+    fs::create_dir_all(&wants).ctx("create", &wants)?;
+    let link = wants.join(SHUTDOWN_UNIT);
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(format!("/etc/systemd/system/{SHUTDOWN_UNIT}"), &link)
+        .ctx("symlink", &link)?;
     Ok(public)
 }

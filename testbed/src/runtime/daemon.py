@@ -63,7 +63,7 @@ def healthy(dep_port):
         return False
 
 
-deadline = time.monotonic() + 15
+deadline = time.monotonic() + 10
 for dep in a.needs:
     while not healthy(int(dep)):
         if time.monotonic() > deadline:
