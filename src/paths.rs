@@ -29,7 +29,7 @@ pub enum RouteError {
     #[error("{message}")]
     Unsupported { path: String, message: String },
     #[error("no upgrade path from {from} to {to}")]
-    NoPath { from: Version, to: Version },
+    NoPath { from: String, to: String },
 }
 
 /// The outcome of routing.
@@ -99,8 +99,8 @@ pub fn route(paths: &[PathEdge], current: &Version, target: &Version) -> Result<
         }
     }
     Err(RouteError::NoPath {
-        from: current.clone(),
-        to: target.clone(),
+        from: current.to_string(),
+        to: target.to_string(),
     })
 }
 

@@ -220,13 +220,43 @@ impl Plan {
     /// out: the same steps from a recipe installed elsewhere, or with only a
     /// comment changed, are the same plan.
     pub fn compute_hash(&self) -> String {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.remove("hash");
-            o.remove("recipe");
-            o.remove("recipe_sha256");
+        /// What the hash covers: everything but the hash, the recipe's path
+        /// and the recipe's text hash.
+        #[derive(Serialize)]
+        struct Content<'a> {
+            schema: u32,
+            product: &'a str,
+            current: &'a Version,
+            target: &'a Version,
+            hops: &'a [Hop],
+            steps: &'a [PlannedStep],
+            skipped: &'a [SkippedStep],
         }
-        hex(&Sha256::digest(v.to_string().as_bytes()))
+        let content = Content {
+            schema: self.schema,
+            product: &self.product,
+            current: &self.current,
+            target: &self.target,
+            hops: &self.hops,
+            steps: &self.steps,
+            skipped: &self.skipped,
+        };
+        // Streamed into the hasher: no JSON text is built.
+        struct Hashing(Sha256);
+        impl std::io::Write for Hashing {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.update(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut hasher = Hashing(Sha256::new());
+        if serde_json::to_writer(&mut hasher, &content).is_err() {
+            return String::new();
+        }
+        hex(&hasher.0.finalize())
     }
 
     /// The human form: route, then steps by hop and phase, then what is not
@@ -255,19 +285,21 @@ impl Plan {
         );
         let width = self.steps.iter().map(|s| s.key.len()).max().unwrap_or(0);
         let mut last: Option<(usize, Phase)> = None;
+        let mut hop_shown: Option<usize> = None;
         for (n, s) in self.steps.iter().enumerate() {
-            if last.map(|l| l.0) != Some(s.hop) || last.is_none() {
-                if self.hops.len() > 1 && s.phase != Phase::Prepare {
-                    let h = &self.hops[s.hop];
-                    let _ = writeln!(
-                        out,
-                        "\nhop {}: {} -> {} (path {})",
-                        s.hop + 1,
-                        h.from,
-                        h.to,
-                        h.path
-                    );
-                }
+            // Prepare steps of every hop come first; each hop's other phases
+            // follow under a header naming the hop.
+            if self.hops.len() > 1 && s.phase != Phase::Prepare && hop_shown != Some(s.hop) {
+                let h = &self.hops[s.hop];
+                let _ = writeln!(
+                    out,
+                    "\nhop {}: {} -> {} (path {})",
+                    s.hop + 1,
+                    h.from,
+                    h.to,
+                    h.path
+                );
+                hop_shown = Some(s.hop);
             }
             if last != Some((s.hop, s.phase)) {
                 let _ = writeln!(out, "  {}", s.phase.name());

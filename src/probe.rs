@@ -112,7 +112,7 @@ fn os_release(facts: &mut Facts) {
         _ => String::new(),
     };
     let family = family_of(&id, &id_like);
-    facts.set("os.family", Value::Str(family.into()));
+    facts.set("os.family", Value::Str(family));
 }
 
 /// `debian` or `rhel` (or the id itself) from os-release's ID and ID_LIKE.

@@ -90,13 +90,14 @@ macro_rules! registry {
             /// pushed when it does not fit the kind.
             pub fn parse(
                 name: &str,
-                value: &Spanned<DeValue<'_>>,
+                value: Spanned<DeValue<'_>>,
                 problems: &mut Vec<Problem>,
             ) -> Option<Action> {
                 match name {
                     $($name => {
+                        let span = value.span();
                         let a: $module::$ty = crate::recipe::parse::de(value, problems)?;
-                        a.validate(&value.span(), problems);
+                        a.validate(&span, problems);
                         Some(Action::$ty(a))
                     })*
                     _ => None,

@@ -277,9 +277,9 @@ pub fn load(path: &Path) -> std::io::Result<Loaded> {
 pub fn load_str(path: &Path, text: &str) -> Loaded {
     let source = Source::new(path, text);
     let mut problems: Vec<Problem> = Vec::new();
-    let recipe = parse::parse(&source, &mut problems).and_then(|mut r| {
+    let recipe = parse::parse(&source, &mut problems).map(|mut r| {
         validate::validate(&mut r, &mut problems);
-        Some(r)
+        r
     });
     problems.sort_by_key(|p| (p.span.start, p.code));
     problems.dedup_by(|a, b| a.span == b.span && a.code == b.code && a.message == b.message);

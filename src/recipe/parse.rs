@@ -22,13 +22,14 @@ const SECTIONS: [&str; 6] = ["product", "paths", "facts", "services", "checks", 
 
 /// Deserialises one value into `T`; a mismatch becomes a problem.
 pub fn de<T: DeserializeOwned>(
-    value: &Spanned<DeValue<'_>>,
+    value: Spanned<DeValue<'_>>,
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
-    match T::deserialize(ValueDeserializer::from(value.clone())) {
+    let span = value.span();
+    match T::deserialize(ValueDeserializer::from(value)) {
         Ok(v) => Some(v),
         Err(e) => {
-            problems.push(serde_problem(&e, value.span()));
+            problems.push(serde_problem(&e, span));
             None
         }
     }
@@ -68,36 +69,42 @@ fn serde_problem(e: &toml::de::Error, fallback: Span<usize>) -> Problem {
 type Taken<'i> = Vec<(String, Span<usize>, Spanned<DeValue<'i>>)>;
 
 fn take<'i>(
-    value: &Spanned<DeValue<'i>>,
+    value: Spanned<DeValue<'i>>,
     wanted: impl Fn(&str) -> bool,
 ) -> (Spanned<DeValue<'i>>, Taken<'i>) {
-    let DeValue::Table(table) = value.get_ref() else {
-        return (value.clone(), Vec::new());
+    let span = value.span();
+    let table = match value.into_inner() {
+        DeValue::Table(t) => t,
+        other => return (Spanned::new(span, other), Vec::new()),
     };
     let mut rest = DeTable::new();
     let mut taken = Vec::new();
     for (k, v) in table {
         if wanted(k.get_ref()) {
-            taken.push((k.get_ref().to_string(), k.span(), v.clone()));
+            taken.push((k.get_ref().to_string(), k.span(), v));
         } else {
-            rest.insert(k.clone(), v.clone());
+            rest.insert(k, v);
         }
     }
-    (Spanned::new(value.span(), DeValue::Table(rest)), taken)
+    (Spanned::new(span, DeValue::Table(rest)), taken)
 }
 
-fn items<'a, 'i>(
+fn items<'i>(
     name: &str,
-    value: &'a Spanned<DeValue<'i>>,
+    value: Option<Spanned<DeValue<'i>>>,
     problems: &mut Vec<Problem>,
-) -> Vec<&'a Spanned<DeValue<'i>>> {
-    match value.get_ref() {
-        DeValue::Array(a) => a.iter().collect(),
+) -> Vec<Spanned<DeValue<'i>>> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Array(a) => a.into_iter().collect(),
         other => {
             problems.push(
                 Problem::error(
                     "wrong-type",
-                    value.span(),
+                    span,
                     format!("`{name}` is a list of tables, found a {}", other.type_str()),
                 )
                 .label(format!("write each item as [[{name}]]")),
@@ -122,16 +129,11 @@ pub fn parse(source: &Source, problems: &mut Vec<Problem>) -> Option<Recipe> {
     if !syntax.is_empty() {
         return None;
     }
-    let root_span = root.span();
-    let root = root.into_inner();
-    let get = |name: &str| -> Option<Spanned<DeValue<'_>>> {
-        root.iter()
-            .find(|(k, _)| k.get_ref() == name)
-            .map(|(_, v)| v.clone())
-    };
-    for (k, _) in &root {
-        if !SECTIONS.contains(&k.get_ref().as_ref()) {
-            problems.push(
+    let mut sections: [Option<Spanned<DeValue<'_>>>; 6] = Default::default();
+    for (k, v) in root.into_inner() {
+        match SECTIONS.iter().position(|s| *s == k.get_ref()) {
+            Some(i) => sections[i] = Some(v),
+            None => problems.push(
                 Problem::error(
                     "unknown-key",
                     k.span(),
@@ -139,66 +141,45 @@ pub fn parse(source: &Source, problems: &mut Vec<Problem>) -> Option<Recipe> {
                 )
                 .label(format!("expected one of: {}", SECTIONS.join(", ")))
                 .help_opt(suggest(k.get_ref(), SECTIONS)),
-            );
+            ),
         }
     }
-
-    let Some(product_value) = get("product") else {
+    let [product_value, paths, facts, services, checks, steps] = sections;
+    let Some(product_value) = product_value else {
         problems.push(
             Problem::error("missing-key", 0..0, "the recipe has no [product] section")
                 .label("add [product] with `name` and `version`"),
         );
         return None;
     };
-    let _ = root_span;
-    let product: Option<Product> = de(&product_value, problems);
+    let product_span = product_value.span();
+    let product: Option<Product> = de(product_value, problems);
     if let Some(p) = &product {
-        check_probe(&p.version, false, &product_value.span(), problems);
+        check_probe(&p.version, false, &product_span, problems);
         if let Some(c) = &p.candidate {
-            check_probe(c, false, &product_value.span(), problems);
+            check_probe(c, false, &product_span, problems);
         }
     }
-
-    let paths = get("paths")
-        .map(|v| {
-            items("paths", &v, problems)
-                .into_iter()
-                .filter_map(|item| parse_path(item, problems))
-                .collect()
-        })
-        .unwrap_or_default();
-    let facts: Vec<FactSpec> = get("facts")
-        .map(|v| {
-            items("facts", &v, problems)
-                .into_iter()
-                .filter_map(|item| parse_fact(item, problems))
-                .collect()
-        })
-        .unwrap_or_default();
-    let services = get("services")
-        .map(|v| {
-            items("services", &v, problems)
-                .into_iter()
-                .filter_map(|item| de(item, problems))
-                .collect()
-        })
-        .unwrap_or_default();
-    let checks = get("checks")
-        .map(|v| {
-            items("checks", &v, problems)
-                .into_iter()
-                .filter_map(|item| parse_check(item, problems))
-                .collect()
-        })
-        .unwrap_or_default();
-    let steps = get("steps")
-        .map(|v| {
-            items("steps", &v, problems)
-                .into_iter()
-                .filter_map(|item| parse_step(item, problems))
-                .collect()
-        })
-        .unwrap_or_default();
+    let paths = items("paths", paths, problems)
+        .into_iter()
+        .filter_map(|i| parse_path(i, problems))
+        .collect();
+    let facts: Vec<FactSpec> = items("facts", facts, problems)
+        .into_iter()
+        .filter_map(|i| parse_fact(i, problems))
+        .collect();
+    let services = items("services", services, problems)
+        .into_iter()
+        .filter_map(|i| de(i, problems))
+        .collect();
+    let checks = items("checks", checks, problems)
+        .into_iter()
+        .filter_map(|i| parse_check(i, problems))
+        .collect();
+    let steps = items("steps", steps, problems)
+        .into_iter()
+        .filter_map(|i| parse_step(i, problems))
+        .collect();
 
     let product = product?;
     let mut catalogue = Catalogue::builtin(Some(product.roles.clone()));
@@ -277,7 +258,8 @@ fn inner_span(s: &Spanned<String>, offset: &Span<usize>) -> Span<usize> {
     base + offset.start..base + offset.end
 }
 
-fn parse_path(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<PathEdge> {
+fn parse_path(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<PathEdge> {
+    let item_span = item.span();
     let raw: RawPath = de(item, problems)?;
     let from = match Range::parse(raw.from.get_ref()) {
         Ok(r) => r,
@@ -307,7 +289,7 @@ fn parse_path(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
         problems.push(
             Problem::error(
                 "missing-key",
-                item.span(),
+                item_span.clone(),
                 format!("path `{}` has no `to`", raw.id),
             )
             .label("where does this path lead?")
@@ -322,7 +304,7 @@ fn parse_path(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
         to,
         stop: raw.stop,
         unsupported: raw.unsupported,
-        span: item.span(),
+        span: item_span.clone(),
     })
 }
 
@@ -346,10 +328,11 @@ fn string_type() -> FactType {
     FactType::Str
 }
 
-fn parse_fact(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<FactSpec> {
+fn parse_fact(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<FactSpec> {
+    let item_span = item.span();
     let raw: RawFact = de(item, problems)?;
     if let Some(p) = &raw.probe {
-        check_probe(p, raw.ty == FactType::Bool, &item.span(), problems);
+        check_probe(p, raw.ty == FactType::Bool, &item_span.clone(), problems);
     }
     let default = raw.default.map(|d| match d {
         toml::Value::String(s) => s,
@@ -371,7 +354,7 @@ fn parse_fact(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
         problems.push(
             Problem::error(
                 "unknown-value",
-                item.span(),
+                item_span.clone(),
                 format!("fact `{}`: default {d:?} is not among its values", raw.name),
             )
             .label(format!("one of: {}", values.join(", "))),
@@ -408,12 +391,12 @@ fn condition(taken: &Taken<'_>, key: &str, problems: &mut Vec<Problem>) -> Optio
         .and_then(|(_, _, v)| Condition::parse(v, problems))
 }
 
-fn parse_check(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Check> {
+fn parse_check(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Check> {
+    let span = item.span();
     let (rest, taken) = take(item, |k| k == "when" || k == "require");
     let when = condition(&taken, "when", problems);
     let require = condition(&taken, "require", problems);
-    let raw: RawCheck = de(&rest, problems)?;
-    let span = item.span();
+    let raw: RawCheck = de(rest, problems)?;
     if raw.test.is_some() == require.is_some() {
         problems.push(
             Problem::error(
@@ -481,7 +464,8 @@ const STEP_KEYS: [&str; 10] = [
     "id", "phase", "title", "hops", "timeout", "retries", "once", "probe", "when", "undo",
 ];
 
-fn parse_step(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Step> {
+fn parse_step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Step> {
+    let span = item.span();
     let (rest, taken) = take(item, |k| k == "when" || k == "undo" || KINDS.contains(&k));
     // A key that is neither a step key nor an action kind: say which it was
     // probably meant to be, out of both lists.
@@ -509,15 +493,14 @@ fn parse_step(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
             }
         }
     }
-    let (rest, _) = take(&rest, |k| !STEP_KEYS.contains(&k));
+    let (rest, _) = take(rest, |k| !STEP_KEYS.contains(&k));
     let when = condition(&taken, "when", problems);
     let actions: Vec<_> = taken
         .iter()
         .filter(|(k, _, _)| KINDS.contains(&k.as_str()))
         .collect();
     let undo = taken.iter().find(|(k, _, _)| k == "undo");
-    let raw: Option<RawStep> = de(&rest, problems);
-    let span = item.span();
+    let raw: Option<RawStep> = de(rest, problems);
     let action = match actions.as_slice() {
         [] if misspelt_action => None,
         [] => {
@@ -537,7 +520,7 @@ fn parse_step(item: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
             );
             None
         }
-        [(name, _, value)] => Action::parse(name, value, problems),
+        [(name, _, value)] => Action::parse(name, value.clone(), problems),
         [_, (name, kspan, _), ..] => {
             problems.push(
                 Problem::error(
@@ -604,7 +587,7 @@ fn parse_undo(
                 );
                 return None;
             }
-            Action::parse(k.get_ref(), val, problems).map(|a| (a, k.span()))
+            Action::parse(k.get_ref(), (*val).clone(), problems).map(|a| (a, k.span()))
         }
         _ => {
             problems.push(
