@@ -167,6 +167,20 @@ impl AptRepo {
         Ok(())
     }
 
+    /// Put a file that is not a Debian package in the repository tree
+    /// (e.g. `pip/<wheel>`); hosts see it under /srv/hoist-repo.
+    pub fn add_file(&self, rel: &str, contents: &[u8]) -> Result<PathBuf> {
+        if rel.starts_with('/') || rel.split('/').any(|c| c == ".." || c.is_empty()) {
+            return Err(Error::Spec(format!("bad repository path {rel:?}")));
+        }
+        let p = self.root().join(rel);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).ctx("create", parent)?;
+        }
+        fs::write(&p, contents).ctx("write", &p)?;
+        Ok(p)
+    }
+
     /// Path of a published .deb, for tests that tamper with it.
     pub fn deb_path(&self, suite: &str, spec: &PackageSpec) -> PathBuf {
         self.root().join("pool").join(suite).join(spec.file_name())

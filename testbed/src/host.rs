@@ -91,7 +91,10 @@ impl Host {
     }
 
     /// Run a bash script as root on the host; fail unless it exits 0.
-    /// The script travels on stdin, never in argv.
+    /// The script travels on stdin (never in argv) into a temporary file
+    /// that bash then runs with stdin from /dev/null: a command that reads
+    /// stdin (a dpkg conffile prompt) sees end-of-file, as in a
+    /// non-interactive run, instead of eating the rest of the script.
     pub fn exec(&self, script: &str) -> Result<Output> {
         self.exec_timeout(script, EXEC_TIMEOUT)
     }
@@ -118,7 +121,10 @@ impl Host {
 
     fn exec_unchecked_timeout(&self, script: &str, timeout: Duration) -> Result<Output> {
         let mut c = self.ssh_command();
-        c.args(["--", "bash", "-s"]);
+        c.args([
+            "--",
+            "f=$(mktemp) && cat > \"$f\" && bash \"$f\" </dev/null; rc=$?; rm -f \"$f\"; exit $rc",
+        ]);
         cmd::run_unchecked(&mut c, Some(script.as_bytes()), timeout)
     }
 

@@ -38,6 +38,7 @@ mod signals;
 mod ssh;
 mod suite;
 mod testbed;
+mod wheel;
 
 pub use aptrepo::AptRepo;
 pub use cache::{CACHE_ENV, DEFAULT_CACHE, cache_dir, disk_usage};
@@ -55,3 +56,4 @@ pub use schema::{DAEMON, Engine, MIGRATE, RUNTIME_PACKAGE, Schema, daemon_unit, 
 pub use ssh::SshFiles;
 pub use suite::Suite;
 pub use testbed::{Testbed, TestbedBuilder};
+pub use wheel::WheelSpec;

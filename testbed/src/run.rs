@@ -103,6 +103,11 @@ fn remove_run(id: &str, dir: &Path) -> Result<()> {
         if let Err(e) = cgroup::remove_tree(g) {
             errors.push(e.to_string());
         }
+        // The shared parent goes when the last run does; another live run
+        // keeps it busy, which is fine.
+        if let Some(parent) = g.parent() {
+            let _ = fs::remove_dir(parent);
+        }
     }
     if let Err(e) = mounts::remove_tree(dir) {
         errors.push(e.to_string());

@@ -4,4 +4,5 @@
 //! really conflict.
 
 pub mod cloudstack;
+pub mod walt;
 pub mod xivo;
