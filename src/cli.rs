@@ -56,6 +56,12 @@ pub enum Command {
         #[command(flatten)]
         host: HostArgs,
     },
+    /// Upgrade an embedded demo product from v1 to v2, showing the whole
+    /// flow (and with --fail-at, the automatic rollback).
+    Demo(crate::demo::DemoArgs),
+    /// The demo product's own programs (used by the demo recipe).
+    #[command(hide = true, name = "demo-internal")]
+    DemoInternal(crate::demo::InternalArgs),
 }
 
 #[derive(Args, Debug)]
@@ -89,6 +95,8 @@ pub fn main() -> ExitCode {
         Command::Lint { recipes } => lint(recipes, cli.json),
         Command::Check { host, skip } => check(host, skip, cli.json),
         Command::Plan { host } => plan_cmd(host, cli.json),
+        Command::Demo(args) => crate::demo::main(args),
+        Command::DemoInternal(args) => crate::demo::internal(args),
     };
     ExitCode::from(code)
 }

@@ -5,6 +5,7 @@ pub mod actions;
 pub mod checks;
 pub mod cli;
 pub mod condition;
+pub mod demo;
 pub mod diag;
 pub mod facts;
 pub mod order;

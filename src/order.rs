@@ -85,6 +85,9 @@ mod tests {
             name: name.into(),
             after: after.iter().map(|s| s.to_string()).collect(),
             backend: Backend::Systemd,
+            start: None,
+            stop: None,
+            status: None,
         }
     }
 

@@ -146,6 +146,8 @@ pub enum Backend {
     Systemd,
     /// `service NAME stop|start`.
     Sysv,
+    /// The recipe's own `start`, `stop` and `status` commands.
+    Command,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -157,6 +159,14 @@ pub struct ServiceSpec {
     pub after: Vec<String>,
     #[serde(default)]
     pub backend: Backend,
+    /// For `backend = "command"`: how to start, stop and ask about it
+    /// (`status` exits 0 when it runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]

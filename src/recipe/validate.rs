@@ -202,6 +202,20 @@ fn services(r: &Recipe, problems: &mut Vec<Problem>) {
             }
         }
     }
+    for s in &r.services {
+        let has = [&s.start, &s.stop, &s.status].iter().filter(|c| c.is_some()).count();
+        let command = s.backend == super::Backend::Command;
+        if command && has != 3 || !command && has != 0 {
+            problems.push(
+                Problem::error(
+                    "one-of",
+                    svc_span(&s.name),
+                    format!("service `{}`: `start`, `stop` and `status` go together, with `backend = \"command\"` only", s.name),
+                )
+                .label("here"),
+            );
+        }
+    }
     if let Err(cycle) = crate::order::service_order(&r.services) {
         problems.push(
             Problem::error(
