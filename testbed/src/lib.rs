@@ -10,7 +10,8 @@
 //! let h1 = tb.host("h1")?;
 //! assert_eq!(h1.exec("hostname")?.stdout.trim(), "h1");
 //! h1.reboot()?;
-//! tb.crash(&tb.host("h2")?)?;
+//! let h2 = tb.host("h2")?;
+//! tb.crash(&h2)?; // power cut, then boot again
 //! tb.teardown()?;
 //! # Ok::<(), hoist_testbed::Error>(())
 //! ```
