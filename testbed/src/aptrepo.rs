@@ -1,13 +1,16 @@
 //! A local Debian archive: suites side by side, each with its own pool,
 //! indexed with apt-ftparchive and signed (InRelease and Release.gpg) with
 //! a key generated for this repository. Hosts see it read-only at
-//! /srv/hoist-repo through a bind mount and trust only that key, so apt on
-//! a host verifies signatures and hashes exactly as with a real mirror.
+//! /srv/hoist-repo through a bind mount and trust that key, so apt on a
+//! host verifies signatures and hashes exactly as with a real mirror.
+//! Chosen suites can be signed with another key instead (a vendor's key
+//! rotation, as XiVO's before 1.2.4): hosts refuse them until that key,
+//! published under `keys/`, is added to their trusted keys.
 //!
 //! Layout: `repo/dists/<suite>/{Release,InRelease,Release.gpg}`,
 //! `repo/dists/<suite>/main/binary-amd64/Packages`, `repo/pool/<suite>/*.deb`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,6 +31,9 @@ pub struct AptRepo {
     // Field order matters for Drop: the key (and its gpg-agent) goes
     // before the directory holding its home.
     key: SigningKey,
+    /// Other keys by name, and the suites each one signs.
+    other_keys: BTreeMap<String, SigningKey>,
+    signed_by: BTreeMap<String, String>,
     dir: tempfile::TempDir,
     suites: BTreeSet<String>,
 }
@@ -49,6 +55,8 @@ impl AptRepo {
         let key = SigningKey::generate(&dir.path().join("gnupg"), &dir.path().join("keyring.gpg"))?;
         Ok(AptRepo {
             key,
+            other_keys: BTreeMap::new(),
+            signed_by: BTreeMap::new(),
             dir,
             suites: BTreeSet::new(),
         })
@@ -59,7 +67,7 @@ impl AptRepo {
         self.dir.path().join("repo")
     }
 
-    /// The public keyring hosts trust (`signed-by=`).
+    /// The public keyring hosts trust (in /etc/apt/trusted.gpg.d).
     pub fn keyring(&self) -> &Path {
         self.key.keyring()
     }
@@ -67,6 +75,30 @@ impl AptRepo {
     /// Fingerprint of the signing key.
     pub fn fingerprint(&self) -> &str {
         self.key.fingerprint()
+    }
+
+    /// Sign `suite` with the key called `key_name` (made on first use)
+    /// instead of the repository's key. Returns where hosts find that key:
+    /// `/srv/hoist-repo/keys/<key_name>.gpg`.
+    pub fn sign_suite_with(&mut self, suite: &str, key_name: &str) -> Result<String> {
+        if key_name.is_empty()
+            || !key_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        {
+            return Err(Error::Spec(format!("bad key name {key_name:?}")));
+        }
+        if !self.other_keys.contains_key(key_name) {
+            let keys = self.root().join("keys");
+            fs::create_dir_all(&keys).ctx("create", &keys)?;
+            let k = SigningKey::generate(
+                &self.dir.path().join(format!("gnupg-{key_name}")),
+                &keys.join(format!("{key_name}.gpg")),
+            )?;
+            self.other_keys.insert(key_name.to_owned(), k);
+        }
+        self.signed_by.insert(suite.to_owned(), key_name.to_owned());
+        Ok(format!("{}/keys/{key_name}.gpg", crate::host::REPO_MOUNT))
     }
 
     /// Suites that have packages.
@@ -162,7 +194,12 @@ impl AptRepo {
             )?;
             let rel = dist.join("Release");
             fs::write(&rel, release.stdout).ctx("write", &rel)?;
-            self.key.sign_release(&rel)?;
+            let key = self
+                .signed_by
+                .get(suite)
+                .and_then(|k| self.other_keys.get(k))
+                .unwrap_or(&self.key);
+            key.sign_release(&rel)?;
         }
         Ok(())
     }

@@ -27,8 +27,10 @@ pub const EXEC_TIMEOUT: Duration = Duration::from_secs(300);
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Where each host sees the run's apt repository.
 pub const REPO_MOUNT: &str = "/srv/hoist-repo";
-/// The repository's signing key inside each host.
-pub const REPO_KEYRING: &str = "/etc/apt/keyrings/hoist-testbed.gpg";
+/// The repository's signing key inside each host. In trusted.gpg.d rather
+/// than a `signed-by=` keyring so that a recipe can trust another key for
+/// the same repository (a vendor's key rotation) the way admins did.
+pub const REPO_KEYRING: &str = "/etc/apt/trusted.gpg.d/hoist-testbed.gpg";
 
 /// Unit that appends the boot id to [`SHUTDOWN_LOG`] on a clean shutdown.
 pub const SHUTDOWN_UNIT: &str = "hoist-testbed-shutdown.service";
@@ -353,9 +355,7 @@ impl Host {
     pub fn use_suites(&self, suites: &[&str]) -> Result<()> {
         let mut list = String::from("# written by hoist-testbed\n");
         for s in suites {
-            list.push_str(&format!(
-                "deb [signed-by={REPO_KEYRING}] file:{REPO_MOUNT} {s} main\n"
-            ));
+            list.push_str(&format!("deb file:{REPO_MOUNT} {s} main\n"));
         }
         self.write_file(
             "/etc/apt/sources.list.d/hoist-testbed.list",

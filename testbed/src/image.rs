@@ -158,9 +158,11 @@ fn build(spec: &ImageSpec, tmp: &Path) -> Result<()> {
     include.dedup();
     // debootstrap resolves the dependencies of --include itself; one pass
     // is faster than debootstrap followed by apt-get in a chroot.
+    // Under pdeathsig: a test process killed mid-build must not leave a
+    // debootstrap writing into a directory the next build will remove.
     cmd::run(
-        Command::new("debootstrap")
-            .arg("--variant=minbase")
+        Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "debootstrap", "--variant=minbase"])
             .arg(format!("--include={}", include.join(",")))
             .arg(spec.suite.codename())
             .arg(&rootfs)

@@ -84,6 +84,22 @@ fn xivo_standin_installs_upgrades_and_refuses_what_the_docs_refuse() -> hoist_te
         "upgrade left its SIP DROP rule: {rules}"
     );
 
+    // 1.2.4 is signed with XiVO's new key: refused until it is trusted.
+    h.use_suites(&[&xivo::suite("1.2.4")])?;
+    let out = h.exec_unchecked("xivo-upgrade -f")?;
+    assert!(!out.success(), "a suite signed by an unknown key was used");
+    assert!(
+        out.stderr.contains("NO_PUBKEY") || out.stderr.contains("not signed"),
+        "{}",
+        out.stderr
+    );
+    h.exec(&format!(
+        "cp {} /etc/apt/trusted.gpg.d/xivo_current.gpg",
+        xivo::NEW_KEY
+    ))?;
+    h.exec("xivo-upgrade -f")?;
+    assert_all_healthy(&h, "1.2.4");
+
     // A newer code with an old schema is unhealthy, not silently working.
     h.exec(
         "runuser -u postgres -- psql -qAt -d asterisk -c 'UPDATE schema_version SET version = 3'",

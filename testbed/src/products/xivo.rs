@@ -4,7 +4,8 @@
 //! migrated by `xivo-manage-db`'s postinst, a conffile that changes in
 //! 1.2.3, the wizard precondition, and from 1.2.2 on `xivo-upgrade` with
 //! its `-d`/`-f` options, pre/post-upgrade.d hooks and the firewall DROP
-//! rule on SIP (udp 5060) held during the upgrade.
+//! rule on SIP (udp 5060) held during the upgrade; the archive key that
+//! changed after 1.2.3.
 
 use crate::aptrepo::AptRepo;
 use crate::debspec::PackageSpec;
@@ -26,6 +27,16 @@ pub const DAEMONS: &[(&str, u16, Option<u16>)] = &[
 pub const DATABASE: &str = "asterisk";
 /// Present once the web wizard ran; `xivo-upgrade` refuses to run without.
 pub const WIZARD_DONE: &str = "/var/lib/xivo/configured";
+
+/// XiVO's archive key changed after 1.2.3: suites of later versions are
+/// signed with a new key that hosts must add first (the docs' `apt-key add`
+/// of `xivo_current.key`). Hosts find it here.
+pub const NEW_KEY: &str = "/srv/hoist-repo/keys/xivo_current.gpg";
+
+/// Whether `version`'s suite is signed with the new key.
+pub fn signed_with_new_key(version: &str) -> bool {
+    !version.starts_with("1.1.") && schema_version(version) >= 5
+}
 
 /// Suite holding one version: switch a host to it to "publish" a release.
 pub fn suite(version: &str) -> String {
@@ -224,6 +235,10 @@ pub fn add_to(repo: &mut AptRepo) -> Result<Vec<String>> {
         let s = suite(v);
         repo.add(&s, &runtime_package())?;
         repo.add_all(&s, &packages(v))?;
+        if signed_with_new_key(v) {
+            let at = repo.sign_suite_with(&s, "xivo_current")?;
+            debug_assert_eq!(at, NEW_KEY);
+        }
         suites.push(s);
     }
     Ok(suites)
