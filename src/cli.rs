@@ -27,9 +27,17 @@ pub const EXIT_USAGE: u8 = 2;
     about = "Safe, automatic, resumable upgrades of server software"
 )]
 pub struct Cli {
-    /// Machine-readable output (JSON) instead of text.
+    /// Machine-readable output (JSON; JSON Lines events for runs).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Where the journal, the lock and the run logs live.
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_STATE_DIR",
+        default_value = "/var/lib/hoist"
+    )]
+    pub state_dir: PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -56,6 +64,36 @@ pub enum Command {
         #[command(flatten)]
         host: HostArgs,
     },
+    /// Upgrade this host: show current -> target, ask, then run the plan.
+    Upgrade {
+        #[command(flatten)]
+        host: HostArgs,
+        /// Only download and verify everything (the prepare phase).
+        #[arg(short = 'd', long)]
+        download_only: bool,
+        /// Do not ask for confirmation.
+        #[arg(short = 'f', long = "yes", visible_alias = "force")]
+        yes: bool,
+        /// On failure, stop where it failed instead of rolling back.
+        #[arg(long)]
+        no_rollback: bool,
+        /// Skip a preflight check the recipe marks skippable (journaled).
+        #[arg(long = "skip", value_name = "CHECK")]
+        skip: Vec<String>,
+    },
+    /// Continue the interrupted or failed run from its first step not done.
+    Resume {
+        /// Go on with the changed recipe's plan (resume refuses a changed
+        /// recipe without it, and says what changed).
+        #[arg(long)]
+        replan: bool,
+    },
+    /// Put the host back as it was before the unfinished run.
+    Rollback,
+    /// Where the last run stands, and what to do next.
+    Status,
+    /// Every run on this host.
+    History,
     /// Upgrade an embedded demo product from v1 to v2, showing the whole
     /// flow (and with --fail-at, the automatic rollback).
     Demo(crate::demo::DemoArgs),
@@ -95,6 +133,27 @@ pub fn main() -> ExitCode {
         Command::Lint { recipes } => lint(recipes, cli.json),
         Command::Check { host, skip } => check(host, skip, cli.json),
         Command::Plan { host } => plan_cmd(host, cli.json),
+        Command::Upgrade {
+            host,
+            download_only,
+            yes,
+            no_rollback,
+            skip,
+        } => upgrade(
+            host,
+            &cli.state_dir,
+            crate::run::Options {
+                yes: *yes,
+                download_only: *download_only,
+                no_rollback: *no_rollback,
+                json: cli.json,
+            },
+            skip,
+        ),
+        Command::Resume { replan } => crate::upgrade::resume(&cli.state_dir, *replan, cli.json),
+        Command::Rollback => crate::upgrade::rollback(&cli.state_dir, cli.json),
+        Command::Status => crate::status::status(&cli.state_dir, cli.json),
+        Command::History => crate::status::history(&cli.state_dir, cli.json),
         Command::Demo(args) => crate::demo::main(args),
         Command::DemoInternal(args) => crate::demo::internal(args),
     };
@@ -288,6 +347,29 @@ fn plan_cmd(host: &HostArgs, json: bool) -> u8 {
             Err(e @ PlanError::Route(_)) => Ok(fail(json, EXIT_REFUSED, "no-path", &e.to_string())),
             Err(e) => Ok(fail(json, EXIT_USAGE, "cannot-plan", &e.to_string())),
         }
+    };
+    run().unwrap_or_else(|code| code)
+}
+
+fn upgrade(
+    host: &HostArgs,
+    state_dir: &std::path::Path,
+    options: crate::run::Options,
+    skip: &[String],
+) -> u8 {
+    let json = options.json;
+    let run = || -> Result<u8, u8> {
+        let recipe = load(&host.recipe, json)?;
+        let facts = host_facts(&recipe, host, json)?;
+        let to = target_arg(host, json)?;
+        Ok(crate::upgrade::upgrade(crate::upgrade::Request {
+            recipe: &recipe,
+            facts,
+            to,
+            options,
+            skip: skip.to_vec(),
+            state_dir,
+        }))
     };
     run().unwrap_or_else(|code| code)
 }

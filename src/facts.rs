@@ -238,6 +238,45 @@ impl Facts {
         self.values.iter()
     }
 
+    /// The facts as text, for the journal (`from_text_map` reads them back).
+    pub fn to_text_map(&self) -> BTreeMap<String, String> {
+        let mut m: BTreeMap<String, String> = self
+            .values
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::Str(s) => s.clone(),
+                    Value::List(l) => l.join(","),
+                    other => other.to_string(),
+                };
+                (k.clone(), text)
+            })
+            .collect();
+        if !self.once_done.is_empty() {
+            m.insert("once_done".into(), self.once_done.join(","));
+        }
+        m
+    }
+
+    pub fn from_text_map(
+        catalogue: &Catalogue,
+        map: &BTreeMap<String, String>,
+    ) -> Result<Facts, String> {
+        let mut f = Facts::default();
+        for (k, v) in map {
+            if k == "once_done" {
+                f.once_done = v
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+            } else if catalogue.lookup(k).is_some() {
+                f.set_text(catalogue, k, v)?;
+            }
+        }
+        Ok(f)
+    }
+
     /// Sets a fact from text given by an admin (`--fact k=v`) or a fixture,
     /// typed by the catalogue.
     pub fn set_text(

@@ -10,14 +10,14 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::diag::Problem;
 use crate::recipe::PathEdge;
 use crate::version::Version;
 
 /// One hop of a route.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hop {
     pub path: String,
     pub from: Version,

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::actions::Action;
@@ -20,7 +20,7 @@ use crate::version::Version;
 /// Bumped when the plan's JSON changes incompatibly.
 pub const SCHEMA: u32 = 1;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PlannedStep {
     /// Unique in the plan: the step id, plus `@to` when there are several hops.
     pub key: String,
@@ -33,13 +33,15 @@ pub struct PlannedStep {
     pub action: Action,
     pub undo: Option<Action>,
     pub probe: Option<Test>,
-    #[serde(with = "duration::option")]
+    #[serde(with = "duration::option", default)]
     pub timeout: Option<Duration>,
     pub retries: u32,
     pub once: bool,
+    #[serde(default)]
+    pub self_update: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum SkipReason {
     /// Its `when` is false here; `detail` says which clause and why.
@@ -60,7 +62,7 @@ impl std::fmt::Display for SkipReason {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SkippedStep {
     pub key: String,
     pub id: String,
@@ -70,7 +72,7 @@ pub struct SkippedStep {
     pub reason: SkipReason,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Plan {
     pub schema: u32,
     pub product: String,
@@ -196,6 +198,7 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
                 timeout: s.timeout,
                 retries: s.retries,
                 once: s.once,
+                self_update: s.self_update,
             });
         }
     }
@@ -216,6 +219,23 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
 }
 
 impl Plan {
+    /// A plan of nothing, as a placeholder while a record is read.
+    pub fn empty() -> Plan {
+        let zero = Version::parse("0").unwrap_or_else(|_| unreachable!("`0` is a version"));
+        Plan {
+            schema: SCHEMA,
+            product: String::new(),
+            recipe: String::new(),
+            recipe_sha256: String::new(),
+            current: zero.clone(),
+            target: zero,
+            hops: Vec::new(),
+            steps: Vec::new(),
+            skipped: Vec::new(),
+            hash: String::new(),
+        }
+    }
+
     /// Hash of the plan's content. The recipe's path and text hash are left
     /// out: the same steps from a recipe installed elsewhere, or with only a
     /// comment changed, are the same plan.
@@ -317,6 +337,9 @@ impl Plan {
             }
             if s.retries > 0 {
                 extra.push(format!("retries {}", s.retries));
+            }
+            if !s.action.executable() || s.undo.as_ref().is_some_and(|u| !u.executable()) {
+                extra.push("not yet supported".to_string());
             }
             let extra = if extra.is_empty() {
                 String::new()

@@ -46,17 +46,7 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> {
     let pgid = Pid::from_raw(child.id() as i32);
     let out = child.stdout.take().map(reader);
     let err = child.stderr.take().map(reader);
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break Some(s);
-        }
-        if start.elapsed() >= timeout {
-            let _ = killpg(pgid, Signal::SIGKILL);
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = wait_bounded(child, pgid, timeout)?;
     // The group may still hold the pipes open after the leader exits; kill
     // what is left so the readers finish.
     if status.is_none() {
@@ -71,6 +61,55 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> {
         stderr: collect(err),
         elapsed: start.elapsed(),
     })
+}
+
+/// Runs `cmd` with its standard output and error appended to `log` (stdin
+/// closed), for at most `timeout`. The output is on disk as it is written,
+/// whatever happens to hoist.
+pub fn run_logged(
+    cmd: &mut Command,
+    timeout: Duration,
+    log: &std::fs::File,
+) -> std::io::Result<Output> {
+    use std::os::unix::process::CommandExt;
+    let start = Instant::now();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?)
+        .process_group(0)
+        .spawn()?;
+    let pgid = Pid::from_raw(child.id() as i32);
+    let status = wait_bounded(child, pgid, timeout)?;
+    Ok(Output {
+        status,
+        stdout: String::new(),
+        stderr: String::new(),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Waits for the child, or kills its whole group at the timeout (`None`).
+/// A thread blocks in wait(2) so the end is seen at once, not at the next
+/// poll.
+fn wait_bounded(
+    mut child: std::process::Child,
+    pgid: Pid,
+    timeout: Duration,
+) -> std::io::Result<Option<ExitStatus>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(status) => status.map(Some),
+        Err(_) => {
+            let _ = killpg(pgid, Signal::SIGKILL);
+            // The waiter reaps the child once it is dead.
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+            Ok(None)
+        }
+    }
 }
 
 fn reader<R: Read + Send + 'static>(mut r: R) -> std::thread::JoinHandle<String> {

@@ -107,3 +107,12 @@ fn the_hash_follows_the_plan_not_the_path() {
     assert_eq!(a.hash, a.compute_hash());
     let _ = Path::new("");
 }
+
+#[test]
+fn a_plan_reads_back_from_json_as_it_was() {
+    let p = plan_for("1.2.0.toml", |_| {});
+    let text = serde_json::to_string(&p).unwrap();
+    let back: Plan = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.compute_hash(), p.hash);
+    assert_eq!(serde_json::to_string(&back).unwrap(), text);
+}

@@ -6,6 +6,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::{Kind, exactly_one, non_empty};
+use crate::context::Ctx;
 use crate::diag::Problem;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -41,6 +42,23 @@ impl Kind for Exec {
     fn disruptive(&self) -> bool {
         // A command may do anything; the maintainer decides where it goes.
         false
+    }
+
+    fn executable(&self) -> bool {
+        true
+    }
+
+    fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let mut cmd = match (&self.argv, &self.shell) {
+            (Some(argv), _) => crate::process::argv(argv),
+            (_, Some(sh)) => crate::process::shell(sh),
+            _ => return Err("exec: nothing to run".into()),
+        };
+        cmd.envs(&self.env);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(ctx.path(dir));
+        }
+        ctx.run(cmd, &self.summary(), ctx.timeout)
     }
 
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use super::wait::Until;
+use crate::context::Ctx;
 use crate::diag::Problem;
 use crate::recipe::duration;
 
@@ -41,6 +42,37 @@ impl Kind for Gate {
 
     fn disruptive(&self) -> bool {
         false
+    }
+
+    fn executable(&self) -> bool {
+        self.until.as_ref().is_none_or(Until::executable)
+    }
+
+    fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        if let Some(u) = &self.until {
+            // A check decides; --yes cannot open it.
+            ctx.note(&format!("gate: {} (waiting until {})", self.message, u.describe()));
+            let timeout = self.timeout.unwrap_or(crate::context::DEFAULT_TIMEOUT);
+            return u.wait(ctx, timeout, Duration::from_secs(5));
+        }
+        if ctx.yes {
+            ctx.note(&format!("gate: {} (confirmed by --yes)", self.message));
+            return Ok(());
+        }
+        if !ctx.interactive {
+            return Err(format!(
+                "gate: {}: a person must confirm this; run on a terminal, or with --yes",
+                self.message
+            ));
+        }
+        let answer = (ctx.ask)(&format!("{}\nType yes when it is done, anything else to stop: ", self.message));
+        match answer.as_deref().map(str::trim) {
+            Some("yes") => {
+                ctx.note(&format!("gate: {} (confirmed at the terminal)", self.message));
+                Ok(())
+            }
+            _ => Err(format!("gate: {}: not confirmed", self.message)),
+        }
     }
 
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::DeValue;
 
+use crate::context::Ctx;
 use crate::diag::Problem;
 
 /// What every action kind provides.
@@ -32,6 +33,26 @@ pub trait Kind: DeserializeOwned + Serialize + Clone + std::fmt::Debug {
 
     /// Checks the types cannot express; problems point at `span`.
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>);
+
+    /// Whether this hoist can carry the action out. When not, the plan says
+    /// "not yet supported" and `upgrade` refuses before changing anything.
+    fn executable(&self) -> bool {
+        false
+    }
+
+    /// Read-only checks before the run changes anything (unsafe hook
+    /// scripts are refused here, before any step runs).
+    fn preflight(&self, _ctx: &Ctx<'_>) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Carries the action out. `Err` says what went wrong, for the admin.
+    fn apply(&self, _ctx: &mut Ctx<'_>) -> Result<(), String> {
+        Err(format!(
+            "`{}` is not yet supported by this hoist",
+            Self::NAME
+        ))
+    }
 }
 
 /// Exactly one of the options must be set: shared by kinds whose table offers
@@ -75,8 +96,9 @@ macro_rules! registry {
     ($($name:literal => $module:ident :: $ty:ident),* $(,)?) => {
         $(pub mod $module;)*
 
-        /// One action of any kind.
-        #[derive(Clone, Debug, Serialize)]
+        /// One action of any kind. Serialised with its kind as `kind`, so a
+        /// plan stored in the journal reads back as it was.
+        #[derive(Clone, Debug, Serialize, serde::Deserialize)]
         #[serde(tag = "kind")]
         pub enum Action {
             $(#[serde(rename = $name)] $ty($module::$ty),)*
@@ -118,6 +140,18 @@ macro_rules! registry {
 
             pub fn disruptive(&self) -> bool {
                 match self { $(Action::$ty(a) => a.disruptive(),)* }
+            }
+
+            pub fn executable(&self) -> bool {
+                match self { $(Action::$ty(a) => a.executable(),)* }
+            }
+
+            pub fn preflight(&self, ctx: &Ctx<'_>) -> Result<(), String> {
+                match self { $(Action::$ty(a) => a.preflight(ctx),)* }
+            }
+
+            pub fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+                match self { $(Action::$ty(a) => a.apply(ctx),)* }
             }
         }
     };

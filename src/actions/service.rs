@@ -7,7 +7,9 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::{Kind, non_empty};
+use crate::context::Ctx;
 use crate::diag::Problem;
+use crate::recipe::{Backend, ServiceSpec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,4 +51,69 @@ impl Kind for Service {
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
         non_empty("units", &self.units, span, problems);
     }
+
+    fn executable(&self) -> bool {
+        true
+    }
+
+    fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let stopping = matches!(self.op, Op::Stop | Op::Disable);
+        for unit in crate::order::sort_units(ctx.services, &self.units, stopping) {
+            let spec = ctx.services.iter().find(|s| s.name == unit);
+            let cmd = command(spec, &unit, self.op)?;
+            ctx.run(cmd, &format!("{} {unit}", verb(self.op)), ctx.timeout)?;
+        }
+        Ok(())
+    }
+}
+
+fn verb(op: Op) -> &'static str {
+    match op {
+        Op::Stop => "stop",
+        Op::Start => "start",
+        Op::Restart => "restart",
+        Op::Reload => "reload",
+        Op::Enable => "enable",
+        Op::Disable => "disable",
+    }
+}
+
+/// The command for `op` on `unit` with its backend (systemd for services
+/// the recipe does not declare).
+pub fn command(spec: Option<&ServiceSpec>, unit: &str, op: Op) -> Result<std::process::Command, String> {
+    let backend = spec.map_or(Backend::Systemd, |s| s.backend);
+    let argv: Vec<String> = match (backend, op) {
+        (Backend::Systemd, _) => vec!["systemctl".into(), verb(op).into(), unit.into()],
+        (Backend::Sysv, Op::Enable | Op::Disable) => vec!["update-rc.d".into(), unit.into(), verb(op).into()],
+        (Backend::Sysv, _) => vec!["service".into(), unit.into(), verb(op).into()],
+        (Backend::Command, Op::Start) => spec.and_then(|s| s.start.clone()).unwrap_or_default(),
+        (Backend::Command, Op::Stop) => spec.and_then(|s| s.stop.clone()).unwrap_or_default(),
+        (Backend::Command, Op::Restart) => {
+            let stop = spec.and_then(|s| s.stop.clone()).unwrap_or_default();
+            let start = spec.and_then(|s| s.start.clone()).unwrap_or_default();
+            let quote = |v: &[String]| super::exec::shell_words(v);
+            vec!["/bin/sh".into(), "-c".into(), format!("{} && {}", quote(&stop), quote(&start))]
+        }
+        (Backend::Command, _) => {
+            return Err(format!("service {unit}: `{}` needs systemd or sysv; the command backend has start, stop and status only", verb(op)));
+        }
+    };
+    if argv.is_empty() {
+        return Err(format!("service {unit}: no command to {}", verb(op)));
+    }
+    Ok(crate::process::argv(&argv))
+}
+
+/// Whether `unit` runs now (for putting services back as they were).
+pub fn is_running(spec: Option<&ServiceSpec>, unit: &str) -> bool {
+    let argv: Vec<String> = match spec.map_or(Backend::Systemd, |s| s.backend) {
+        Backend::Systemd => vec!["systemctl".into(), "is-active".into(), "--quiet".into(), unit.into()],
+        Backend::Sysv => vec!["service".into(), unit.into(), "status".into()],
+        Backend::Command => match spec.and_then(|s| s.status.clone()) {
+            Some(a) if !a.is_empty() => a,
+            _ => return false,
+        },
+    };
+    crate::process::run(&mut crate::process::argv(&argv), std::time::Duration::from_secs(30))
+        .is_ok_and(|o| o.success())
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use super::db::{Credentials, Engine};
+use crate::context::Ctx;
 use crate::diag::Problem;
 use crate::recipe::duration;
 
@@ -45,6 +46,65 @@ pub struct Until {
 }
 
 impl Until {
+    /// SQL checks come with the database actions.
+    pub fn executable(&self) -> bool {
+        self.sql.is_none()
+    }
+
+    /// Whether it holds now; `Err` is what was seen instead.
+    pub fn holds(&self, ctx: &Ctx<'_>) -> Result<(), String> {
+        let short = Duration::from_secs(10);
+        if let Some(t) = &self.tcp {
+            use std::net::ToSocketAddrs;
+            let addrs = t.to_socket_addrs().map_err(|e| format!("{t}: {e}"))?;
+            let mut last = format!("{t}: no address");
+            for a in addrs {
+                match std::net::TcpStream::connect_timeout(&a, short) {
+                    Ok(_) => return Ok(()),
+                    Err(e) => last = format!("{t}: {e}"),
+                }
+            }
+            Err(last)
+        } else if let Some(u) = &self.http {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_global(Some(short))
+                .http_status_as_error(false)
+                .build()
+                .into();
+            match agent.get(u).call() {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(format!("{u}: HTTP {}", r.status().as_u16())),
+                Err(e) => Err(format!("{u}: {e}")),
+            }
+        } else if let Some(c) = &self.command {
+            check_status(ctx, crate::process::argv(c), &super::exec::shell_words(c))
+        } else if let Some(sh) = &self.shell {
+            check_status(ctx, crate::process::shell(sh), &super::exec::first_line(sh))
+        } else {
+            Err("SQL checks are not yet supported by this hoist".into())
+        }
+    }
+
+    /// Polls until it holds, at most `timeout`.
+    pub fn wait(&self, ctx: &Ctx<'_>, timeout: Duration, interval: Duration) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let seen = match self.holds(ctx) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(format!(
+                    "not true after {}: {}; last seen: {seen}",
+                    humantime::format_duration(timeout),
+                    self.describe()
+                ));
+            }
+            std::thread::sleep(interval.min(deadline - now));
+        }
+    }
+
     pub fn describe(&self) -> String {
         if let Some(t) = &self.tcp {
             format!("{t} accepts TCP connections")
@@ -126,6 +186,15 @@ impl Kind for Wait {
         false
     }
 
+    fn executable(&self) -> bool {
+        self.until.executable()
+    }
+
+    fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        ctx.note(&self.summary());
+        self.until.wait(ctx, self.timeout, self.interval)
+    }
+
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
         self.until.validate("wait.until", span, problems);
         if self.interval.is_zero() || self.interval > self.timeout {
@@ -139,4 +208,9 @@ impl Kind for Wait {
             );
         }
     }
+}
+
+/// A command check: its output goes to the run log, its status decides.
+fn check_status(ctx: &Ctx<'_>, cmd: std::process::Command, what: &str) -> Result<(), String> {
+    ctx.run(cmd, what, Duration::from_secs(60))
 }

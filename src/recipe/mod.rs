@@ -229,6 +229,10 @@ pub struct Step {
     pub retries: u32,
     /// Never again on this host once done.
     pub once: bool,
+    /// Updates hoist or the recipe (seed 001, step 1: "xivo-upgrade upgrade,
+    /// to get the latest modifications to the upgrade process"): when it
+    /// changed either, hoist re-executes itself and re-plans.
+    pub self_update: bool,
     #[serde(skip)]
     pub span: Span<usize>,
 }

@@ -456,12 +456,24 @@ struct RawStep {
     #[serde(default)]
     once: bool,
     #[serde(default)]
+    self_update: bool,
+    #[serde(default)]
     probe: Option<Test>,
 }
 
 /// Step keys other than the action and `when`/`undo`, for suggestions.
-const STEP_KEYS: [&str; 10] = [
-    "id", "phase", "title", "hops", "timeout", "retries", "once", "probe", "when", "undo",
+const STEP_KEYS: [&str; 11] = [
+    "id",
+    "phase",
+    "title",
+    "hops",
+    "timeout",
+    "retries",
+    "once",
+    "self_update",
+    "probe",
+    "when",
+    "undo",
 ];
 
 fn parse_step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Step> {
@@ -552,6 +564,7 @@ fn parse_step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
         timeout: raw.timeout,
         retries: raw.retries,
         once: raw.once,
+        self_update: raw.self_update,
         span,
     })
 }

@@ -203,7 +203,10 @@ fn services(r: &Recipe, problems: &mut Vec<Problem>) {
         }
     }
     for s in &r.services {
-        let has = [&s.start, &s.stop, &s.status].iter().filter(|c| c.is_some()).count();
+        let has = [&s.start, &s.stop, &s.status]
+            .iter()
+            .filter(|c| c.is_some())
+            .count();
         let command = s.backend == super::Backend::Command;
         if command && has != 3 || !command && has != 0 {
             problems.push(

@@ -1,0 +1,74 @@
+//! What an action sees while it runs: the run's environment, the step's
+//! time bound, the run log, the journal (for `each_once` hooks), and whether
+//! a person is there to answer.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::journal::Journal;
+use crate::process;
+use crate::recipe::ServiceSpec;
+
+/// A step's default bound when the recipe gives none: every wait is bounded.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+pub struct Ctx<'a> {
+    pub product: &'a str,
+    pub run: i64,
+    pub recipe_dir: &'a Path,
+    pub services: &'a [ServiceSpec],
+    /// HOIST_FROM_VERSION, HOIST_TO_VERSION, HOIST_RUN_ID, HOIST_PHASE.
+    pub env: Vec<(String, String)>,
+    pub timeout: Duration,
+    /// The run's log: every child writes its output straight into it.
+    pub log: &'a File,
+    pub journal: &'a mut Journal,
+    /// A person is at a terminal.
+    pub interactive: bool,
+    /// The admin said yes to every question (`--yes`); never to a check.
+    pub yes: bool,
+    /// Asks the person at the terminal (with the progress display out of
+    /// the way); `None` when nothing can be read.
+    pub ask: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Ctx<'_> {
+    /// A path from the recipe: relative ones are relative to its directory.
+    pub fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.recipe_dir.join(p)
+        }
+    }
+
+    /// Writes a line to the run log (what hoist itself did).
+    pub fn note(&self, line: &str) {
+        use std::io::Write;
+        let mut log = self.log;
+        let _ = writeln!(log, "hoist: {line}");
+    }
+
+    /// Runs a program with the run's environment, its output into the run
+    /// log, bounded by `timeout`. `Err` says why it failed.
+    pub fn run(&self, mut cmd: Command, what: &str, timeout: Duration) -> Result<(), String> {
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        self.note(&format!("run {what}"));
+        let out = process::run_logged(&mut cmd, timeout, self.log)
+            .map_err(|e| format!("{what}: cannot run: {e}"))?;
+        if out.timed_out() {
+            return Err(format!(
+                "{what}: no end after {}, killed",
+                humantime::format_duration(timeout)
+            ));
+        }
+        match out.status.and_then(|s| s.code()) {
+            Some(0) => Ok(()),
+            Some(c) => Err(format!("{what}: exited with status {c}")),
+            None => Err(format!("{what}: killed by a signal")),
+        }
+    }
+}

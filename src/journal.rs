@@ -1,0 +1,531 @@
+//! The journal: where a run stands, durably.
+//!
+//! SQLite in WAL mode with `synchronous=FULL`: a committed transaction is on
+//! disk before the call returns, so after a crash or a power cut the journal
+//! says exactly which steps were done. Every state change is one transaction
+//! that first checks the change against `state`'s table. The plan, with
+//! every step's compensation (`undo`), is written when the run is created:
+//! a compensation is journaled before the change it undoes is made.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::plan::Plan;
+use crate::state::{RunState, StepState, run_allowed, step_allowed};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("journal: cannot create {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("journal: {what} cannot go from {from} to {to}")]
+    Transition {
+        what: String,
+        from: String,
+        to: String,
+    },
+    #[error("journal: {0}")]
+    Corrupt(String),
+}
+
+type Result<T> = std::result::Result<T, JournalError>;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    product TEXT NOT NULL,
+    state TEXT NOT NULL,
+    from_version TEXT NOT NULL,
+    to_version TEXT NOT NULL,
+    plan_hash TEXT NOT NULL,
+    plan_json TEXT NOT NULL,
+    recipe_path TEXT NOT NULL,
+    recipe_sha256 TEXT NOT NULL,
+    facts_json TEXT NOT NULL,
+    options_json TEXT NOT NULL,
+    services_before TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    finished_at TEXT,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    seq INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    exit_status INTEGER,
+    error TEXT,
+    started_at TEXT,
+    finished_at TEXT,
+    duration_ms INTEGER,
+    output_tail TEXT NOT NULL DEFAULT '',
+    undo_json TEXT,
+    skip_reason TEXT,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS once_done (
+    product TEXT NOT NULL,
+    name TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (product, name)
+);
+";
+
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// A step as the journal knows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepRecord {
+    pub seq: i64,
+    pub key: String,
+    pub step_id: String,
+    pub phase: String,
+    pub state: StepState,
+    pub attempts: i64,
+    pub exit_status: Option<i64>,
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub output_tail: String,
+    pub has_undo: bool,
+    pub skip_reason: Option<String>,
+}
+
+/// A run as the journal knows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub product: String,
+    pub state: RunState,
+    pub from: String,
+    pub to: String,
+    pub plan_hash: String,
+    #[serde(skip)]
+    pub plan: Plan,
+    pub recipe_path: String,
+    pub recipe_sha256: String,
+    #[serde(skip)]
+    pub facts_json: String,
+    pub options: serde_json::Value,
+    pub services_before: Vec<String>,
+    pub started_at: String,
+    pub updated_at: String,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+    pub steps: Vec<StepRecord>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    pub at: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// What a step's state change also records.
+#[derive(Clone, Debug, Default)]
+pub struct StepUpdate<'a> {
+    pub exit_status: Option<i64>,
+    pub error: Option<&'a str>,
+    pub output_tail: Option<&'a str>,
+}
+
+pub struct Journal {
+    conn: Connection,
+    dir: PathBuf,
+}
+
+impl Journal {
+    /// Opens (creating) the journal in `dir`.
+    pub fn open(dir: &Path) -> Result<Journal> {
+        create_private_dir(dir)?;
+        let conn = Connection::open(dir.join("journal.db"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(JournalError::Corrupt(format!(
+                "journal_mode is {mode}, not wal"
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Journal {
+            conn,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The full output of a run's steps.
+    pub fn log_path(&self, run: i64) -> PathBuf {
+        self.dir.join("runs").join(format!("{run}.log"))
+    }
+
+    /// Writes the run, its plan, and every step (pending, or skipped with
+    /// its reason) in one transaction.
+    pub fn create_run(
+        &mut self,
+        plan: &Plan,
+        facts_json: &str,
+        options: &serde_json::Value,
+        services_before: &[String],
+    ) -> Result<i64> {
+        let plan_json =
+            serde_json::to_string(plan).map_err(|e| JournalError::Corrupt(e.to_string()))?;
+        let t = now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO runs (product, state, from_version, to_version, plan_hash, plan_json,
+                recipe_path, recipe_sha256, facts_json, options_json, services_before, started_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+            params![
+                plan.product,
+                RunState::Planned.as_str(),
+                plan.current.as_str(),
+                plan.target.as_str(),
+                plan.hash,
+                plan_json,
+                plan.recipe,
+                plan.recipe_sha256,
+                facts_json,
+                options.to_string(),
+                serde_json::to_string(services_before).unwrap_or_else(|_| "[]".into()),
+                t,
+            ],
+        )?;
+        let run = tx.last_insert_rowid();
+        insert_steps(&tx, run, plan, 0)?;
+        tx.commit()?;
+        Ok(run)
+    }
+
+    /// Replaces the plan of a run whose recipe changed (`resume --replan`):
+    /// steps already done or failed stay as they are; pending steps are
+    /// replaced by the new plan's steps that are not done.
+    pub fn replace_plan(&mut self, run: i64, plan: &Plan) -> Result<()> {
+        let plan_json =
+            serde_json::to_string(plan).map_err(|e| JournalError::Corrupt(e.to_string()))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM steps WHERE run_id = ?1 AND state IN ('pending', 'skipped')",
+            params![run],
+        )?;
+        let kept: Vec<String> = {
+            let mut st = tx.prepare("SELECT key FROM steps WHERE run_id = ?1")?;
+            st.query_map(params![run], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?
+        };
+        let mut filtered = plan.clone();
+        filtered.steps.retain(|s| !kept.contains(&s.key));
+        filtered.skipped.retain(|s| !kept.contains(&s.key));
+        let base: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM steps WHERE run_id = ?1",
+            params![run],
+            |r| r.get(0),
+        )?;
+        insert_steps(&tx, run, &filtered, base + 1)?;
+        tx.execute(
+            "UPDATE runs SET plan_json = ?2, plan_hash = ?3, recipe_sha256 = ?4, updated_at = ?5 WHERE id = ?1",
+            params![run, plan_json, plan.hash, plan.recipe_sha256, now()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn set_run_state(&mut self, run: i64, to: RunState, error: Option<&str>) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let from: String =
+            tx.query_row("SELECT state FROM runs WHERE id = ?1", params![run], |r| {
+                r.get(0)
+            })?;
+        let from: RunState = from.parse().map_err(JournalError::Corrupt)?;
+        if from != to {
+            if !run_allowed(from, to) {
+                return Err(JournalError::Transition {
+                    what: format!("run {run}"),
+                    from: from.to_string(),
+                    to: to.to_string(),
+                });
+            }
+            let t = now();
+            let finished = to.is_final().then(|| t.clone());
+            tx.execute(
+                "UPDATE runs SET state = ?2, updated_at = ?3, finished_at = COALESCE(?4, finished_at),
+                    error = CASE WHEN ?5 IS NULL THEN error ELSE ?5 END WHERE id = ?1",
+                params![run, to.as_str(), t, finished, error],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn set_step_state(
+        &mut self,
+        run: i64,
+        key: &str,
+        to: StepState,
+        u: StepUpdate<'_>,
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let from: String = tx.query_row(
+            "SELECT state FROM steps WHERE run_id = ?1 AND key = ?2",
+            params![run, key],
+            |r| r.get(0),
+        )?;
+        let from: StepState = from.parse().map_err(JournalError::Corrupt)?;
+        if !step_allowed(from, to) {
+            return Err(JournalError::Transition {
+                what: format!("step {key}"),
+                from: from.to_string(),
+                to: to.to_string(),
+            });
+        }
+        let t = now();
+        match to {
+            StepState::Running | StepState::Undoing => {
+                let bump = i64::from(to == StepState::Running);
+                tx.execute(
+                    "UPDATE steps SET state = ?3, attempts = attempts + ?4, started_at = ?5,
+                        finished_at = NULL, error = NULL WHERE run_id = ?1 AND key = ?2",
+                    params![run, key, to.as_str(), bump, t],
+                )?;
+            }
+            _ => {
+                tx.execute(
+                    "UPDATE steps SET state = ?3, finished_at = ?4,
+                        duration_ms = CAST((julianday(?4) - julianday(started_at)) * 86400000 AS INTEGER),
+                        exit_status = COALESCE(?5, exit_status), error = COALESCE(?6, error),
+                        output_tail = COALESCE(?7, output_tail)
+                     WHERE run_id = ?1 AND key = ?2",
+                    params![run, key, to.as_str(), t, u.exit_status, u.error, u.output_tail],
+                )?;
+            }
+        }
+        tx.execute(
+            "UPDATE runs SET updated_at = ?2 WHERE id = ?1",
+            params![run, t],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn event(&mut self, run: i64, kind: &str, detail: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![run, now(), kind, detail],
+        )?;
+        Ok(())
+    }
+
+    pub fn events(&self, run: i64) -> Result<Vec<Event>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT at, kind, detail FROM events WHERE run_id = ?1 ORDER BY id")?;
+        let rows = st.query_map(params![run], |r| {
+            Ok(Event {
+                at: r.get(0)?,
+                kind: r.get(1)?,
+                detail: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Names done once and for all on this host (`once` steps, `each_once`
+    /// hook scripts as `hook:<dir>/<name>`).
+    pub fn once_done(&self, product: &str) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name FROM once_done WHERE product = ?1 ORDER BY name")?;
+        let rows = st.query_map(params![product], |r| r.get(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub fn mark_once(&mut self, product: &str, name: &str, run: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO once_done (product, name, run_id, at) VALUES (?1, ?2, ?3, ?4)",
+            params![product, name, run, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a `once` mark (its step was undone by a rollback).
+    pub fn unmark_once(&mut self, product: &str, name: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM once_done WHERE product = ?1 AND name = ?2",
+            params![product, name],
+        )?;
+        Ok(())
+    }
+
+    pub fn latest_run(&self) -> Result<Option<RunRecord>> {
+        let id: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(id) FROM runs", [], |r| r.get(0))
+            .optional()?
+            .flatten();
+        id.map(|id| self.load_run(id)).transpose()
+    }
+
+    pub fn run_ids(&self) -> Result<Vec<i64>> {
+        let mut st = self.conn.prepare("SELECT id FROM runs ORDER BY id")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub fn load_run(&self, id: i64) -> Result<RunRecord> {
+        let mut run = self.conn.query_row(
+            "SELECT id, product, state, from_version, to_version, plan_hash, plan_json, recipe_path,
+                recipe_sha256, facts_json, options_json, services_before, started_at, updated_at,
+                finished_at, error FROM runs WHERE id = ?1",
+            params![id],
+            |r| {
+                let state: String = r.get(2)?;
+                let plan_json: String = r.get(6)?;
+                let options: String = r.get(10)?;
+                let services: String = r.get(11)?;
+                Ok((
+                    state,
+                    plan_json,
+                    options,
+                    services,
+                    RunRecord {
+                        id: r.get(0)?,
+                        product: r.get(1)?,
+                        state: RunState::Planned,
+                        from: r.get(3)?,
+                        to: r.get(4)?,
+                        plan_hash: r.get(5)?,
+                        plan: Plan::empty(),
+                        recipe_path: r.get(7)?,
+                        recipe_sha256: r.get(8)?,
+                        facts_json: r.get(9)?,
+                        options: serde_json::Value::Null,
+                        services_before: Vec::new(),
+                        started_at: r.get(12)?,
+                        updated_at: r.get(13)?,
+                        finished_at: r.get(14)?,
+                        error: r.get(15)?,
+                        steps: Vec::new(),
+                    },
+                ))
+            },
+        )?;
+        let corrupt = |e: serde_json::Error| JournalError::Corrupt(format!("run {id}: {e}"));
+        run.4.state = run.0.parse().map_err(JournalError::Corrupt)?;
+        run.4.plan = serde_json::from_str(&run.1).map_err(corrupt)?;
+        run.4.options = serde_json::from_str(&run.2).map_err(corrupt)?;
+        run.4.services_before = serde_json::from_str(&run.3).map_err(corrupt)?;
+        let mut st = self.conn.prepare(
+            "SELECT seq, key, step_id, phase, state, attempts, exit_status, error, started_at,
+                finished_at, duration_ms, output_tail, undo_json IS NOT NULL, skip_reason
+             FROM steps WHERE run_id = ?1 ORDER BY seq",
+        )?;
+        let steps = st.query_map(params![id], |r| {
+            let state: String = r.get(4)?;
+            Ok((
+                state,
+                StepRecord {
+                    seq: r.get(0)?,
+                    key: r.get(1)?,
+                    step_id: r.get(2)?,
+                    phase: r.get(3)?,
+                    state: StepState::Pending,
+                    attempts: r.get(5)?,
+                    exit_status: r.get(6)?,
+                    error: r.get(7)?,
+                    started_at: r.get(8)?,
+                    finished_at: r.get(9)?,
+                    duration_ms: r.get(10)?,
+                    output_tail: r.get(11)?,
+                    has_undo: r.get(12)?,
+                    skip_reason: r.get(13)?,
+                },
+            ))
+        })?;
+        for s in steps {
+            let (state, mut rec) = s?;
+            rec.state = state.parse().map_err(JournalError::Corrupt)?;
+            run.4.steps.push(rec);
+        }
+        Ok(run.4)
+    }
+}
+
+fn insert_steps(tx: &rusqlite::Transaction<'_>, run: i64, plan: &Plan, base: i64) -> Result<()> {
+    let mut st = tx.prepare(
+        "INSERT INTO steps (run_id, seq, key, step_id, phase, state, undo_json, skip_reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for (i, s) in plan.steps.iter().enumerate() {
+        let undo = s
+            .undo
+            .as_ref()
+            .map(|u| serde_json::to_string(u).unwrap_or_default());
+        st.execute(params![
+            run,
+            base + i as i64,
+            s.key,
+            s.id,
+            s.phase.name(),
+            StepState::Pending.as_str(),
+            undo,
+            Option::<String>::None
+        ])?;
+    }
+    let offset = base + plan.steps.len() as i64;
+    for (i, s) in plan.skipped.iter().enumerate() {
+        st.execute(params![
+            run,
+            offset + i as i64,
+            s.key,
+            s.id,
+            s.phase.name(),
+            StepState::Skipped.as_str(),
+            Option::<String>::None,
+            s.reason.to_string()
+        ])?;
+    }
+    Ok(())
+}
+
+/// The state directory holds the journal and logs: root's alone.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    crate::fsutil::private_dir(&dir.join("runs")).map_err(|source| JournalError::Dir {
+        path: dir.display().to_string(),
+        source,
+    })
+}

@@ -1,0 +1,481 @@
+//! The run: executes a plan step by step, journaling every change, and
+//! rolls it back or resumes it.
+//!
+//! Durability: a step is journaled `running` before its action starts and
+//! `done` after it ends; its compensation was journaled with the plan before
+//! the run started. So after a crash anywhere, the journal says which steps
+//! are done, and the one found `running` is asked its probe before it is
+//! run again.
+
+mod rollback;
+pub mod testhook;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::{Ctx, DEFAULT_TIMEOUT};
+use crate::journal::{Journal, JournalError, RunRecord, StepUpdate};
+use crate::plan::PlannedStep;
+use crate::recipe::{Phase, ServiceSpec};
+use crate::state::{RunState, StepState};
+use crate::ui::Reporter;
+
+/// How much of a step's output the journal keeps (the log has all of it).
+const TAIL: u64 = 4096;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Options {
+    pub yes: bool,
+    pub download_only: bool,
+    pub no_rollback: bool,
+    pub json: bool,
+}
+
+/// What the run needs besides its plan; journaled with it, so `resume` and
+/// `rollback` do not depend on the recipe file still being as it was.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Stored {
+    pub options: Options,
+    pub recipe_dir: PathBuf,
+    pub services: Vec<ServiceSpec>,
+}
+
+/// How a run ended this time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    Committed,
+    /// `-d`: everything downloaded and verified.
+    Prepared,
+    /// Stopped by SIGTERM/SIGINT between steps; `resume` goes on.
+    Paused,
+    /// Failed, not rolled back (`--no-rollback`).
+    Failed {
+        step: String,
+        error: String,
+    },
+    /// Failed and put back as it was.
+    RolledBack {
+        step: String,
+        error: String,
+    },
+    /// An undo failed.
+    RollbackFailed {
+        error: String,
+    },
+}
+
+impl Ending {
+    /// 0 done, 1 failed, 3 stopped and resumable.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Ending::Committed | Ending::Prepared => 0,
+            Ending::Paused => 3,
+            _ => 1,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("cannot write the run log {path}: {source}")]
+    Log {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A run being driven.
+pub struct Engine {
+    pub journal: Journal,
+    pub run: i64,
+    pub record: RunRecord,
+    pub stored: Stored,
+    pub ui: Reporter,
+    log: File,
+    stop: Arc<AtomicBool>,
+    interactive: bool,
+    /// Hashes of hoist and of the recipe when the run (re)started, to tell a
+    /// self-update that changed either.
+    started_with: (String, String),
+}
+
+pub fn stop_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+    }
+    flag
+}
+
+pub fn file_sha256(path: &Path) -> String {
+    use sha2::Digest;
+    std::fs::read(path)
+        .map(|b| crate::plan::hex(&sha2::Sha256::digest(&b)))
+        .unwrap_or_default()
+}
+
+fn phase_state(p: Phase) -> RunState {
+    match p {
+        Phase::Prepare => RunState::Preparing,
+        Phase::Verify | Phase::Post | Phase::Cleanup => RunState::Verifying,
+        _ => RunState::Applying,
+    }
+}
+
+fn rank(s: RunState) -> u8 {
+    match s {
+        RunState::Preparing => 1,
+        RunState::Applying => 2,
+        RunState::Verifying => 3,
+        _ => 0,
+    }
+}
+
+impl Engine {
+    pub fn open(journal: Journal, run: i64, json: bool) -> Result<Engine, RunError> {
+        let record = journal.load_run(run)?;
+        let stored: Stored = serde_json::from_value(record.options.clone())
+            .map_err(|e| RunError::Refused(format!("run {run}: unreadable options: {e}")))?;
+        let path = journal.log_path(run);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| RunError::Log {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let total = record
+            .steps
+            .iter()
+            .filter(|s| s.state != StepState::Skipped)
+            .count();
+        // Hashing hoist costs a read of the binary: only for self-updates.
+        let self_updates = record.plan.steps.iter().any(|s| s.self_update);
+        let (exe, recipe) = if self_updates {
+            (
+                std::env::current_exe()
+                    .map(|p| file_sha256(&p))
+                    .unwrap_or_default(),
+                file_sha256(Path::new(&record.recipe_path)),
+            )
+        } else {
+            Default::default()
+        };
+        Ok(Engine {
+            journal,
+            run,
+            record,
+            stored,
+            ui: Reporter::new(json, total),
+            log,
+            stop: stop_flag(),
+            interactive: crate::ui::interactive(),
+            started_with: (exe, recipe),
+        })
+    }
+
+    fn reload(&mut self) -> Result<(), RunError> {
+        self.record = self.journal.load_run(self.run)?;
+        Ok(())
+    }
+
+    fn step(&self, key: &str) -> Option<&PlannedStep> {
+        self.record.plan.steps.iter().find(|s| s.key == key)
+    }
+
+    fn set_state(&mut self, to: RunState, error: Option<&str>) -> Result<(), RunError> {
+        self.journal.set_run_state(self.run, to, error)?;
+        self.record.state = to;
+        self.ui.event(
+            "run-state",
+            serde_json::json!({ "run": self.run, "state": to.as_str() }),
+        );
+        Ok(())
+    }
+
+    /// Moves the run's state forward to the phase group of the next step.
+    fn enter(&mut self, want: RunState) -> Result<(), RunError> {
+        let cur = self.record.state;
+        if cur == want || (rank(cur) > rank(want) && rank(want) > 0) {
+            return Ok(());
+        }
+        if cur == RunState::Planned && want != RunState::Preparing {
+            self.set_state(RunState::Preparing, None)?;
+        }
+        self.set_state(want, None)
+    }
+
+    /// Runs the steps not yet done, in order.
+    pub fn drive(&mut self) -> Result<Ending, RunError> {
+        let plan = self.record.plan.clone();
+        let keys: Vec<(String, StepState)> = self
+            .record
+            .steps
+            .iter()
+            .filter(|s| s.state != StepState::Skipped)
+            .map(|s| (s.key.clone(), s.state))
+            .collect();
+        let total = keys.len();
+        for (n, (key, state)) in keys.iter().enumerate() {
+            let n = n + 1;
+            match state {
+                StepState::Done => continue,
+                StepState::Pending | StepState::Running | StepState::Failed => {}
+                other => {
+                    return Err(RunError::Refused(format!(
+                        "step {key} is {other}: this run was being rolled back; finish with `hoist rollback`"
+                    )));
+                }
+            }
+            let Some(step) = plan.steps.iter().find(|s| &s.key == key).cloned() else {
+                return Err(RunError::Refused(format!(
+                    "step {key} is in the journal but not in its plan"
+                )));
+            };
+            if self.stop.load(Ordering::SeqCst) {
+                self.set_state(RunState::Paused, Some("stopped by a signal"))?;
+                return Ok(Ending::Paused);
+            }
+            if self.stored.options.download_only && step.phase != Phase::Prepare {
+                self.enter(RunState::Preparing)?;
+                self.set_state(RunState::Prepared, None)?;
+                return Ok(Ending::Prepared);
+            }
+            self.enter(phase_state(step.phase))?;
+            if *state == StepState::Running && self.already_applied(&step) {
+                self.journal.set_step_state(
+                    self.run,
+                    key,
+                    StepState::Done,
+                    StepUpdate::default(),
+                )?;
+                self.ui
+                    .step_finished(n, total, key, "done (found applied)", 0.0, None);
+                continue;
+            }
+            if let Err(error) = self.execute(&step, n, total)? {
+                self.set_state(RunState::Failed, Some(&format!("{key}: {error}")))?;
+                if self.stored.options.no_rollback {
+                    return Ok(Ending::Failed {
+                        step: key.clone(),
+                        error,
+                    });
+                }
+                return self.rollback(Some((key.clone(), error)));
+            }
+            if step.self_update {
+                self.reexec_if_updated(key)?;
+            }
+        }
+        if self.stored.options.download_only {
+            self.enter(RunState::Preparing)?;
+            self.set_state(RunState::Prepared, None)?;
+            return Ok(Ending::Prepared);
+        }
+        self.enter(RunState::Preparing)?;
+        self.set_state(RunState::Committed, None)?;
+        Ok(Ending::Committed)
+    }
+
+    /// A step found `running` after a crash: its probe says whether its
+    /// effect is already there. Without a probe it runs again (steps must
+    /// be idempotent or say how to check).
+    fn already_applied(&mut self, step: &PlannedStep) -> bool {
+        let Some(probe) = &step.probe else {
+            self.note(&format!(
+                "{} was interrupted and has no probe: running it again",
+                step.key
+            ));
+            return false;
+        };
+        let applied = crate::checks::test(probe).is_ok();
+        self.note(&format!(
+            "{} was interrupted; its probe says it is {}applied",
+            step.key,
+            if applied { "" } else { "not " }
+        ));
+        let _ = self.journal.event(
+            self.run,
+            "probe",
+            &format!("{}: applied={applied}", step.key),
+        );
+        applied
+    }
+
+    /// Runs one step: journaled running, then done or failed. The outer
+    /// `Err` is a journal failure; the inner one the step's.
+    fn execute(
+        &mut self,
+        step: &PlannedStep,
+        n: usize,
+        total: usize,
+    ) -> Result<Result<(), String>, RunError> {
+        let key = step.key.as_str();
+        self.journal
+            .set_step_state(self.run, key, StepState::Running, StepUpdate::default())?;
+        self.ui.step_started(n, total, key, &step.summary);
+        self.note(&format!(
+            "step {key} ({}): {}",
+            step.phase.name(),
+            step.summary
+        ));
+        let offset = self.log.seek(SeekFrom::End(0)).unwrap_or(0);
+        let started = Instant::now();
+        testhook::crash_at(key, "before");
+        let result = if testhook::fail_at(key) {
+            Err("failed on purpose (HOIST_TEST_FAIL_AT)".to_string())
+        } else {
+            let mut result = Err(String::new());
+            for attempt in 0..=step.retries {
+                if attempt > 0 {
+                    self.note(&format!(
+                        "{key}: attempt {} of {}",
+                        attempt + 1,
+                        step.retries + 1
+                    ));
+                }
+                result = self.apply(&step.action, step);
+                if result.is_ok() {
+                    break;
+                }
+            }
+            result
+        };
+        testhook::crash_at(key, "after");
+        let tail = self.tail_since(offset);
+        let secs = started.elapsed().as_secs_f64();
+        match &result {
+            Ok(()) => {
+                self.journal.set_step_state(
+                    self.run,
+                    key,
+                    StepState::Done,
+                    StepUpdate {
+                        exit_status: Some(0),
+                        output_tail: Some(&tail),
+                        ..Default::default()
+                    },
+                )?;
+                if step.once {
+                    let product = self.record.product.clone();
+                    self.journal.mark_once(&product, &step.id, self.run)?;
+                }
+                self.ui.step_finished(n, total, key, "done", secs, None);
+            }
+            Err(e) => {
+                self.note(&format!("{key} failed: {e}"));
+                self.journal.set_step_state(
+                    self.run,
+                    key,
+                    StepState::Failed,
+                    StepUpdate {
+                        error: Some(e),
+                        output_tail: Some(&tail),
+                        ..Default::default()
+                    },
+                )?;
+                self.ui
+                    .step_finished(n, total, key, "FAILED", secs, Some(e));
+            }
+        }
+        Ok(result)
+    }
+
+    /// Carries out `action` in the context of `step`.
+    fn apply(&mut self, action: &crate::actions::Action, step: &PlannedStep) -> Result<(), String> {
+        let hop =
+            &self.record.plan.hops[step.hop.min(self.record.plan.hops.len().saturating_sub(1))];
+        let env = vec![
+            ("HOIST_FROM_VERSION".to_string(), hop.from.to_string()),
+            ("HOIST_TO_VERSION".to_string(), hop.to.to_string()),
+            ("HOIST_RUN_ID".to_string(), self.run.to_string()),
+            ("HOIST_PHASE".to_string(), step.phase.name().to_string()),
+        ];
+        let ui = &self.ui;
+        let ask = |q: &str| ui.suspend(|| crate::ui::ask(q));
+        let mut ctx = Ctx {
+            product: &self.record.product,
+            run: self.run,
+            recipe_dir: &self.stored.recipe_dir,
+            services: &self.stored.services,
+            env,
+            timeout: step.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            log: &self.log,
+            journal: &mut self.journal,
+            interactive: self.interactive,
+            yes: self.stored.options.yes,
+            ask: &ask,
+        };
+        action.apply(&mut ctx)
+    }
+
+    pub fn note(&self, line: &str) {
+        use std::io::Write;
+        let mut log = &self.log;
+        let _ = writeln!(log, "hoist: {line}");
+    }
+
+    /// The last bytes the step wrote to the log.
+    fn tail_since(&mut self, offset: u64) -> String {
+        let end = self.log.seek(SeekFrom::End(0)).unwrap_or(offset);
+        let from = offset.max(end.saturating_sub(TAIL));
+        let mut buf = Vec::new();
+        if let Ok(mut f) = File::open(self.journal.log_path(self.run))
+            && f.seek(SeekFrom::Start(from)).is_ok()
+        {
+            let _ = f.take(end - from).read_to_end(&mut buf);
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// Seed 001, step 1: when a self-update step changed hoist or the
+    /// recipe, run the new one: it resumes this run with a new plan.
+    fn reexec_if_updated(&mut self, key: &str) -> Result<(), RunError> {
+        let exe = std::env::current_exe().unwrap_or_default();
+        let now = (
+            file_sha256(&exe),
+            file_sha256(Path::new(&self.record.recipe_path)),
+        );
+        if now == self.started_with {
+            self.note(&format!("{key}: hoist and the recipe are unchanged"));
+            return Ok(());
+        }
+        let what = match (now.0 != self.started_with.0, now.1 != self.started_with.1) {
+            (true, true) => "hoist and the recipe",
+            (true, false) => "hoist",
+            _ => "the recipe",
+        };
+        self.journal.event(
+            self.run,
+            "reexec",
+            &format!("{key} updated {what}: re-executing {}", exe.display()),
+        )?;
+        self.ui.line(&format!(
+            "{key} updated {what}: continuing with the new one"
+        ));
+        self.ui.finish();
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.arg("--state-dir").arg(self.journal.dir());
+        if self.stored.options.json {
+            cmd.arg("--json");
+        }
+        cmd.args(["resume", "--replan"]);
+        use std::os::unix::process::CommandExt;
+        let err = cmd.exec();
+        Err(RunError::Refused(format!(
+            "cannot re-execute {}: {err}",
+            exe.display()
+        )))
+    }
+}

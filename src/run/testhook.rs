@@ -1,0 +1,23 @@
+//! Test-only environment hooks, documented in docs/ARCHITECTURE.md:
+//!
+//! * `HOIST_TEST_FAIL_AT=<step key>`: that step fails before acting, exactly
+//!   as a real failure would (used by `hoist demo --fail-at`).
+//! * `HOIST_TEST_CRASH_AT=<step key>:<point>`: hoist kills itself with
+//!   SIGKILL at that point: `before` (the step is journaled running, nothing
+//!   done yet), `after` (the action is done, the journal not yet told),
+//!   `undo` (an undo is journaled running, not yet done).
+//!
+//! They let the tests kill or fail a run at every step boundary and inside
+//! every step.
+
+pub fn fail_at(key: &str) -> bool {
+    std::env::var("HOIST_TEST_FAIL_AT").is_ok_and(|v| v == key)
+}
+
+pub fn crash_at(key: &str, point: &str) {
+    if std::env::var("HOIST_TEST_CRASH_AT").is_ok_and(|v| v == format!("{key}:{point}")) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+        // SIGKILL cannot be caught; wait for it to land.
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,174 @@
+//! The states of a run and of its steps, and the only transitions allowed
+//! between them. The journal refuses any other change (DESIGN: "one table of
+//! allowed transitions, nothing else").
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! states {
+    ($name:ident { $($(#[$doc:meta])* $variant:ident = $text:literal),* $(,)? }) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $($(#[$doc])* #[serde(rename = $text)] $variant),* }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)*
+                    other => Err(format!("unknown {} `{other}`", stringify!($name))),
+                }
+            }
+        }
+    };
+}
+
+states!(RunState {
+    Planned = "planned",
+    Preparing = "preparing",
+    /// `-d`: everything downloaded and verified; nothing else will run.
+    Prepared = "prepared",
+    Applying = "applying",
+    Verifying = "verifying",
+    Committed = "committed",
+    /// Stopped cleanly on SIGTERM/SIGINT between two steps; `resume` goes on.
+    Paused = "paused",
+    Failed = "failed",
+    RollingBack = "rolling-back",
+    RolledBack = "rolled-back",
+    /// An undo failed: the host is neither before nor after; status says where.
+    RollbackFailed = "rollback-failed",
+});
+
+states!(StepState {
+    Pending = "pending",
+    Running = "running",
+    Done = "done",
+    Failed = "failed",
+    /// Not in this run (its `when` was false, once done, other hop).
+    Skipped = "skipped",
+    Undoing = "undoing",
+    Undone = "undone",
+    UndoFailed = "undo-failed",
+});
+
+use RunState as R;
+use StepState as S;
+
+/// Every allowed change of a run's state.
+pub const RUN_TRANSITIONS: &[(RunState, RunState)] = &[
+    (R::Planned, R::Preparing),
+    (R::Preparing, R::Prepared),
+    (R::Preparing, R::Applying),
+    (R::Preparing, R::Verifying),
+    (R::Applying, R::Verifying),
+    (R::Verifying, R::Committed),
+    (R::Applying, R::Committed),
+    (R::Preparing, R::Committed),
+    // A stop between steps, and going on from it.
+    (R::Preparing, R::Paused),
+    (R::Applying, R::Paused),
+    (R::Verifying, R::Paused),
+    (R::Paused, R::Preparing),
+    (R::Paused, R::Applying),
+    (R::Paused, R::Verifying),
+    // Failure; after --no-rollback, the admin may fix the cause and resume.
+    (R::Preparing, R::Failed),
+    (R::Applying, R::Failed),
+    (R::Verifying, R::Failed),
+    (R::Failed, R::Preparing),
+    (R::Failed, R::Applying),
+    (R::Failed, R::Verifying),
+    // Rollback, automatic or asked for (also of an interrupted run).
+    (R::Failed, R::RollingBack),
+    (R::Paused, R::RollingBack),
+    (R::Preparing, R::RollingBack),
+    (R::Applying, R::RollingBack),
+    (R::Verifying, R::RollingBack),
+    (R::RollingBack, R::RolledBack),
+    (R::RollingBack, R::RollbackFailed),
+    // A rollback that failed may be tried again once the cause is fixed.
+    (R::RollbackFailed, R::RollingBack),
+];
+
+/// Every allowed change of a step's state.
+pub const STEP_TRANSITIONS: &[(StepState, StepState)] = &[
+    (S::Pending, S::Running),
+    (S::Running, S::Done),
+    (S::Running, S::Failed),
+    // Found running after a crash and re-run (its probe said not applied).
+    (S::Running, S::Running),
+    // Retried by resume after a failure.
+    (S::Failed, S::Running),
+    // Compensation: done steps, and failed or interrupted ones whose partial
+    // effect the undo covers.
+    (S::Done, S::Undoing),
+    (S::Failed, S::Undoing),
+    (S::Running, S::Undoing),
+    (S::Undoing, S::Undone),
+    (S::Undoing, S::UndoFailed),
+    (S::Undoing, S::Undoing),
+    (S::UndoFailed, S::Undoing),
+];
+
+pub fn run_allowed(from: RunState, to: RunState) -> bool {
+    RUN_TRANSITIONS.contains(&(from, to))
+}
+
+pub fn step_allowed(from: StepState, to: StepState) -> bool {
+    STEP_TRANSITIONS.contains(&(from, to))
+}
+
+impl RunState {
+    /// The run is over: nothing will change it again.
+    pub fn is_final(self) -> bool {
+        matches!(self, R::Committed | R::Prepared | R::RolledBack)
+    }
+
+    /// A process works on it right now, or did when it was interrupted.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            R::Preparing | R::Applying | R::Verifying | R::RollingBack
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_states_lead_nowhere() {
+        for (from, _) in RUN_TRANSITIONS {
+            assert!(!from.is_final(), "{from} is final but has a way out");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for (a, b) in RUN_TRANSITIONS {
+            assert_eq!(a.as_str().parse::<RunState>().unwrap(), *a);
+            assert_eq!(b.as_str().parse::<RunState>().unwrap(), *b);
+        }
+        for (a, _) in STEP_TRANSITIONS {
+            assert_eq!(a.as_str().parse::<StepState>().unwrap(), *a);
+        }
+        assert!(!run_allowed(R::Committed, R::RollingBack));
+        assert!(step_allowed(S::Done, S::Undoing));
+        assert!(!step_allowed(S::Undone, S::Done));
+    }
+}

@@ -1,0 +1,212 @@
+//! `hoist status` (where the last run stands and what to do next) and
+//! `hoist history`.
+
+use std::path::Path;
+
+use crate::journal::{Journal, RunRecord};
+use crate::state::{RunState, StepState};
+
+/// Whether a live hoist holds the state directory's lock right now.
+fn holder(state_dir: &Path) -> Option<String> {
+    match crate::lock::acquire(state_dir, "status") {
+        Ok(_) => None,
+        Err(crate::lock::LockError::Held { holder }) => Some(holder),
+        Err(_) => None,
+    }
+}
+
+fn count(r: &RunRecord, s: StepState) -> usize {
+    r.steps.iter().filter(|x| x.state == s).count()
+}
+
+/// The step the run stands at: the failed one, else the one running, else
+/// the first pending.
+fn at(r: &RunRecord) -> Option<&crate::journal::StepRecord> {
+    r.steps
+        .iter()
+        .find(|s| matches!(s.state, StepState::Failed | StepState::UndoFailed))
+        .or_else(|| {
+            r.steps
+                .iter()
+                .find(|s| matches!(s.state, StepState::Running | StepState::Undoing))
+        })
+        .or_else(|| r.steps.iter().find(|s| s.state == StepState::Pending))
+}
+
+/// What the admin should do next, in words.
+pub fn next_action(r: &RunRecord, live: Option<&str>) -> String {
+    let step = at(r).map(|s| s.key.as_str()).unwrap_or("-");
+    if let Some(h) = live {
+        return format!("a hoist is working on it now ({h}); wait for it");
+    }
+    match r.state {
+        RunState::Committed => "nothing: the upgrade is done".into(),
+        RunState::Prepared => "everything is downloaded: run `hoist upgrade` to install".into(),
+        RunState::RolledBack => format!(
+            "nothing is left half-done: the host is back at {}. Read the log, fix the cause, then upgrade again",
+            r.from
+        ),
+        RunState::Paused => format!(
+            "stopped before {step}: `hoist resume` to go on, or `hoist rollback` to go back to {}",
+            r.from
+        ),
+        RunState::Failed => format!(
+            "step {step} failed and was not rolled back: fix the cause and `hoist resume`, or `hoist rollback` to go back to {}",
+            r.from
+        ),
+        RunState::RollbackFailed => format!(
+            "the rollback stopped at {step}: the host is between {} and {}. Fix the cause, then `hoist rollback` again",
+            r.from, r.to
+        ),
+        RunState::RollingBack => {
+            format!("interrupted while rolling back, at {step}: `hoist rollback` to finish")
+        }
+        RunState::Planned | RunState::Preparing | RunState::Applying | RunState::Verifying => {
+            format!(
+                "interrupted (hoist was killed or the host went down) at {step}: `hoist resume` to go on, or `hoist rollback` to go back to {}",
+                r.from
+            )
+        }
+    }
+}
+
+pub fn status(state_dir: &Path, json: bool) -> u8 {
+    if !state_dir.join("journal.db").exists() {
+        if json {
+            println!("{}", serde_json::json!({ "runs": 0 }));
+        } else {
+            println!(
+                "no upgrade has run on this host (state directory {})",
+                state_dir.display()
+            );
+        }
+        return 0;
+    }
+    let journal = match Journal::open(state_dir) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("hoist: {e}");
+            return 2;
+        }
+    };
+    let record = match journal.latest_run() {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            println!("no upgrade has run on this host");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("hoist: {e}");
+            return 2;
+        }
+    };
+    let live = holder(state_dir);
+    let next = next_action(&record, live.as_deref());
+    let log = journal.log_path(record.id);
+    let events = journal.events(record.id).unwrap_or_default();
+    if json {
+        let v = serde_json::json!({
+            "schema": crate::ui::EVENT_SCHEMA,
+            "run": record,
+            "at": at(&record).map(|s| s.key.clone()),
+            "running_now": live,
+            "next": next,
+            "log": log,
+            "events": events,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return 0;
+    }
+    let r = &record;
+    println!(
+        "run {}: {} {} -> {}: {}",
+        r.id, r.product, r.from, r.to, r.state
+    );
+    println!("  started {}, last change {}", r.started_at, r.updated_at);
+    println!(
+        "  steps: {} done, {} failed, {} pending, {} undone, {} not taken",
+        count(r, StepState::Done),
+        count(r, StepState::Failed) + count(r, StepState::UndoFailed),
+        count(r, StepState::Pending) + count(r, StepState::Running),
+        count(r, StepState::Undone),
+        count(r, StepState::Skipped)
+    );
+    if let Some(s) = at(r).filter(|s| s.state != StepState::Pending) {
+        println!("  at {} ({}): {}", s.key, s.phase, s.state);
+        if let Some(e) = &s.error {
+            println!("  error: {e}");
+        }
+        let tail: Vec<&str> = s.output_tail.lines().rev().take(8).collect();
+        if !tail.is_empty() {
+            println!("  last output:");
+            for l in tail.iter().rev() {
+                println!("    {l}");
+            }
+        }
+    }
+    if let Some(e) = &r.error
+        && r.state != RunState::Committed
+    {
+        println!("  why: {e}");
+    }
+    println!("  log: {}", log.display());
+    println!("next: {next}");
+    0
+}
+
+pub fn history(state_dir: &Path, json: bool) -> u8 {
+    if !state_dir.join("journal.db").exists() {
+        if json {
+            println!("[]");
+        } else {
+            println!("no upgrade has run on this host");
+        }
+        return 0;
+    }
+    let runs = Journal::open(state_dir).and_then(|j| {
+        j.run_ids()?
+            .into_iter()
+            .map(|id| j.load_run(id))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let runs = match runs {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hoist: {e}");
+            return 2;
+        }
+    };
+    if json {
+        let list: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "run": r.id, "product": r.product, "from": r.from, "to": r.to,
+                    "state": r.state, "started_at": r.started_at, "finished_at": r.finished_at,
+                    "plan_hash": r.plan_hash, "error": r.error,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+        return 0;
+    }
+    for r in &runs {
+        println!(
+            "{:>4}  {}  {} {} -> {}  {}{}",
+            r.id,
+            r.started_at,
+            r.product,
+            r.from,
+            r.to,
+            r.state,
+            r.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+    }
+    0
+}

@@ -1,0 +1,457 @@
+//! `hoist upgrade`, `resume` and `rollback`: everything around the engine:
+//! the lock, refusing what cannot work before anything changes, asking the
+//! admin, and reporting how the run ended.
+
+use std::path::Path;
+
+use crate::facts::Facts;
+use crate::journal::Journal;
+use crate::plan::{Outcome, Plan};
+use crate::recipe::Recipe;
+use crate::run::{Ending, Engine, Options, RunError, Stored};
+use crate::state::RunState;
+use crate::version::Version;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_REFUSED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+pub struct Request<'a> {
+    pub recipe: &'a Recipe,
+    pub facts: Facts,
+    pub to: Option<Version>,
+    pub options: Options,
+    pub skip: Vec<String>,
+    pub state_dir: &'a Path,
+}
+
+fn say(json: bool, error: &str, message: &str) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "refused", "error": error, "message": message })
+        );
+    } else {
+        eprintln!("hoist: {message}");
+    }
+}
+
+fn refuse(json: bool, code: u8, error: &str, message: &str) -> u8 {
+    say(json, error, message);
+    code
+}
+
+fn unfinished(journal: &Journal) -> Result<Option<crate::journal::RunRecord>, RunError> {
+    Ok(journal.latest_run()?.filter(|r| !r.state.is_final()))
+}
+
+pub fn upgrade(mut req: Request<'_>) -> u8 {
+    let json = req.options.json;
+    match upgrade_inner(&mut req) {
+        Ok(code) => code,
+        Err(e) => refuse(json, EXIT_REFUSED, "error", &e.to_string()),
+    }
+}
+
+fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
+    let json = req.options.json;
+    let lock = match crate::lock::acquire(req.state_dir, "upgrade") {
+        Ok(l) => l,
+        Err(e) => return Ok(refuse(json, EXIT_REFUSED, "locked", &e.to_string())),
+    };
+    let mut journal = Journal::open(req.state_dir)?;
+    if let Some(r) = unfinished(&journal)? {
+        return Ok(refuse(
+            json,
+            EXIT_REFUSED,
+            "unfinished",
+            &format!(
+                "run {} ({} {} -> {}) is {}: finish it first with `hoist resume` or `hoist rollback` (see `hoist status`)",
+                r.id, r.product, r.from, r.to, r.state
+            ),
+        ));
+    }
+    req.facts.once_done = journal.once_done(&req.recipe.product.name)?;
+    let plan = match crate::plan::resolve(req.recipe, &req.facts, req.to.as_ref()) {
+        Ok(Outcome::Plan(p)) => *p,
+        Ok(Outcome::UpToDate { current, target }) => {
+            say_up_to_date(json, &req.recipe.product.name, &current, &target);
+            return Ok(EXIT_OK);
+        }
+        Err(e) => {
+            return Ok(refuse(
+                json,
+                EXIT_REFUSED,
+                "cannot-plan",
+                &format!("refused: {e}"),
+            ));
+        }
+    };
+    let unsupported: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| !s.action.executable() || s.undo.as_ref().is_some_and(|u| !u.executable()))
+        .map(|s| format!("{} ({})", s.key, s.action.kind()))
+        .collect();
+    if !unsupported.is_empty() {
+        return Ok(refuse(
+            json,
+            EXIT_REFUSED,
+            "not-yet-supported",
+            &format!(
+                "this hoist cannot yet run every step of the plan; nothing was changed. Not yet supported: {}",
+                unsupported.join(", ")
+            ),
+        ));
+    }
+    // Preflight: the recipe's checks, then each action's own (unsafe hooks).
+    let mut check_facts = req.facts.clone();
+    check_facts.set("target", crate::facts::Value::Version(plan.target.clone()));
+    if let Err(e) = crate::checks::validate_skips(req.recipe, &req.skip) {
+        return Ok(refuse(json, EXIT_USAGE, "bad-skip", &e.to_string()));
+    }
+    let report = crate::checks::run(req.recipe, &check_facts, &req.skip);
+    for c in &report.checks {
+        if matches!(
+            c.status,
+            crate::checks::Status::Fail | crate::checks::Status::Warn
+        ) {
+            let remedy = c
+                .remedy
+                .as_deref()
+                .map(|r| format!(" Remedy: {r}"))
+                .unwrap_or_default();
+            let word = if c.status == crate::checks::Status::Fail {
+                "FAIL"
+            } else {
+                "WARN"
+            };
+            say(
+                json,
+                &c.id,
+                &format!("{word} {}: {}.{remedy}", c.id, c.message),
+            );
+        }
+    }
+    if !report.ready() {
+        return Ok(refuse(
+            json,
+            EXIT_REFUSED,
+            "inhibited",
+            &format!(
+                "refused by preflight checks: {}; nothing was changed",
+                report.summary()
+            ),
+        ));
+    }
+    if let Err(e) = preflight_actions(req, &plan, &mut journal) {
+        return Ok(refuse(
+            json,
+            EXIT_REFUSED,
+            "preflight",
+            &format!("refused before anything ran: {e}"),
+        ));
+    }
+    if !json {
+        println!("{}: {} -> {}", plan.product, plan.current, plan.target);
+        if req.options.download_only {
+            println!("download only: the prepare phase runs, nothing is installed or stopped");
+        }
+    }
+    if !req.options.yes && !req.options.download_only {
+        if !crate::ui::interactive() {
+            return Ok(refuse(
+                json,
+                EXIT_USAGE,
+                "no-terminal",
+                "no terminal to ask for confirmation: add --yes (-f) to upgrade without asking",
+            ));
+        }
+        print!("{}", plan.render());
+        let answer = crate::ui::ask(&format!(
+            "Upgrade {} from {} to {}? [y/N] ",
+            plan.product, plan.current, plan.target
+        ));
+        if !matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes")) {
+            println!("nothing was changed");
+            return Ok(EXIT_OK);
+        }
+    }
+    let services_before: Vec<String> = req
+        .recipe
+        .services
+        .iter()
+        .filter(|s| crate::actions::service::is_running(Some(s), &s.name))
+        .map(|s| s.name.clone())
+        .collect();
+    let stored = Stored {
+        options: req.options.clone(),
+        recipe_dir: req.recipe.dir(),
+        services: req.recipe.services.clone(),
+    };
+    let facts_json = serde_json::to_string(&req.facts.to_text_map()).unwrap_or_default();
+    let stored_json = serde_json::to_value(&stored).unwrap_or_default();
+    let run = journal.create_run(&plan, &facts_json, &stored_json, &services_before)?;
+    for s in &req.skip {
+        journal.event(
+            run,
+            "check-skipped",
+            &format!("preflight check {s} skipped by the admin"),
+        )?;
+    }
+    if let Some(prev) = &lock.stale_from {
+        journal.event(
+            run,
+            "stale-lock",
+            &format!("the previous holder is gone: {prev}"),
+        )?;
+    }
+    let mut engine = Engine::open(journal, run, json)?;
+    engine.ui.event(
+        "run-started",
+        serde_json::json!({ "run": run, "product": plan.product, "from": plan.current, "to": plan.target, "plan_hash": plan.hash, "steps": plan.steps.len() }),
+    );
+    let ending = engine.drive()?;
+    Ok(report_ending(&engine, &ending))
+}
+
+fn preflight_actions(req: &Request<'_>, plan: &Plan, journal: &mut Journal) -> Result<(), String> {
+    let log = tempfile_log()?;
+    let ask = |_: &str| None;
+    let ctx = crate::context::Ctx {
+        product: &plan.product,
+        run: 0,
+        recipe_dir: &req.recipe.dir(),
+        services: &req.recipe.services,
+        env: Vec::new(),
+        timeout: crate::context::DEFAULT_TIMEOUT,
+        log: &log,
+        journal,
+        interactive: false,
+        yes: false,
+        ask: &ask,
+    };
+    for s in &plan.steps {
+        s.action
+            .preflight(&ctx)
+            .map_err(|e| format!("{}: {e}", s.key))?;
+    }
+    Ok(())
+}
+
+/// Preflight output has no run yet: it goes nowhere.
+fn tempfile_log() -> Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("/dev/null: {e}"))
+}
+
+fn say_up_to_date(json: bool, product: &str, current: &Version, target: &Version) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "up-to-date", "current": current, "target": target })
+        );
+    } else {
+        println!("{product}: {current} is up to date (target {target}); nothing to do");
+    }
+}
+
+fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
+    engine.ui.finish();
+    let log = engine.journal.log_path(engine.run);
+    let r = &engine.record;
+    let (state, text) = match ending {
+        Ending::Committed => (
+            "committed",
+            format!("{} upgraded from {} to {}", r.product, r.from, r.to),
+        ),
+        Ending::Prepared => (
+            "prepared",
+            format!(
+                "{} {}: everything downloaded and verified; nothing installed",
+                r.product, r.to
+            ),
+        ),
+        Ending::Paused => (
+            "paused",
+            "stopped between two steps; `hoist resume` goes on, `hoist rollback` goes back"
+                .to_string(),
+        ),
+        Ending::Failed { step, error } => (
+            "failed",
+            format!(
+                "step {step} failed: {error}. Not rolled back (--no-rollback): fix the cause, then `hoist resume`, or `hoist rollback`"
+            ),
+        ),
+        Ending::RolledBack { step, error } => (
+            "rolled-back",
+            format!(
+                "step {step} failed: {error}. Rolled back: {} is as it was at {}",
+                r.product, r.from
+            ),
+        ),
+        Ending::RollbackFailed { error } => (
+            "rollback-failed",
+            format!(
+                "the rollback did not finish: {error}. See `hoist status`; fix the cause, then `hoist rollback` again"
+            ),
+        ),
+    };
+    engine.ui.event(
+        "run-finished",
+        serde_json::json!({ "run": engine.run, "state": state, "message": text, "log": log }),
+    );
+    if !engine.ui.json() {
+        println!("{text}");
+        println!("run {} log: {}", engine.run, log.display());
+    }
+    ending.exit_code()
+}
+
+pub fn resume(state_dir: &Path, replan: bool, json: bool) -> u8 {
+    match resume_inner(state_dir, replan, json) {
+        Ok(code) => code,
+        Err(e) => refuse(json, EXIT_REFUSED, "error", &e.to_string()),
+    }
+}
+
+fn resume_inner(state_dir: &Path, replan: bool, json: bool) -> Result<u8, RunError> {
+    let _lock = match crate::lock::acquire(state_dir, "resume") {
+        Ok(l) => l,
+        Err(e) => return Ok(refuse(json, EXIT_REFUSED, "locked", &e.to_string())),
+    };
+    let mut journal = Journal::open(state_dir)?;
+    let Some(run) = unfinished(&journal)? else {
+        if !json {
+            println!("nothing to resume: the last run is finished (see `hoist status`)");
+        }
+        return Ok(EXIT_OK);
+    };
+    if matches!(run.state, RunState::RollingBack | RunState::RollbackFailed) {
+        return Ok(refuse(
+            json,
+            EXIT_REFUSED,
+            "rolling-back",
+            &format!(
+                "run {} was being rolled back: finish with `hoist rollback`",
+                run.id
+            ),
+        ));
+    }
+    let now = crate::run::file_sha256(Path::new(&run.recipe_path));
+    if !now.is_empty() && now != run.recipe_sha256 {
+        match changed_plan(&run) {
+            Ok(Some((plan, diff))) => {
+                if !replan {
+                    return Ok(refuse(
+                        json,
+                        EXIT_REFUSED,
+                        "recipe-changed",
+                        &format!(
+                            "the recipe {} changed since run {} started:\n{}\nresume with --replan to go on with the new plan",
+                            run.recipe_path,
+                            run.id,
+                            diff.join("\n")
+                        ),
+                    ));
+                }
+                journal.replace_plan(run.id, &plan)?;
+                journal.event(run.id, "replan", &diff.join("; "))?;
+            }
+            Ok(None) => journal.event(
+                run.id,
+                "recipe-changed",
+                "the recipe's text changed, its plan did not",
+            )?,
+            Err(e) => {
+                return Ok(refuse(
+                    json,
+                    EXIT_REFUSED,
+                    "recipe-changed",
+                    &format!("the recipe changed and cannot be planned: {e}"),
+                ));
+            }
+        }
+    }
+    journal.event(run.id, "resume", &format!("resumed from {}", run.state))?;
+    let mut engine = Engine::open(journal, run.id, json)?;
+    engine.ui.event(
+        "run-resumed",
+        serde_json::json!({ "run": run.id, "state": run.state.as_str() }),
+    );
+    if !json {
+        println!(
+            "resuming run {}: {} {} -> {} ({})",
+            run.id, run.product, run.from, run.to, run.state
+        );
+    }
+    let ending = engine.drive()?;
+    Ok(report_ending(&engine, &ending))
+}
+
+/// The plan the changed recipe makes with the run's own facts, and what
+/// differs from the journaled one; `None` when nothing does.
+fn changed_plan(run: &crate::journal::RunRecord) -> Result<Option<(Plan, Vec<String>)>, String> {
+    let loaded = crate::recipe::load(Path::new(&run.recipe_path)).map_err(|e| e.to_string())?;
+    let recipe = loaded
+        .recipe
+        .ok_or_else(|| "it no longer lints clean (see `hoist lint`)".to_string())?;
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&run.facts_json).map_err(|e| e.to_string())?;
+    let facts = Facts::from_text_map(&recipe.catalogue, &map)?;
+    let old = &run.plan;
+    let plan = match crate::plan::resolve(&recipe, &facts, Some(&old.target))
+        .map_err(|e| e.to_string())?
+    {
+        Outcome::Plan(p) => *p,
+        Outcome::UpToDate { .. } => return Err("the new recipe has nothing to do".into()),
+    };
+    if plan.hash == old.hash {
+        return Ok(None);
+    }
+    let json = |s: &crate::plan::PlannedStep| {
+        serde_json::to_string(&(&s.action, &s.undo, &s.probe, s.phase)).unwrap_or_default()
+    };
+    let mut diff = Vec::new();
+    for s in &plan.steps {
+        match old.steps.iter().find(|o| o.key == s.key) {
+            None => diff.push(format!("  + {} ({}): {}", s.key, s.phase.name(), s.summary)),
+            Some(o) if json(o) != json(s) => {
+                diff.push(format!("  ~ {}: {} (was: {})", s.key, s.summary, o.summary))
+            }
+            _ => {}
+        }
+    }
+    for o in &old.steps {
+        if !plan.steps.iter().any(|s| s.key == o.key) {
+            diff.push(format!("  - {} ({}): {}", o.key, o.phase.name(), o.summary));
+        }
+    }
+    if diff.is_empty() {
+        diff.push("  (the same steps, in another order or with other skips)".into());
+    }
+    Ok(Some((plan, diff)))
+}
+
+pub fn rollback(state_dir: &Path, json: bool) -> u8 {
+    let run = || -> Result<u8, RunError> {
+        let _lock = match crate::lock::acquire(state_dir, "rollback") {
+            Ok(l) => l,
+            Err(e) => return Ok(refuse(json, EXIT_REFUSED, "locked", &e.to_string())),
+        };
+        let mut journal = Journal::open(state_dir)?;
+        let Some(run) = unfinished(&journal)? else {
+            if !json {
+                println!("nothing to roll back: the last run is finished (see `hoist status`)");
+            }
+            return Ok(EXIT_OK);
+        };
+        journal.event(run.id, "rollback", "asked for by the admin")?;
+        let mut engine = Engine::open(journal, run.id, json)?;
+        let ending = engine.rollback(None)?;
+        Ok(report_ending(&engine, &ending))
+    };
+    run().unwrap_or_else(|e| refuse(json, EXIT_REFUSED, "error", &e.to_string()))
+}
