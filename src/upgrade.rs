@@ -285,10 +285,19 @@ fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
                 "step {step} failed: {error}. Not rolled back (--no-rollback): fix the cause, then `hoist resume`, or `hoist rollback`"
             ),
         ),
-        Ending::RolledBack { step, error } => (
+        Ending::RolledBack {
+            failed: Some((step, error)),
+        } => (
             "rolled-back",
             format!(
                 "step {step} failed: {error}. Rolled back: {} is as it was at {}",
+                r.product, r.from
+            ),
+        ),
+        Ending::RolledBack { failed: None } => (
+            "rolled-back",
+            format!(
+                "rolled back on request: {} is as it was at {}",
                 r.product, r.from
             ),
         ),

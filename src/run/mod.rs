@@ -61,8 +61,7 @@ pub enum Ending {
     },
     /// Failed and put back as it was.
     RolledBack {
-        step: String,
-        error: String,
+        failed: Option<(String, String)>,
     },
     /// An undo failed.
     RollbackFailed {
@@ -74,7 +73,7 @@ impl Ending {
     /// 0 done, 1 failed, 3 stopped and resumable.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Ending::Committed | Ending::Prepared => 0,
+            Ending::Committed | Ending::Prepared | Ending::RolledBack { failed: None } => 0,
             Ending::Paused => 3,
             _ => 1,
         }

@@ -98,9 +98,7 @@ impl Engine {
         }
         if undo_errors.is_empty() {
             self.set_state(RunState::RolledBack, None)?;
-            let (step, error) =
-                failed.unwrap_or_else(|| ("(none)".into(), "rolled back on request".into()));
-            Ok(Ending::RolledBack { step, error })
+            Ok(Ending::RolledBack { failed })
         } else {
             let error = undo_errors.join("; ");
             self.set_state(RunState::RollbackFailed, Some(&error))?;

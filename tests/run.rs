@@ -1,0 +1,574 @@
+//! The run engine, end to end through the binary, on a small product made of
+//! files: a release pointer, data, a config file, a "service" (a marker file
+//! a command backend creates and removes) and a post hook.
+//!
+//! Kill anywhere: SIGKILL at every step boundary and inside every step (the
+//! documented HOIST_TEST_CRASH_AT hook), then `hoist resume` must reach the
+//! same end state as an uninterrupted run, and a second resume does nothing.
+//! Fail anywhere: a failure at every step (HOIST_TEST_FAIL_AT) must leave
+//! the exact pre-upgrade state.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Product {
+    dir: PathBuf,
+}
+
+const STEPS: [&str; 9] = [
+    "fetch-release",
+    "backup-data",
+    "stop-app",
+    "switch-release",
+    "migrate-data",
+    "set-config",
+    "start-app",
+    "app-healthy",
+    "post-hooks",
+];
+
+impl Product {
+    fn new(name: &str) -> Product {
+        let dir = std::env::temp_dir().join(format!("hoist-run-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("hooks")).unwrap();
+        let p = Product { dir };
+        p.write("VERSION", "1.0\n");
+        p.write("data", "row 1\nrow 2\n");
+        p.write("app.conf", "# the admin's comment\nmode = classic\n");
+        p.write("running", "");
+        p.write("artifact", "release 2.0 contents\n");
+        use sha2::Digest;
+        let sha = hex(&sha2::Sha256::digest(b"release 2.0 contents\n"));
+        p.write(
+            "hooks/10-report",
+            &format!("#!/bin/sh\necho \"hook says hello: $HOIST_FROM_VERSION -> $HOIST_TO_VERSION\"\necho done > {}/hook-ran\n", p.path("").display()),
+        );
+        chmod(&p.path("hooks/10-report"), 0o755);
+        let d = p.dir.display();
+        p.write(
+            "recipe.toml",
+            &format!(
+                r#"[product]
+name = "app"
+version = {{ file = "{d}/VERSION" }}
+
+[[paths]]
+id = "main"
+from = "1.*"
+to = "2.0"
+
+[[services]]
+name = "app"
+backend = "command"
+start = ["touch", "{d}/running"]
+stop = ["rm", "-f", "{d}/running"]
+status = ["test", "-e", "{d}/running"]
+
+[[steps]]
+id = "fetch-release"
+phase = "prepare"
+fetch = {{ url = "file://{d}/artifact", dest = "{d}/release-2.0", sha256 = "{sha}" }}
+
+[[steps]]
+id = "backup-data"
+phase = "backup"
+exec = {{ shell = "cp {d}/data {d}/data.bak && sync" }}
+probe = {{ command = ["cmp", "-s", "{d}/data", "{d}/data.bak"] }}
+
+[[steps]]
+id = "stop-app"
+phase = "stop"
+service = {{ op = "stop", units = ["app"] }}
+undo = {{ service = {{ op = "start", units = ["app"] }} }}
+
+[[steps]]
+id = "switch-release"
+phase = "install"
+exec = {{ shell = "echo 2.0 > {d}/VERSION.new && mv {d}/VERSION.new {d}/VERSION" }}
+undo = {{ exec = {{ shell = "echo 1.0 > {d}/VERSION.new && mv {d}/VERSION.new {d}/VERSION" }} }}
+
+[[steps]]
+id = "migrate-data"
+phase = "migrate"
+exec = {{ shell = "grep -q migrated {d}/data || echo migrated >> {d}/data" }}
+undo = {{ exec = {{ shell = "cp {d}/data.bak {d}/data" }} }}
+probe = {{ command = ["grep", "-q", "migrated", "{d}/data"] }}
+
+[[steps]]
+id = "set-config"
+phase = "configure"
+exec = {{ shell = "[ -e {d}/app.conf.orig ] || cp {d}/app.conf {d}/app.conf.orig; sed 's/^mode = .*/mode = modern/' {d}/app.conf.orig > {d}/app.conf" }}
+undo = {{ exec = {{ shell = "[ ! -e {d}/app.conf.orig ] || mv {d}/app.conf.orig {d}/app.conf" }} }}
+
+[[steps]]
+id = "start-app"
+phase = "start"
+service = {{ op = "start", units = ["app"] }}
+
+[[steps]]
+id = "app-healthy"
+phase = "verify"
+wait = {{ until = {{ command = ["test", "-e", "{d}/running"] }}, timeout = "5s", interval = "1s" }}
+
+[[steps]]
+id = "post-hooks"
+phase = "post"
+hooks = {{ dir = "hooks" }}
+"#
+            ),
+        );
+        p
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        std::fs::write(self.path(rel), text).unwrap();
+    }
+
+    fn read(&self, rel: &str) -> Option<String> {
+        std::fs::read_to_string(self.path(rel)).ok()
+    }
+
+    fn hoist(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
+        c.arg("--state-dir")
+            .arg(self.path("state"))
+            .args(args)
+            .env("NO_COLOR", "1");
+        c.env_remove("HOIST_TEST_FAIL_AT")
+            .env_remove("HOIST_TEST_CRASH_AT");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    fn upgrade(&self, env: &[(&str, &str)]) -> Output {
+        let recipe = self.path("recipe.toml");
+        self.hoist(&["upgrade", "--yes", "-r", recipe.to_str().unwrap()], env)
+    }
+
+    /// What the admin cares about: version, data, config, whether it runs.
+    fn state(&self) -> (Option<String>, Option<String>, Option<String>, bool) {
+        (
+            self.read("VERSION"),
+            self.read("data"),
+            self.read("app.conf"),
+            self.path("running").exists(),
+        )
+    }
+}
+
+impl Drop for Product {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn killed(o: &Output) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    o.status.signal() == Some(9)
+}
+
+fn reference_end_state() -> (Option<String>, Option<String>, Option<String>, bool) {
+    let p = Product::new("reference");
+    let o = p.upgrade(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(p.read("hook-ran").as_deref(), Some("done\n"));
+    p.state()
+}
+
+#[test]
+fn an_uninterrupted_run_upgrades_everything() {
+    let p = Product::new("plain");
+    let o = p.upgrade(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (version, data, conf, running) = p.state();
+    assert_eq!(version.as_deref(), Some("2.0\n"));
+    assert_eq!(data.as_deref(), Some("row 1\nrow 2\nmigrated\n"));
+    assert_eq!(
+        conf.as_deref(),
+        Some("# the admin's comment\nmode = modern\n")
+    );
+    assert!(running);
+    // Hook output lands in the run log.
+    let log = std::fs::read_to_string(p.path("state/runs/1.log")).unwrap();
+    assert!(log.contains("hook says hello: 1.0 -> 2.0"), "{log}");
+    let st = p.hoist(&["status"], &[]);
+    assert!(text(&st).contains("committed"), "{}", text(&st));
+}
+
+#[test]
+fn killed_anywhere_resume_reaches_the_same_end() {
+    let reference = reference_end_state();
+    for step in STEPS {
+        for point in ["before", "after"] {
+            let p = Product::new(&format!("kill-{step}-{point}"));
+            let o = p.upgrade(&[("HOIST_TEST_CRASH_AT", &format!("{step}:{point}"))]);
+            assert!(killed(&o), "{step}:{point} was not killed: {}", text(&o));
+            let st = text(&p.hoist(&["status"], &[]));
+            assert!(st.contains("interrupted"), "{step}:{point}: {st}");
+            assert!(st.contains(step), "status must name the step {step}: {st}");
+            let o = p.hoist(&["resume"], &[]);
+            assert!(o.status.success(), "{step}:{point} resume: {}", text(&o));
+            assert_eq!(p.state(), reference, "{step}:{point}");
+            let again = p.hoist(&["resume"], &[]);
+            assert!(again.status.success());
+            assert!(
+                text(&again).contains("nothing to resume"),
+                "{}",
+                text(&again)
+            );
+            assert_eq!(
+                p.state(),
+                reference,
+                "{step}:{point}: a second resume changed something"
+            );
+        }
+    }
+}
+
+#[test]
+fn killed_anywhere_rollback_puts_everything_back() {
+    for step in ["switch-release", "migrate-data", "set-config"] {
+        let p = Product::new(&format!("kill-rb-{step}"));
+        let before = p.state();
+        let o = p.upgrade(&[("HOIST_TEST_CRASH_AT", &format!("{step}:after"))]);
+        assert!(killed(&o));
+        let o = p.hoist(&["rollback"], &[]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(p.state(), before, "{step}");
+    }
+    // Killed in the middle of the rollback itself: rollback again finishes.
+    let p = Product::new("kill-in-undo");
+    let before = p.state();
+    let o = p.upgrade(&[
+        ("HOIST_TEST_FAIL_AT", "app-healthy"),
+        ("HOIST_TEST_CRASH_AT", "switch-release:undo"),
+    ]);
+    assert!(killed(&o), "{}", text(&o));
+    assert!(text(&p.hoist(&["status"], &[])).contains("rolling back"));
+    let o = p.hoist(&["rollback"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(p.state(), before);
+}
+
+#[test]
+fn a_failure_anywhere_restores_the_exact_state_before() {
+    for step in STEPS {
+        let p = Product::new(&format!("fail-{step}"));
+        let before = p.state();
+        let o = p.upgrade(&[("HOIST_TEST_FAIL_AT", step)]);
+        assert_eq!(o.status.code(), Some(1), "{step}: {}", text(&o));
+        assert!(text(&o).contains("Rolled back"), "{step}: {}", text(&o));
+        assert_eq!(p.state(), before, "{step}");
+        let st = text(&p.hoist(&["status"], &[]));
+        assert!(st.contains("rolled-back") && st.contains(step), "{st}");
+    }
+}
+
+#[test]
+fn sigterm_finishes_the_step_then_stops_cleanly() {
+    let p = Product::new("sigterm");
+    let recipe = p.read("recipe.toml").unwrap().replace(
+        "exec = { shell = \"grep -q migrated",
+        &format!(
+            "exec = {{ shell = \"touch {0}/in-migrate; sleep 1; grep -q migrated",
+            p.dir.display()
+        ),
+    );
+    p.write("recipe.toml", &recipe);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .arg("--state-dir")
+        .arg(p.path("state"))
+        .args(["upgrade", "--yes", "-r"])
+        .arg(p.path("recipe.toml"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !p.path("in-migrate").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the migration never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "a clean stop exits 3");
+    // The step in progress finished; nothing after it ran.
+    assert!(p.read("data").unwrap().contains("migrated"));
+    assert_eq!(
+        p.read("app.conf").as_deref(),
+        Some("# the admin's comment\nmode = classic\n")
+    );
+    assert!(text(&p.hoist(&["status"], &[])).contains("paused"));
+    let o = p.hoist(&["resume"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(p.state().0.as_deref(), Some("2.0\n"));
+    assert_eq!(
+        p.state().2.as_deref(),
+        Some("# the admin's comment\nmode = modern\n")
+    );
+}
+
+#[test]
+fn a_second_upgrade_is_refused_while_one_runs() {
+    let p = Product::new("lock");
+    let recipe = p.read("recipe.toml").unwrap().replace(
+        "exec = { shell = \"cp ",
+        &format!(
+            "exec = {{ shell = \"touch {0}/in-backup; sleep 2; cp ",
+            p.dir.display()
+        ),
+    );
+    p.write("recipe.toml", &recipe);
+    let mut first = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .arg("--state-dir")
+        .arg(p.path("state"))
+        .args(["upgrade", "--yes", "-r"])
+        .arg(p.path("recipe.toml"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !p.path("in-backup").exists() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = p.upgrade(&[]);
+    assert_eq!(second.status.code(), Some(1));
+    let t = text(&second);
+    assert!(t.contains("another hoist is running"), "{t}");
+    assert!(t.contains(&format!("pid {}", first.id())), "{t}");
+    assert!(first.wait().unwrap().success());
+}
+
+#[test]
+fn an_unsafe_hook_is_refused_before_anything_runs() {
+    let p = Product::new("unsafe-hook");
+    chmod(&p.path("hooks/10-report"), 0o777);
+    let before = p.state();
+    let o = p.upgrade(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(
+        t.contains("refused before anything ran") && t.contains("writable by everyone"),
+        "{t}"
+    );
+    assert_eq!(p.state(), before);
+    assert!(!p.path("release-2.0").exists(), "prepare must not have run");
+}
+
+#[test]
+fn download_only_runs_prepare_and_nothing_else() {
+    let p = Product::new("download-only");
+    let before = p.state();
+    let recipe = p.path("recipe.toml");
+    let o = p.hoist(&["upgrade", "-d", "-r", recipe.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("download only"));
+    assert_eq!(
+        p.read("release-2.0").as_deref(),
+        Some("release 2.0 contents\n")
+    );
+    assert_eq!(p.state(), before);
+    assert!(text(&p.hoist(&["status"], &[])).contains("prepared"));
+    // A later upgrade goes through.
+    assert!(p.upgrade(&[]).status.success());
+}
+
+#[test]
+fn a_tampered_artifact_is_refused_in_prepare() {
+    let p = Product::new("tampered");
+    let before = p.state();
+    p.write("artifact", "release 2.0 contents, tampered\n");
+    let o = p.upgrade(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("sha256 is"), "{}", text(&o));
+    assert_eq!(p.state(), before);
+}
+
+#[test]
+fn no_rollback_stops_where_it_failed_and_resume_retries() {
+    let p = Product::new("no-rollback");
+    let recipe = p.path("recipe.toml");
+    let o = p.hoist(
+        &[
+            "upgrade",
+            "--yes",
+            "--no-rollback",
+            "-r",
+            recipe.to_str().unwrap(),
+        ],
+        &[("HOIST_TEST_FAIL_AT", "set-config")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        p.read("VERSION").as_deref(),
+        Some("2.0\n"),
+        "not rolled back"
+    );
+    let st = text(&p.hoist(&["status"], &[]));
+    assert!(
+        st.contains("failed") && st.contains("set-config") && st.contains("hoist resume"),
+        "{st}"
+    );
+    let o = p.hoist(&["resume"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        p.state().2.as_deref(),
+        Some("# the admin's comment\nmode = modern\n")
+    );
+}
+
+#[test]
+fn a_changed_recipe_is_refused_on_resume_unless_replanned() {
+    let p = Product::new("replan");
+    let o = p.upgrade(&[("HOIST_TEST_CRASH_AT", "migrate-data:before")]);
+    assert!(killed(&o));
+    let recipe = p.read("recipe.toml").unwrap();
+    p.write(
+        "recipe.toml",
+        &format!("{recipe}\n[[steps]]\nid = \"tidy\"\nphase = \"cleanup\"\nexec = {{ shell = \"touch {}/tidied\" }}\n", p.dir.display()),
+    );
+    let o = p.hoist(&["resume"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(
+        t.contains("changed since run") && t.contains("+ tidy"),
+        "{t}"
+    );
+    let o = p.hoist(&["resume", "--replan"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(p.path("tidied").exists());
+    assert_eq!(p.read("VERSION").as_deref(), Some("2.0\n"));
+}
+
+#[test]
+fn yes_does_not_open_a_gate_whose_check_is_false() {
+    let p = Product::new("gate");
+    let recipe = p.read("recipe.toml").unwrap();
+    p.write(
+        "recipe.toml",
+        &format!(
+            "{recipe}\n[[steps]]\nid = \"template-ready\"\nphase = \"pre\"\ngate = {{ message = \"Register the template\", until = {{ command = [\"test\", \"-e\", \"{}/template\"] }}, timeout = \"2s\" }}\n",
+            p.dir.display()
+        ),
+    );
+    let before = p.state();
+    let o = p.upgrade(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("template-ready"));
+    assert_eq!(p.state(), before);
+    p.write("template", "");
+    assert!(p.upgrade(&[]).status.success());
+}
+
+#[test]
+fn a_person_gate_needs_a_terminal_or_yes() {
+    let p = Product::new("person-gate");
+    let recipe = p.read("recipe.toml").unwrap();
+    p.write("recipe.toml", &format!("{recipe}\n[[steps]]\nid = \"confirm\"\nphase = \"pre\"\ngate = {{ message = \"Tell the users\" }}\n"));
+    let r = p.path("recipe.toml");
+    // No terminal, no --yes: the upgrade is not even started.
+    let o = p.hoist(&["upgrade", "-r", r.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("add --yes"), "{}", text(&o));
+    // --yes answers a person's question.
+    let o = p.upgrade(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let log = std::fs::read_to_string(p.path("state/runs/1.log")).unwrap();
+    assert!(log.contains("confirmed by --yes"));
+}
+
+#[test]
+fn a_self_update_that_changes_the_recipe_re_executes_and_replans() {
+    let p = Product::new("self-update");
+    let d = p.dir.display().to_string();
+    let recipe = p.read("recipe.toml").unwrap();
+    // The update step appends a step to the recipe itself, as a new
+    // upgrader package would.
+    let extra = format!(
+        "\\n[[steps]]\\nid = \\\"added-by-update\\\"\\nphase = \\\"cleanup\\\"\\nexec = {{ shell = \\\"touch {d}/added\\\" }}\\n"
+    );
+    p.write(
+        "recipe.toml",
+        &format!(
+            "{recipe}\n[[steps]]\nid = \"update-upgrader\"\nphase = \"pre\"\nself_update = true\nexec = {{ shell = \"[ -e {d}/updated ] || {{ printf '{extra}' >> {d}/recipe.toml; touch {d}/updated; }}\" }}\n"
+        ),
+    );
+    let o = p.upgrade(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("continuing with the new one"),
+        "{}",
+        text(&o)
+    );
+    assert!(p.path("added").exists(), "the new recipe's step ran");
+    let st = p.hoist(&["--json", "status"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let kinds: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"reexec") && kinds.contains(&"replan"),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn json_events_are_versioned_lines() {
+    let p = Product::new("json");
+    let r = p.path("recipe.toml");
+    let o = p.hoist(
+        &["--json", "upgrade", "--yes", "-r", r.to_str().unwrap()],
+        &[],
+    );
+    assert!(o.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(lines.iter().all(|l| l["schema"] == 1));
+    assert_eq!(lines.first().unwrap()["event"], "run-started");
+    assert!(lines.iter().any(|l| l["event"] == "run-started"));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["event"] == "step-finished")
+            .count(),
+        STEPS.len()
+    );
+    assert_eq!(lines.last().unwrap()["event"], "run-finished");
+    assert_eq!(lines.last().unwrap()["state"], "committed");
+}
