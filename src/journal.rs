@@ -45,16 +45,21 @@ CREATE TABLE IF NOT EXISTS runs (
     from_version TEXT NOT NULL,
     to_version TEXT NOT NULL,
     plan_hash TEXT NOT NULL,
-    plan_json TEXT NOT NULL,
     recipe_path TEXT NOT NULL,
     recipe_sha256 TEXT NOT NULL,
-    facts_json TEXT NOT NULL,
-    options_json TEXT NOT NULL,
     services_before TEXT NOT NULL,
     started_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     finished_at TEXT,
     error TEXT
+);
+-- Large and written once (or on --replan): kept out of `runs`, whose row
+-- every step updates, so a commit rewrites a few small pages only.
+CREATE TABLE IF NOT EXISTS run_data (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    plan_json TEXT NOT NULL,
+    facts_json TEXT NOT NULL,
+    options_json TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -202,25 +207,26 @@ impl Journal {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT INTO runs (product, state, from_version, to_version, plan_hash, plan_json,
-                recipe_path, recipe_sha256, facts_json, options_json, services_before, started_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+            "INSERT INTO runs (product, state, from_version, to_version, plan_hash,
+                recipe_path, recipe_sha256, services_before, started_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
             params![
                 plan.product,
                 RunState::Planned.as_str(),
                 plan.current.as_str(),
                 plan.target.as_str(),
                 plan.hash,
-                plan_json,
                 plan.recipe,
                 plan.recipe_sha256,
-                facts_json,
-                options.to_string(),
                 serde_json::to_string(services_before).unwrap_or_else(|_| "[]".into()),
                 t,
             ],
         )?;
         let run = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO run_data (run_id, plan_json, facts_json, options_json) VALUES (?1, ?2, ?3, ?4)",
+            params![run, plan_json, facts_json, options.to_string()],
+        )?;
         insert_steps(&tx, run, plan, 0)?;
         tx.commit()?;
         Ok(run)
@@ -254,40 +260,19 @@ impl Journal {
         )?;
         insert_steps(&tx, run, &filtered, base + 1)?;
         tx.execute(
-            "UPDATE runs SET plan_json = ?2, plan_hash = ?3, recipe_sha256 = ?4, updated_at = ?5 WHERE id = ?1",
-            params![run, plan_json, plan.hash, plan.recipe_sha256, now()],
+            "UPDATE runs SET plan_hash = ?2, recipe_sha256 = ?3, updated_at = ?4 WHERE id = ?1",
+            params![run, plan.hash, plan.recipe_sha256, now()],
+        )?;
+        tx.execute(
+            "UPDATE run_data SET plan_json = ?2 WHERE run_id = ?1",
+            params![run, plan_json],
         )?;
         tx.commit()?;
         Ok(())
     }
 
     pub fn set_run_state(&mut self, run: i64, to: RunState, error: Option<&str>) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let from: String =
-            tx.query_row("SELECT state FROM runs WHERE id = ?1", params![run], |r| {
-                r.get(0)
-            })?;
-        let from: RunState = from.parse().map_err(JournalError::Corrupt)?;
-        if from != to {
-            if !run_allowed(from, to) {
-                return Err(JournalError::Transition {
-                    what: format!("run {run}"),
-                    from: from.to_string(),
-                    to: to.to_string(),
-                });
-            }
-            let t = now();
-            let finished = to.is_final().then(|| t.clone());
-            tx.execute(
-                "UPDATE runs SET state = ?2, updated_at = ?3, finished_at = COALESCE(?4, finished_at),
-                    error = CASE WHEN ?5 IS NULL THEN error ELSE ?5 END WHERE id = ?1",
-                params![run, to.as_str(), t, finished, error],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.commit(run, &[], Some((to, error)))
     }
 
     pub fn set_step_state(
@@ -297,47 +282,58 @@ impl Journal {
         to: StepState,
         u: StepUpdate<'_>,
     ) -> Result<()> {
+        let change = StepChange {
+            key: key.to_string(),
+            to,
+            exit_status: u.exit_status,
+            error: u.error.map(String::from),
+            output_tail: u.output_tail.map(String::from),
+            once: None,
+        };
+        self.commit(run, &[change], None)
+    }
+
+    /// Applies step changes (in order), their `once` marks, and a change of
+    /// the run's state in one transaction: one durable commit. The engine
+    /// commits a step's `done` with the next step's `running`, so a step
+    /// costs one fsync while each is still on disk before the next acts.
+    pub fn commit(
+        &mut self,
+        run: i64,
+        steps: &[StepChange],
+        run_to: Option<(RunState, Option<&str>)>,
+    ) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let from: String = tx.query_row(
-            "SELECT state FROM steps WHERE run_id = ?1 AND key = ?2",
-            params![run, key],
-            |r| r.get(0),
-        )?;
-        let from: StepState = from.parse().map_err(JournalError::Corrupt)?;
-        if !step_allowed(from, to) {
-            return Err(JournalError::Transition {
-                what: format!("step {key}"),
-                from: from.to_string(),
-                to: to.to_string(),
-            });
-        }
         let t = now();
-        match to {
-            StepState::Running | StepState::Undoing => {
-                let bump = i64::from(to == StepState::Running);
+        for c in steps {
+            step_change(&tx, run, c, &t)?;
+        }
+        if let Some((to, error)) = run_to {
+            let from: String =
+                tx.query_row("SELECT state FROM runs WHERE id = ?1", params![run], |r| {
+                    r.get(0)
+                })?;
+            let from: RunState = from.parse().map_err(JournalError::Corrupt)?;
+            if from != to {
+                if !run_allowed(from, to) {
+                    return Err(JournalError::Transition {
+                        what: format!("run {run}"),
+                        from: from.to_string(),
+                        to: to.to_string(),
+                    });
+                }
+                let finished = to.is_final().then(|| t.clone());
                 tx.execute(
-                    "UPDATE steps SET state = ?3, attempts = attempts + ?4, started_at = ?5,
-                        finished_at = NULL, error = NULL WHERE run_id = ?1 AND key = ?2",
-                    params![run, key, to.as_str(), bump, t],
-                )?;
-            }
-            _ => {
-                tx.execute(
-                    "UPDATE steps SET state = ?3, finished_at = ?4,
-                        duration_ms = CAST((julianday(?4) - julianday(started_at)) * 86400000 AS INTEGER),
-                        exit_status = COALESCE(?5, exit_status), error = COALESCE(?6, error),
-                        output_tail = COALESCE(?7, output_tail)
-                     WHERE run_id = ?1 AND key = ?2",
-                    params![run, key, to.as_str(), t, u.exit_status, u.error, u.output_tail],
+                    "UPDATE runs SET state = ?2, finished_at = COALESCE(?3, finished_at),
+                        error = CASE WHEN ?4 IS NULL THEN error ELSE ?4 END WHERE id = ?1",
+                    params![run, to.as_str(), finished, error],
                 )?;
             }
         }
-        tx.execute(
-            "UPDATE runs SET updated_at = ?2 WHERE id = ?1",
-            params![run, t],
-        )?;
+        tx.prepare_cached("UPDATE runs SET updated_at = ?2 WHERE id = ?1")?
+            .execute(params![run, t])?;
         tx.commit()?;
         Ok(())
     }
@@ -408,9 +404,10 @@ impl Journal {
 
     pub fn load_run(&self, id: i64) -> Result<RunRecord> {
         let mut run = self.conn.query_row(
-            "SELECT id, product, state, from_version, to_version, plan_hash, plan_json, recipe_path,
-                recipe_sha256, facts_json, options_json, services_before, started_at, updated_at,
-                finished_at, error FROM runs WHERE id = ?1",
+            "SELECT r.id, r.product, r.state, r.from_version, r.to_version, r.plan_hash, d.plan_json,
+                r.recipe_path, r.recipe_sha256, d.facts_json, d.options_json, r.services_before,
+                r.started_at, r.updated_at, r.finished_at, r.error
+             FROM runs r JOIN run_data d ON d.run_id = r.id WHERE r.id = ?1",
             params![id],
             |r| {
                 let state: String = r.get(2)?;
@@ -483,6 +480,73 @@ impl Journal {
         }
         Ok(run.4)
     }
+}
+
+/// A change of one step's state, with what it records.
+#[derive(Clone, Debug)]
+pub struct StepChange {
+    pub key: String,
+    pub to: StepState,
+    pub exit_status: Option<i64>,
+    pub error: Option<String>,
+    pub output_tail: Option<String>,
+    /// Marks this step id done once and for all on this host, with it.
+    pub once: Option<(String, String)>,
+}
+
+impl StepChange {
+    pub fn to(key: &str, to: StepState) -> StepChange {
+        StepChange {
+            key: key.to_string(),
+            to,
+            exit_status: None,
+            error: None,
+            output_tail: None,
+            once: None,
+        }
+    }
+}
+
+fn step_change(tx: &rusqlite::Transaction<'_>, run: i64, c: &StepChange, t: &str) -> Result<()> {
+    let key = c.key.as_str();
+    let from: String = tx
+        .prepare_cached("SELECT state FROM steps WHERE run_id = ?1 AND key = ?2")?
+        .query_row(params![run, key], |r| r.get(0))?;
+    let from: StepState = from.parse().map_err(JournalError::Corrupt)?;
+    if !step_allowed(from, c.to) {
+        return Err(JournalError::Transition {
+            what: format!("step {key}"),
+            from: from.to_string(),
+            to: c.to.to_string(),
+        });
+    }
+    match c.to {
+        StepState::Running | StepState::Undoing => {
+            let bump = i64::from(c.to == StepState::Running);
+            tx.prepare_cached(
+                "UPDATE steps SET state = ?3, attempts = attempts + ?4, started_at = ?5,
+                    finished_at = NULL, error = NULL WHERE run_id = ?1 AND key = ?2",
+            )?
+            .execute(params![run, key, c.to.as_str(), bump, t])?;
+        }
+        _ => {
+            tx.prepare_cached(
+                "UPDATE steps SET state = ?3, finished_at = ?4,
+                    duration_ms = CAST((julianday(?4) - julianday(started_at)) * 86400000 AS INTEGER),
+                    exit_status = COALESCE(?5, exit_status), error = COALESCE(?6, error),
+                    output_tail = COALESCE(?7, output_tail)
+                 WHERE run_id = ?1 AND key = ?2",
+            )?
+            .execute(params![run, key, c.to.as_str(), t, c.exit_status, c.error, c.output_tail])?;
+        }
+    }
+    if let Some((product, name)) = &c.once {
+        tx.execute(
+            "INSERT OR IGNORE INTO once_done (product, name, run_id, at) VALUES (?1, ?2, ?3, ?4)",
+            params![product, name, run, t],
+        )?;
+    }
+    Ok(())
 }
 
 fn insert_steps(tx: &rusqlite::Transaction<'_>, run: i64, plan: &Plan, base: i64) -> Result<()> {

@@ -6,6 +6,8 @@
 
 use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -90,24 +92,85 @@ pub fn run_logged(
 }
 
 /// Waits for the child, or kills its whole group at the timeout (`None`).
-/// A thread blocks in wait(2) so the end is seen at once, not at the next
-/// poll.
+/// The wait blocks in wait(2), so the end is seen at once; one watchdog
+/// thread, shared by every child, enforces the deadlines (a thread per child
+/// cost more than the child itself for short commands).
 fn wait_bounded(
     mut child: std::process::Child,
     pgid: Pid,
     timeout: Duration,
 ) -> std::io::Result<Option<ExitStatus>> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(status) => status.map(Some),
-        Err(_) => {
-            let _ = killpg(pgid, Signal::SIGKILL);
-            // The waiter reaps the child once it is dead.
-            let _ = rx.recv_timeout(Duration::from_secs(10));
-            Ok(None)
+    let killed = Arc::new(AtomicBool::new(false));
+    let id = watchdog::watch(pgid, Instant::now() + timeout, Arc::clone(&killed));
+    let status = child.wait();
+    watchdog::release(id);
+    let status = status?;
+    Ok((!killed.load(Ordering::SeqCst)).then_some(status))
+}
+
+mod watchdog {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+    use std::sync::{Arc, Mutex, OnceLock};
+    use std::time::{Duration, Instant};
+
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+
+    enum Msg {
+        Watch(u64, Pid, Instant, Arc<AtomicBool>),
+        Release(u64),
+    }
+
+    static TX: OnceLock<Mutex<Sender<Msg>>> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+
+    fn send(m: Msg) {
+        let tx = TX.get_or_init(|| {
+            let (tx, rx) = channel();
+            std::thread::spawn(move || run(rx));
+            Mutex::new(tx)
+        });
+        if let Ok(tx) = tx.lock() {
+            let _ = tx.send(m);
+        }
+    }
+
+    pub fn watch(pgid: Pid, deadline: Instant, killed: Arc<AtomicBool>) -> u64 {
+        let id = NEXT.fetch_add(1, Ordering::SeqCst);
+        send(Msg::Watch(id, pgid, deadline, killed));
+        id
+    }
+
+    pub fn release(id: u64) {
+        send(Msg::Release(id));
+    }
+
+    fn run(rx: Receiver<Msg>) {
+        let mut watched: HashMap<u64, (Pid, Instant, Arc<AtomicBool>)> = HashMap::new();
+        loop {
+            let now = Instant::now();
+            for (pgid, _, killed) in watched.values().filter(|w| w.1 <= now) {
+                killed.store(true, Ordering::SeqCst);
+                let _ = killpg(*pgid, Signal::SIGKILL);
+            }
+            watched.retain(|_, w| w.1 > now);
+            let wait = watched
+                .values()
+                .map(|w| w.1.saturating_duration_since(now))
+                .min()
+                .unwrap_or(Duration::from_secs(3600));
+            match rx.recv_timeout(wait) {
+                Ok(Msg::Watch(id, pgid, deadline, killed)) => {
+                    watched.insert(id, (pgid, deadline, killed));
+                }
+                Ok(Msg::Release(id)) => {
+                    watched.remove(&id);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
         }
     }
 }

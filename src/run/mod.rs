@@ -20,7 +20,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::context::{Ctx, DEFAULT_TIMEOUT};
-use crate::journal::{Journal, JournalError, RunRecord, StepUpdate};
+use crate::journal::{Journal, JournalError, RunRecord, StepChange};
 use crate::plan::PlannedStep;
 use crate::recipe::{Phase, ServiceSpec};
 use crate::state::{RunState, StepState};
@@ -106,6 +106,8 @@ pub struct Engine {
     /// Hashes of hoist and of the recipe when the run (re)started, to tell a
     /// self-update that changed either.
     started_with: (String, String),
+    /// The last step's `done`, not yet committed (see `commit`).
+    deferred: Vec<StepChange>,
 }
 
 pub fn stop_flag() -> Arc<AtomicBool> {
@@ -181,6 +183,7 @@ impl Engine {
             stop: stop_flag(),
             interactive: crate::ui::interactive(),
             started_with: (exe, recipe),
+            deferred: Vec::new(),
         })
     }
 
@@ -193,8 +196,28 @@ impl Engine {
         self.record.plan.steps.iter().find(|s| s.key == key)
     }
 
+    /// Changes the run's state, committing with it any step `done` still
+    /// deferred.
     fn set_state(&mut self, to: RunState, error: Option<&str>) -> Result<(), RunError> {
-        self.journal.set_run_state(self.run, to, error)?;
+        self.commit(Vec::new(), Some(to), error)
+    }
+
+    /// One durable commit: the deferred `done` of the last step, `steps`,
+    /// and a run state change.
+    fn commit(
+        &mut self,
+        steps: Vec<StepChange>,
+        to: Option<RunState>,
+        error: Option<&str>,
+    ) -> Result<(), RunError> {
+        let mut changes = std::mem::take(&mut self.deferred);
+        changes.extend(steps);
+        self.journal
+            .commit(self.run, &changes, to.map(|t| (t, error)))?;
+        let Some(to) = to else { return Ok(()) };
+        if to == self.record.state {
+            return Ok(());
+        }
         self.record.state = to;
         self.ui.event(
             "run-state",
@@ -203,16 +226,19 @@ impl Engine {
         Ok(())
     }
 
+    /// The state the run moves to for a step of phase group `want`, if it
+    /// must change (it only moves forward).
+    fn next_state(&self, want: RunState) -> Option<RunState> {
+        let cur = self.record.state;
+        (cur != want && !(rank(cur) > rank(want) && rank(want) > 0)).then_some(want)
+    }
+
     /// Moves the run's state forward to the phase group of the next step.
     fn enter(&mut self, want: RunState) -> Result<(), RunError> {
-        let cur = self.record.state;
-        if cur == want || (rank(cur) > rank(want) && rank(want) > 0) {
-            return Ok(());
+        match self.next_state(want) {
+            Some(to) => self.set_state(to, None),
+            None => Ok(()),
         }
-        if cur == RunState::Planned && want != RunState::Preparing {
-            self.set_state(RunState::Preparing, None)?;
-        }
-        self.set_state(want, None)
     }
 
     /// Runs the steps not yet done, in order.
@@ -226,6 +252,9 @@ impl Engine {
             .map(|s| (s.key.clone(), s.state))
             .collect();
         let total = keys.len();
+        if self.record.state == RunState::Planned {
+            self.set_state(RunState::Preparing, None)?;
+        }
         for (n, (key, state)) in keys.iter().enumerate() {
             let n = n + 1;
             match state {
@@ -251,19 +280,14 @@ impl Engine {
                 self.set_state(RunState::Prepared, None)?;
                 return Ok(Ending::Prepared);
             }
-            self.enter(phase_state(step.phase))?;
+            let run_to = self.next_state(phase_state(step.phase));
             if *state == StepState::Running && self.already_applied(&step) {
-                self.journal.set_step_state(
-                    self.run,
-                    key,
-                    StepState::Done,
-                    StepUpdate::default(),
-                )?;
+                self.commit(vec![StepChange::to(key, StepState::Done)], run_to, None)?;
                 self.ui
                     .step_finished(n, total, key, "done (found applied)", 0.0, None);
                 continue;
             }
-            if let Err(error) = self.execute(&step, n, total)? {
+            if let Err(error) = self.execute(&step, n, total, run_to)? {
                 self.set_state(RunState::Failed, Some(&format!("{key}: {error}")))?;
                 if self.stored.options.no_rollback {
                     return Ok(Ending::Failed {
@@ -319,10 +343,12 @@ impl Engine {
         step: &PlannedStep,
         n: usize,
         total: usize,
+        run_to: Option<RunState>,
     ) -> Result<Result<(), String>, RunError> {
         let key = step.key.as_str();
-        self.journal
-            .set_step_state(self.run, key, StepState::Running, StepUpdate::default())?;
+        // Durability point: the step is on disk as running (with the last
+        // step's done) before its action starts.
+        self.commit(vec![StepChange::to(key, StepState::Running)], run_to, None)?;
         self.ui.step_started(n, total, key, &step.summary);
         self.note(&format!(
             "step {key} ({}): {}",
@@ -356,33 +382,28 @@ impl Engine {
         let secs = started.elapsed().as_secs_f64();
         match &result {
             Ok(()) => {
-                self.journal.set_step_state(
-                    self.run,
-                    key,
-                    StepState::Done,
-                    StepUpdate {
-                        exit_status: Some(0),
-                        output_tail: Some(&tail),
-                        ..Default::default()
-                    },
-                )?;
-                if step.once {
-                    let product = self.record.product.clone();
-                    self.journal.mark_once(&product, &step.id, self.run)?;
-                }
+                // Deferred: committed with whatever comes next (the next
+                // step's start, or the run's end), before anything else acts.
+                self.deferred.push(StepChange {
+                    exit_status: Some(0),
+                    output_tail: Some(tail),
+                    once: step
+                        .once
+                        .then(|| (self.record.product.clone(), step.id.clone())),
+                    ..StepChange::to(key, StepState::Done)
+                });
                 self.ui.step_finished(n, total, key, "done", secs, None);
             }
             Err(e) => {
                 self.note(&format!("{key} failed: {e}"));
-                self.journal.set_step_state(
-                    self.run,
-                    key,
-                    StepState::Failed,
-                    StepUpdate {
-                        error: Some(e),
-                        output_tail: Some(&tail),
-                        ..Default::default()
-                    },
+                self.commit(
+                    vec![StepChange {
+                        error: Some(e.clone()),
+                        output_tail: Some(tail),
+                        ..StepChange::to(key, StepState::Failed)
+                    }],
+                    None,
+                    None,
                 )?;
                 self.ui
                     .step_finished(n, total, key, "FAILED", secs, Some(e));
@@ -441,6 +462,7 @@ impl Engine {
     /// Seed 001, step 1: when a self-update step changed hoist or the
     /// recipe, run the new one: it resumes this run with a new plan.
     fn reexec_if_updated(&mut self, key: &str) -> Result<(), RunError> {
+        self.commit(Vec::new(), None, None)?;
         let exe = std::env::current_exe().unwrap_or_default();
         let now = (
             file_sha256(&exe),
