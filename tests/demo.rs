@@ -534,6 +534,41 @@ fn demo_killed_anywhere_resumes_to_the_same_end() {
 }
 
 #[test]
+fn demo_sigterm_anywhere_finishes_the_step_stops_and_resumes() {
+    let reference = {
+        let d = Demo::empty("term-ref");
+        assert_eq!(demo(&d, &[]).status.code(), Some(0));
+        end_state(&d)
+    };
+    std::thread::scope(|scope| {
+        for step in STEPS {
+            let reference = &reference;
+            scope.spawn(move || {
+                let d = Demo::set_up(&format!("term-{step}"));
+                let o = demo_env(&d, &[], &[("HOIST_TEST_SIGNAL_AT", step)]);
+                if step == STEPS[STEPS.len() - 1] {
+                    // Nothing is left after the last step: the run ends.
+                    assert_eq!(o.status.code(), Some(0), "{step}: {}", text(&o));
+                    assert_eq!(&end_state(&d), reference, "{step}");
+                    return;
+                }
+                // A clean stop: exit 3, the step that was running is done.
+                assert_eq!(o.status.code(), Some(3), "{step}: {}", text(&o));
+                let st = hoist_state(&d, &["--json", "status"]);
+                let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+                assert_eq!(v["run"]["state"], "paused", "{step}");
+                let steps = v["run"]["steps"].as_array().unwrap();
+                let this = steps.iter().find(|s| s["key"] == *step).unwrap();
+                assert_eq!(this["state"], "done", "{step}: the running step must finish");
+                let o = hoist_state(&d, &["resume"]);
+                assert!(o.status.success(), "{step} resume: {}", text(&o));
+                assert_eq!(&end_state(&d), reference, "{step}");
+            });
+        }
+    });
+}
+
+#[test]
 fn demo_failing_anywhere_rolls_back_to_v1_exactly() {
     std::thread::scope(|scope| {
         for step in STEPS {

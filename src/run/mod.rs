@@ -358,6 +358,7 @@ impl Engine {
         let offset = self.log.seek(SeekFrom::End(0)).unwrap_or(0);
         let started = Instant::now();
         testhook::crash_at(key, "before");
+        testhook::signal_at(key);
         let result = if testhook::fail_at(key) {
             Err("failed on purpose (HOIST_TEST_FAIL_AT)".to_string())
         } else {

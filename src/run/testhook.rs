@@ -6,6 +6,9 @@
 //!   SIGKILL at that point: `before` (the step is journaled running, nothing
 //!   done yet), `after` (the action is done, the journal not yet told),
 //!   `undo` (an undo is journaled running, not yet done).
+//! * `HOIST_TEST_SIGNAL_AT=<step key>`: once that step is journaled running,
+//!   hoist sends itself SIGTERM, as an admin would mid-step: the step must
+//!   finish and the run stop cleanly before the next one.
 //!
 //! They let the tests kill or fail a run at every step boundary and inside
 //! every step.
@@ -19,5 +22,11 @@ pub fn crash_at(key: &str, point: &str) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
         // SIGKILL cannot be caught; wait for it to land.
         std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}
+
+pub fn signal_at(key: &str) {
+    if std::env::var("HOIST_TEST_SIGNAL_AT").is_ok_and(|v| v == key) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGTERM);
     }
 }
