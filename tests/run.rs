@@ -572,3 +572,39 @@ fn json_events_are_versioned_lines() {
     assert_eq!(lines.last().unwrap()["event"], "run-finished");
     assert_eq!(lines.last().unwrap()["state"], "committed");
 }
+
+#[test]
+fn each_once_hooks_run_once_per_host_ever() {
+    let p = Product::new("each-once");
+    let d = p.dir.display().to_string();
+    std::fs::create_dir_all(p.path("once.d")).unwrap();
+    p.write(
+        "once.d/10-count",
+        &format!("#!/bin/sh\necho x >> {d}/once-count\n"),
+    );
+    chmod(&p.path("once.d/10-count"), 0o755);
+    let recipe = p.read("recipe.toml").unwrap();
+    p.write(
+        "recipe.toml",
+        &format!("{recipe}\n[[steps]]\nid = \"once-hooks\"\nphase = \"post\"\nhooks = {{ dir = \"once.d\", each_once = true }}\n"),
+    );
+    assert!(p.upgrade(&[]).status.success());
+    // The same upgrade again on this host (say, after a reinstall of 1.0).
+    p.write("VERSION", "1.0\n");
+    let o = p.upgrade(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        p.read("once-count").as_deref(),
+        Some("x\n"),
+        "the script ran twice"
+    );
+    // A new script in the directory does run.
+    p.write(
+        "once.d/20-new",
+        &format!("#!/bin/sh\necho y >> {d}/once-count\n"),
+    );
+    chmod(&p.path("once.d/20-new"), 0o755);
+    p.write("VERSION", "1.0\n");
+    assert!(p.upgrade(&[]).status.success());
+    assert_eq!(p.read("once-count").as_deref(), Some("x\ny\n"));
+}
