@@ -341,23 +341,20 @@ impl Facts {
                     .collect();
                 continue;
             }
-            let text = match value {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Boolean(b) => b.to_string(),
-                toml::Value::Array(items) => items
-                    .iter()
-                    .map(|i| {
-                        i.as_str()
-                            .map(String::from)
-                            .unwrap_or_else(|| i.to_string())
-                    })
-                    .collect::<Vec<_>>()
-                    .join(","),
-                other => other.to_string(),
-            };
-            facts.set_text(catalogue, &name, &text).map_err(invalid)?;
+            facts
+                .set_text(catalogue, &name, &value_text(value))
+                .map_err(invalid)?;
         }
         Ok(facts)
+    }
+}
+
+/// A TOML value as the text `set_text` reads: a list joined by commas.
+pub fn value_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Array(items) => items.iter().map(value_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
     }
 }
 

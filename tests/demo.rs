@@ -559,7 +559,10 @@ fn demo_sigterm_anywhere_finishes_the_step_stops_and_resumes() {
                 assert_eq!(v["run"]["state"], "paused", "{step}");
                 let steps = v["run"]["steps"].as_array().unwrap();
                 let this = steps.iter().find(|s| s["key"] == *step).unwrap();
-                assert_eq!(this["state"], "done", "{step}: the running step must finish");
+                assert_eq!(
+                    this["state"], "done",
+                    "{step}: the running step must finish"
+                );
                 let o = hoist_state(&d, &["resume"]);
                 assert!(o.status.success(), "{step} resume: {}", text(&o));
                 assert_eq!(&end_state(&d), reference, "{step}");

@@ -152,6 +152,28 @@ hooks = {{ dir = "hooks" }}
         self.hoist(&["upgrade", "--yes", "-r", recipe.to_str().unwrap()], env)
     }
 
+    /// Starts an upgrade in the background and returns once `marker`
+    /// exists (a step of the recipe creates it), within 30 s.
+    fn upgrade_until(&self, marker: &str) -> std::process::Child {
+        let child = Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .arg("--state-dir")
+            .arg(self.path("state"))
+            .args(["upgrade", "--yes", "-r"])
+            .arg(self.path("recipe.toml"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.path(marker).exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{marker} never appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child
+    }
+
     /// What the admin cares about: version, data, config, whether it runs.
     fn state(&self) -> (Option<String>, Option<String>, Option<String>, bool) {
         (
@@ -299,22 +321,7 @@ fn sigterm_finishes_the_step_then_stops_cleanly() {
         ),
     );
     p.write("recipe.toml", &recipe);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .arg("--state-dir")
-        .arg(p.path("state"))
-        .args(["upgrade", "--yes", "-r"])
-        .arg(p.path("recipe.toml"))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !p.path("in-migrate").exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the migration never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut child = p.upgrade_until("in-migrate");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -349,19 +356,7 @@ fn a_second_upgrade_is_refused_while_one_runs() {
         ),
     );
     p.write("recipe.toml", &recipe);
-    let mut first = Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .arg("--state-dir")
-        .arg(p.path("state"))
-        .args(["upgrade", "--yes", "-r"])
-        .arg(p.path("recipe.toml"))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !p.path("in-backup").exists() {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut first = p.upgrade_until("in-backup");
     let second = p.upgrade(&[]);
     assert_eq!(second.status.code(), Some(1));
     let t = text(&second);

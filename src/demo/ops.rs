@@ -123,67 +123,57 @@ pub fn restore(layout: &Layout) -> Res<String> {
 /// `migrate`: schema 1 -> 2 (adds `items.slug` and fills it), in one
 /// transaction; at schema 2 already, does nothing.
 pub fn migrate(layout: &Layout) -> Res<String> {
-    let data = data_path(layout)?;
-    let mut db = open(&data)?;
-    let tx = db
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .ctx(|| "begin".to_string())?;
-    match schema(&tx)? {
-        2 => {
-            return Ok(format!(
-                "{}: already at schema 2, nothing to do",
-                data.display()
-            ));
-        }
-        1 => {}
-        other => {
-            return Err(format!(
-                "{}: schema {other}, expected 1 or 2",
-                data.display()
-            ));
-        }
-    }
-    tx.execute_batch(
+    move_schema(
+        layout,
+        (1, 2),
         "ALTER TABLE items ADD COLUMN slug TEXT NOT NULL DEFAULT '';
          UPDATE items SET slug = lower(replace(name, ' ', '-'));
          PRAGMA user_version = 2;",
     )
-    .ctx(|| "migrate to schema 2".to_string())?;
-    let rows = row_count(&tx)?;
-    tx.commit().ctx(|| "commit".to_string())?;
-    Ok(format!(
-        "{}: schema 1 -> 2, slug filled in {rows} rows",
-        data.display()
-    ))
 }
 
 /// `unmigrate`: schema 2 -> 1 (drops `items.slug`), keeping rows written
 /// since the backup; at schema 1 already, does nothing.
 pub fn unmigrate(layout: &Layout) -> Res<String> {
+    move_schema(
+        layout,
+        (2, 1),
+        "ALTER TABLE items DROP COLUMN slug; PRAGMA user_version = 1;",
+    )
+}
+
+/// Moves the data from schema `from` to `to` with `sql`, in one
+/// transaction: idempotent (at `to` already, nothing to do) and
+/// crash-safe (the transaction is all or nothing).
+fn move_schema(layout: &Layout, (from, to): (i64, i64), sql: &str) -> Res<String> {
     let data = data_path(layout)?;
     let mut db = open(&data)?;
     let tx = db
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .ctx(|| "begin".to_string())?;
     match schema(&tx)? {
-        1 => {
+        s if s == to => {
             return Ok(format!(
-                "{}: already at schema 1, nothing to do",
+                "{}: already at schema {to}, nothing to do",
                 data.display()
             ));
         }
-        2 => {}
+        s if s == from => {}
         other => {
             return Err(format!(
-                "{}: schema {other}, expected 1 or 2",
+                "{}: schema {other}, expected {from} or {to}",
                 data.display()
             ));
         }
     }
-    tx.execute_batch("ALTER TABLE items DROP COLUMN slug; PRAGMA user_version = 1;")
-        .ctx(|| "migrate back to schema 1".to_string())?;
+    tx.execute_batch(sql)
+        .ctx(|| format!("migrate to schema {to}"))?;
+    let rows = row_count(&tx)?;
     tx.commit().ctx(|| "commit".to_string())?;
-    Ok(format!("{}: schema 2 -> 1", data.display()))
+    Ok(format!(
+        "{}: schema {from} -> {to}, {rows} rows",
+        data.display()
+    ))
 }
 
 /// `schema [--is N]`: prints the data's schema; with `--is`, answers whether

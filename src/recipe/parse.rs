@@ -334,19 +334,7 @@ fn parse_fact(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
     if let Some(p) = &raw.probe {
         check_probe(p, raw.ty == FactType::Bool, &item_span.clone(), problems);
     }
-    let default = raw.default.map(|d| match d {
-        toml::Value::String(s) => s,
-        toml::Value::Array(a) => a
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .map(String::from)
-                    .unwrap_or_else(|| i.to_string())
-            })
-            .collect::<Vec<_>>()
-            .join(","),
-        other => other.to_string(),
-    });
+    let default = raw.default.as_ref().map(crate::facts::value_text);
     if let (Some(values), Some(d)) = (&raw.values, &default)
         && raw.ty == FactType::Str
         && !values.contains(d)
