@@ -24,6 +24,10 @@ pub struct Ctx<'a> {
     pub timeout: Duration,
     /// The run's log: every child writes its output straight into it.
     pub log: &'a File,
+    /// This step's own directory in the state directory (mode 0700), where
+    /// an action keeps what its built-in undo needs (old files, old .debs,
+    /// dumps). Created before the step runs.
+    pub step_dir: PathBuf,
     pub journal: &'a mut Journal,
     /// A person is at a terminal.
     pub interactive: bool,

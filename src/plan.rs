@@ -39,6 +39,9 @@ pub struct PlannedStep {
     pub once: bool,
     #[serde(default)]
     pub self_update: bool,
+    /// What the step will change, shown in advance (a unified diff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +202,7 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
                 retries: s.retries,
                 once: s.once,
                 self_update: s.self_update,
+                preview: s.action.preview(&recipe.dir()),
             });
         }
     }
@@ -328,6 +332,8 @@ impl Plan {
             let mut extra = Vec::new();
             if s.undo.is_some() {
                 extra.push("undo".to_string());
+            } else if s.action.builtin_undo() {
+                extra.push("undo built in".to_string());
             }
             if s.once {
                 extra.push("once".to_string());
@@ -353,6 +359,11 @@ impl Plan {
                 s.key,
                 s.summary
             );
+            if let Some(preview) = &s.preview {
+                for line in preview.lines() {
+                    let _ = writeln!(out, "           {line}");
+                }
+            }
         }
         if !self.skipped.is_empty() {
             let _ = writeln!(out, "\nnot taken:");

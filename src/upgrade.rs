@@ -226,6 +226,7 @@ fn preflight_actions(req: &Request<'_>, plan: &Plan, journal: &mut Journal) -> R
         env: Vec::new(),
         timeout: crate::context::DEFAULT_TIMEOUT,
         log: &log,
+        step_dir: std::env::temp_dir(),
         journal,
         interactive: false,
         yes: false,

@@ -47,11 +47,38 @@ pub trait Kind: DeserializeOwned + Serialize + Clone + std::fmt::Debug {
     }
 
     /// Carries the action out. `Err` says what went wrong, for the admin.
+    /// An action with a built-in undo saves what it will change under
+    /// `ctx.step_dir` (durably: written and fsynced) before changing it.
     fn apply(&self, _ctx: &mut Ctx<'_>) -> Result<(), String> {
         Err(format!(
             "`{}` is not yet supported by this hoist",
             Self::NAME
         ))
+    }
+
+    /// Whether the action puts back by itself what `apply` changed (from
+    /// what it saved under `ctx.step_dir`), so a step needs no `undo`.
+    fn builtin_undo(&self) -> bool {
+        false
+    }
+
+    /// The built-in undo. Idempotent, and a no-op when nothing was saved
+    /// (the step was interrupted before it changed anything).
+    fn compensate(&self, _ctx: &mut Ctx<'_>) -> Result<(), String> {
+        Err(format!("`{}` has no built-in undo", Self::NAME))
+    }
+
+    /// Whether the effect is already there, for resuming a step found
+    /// running after a crash when the recipe gives no `probe`. `None`: the
+    /// action cannot tell (the step is run again).
+    fn applied(&self, _ctx: &Ctx<'_>) -> Option<bool> {
+        None
+    }
+
+    /// What the plan shows beyond the summary (a unified diff of a config
+    /// change, when it can be computed in advance).
+    fn preview(&self, _recipe_dir: &std::path::Path) -> Option<String> {
+        None
     }
 }
 
@@ -152,6 +179,22 @@ macro_rules! registry {
 
             pub fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
                 match self { $(Action::$ty(a) => a.apply(ctx),)* }
+            }
+
+            pub fn builtin_undo(&self) -> bool {
+                match self { $(Action::$ty(a) => a.builtin_undo(),)* }
+            }
+
+            pub fn compensate(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+                match self { $(Action::$ty(a) => a.compensate(ctx),)* }
+            }
+
+            pub fn applied(&self, ctx: &Ctx<'_>) -> Option<bool> {
+                match self { $(Action::$ty(a) => a.applied(ctx),)* }
+            }
+
+            pub fn preview(&self, recipe_dir: &std::path::Path) -> Option<String> {
+                match self { $(Action::$ty(a) => a.preview(recipe_dir),)* }
             }
         }
     };

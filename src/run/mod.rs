@@ -315,14 +315,19 @@ impl Engine {
     /// effect is already there. Without a probe it runs again (steps must
     /// be idempotent or say how to check).
     fn already_applied(&mut self, step: &PlannedStep) -> bool {
-        let Some(probe) = &step.probe else {
-            self.note(&format!(
-                "{} was interrupted and has no probe: running it again",
-                step.key
-            ));
-            return false;
+        let applied = match &step.probe {
+            Some(probe) => crate::checks::test(probe).is_ok(),
+            None => match self.action_applied(step) {
+                Some(a) => a,
+                None => {
+                    self.note(&format!(
+                        "{} was interrupted and has no probe: running it again",
+                        step.key
+                    ));
+                    return false;
+                }
+            },
         };
-        let applied = crate::checks::test(probe).is_ok();
         self.note(&format!(
             "{} was interrupted; its probe says it is {}applied",
             step.key,
@@ -415,6 +420,22 @@ impl Engine {
 
     /// Carries out `action` in the context of `step`.
     fn apply(&mut self, action: &crate::actions::Action, step: &PlannedStep) -> Result<(), String> {
+        self.with_ctx(step, |ctx| action.apply(ctx))
+    }
+
+    /// The built-in undo of the step's action.
+    fn compensate(&mut self, step: &PlannedStep) -> Result<(), String> {
+        self.with_ctx(step, |ctx| step.action.compensate(ctx))
+    }
+
+    /// The action's own "already applied?" answer.
+    fn action_applied(&mut self, step: &PlannedStep) -> Option<bool> {
+        self.with_ctx(step, |ctx| step.action.applied(ctx))
+    }
+
+    /// Runs `f` with the context of `step`: its environment, time bound,
+    /// log, and its own directory for what its undo needs.
+    fn with_ctx<T>(&mut self, step: &PlannedStep, f: impl FnOnce(&mut Ctx<'_>) -> T) -> T {
         let hop =
             &self.record.plan.hops[step.hop.min(self.record.plan.hops.len().saturating_sub(1))];
         let env = vec![
@@ -423,6 +444,7 @@ impl Engine {
             ("HOIST_RUN_ID".to_string(), self.run.to_string()),
             ("HOIST_PHASE".to_string(), step.phase.name().to_string()),
         ];
+        let step_dir = self.step_dir(&step.key);
         let ui = &self.ui;
         let ask = |q: &str| ui.suspend(|| crate::ui::ask(q));
         let mut ctx = Ctx {
@@ -433,12 +455,35 @@ impl Engine {
             env,
             timeout: step.timeout.unwrap_or(DEFAULT_TIMEOUT),
             log: &self.log,
+            step_dir,
             journal: &mut self.journal,
             interactive: self.interactive,
             yes: self.stored.options.yes,
             ask: &ask,
         };
-        action.apply(&mut ctx)
+        f(&mut ctx)
+    }
+
+    /// `<state>/runs/<run>/<step key>/`: what the step's built-in undo needs.
+    fn step_dir(&self, key: &str) -> PathBuf {
+        let safe: String = key
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let dir = self
+            .journal
+            .dir()
+            .join("runs")
+            .join(self.run.to_string())
+            .join(safe);
+        let _ = crate::fsutil::private_dir(&dir);
+        dir
     }
 
     pub fn note(&self, line: &str) {

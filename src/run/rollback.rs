@@ -35,11 +35,17 @@ impl Engine {
             let Some(step) = self.step(key).cloned() else {
                 continue;
             };
-            let Some(undo) = step.undo.clone() else {
-                if *state == StepState::Done && step.action.disruptive() {
-                    not_undone.push(key.clone());
+            // The recipe's undo, else the action's own (it put back what it
+            // saved before acting).
+            let summary = match (&step.undo, step.action.builtin_undo()) {
+                (Some(undo), _) => undo.summary(),
+                (None, true) => format!("put back what `{}` changed", step.action.kind()),
+                (None, false) => {
+                    if *state == StepState::Done && step.action.disruptive() {
+                        not_undone.push(key.clone());
+                    }
+                    continue;
                 }
-                continue;
             };
             self.journal.set_step_state(
                 self.run,
@@ -47,14 +53,18 @@ impl Engine {
                 StepState::Undoing,
                 StepUpdate::default(),
             )?;
-            self.note(&format!("undo {key}: {}", undo.summary()));
+            self.note(&format!("undo {key}: {summary}"));
             self.ui.event(
                 "undo-started",
-                serde_json::json!({ "step": key, "summary": undo.summary() }),
+                serde_json::json!({ "step": key, "summary": summary }),
             );
             testhook::crash_at(key, "undo");
             let started = std::time::Instant::now();
-            match self.apply(&undo, &step) {
+            let result = match &step.undo {
+                Some(undo) => self.apply(undo, &step),
+                None => self.compensate(&step),
+            };
+            match result {
                 Ok(()) => {
                     self.journal.set_step_state(
                         self.run,
