@@ -56,6 +56,18 @@ pub enum Value {
     List(Vec<String>),
 }
 
+impl Value {
+    /// The value as text: what `set_text` reads back, and what a `{{ fact }}`
+    /// in an action becomes.
+    pub fn text(&self) -> String {
+        match self {
+            Value::Str(s) => s.clone(),
+            Value::List(l) => l.join(","),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -243,14 +255,7 @@ impl Facts {
         let mut m: BTreeMap<String, String> = self
             .values
             .iter()
-            .map(|(k, v)| {
-                let text = match v {
-                    Value::Str(s) => s.clone(),
-                    Value::List(l) => l.join(","),
-                    other => other.to_string(),
-                };
-                (k.clone(), text)
-            })
+            .map(|(k, v)| (k.clone(), v.text()))
             .collect();
         if !self.once_done.is_empty() {
             m.insert("once_done".into(), self.once_done.join(","));

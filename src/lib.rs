@@ -21,6 +21,7 @@ pub mod recipe;
 pub mod run;
 pub mod state;
 pub mod status;
+pub mod template;
 pub mod ui;
 pub mod upgrade;
 pub mod version;

@@ -188,21 +188,40 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
                     continue;
                 }
             }
+            // `{{ fact }}` in the step's strings, from this hop's facts.
+            let lookup = |name: &str| hop_facts.get(name).map(crate::facts::Value::text);
+            let missing = |fact| PlanError::MissingFact {
+                step: s.id.clone(),
+                fact,
+            };
+            let action = crate::template::resolve(&s.action, &lookup).map_err(missing)?;
+            let undo = s
+                .undo
+                .as_ref()
+                .map(|u| crate::template::resolve(u, &lookup))
+                .transpose()
+                .map_err(missing)?;
+            let probe = s
+                .probe
+                .as_ref()
+                .map(|p| crate::template::resolve(p, &lookup))
+                .transpose()
+                .map_err(missing)?;
             steps.push(PlannedStep {
                 key,
                 id: s.id.clone(),
                 hop: h,
                 phase,
                 title: s.title.clone(),
-                summary: s.action.summary(),
-                action: s.action.clone(),
-                undo: s.undo.clone(),
-                probe: s.probe.clone(),
+                summary: action.summary(),
+                preview: action.preview(&recipe.dir()),
+                action,
+                undo,
+                probe,
                 timeout: s.timeout,
                 retries: s.retries,
                 once: s.once,
                 self_update: s.self_update,
-                preview: s.action.preview(&recipe.dir()),
             });
         }
     }

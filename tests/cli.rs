@@ -225,3 +225,58 @@ test = {{ command = ["false"] }}
     assert!(err.contains("may not be skipped"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn facts_in_action_strings_are_filled_in_the_plan() {
+    let dir = std::env::temp_dir().join(format!("hoist-template-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recipe = dir.join("recipe.toml");
+    std::fs::write(
+        &recipe,
+        r#"[product]
+name = "demo"
+version = { package = "demo" }
+
+[[facts]]
+name = "pg.old"
+type = "version"
+
+[[paths]]
+id = "main"
+from = "1.*"
+to = "2.0"
+
+[[steps]]
+id = "switch-suite"
+phase = "install"
+repo = { op = "switch", file = "/etc/apt/sources.list", from = "{{ os.codename }}", to = "bookworm" }
+
+[[steps]]
+id = "upgrade-cluster"
+phase = "migrate"
+exec = { argv = ["pg_upgradecluster", "{{ pg.old }}", "main"] }
+"#,
+    )
+    .unwrap();
+    let facts = dir.join("facts.toml");
+    std::fs::write(
+        &facts,
+        "current = \"1.0\"\nos.codename = \"bullseye\"\npg.old = \"13\"\n",
+    )
+    .unwrap();
+    let r = recipe.to_str().unwrap();
+    let f = facts.to_str().unwrap();
+    let (code, out, err) = hoist(&["plan", "-r", r, "--facts", f]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("in /etc/apt/sources.list: bullseye -> bookworm"),
+        "{out}"
+    );
+    assert!(out.contains("run pg_upgradecluster 13 main"), "{out}");
+    // A fact with no value on this host stops the plan, naming it.
+    std::fs::write(&facts, "current = \"1.0\"\nos.codename = \"bullseye\"\n").unwrap();
+    let (code, _, err) = hoist(&["plan", "-r", r, "--facts", f]);
+    assert_eq!(code, 2);
+    assert!(err.contains("fact `pg.old`"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

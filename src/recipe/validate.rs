@@ -13,6 +13,7 @@ pub fn validate(r: &mut Recipe, problems: &mut Vec<Problem>) {
     unique_ids(r, problems);
     facts(r, problems);
     conditions(r, problems);
+    templates(r, problems);
     steps(r, problems);
     services(r, problems);
 }
@@ -75,6 +76,43 @@ fn facts(r: &Recipe, problems: &mut Vec<Problem>) {
                 )
                 .label("second definition"),
             );
+        }
+    }
+}
+
+/// Every `{{ fact }}` in a step's action, undo and probe names a fact.
+fn templates(r: &Recipe, problems: &mut Vec<Problem>) {
+    for s in &r.steps {
+        let mut texts = crate::template::strings(&s.action);
+        if let Some(u) = &s.undo {
+            texts.extend(crate::template::strings(u));
+        }
+        if let Some(p) = &s.probe {
+            texts.extend(crate::template::strings(p));
+        }
+        for text in texts {
+            for (name, _) in crate::template::placeholders(&text) {
+                if r.catalogue.lookup(&name).is_some() {
+                    continue;
+                }
+                // Point at the placeholder in the step's own text: from its
+                // header to the next table.
+                let from = s.span.end.min(r.source.text.len());
+                let body = &r.source.text[from..];
+                let body = &body[..body.find("\n[").unwrap_or(body.len())];
+                let span = body
+                    .find(&name)
+                    .map_or(s.span.clone(), |i| from + i..from + i + name.len());
+                problems.push(
+                    Problem::error(
+                        "unknown-fact",
+                        span,
+                        format!("`{{{{ {name} }}}}` names the unknown fact `{name}`"),
+                    )
+                    .label("not a built-in fact nor one defined in [[facts]]")
+                    .help_opt(suggest(&name, r.catalogue.names())),
+                );
+            }
         }
     }
 }
