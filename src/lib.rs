@@ -19,6 +19,7 @@ pub mod probe;
 pub mod process;
 pub mod recipe;
 pub mod run;
+pub mod saved;
 pub mod state;
 pub mod status;
 pub mod template;

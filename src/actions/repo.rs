@@ -6,7 +6,9 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::Kind;
+use crate::context::Ctx;
 use crate::diag::Problem;
+use crate::saved::{Saved, write_keeping_meta};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -85,6 +87,92 @@ impl Kind for Repo {
         true
     }
 
+    fn executable(&self) -> bool {
+        true
+    }
+
+    fn builtin_undo(&self) -> bool {
+        true
+    }
+
+    /// Saves the sources file and the keyring, then changes them. Each write
+    /// is atomic and keeps the file's mode and owner.
+    fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let file = ctx.path(&self.file);
+        let saved = Saved::new(&ctx.step_dir);
+        let io = |e: std::io::Error| format!("{}: {e}", file.display());
+        saved.save_once(&file).map_err(io)?;
+        let keyring = self.key.as_ref().map(|k| ctx.path(&k.keyring));
+        if let Some(k) = &keyring {
+            saved.save_once(k).map_err(|e| format!("{}: {e}", k.display()))?;
+        }
+        match self.op {
+            Op::Switch => {
+                let (from, to) = (self.from.as_deref().unwrap_or(""), self.to.as_deref().unwrap_or(""));
+                // From the saved original, so a re-run after a crash does
+                // not switch twice (`4.2` -> `4.2.1` would become 4.2.1.1).
+                let original = saved.original(&file).ok_or_else(|| format!("{} does not exist", file.display()))?;
+                let text = String::from_utf8_lossy(&original);
+                if !text.contains(from) {
+                    return Err(format!("{}: `{from}` is not in it: nothing to switch (is it already switched, or another file?)", file.display()));
+                }
+                write_keeping_meta(&file, text.replace(from, to).as_bytes()).map_err(io)?;
+                ctx.note(&format!("{}: {from} -> {to}", file.display()));
+            }
+            Op::Add => {
+                let mut content = self.content.clone().unwrap_or_default();
+                if !content.ends_with('\n') {
+                    content.push('\n');
+                }
+                write_keeping_meta(&file, content.as_bytes()).map_err(io)?;
+                ctx.note(&format!("wrote {}", file.display()));
+            }
+            Op::Remove => match std::fs::remove_file(&file) {
+                Ok(()) => ctx.note(&format!("removed {}", file.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            },
+            Op::Key => {}
+        }
+        if let (Some(k), Some(keyring)) = (&self.key, &keyring) {
+            import_key(ctx, k, keyring)?;
+            if self.op != Op::Remove && file.exists() {
+                let text = std::fs::read_to_string(&file).map_err(io)?;
+                let signed = signed_by(&text, &keyring.display().to_string());
+                if signed != text {
+                    write_keeping_meta(&file, signed.as_bytes()).map_err(io)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn compensate(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let restored = Saved::new(&ctx.step_dir).restore().map_err(|e| e.to_string())?;
+        for p in restored {
+            ctx.note(&format!("put back {}", p.display()));
+        }
+        Ok(())
+    }
+
+    fn applied(&self, ctx: &Ctx<'_>) -> Option<bool> {
+        let file = ctx.path(&self.file);
+        let text = std::fs::read_to_string(&file).ok();
+        Some(match self.op {
+            Op::Switch => {
+                let (from, to) = (self.from.as_deref()?, self.to.as_deref()?);
+                match Saved::new(&ctx.step_dir).original(&file) {
+                    Some(orig) => text? == String::from_utf8_lossy(&orig).replace(from, to),
+                    // Not saved: the step never got to change anything.
+                    None => false,
+                }
+            }
+            Op::Add => text.is_some_and(|t| t.trim_end() == self.content.as_deref().unwrap_or("").trim_end()),
+            Op::Remove => !file.exists(),
+            Op::Key => self.key.as_ref().is_some_and(|k| ctx.path(&k.keyring).exists()),
+        })
+    }
+
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
         let need = |what: &str, ok: bool, problems: &mut Vec<Problem>| {
             if !ok {
@@ -115,5 +203,130 @@ impl Kind for Repo {
                 problems,
             );
         }
+    }
+}
+
+/// Imports the key into its keyring file: binary (dearmored), checked
+/// against the expected fingerprint, written atomically. Never `apt-key`.
+fn import_key(ctx: &Ctx<'_>, key: &Key, keyring: &std::path::Path) -> Result<(), String> {
+    let raw = match (&key.file, &key.url) {
+        (Some(f), _) => std::fs::read(ctx.path(f)).map_err(|e| format!("{f}: {e}"))?,
+        (_, Some(u)) => {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_global(Some(std::time::Duration::from_secs(60)))
+                .build()
+                .into();
+            let mut resp = agent.get(u).call().map_err(|e| format!("{u}: {e}"))?;
+            resp.body_mut()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_vec()
+                .map_err(|e| format!("{u}: {e}"))?
+        }
+        _ => return Err("the key has neither `file` nor `url`".into()),
+    };
+    // gpg works in a home of its own under the step's directory: the
+    // host's root keyring is never touched.
+    let home = ctx.step_dir.join("gnupg");
+    crate::fsutil::private_dir(&home).map_err(|e| e.to_string())?;
+    let input = home.join("key.in");
+    std::fs::write(&input, &raw).map_err(|e| e.to_string())?;
+    let armored = raw.starts_with(b"-----BEGIN PGP");
+    let binary = home.join("key.gpg");
+    let _ = std::fs::remove_file(&binary);
+    if armored {
+        let mut cmd = std::process::Command::new("gpg");
+        cmd.env("GNUPGHOME", &home)
+            .args(["--batch", "--yes", "--dearmor", "--output"])
+            .arg(&binary)
+            .arg(&input);
+        ctx.run(cmd, "gpg --dearmor", std::time::Duration::from_secs(60))?;
+    } else {
+        std::fs::copy(&input, &binary).map_err(|e| e.to_string())?;
+    }
+    let out = crate::process::run(
+        std::process::Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--with-colons", "--show-keys"])
+            .arg(&binary),
+        std::time::Duration::from_secs(60),
+    )
+    .map_err(|e| format!("gpg: {e}"))?;
+    let fingerprints: Vec<String> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("fpr:"))
+        .filter_map(|l| l.split(':').find(|f| f.len() >= 32))
+        .map(str::to_uppercase)
+        .collect();
+    if !out.success() || fingerprints.is_empty() {
+        return Err(format!("the key is not an OpenPGP public key: {}", out.stderr.trim()));
+    }
+    if let Some(want) = &key.fingerprint {
+        let want: String = want.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
+        if !fingerprints.contains(&want) {
+            return Err(format!("the key's fingerprint is {}, not {want}: refused", fingerprints.join(", ")));
+        }
+    }
+    let bytes = std::fs::read(&binary).map_err(|e| e.to_string())?;
+    write_keeping_meta(keyring, &bytes).map_err(|e| format!("{}: {e}", keyring.display()))?;
+    ctx.note(&format!("key {} written to {}", fingerprints.join(", "), keyring.display()));
+    Ok(())
+}
+
+/// The sources text with every entry bound to `keyring`: one-line entries
+/// get `[signed-by=...]`, deb822 stanzas a `Signed-By:` field. Entries that
+/// already name a keyring are left alone.
+fn signed_by(text: &str, keyring: &str) -> String {
+    let deb822 = text.lines().any(|l| l.starts_with("Types:"));
+    let mut out = String::with_capacity(text.len() + 64);
+    if deb822 {
+        for stanza in text.split("\n\n") {
+            if !out.is_empty() {
+                out.push_str("\n\n");
+            }
+            out.push_str(stanza.trim_end_matches('\n'));
+            if stanza.contains("Types:") && !stanza.lines().any(|l| l.starts_with("Signed-By:")) {
+                out.push_str(&format!("\nSigned-By: {keyring}"));
+            }
+        }
+        out.push('\n');
+        return out;
+    }
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let kind = ["deb-src ", "deb "].into_iter().find(|k| trimmed.starts_with(k));
+        match kind {
+            Some(k) if !trimmed.contains("signed-by=") => {
+                let rest = &trimmed[k.len()..];
+                if let Some(opts) = rest.strip_prefix('[') {
+                    out.push_str(&format!("{k}[signed-by={keyring} {opts}"));
+                } else {
+                    out.push_str(&format!("{k}[signed-by={keyring}] {rest}"));
+                }
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signed_by;
+
+    #[test]
+    fn binds_entries_to_the_keyring() {
+        let one = "# comment\ndeb http://mirror.xivo.fr/debian squeeze main\ndeb [arch=amd64] http://x y z\ndeb [signed-by=/k.gpg] http://a b c\n";
+        assert_eq!(
+            signed_by(one, "/etc/apt/keyrings/xivo.gpg"),
+            "# comment\ndeb [signed-by=/etc/apt/keyrings/xivo.gpg] http://mirror.xivo.fr/debian squeeze main\ndeb [signed-by=/etc/apt/keyrings/xivo.gpg arch=amd64] http://x y z\ndeb [signed-by=/k.gpg] http://a b c\n"
+        );
+        let d822 = "Types: deb\nURIs: http://x\nSuites: bookworm\nComponents: main\n";
+        assert_eq!(
+            signed_by(d822, "/k.gpg"),
+            "Types: deb\nURIs: http://x\nSuites: bookworm\nComponents: main\nSigned-By: /k.gpg\n"
+        );
     }
 }
