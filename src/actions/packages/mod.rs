@@ -6,8 +6,14 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+mod apt;
+mod rpm;
+
 use super::{Kind, non_empty};
+use crate::context::Ctx;
 use crate::diag::Problem;
+
+pub use apt::{Change, LEFTOVER_SUFFIXES, interrupted, parse_simulation};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -59,6 +65,23 @@ pub struct Packages {
     pub conffiles: Conffiles,
 }
 
+impl Packages {
+    /// Whether the operation changes installed packages.
+    pub fn disruptive_op(&self) -> bool {
+        !matches!(self.op, Op::Update | Op::Download)
+    }
+
+    /// apt or dnf/yum, from the step or from what the host has.
+    fn manager(&self) -> Manager {
+        match self.manager {
+            Manager::Auto if std::path::Path::new("/usr/bin/apt-get").exists() => Manager::Apt,
+            Manager::Auto if std::path::Path::new("/usr/bin/dnf").exists() => Manager::Dnf,
+            Manager::Auto => Manager::Yum,
+            m => m,
+        }
+    }
+}
+
 impl Kind for Packages {
     const NAME: &'static str = "packages";
 
@@ -94,7 +117,50 @@ impl Kind for Packages {
     }
 
     fn disruptive(&self) -> bool {
-        !matches!(self.op, Op::Update | Op::Download)
+        self.disruptive_op()
+    }
+
+    fn executable(&self) -> bool {
+        true
+    }
+
+    /// An interrupted dpkg is a host in an unknown state: refused before the
+    /// run starts, with the diagnosis and the remedy.
+    fn preflight(&self, _ctx: &Ctx<'_>) -> Result<(), String> {
+        match (self.manager(), apt::interrupted()) {
+            (Manager::Apt, Some(why)) => Err(format!(
+                "{why}: finish it with `dpkg --configure -a` and check `dpkg --audit` is empty, then upgrade"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        match self.manager() {
+            Manager::Apt => apt::apply(self, ctx),
+            m => {
+                let argv = rpm::command(self, m);
+                ctx.run(crate::process::argv(&argv), &argv.join(" "), ctx.timeout)
+            }
+        }
+    }
+
+    fn builtin_undo(&self) -> bool {
+        self.disruptive_op()
+    }
+
+    fn compensate(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        match self.manager() {
+            Manager::Apt => apt::compensate(self, ctx),
+            _ => Err("packages changed by dnf or yum are not put back by hoist yet".into()),
+        }
+    }
+
+    fn applied(&self, _ctx: &Ctx<'_>) -> Option<bool> {
+        match self.manager() {
+            Manager::Apt => apt::applied(self),
+            _ => None,
+        }
     }
 
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {

@@ -1,0 +1,144 @@
+//! `packages` and `repo` against the real apt and dpkg of a booted Debian
+//! test host (systemd-nspawn, signed local repository): the upgrade keeps the
+//! admin's changed conffile without a question and reports the new one; a
+//! failure after it puts back the exact package versions, the sources and
+//! the config bytes, offline from the kept .debs, and removes what the
+//! upgrade installed and left.
+
+use hoist_testbed::{AptRepo, Host, PackageSpec, Suite, Testbed};
+
+fn app(version: &str, conf: &str) -> PackageSpec {
+    let mut p = PackageSpec::new("demo-app", version)
+        .executable(
+            "/usr/bin/demo-app",
+            format!("#!/bin/sh\necho demo-app {version}\n"),
+        )
+        .conffile("/etc/demo-app.conf", conf);
+    if version == "2.0" {
+        p = p.depends("demo-helper");
+    }
+    p
+}
+
+fn sh(h: &Host, script: &str) -> String {
+    h.exec(script)
+        .unwrap_or_else(|e| panic!("{script}: {e}"))
+        .stdout
+}
+
+fn version_of(h: &Host, pkg: &str) -> String {
+    h.exec_unchecked(&format!(
+        "dpkg-query -W -f '${{db:Status-Abbrev}}${{Version}}' {pkg}"
+    ))
+    .map(|o| o.stdout.trim().to_string())
+    .unwrap_or_default()
+}
+
+const RECIPE: &str = r#"[product]
+name = "demo-app"
+version = { package = "demo-app" }
+
+[[paths]]
+id = "main"
+from = "1.*"
+to = "2.0"
+
+[[steps]]
+id = "switch-suite"
+phase = "pre"
+repo = { op = "switch", file = "/etc/apt/sources.list.d/hoist-testbed.list", from = " app-1 ", to = " app-2 " }
+
+[[steps]]
+id = "refresh"
+phase = "pre"
+packages = { op = "update" }
+
+[[steps]]
+id = "upgrade"
+phase = "install"
+packages = { op = "dist-upgrade" }
+
+[[steps]]
+id = "works"
+phase = "verify"
+exec = { argv = ["demo-app"] }
+"#;
+
+#[test]
+fn apt_upgrade_keeps_local_config_and_rolls_back_exactly() -> hoist_testbed::Result<()> {
+    let mut repo = AptRepo::new()?;
+    repo.add("app-1", &app("1.0", "level=1\n"))?;
+    // A vendor repository that keeps the previous release beside the new.
+    repo.add("app-2", &app("1.0", "level=1\n"))?;
+    repo.add("app-2", &app("2.0", "level=2\nnew=yes\n"))?;
+    repo.add(
+        "app-2",
+        &PackageSpec::new("demo-helper", "2.0").file("/usr/share/demo-helper/README", "helper\n"),
+    )?;
+    repo.publish()?;
+    let tb = Testbed::builder()
+        .host("pkg", Suite::Bookworm)
+        .repo(&repo)
+        .start()?;
+    let h = tb.host("pkg")?;
+    h.use_suites(&["app-1"])?;
+    sh(&h, "apt-get update -q && apt-get install -q -y demo-app");
+    // The admin's own change to the packaged config file.
+    sh(&h, "printf 'level=1\\nlocal=edit\\n' > /etc/demo-app.conf");
+    h.write_file(
+        "/usr/local/bin/hoist",
+        &std::fs::read(env!("CARGO_BIN_EXE_hoist")).unwrap(),
+        0o755,
+    )?;
+    h.write_file("/root/recipe.toml", RECIPE.as_bytes(), 0o644)?;
+    let sources = sh(&h, "cat /etc/apt/sources.list.d/hoist-testbed.list");
+
+    // A failure after the upgrade: everything back, offline.
+    let out = h.exec_unchecked(
+        "HOIST_TEST_FAIL_AT=works hoist upgrade --yes -r /root/recipe.toml < /dev/null",
+    )?;
+    let log = sh(&h, "cat /var/lib/hoist/runs/1.log");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}\n{log}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(out.stdout.contains("Rolled back"), "{}\n{log}", out.stdout);
+    assert_eq!(version_of(&h, "demo-app"), "ii 1.0");
+    assert!(
+        !version_of(&h, "demo-helper").starts_with("ii"),
+        "the upgrade's new package stays"
+    );
+    assert_eq!(sh(&h, "cat /etc/demo-app.conf"), "level=1\nlocal=edit\n");
+    assert_eq!(
+        sh(&h, "cat /etc/apt/sources.list.d/hoist-testbed.list"),
+        sources
+    );
+    assert_eq!(
+        sh(&h, "ls /etc/demo-app.conf.* 2>/dev/null || true"),
+        "",
+        "leftovers of the undone upgrade"
+    );
+
+    // The upgrade itself: no question asked, the admin's file kept, the
+    // package's new one beside it and reported.
+    let out = h.exec_unchecked("hoist upgrade --yes -r /root/recipe.toml < /dev/null")?;
+    assert_eq!(out.status.code(), Some(0), "{}{}", out.stdout, out.stderr);
+    assert_eq!(version_of(&h, "demo-app"), "ii 2.0");
+    assert_eq!(version_of(&h, "demo-helper"), "ii 2.0");
+    assert_eq!(sh(&h, "cat /etc/demo-app.conf"), "level=1\nlocal=edit\n");
+    assert_eq!(
+        sh(&h, "cat /etc/demo-app.conf.dpkg-dist"),
+        "level=2\nnew=yes\n"
+    );
+    let status = sh(&h, "hoist --json status");
+    assert!(
+        status.contains("\"kind\": \"conffiles\"")
+            && status.contains("/etc/demo-app.conf.dpkg-dist"),
+        "{status}"
+    );
+    tb.teardown()?;
+    Ok(())
+}
