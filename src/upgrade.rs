@@ -261,6 +261,8 @@ fn say_up_to_date(json: bool, product: &str, current: &Version, target: &Version
 
 fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
     engine.ui.finish();
+    // The run is over for now: no banner says an upgrade is in progress.
+    crate::actions::reboot::clear_banner();
     let log = engine.journal.log_path(engine.run);
     let r = &engine.record;
     let (state, text) = match ending {

@@ -110,12 +110,22 @@ pub struct Engine {
     deferred: Vec<StepChange>,
 }
 
+/// Set by SIGTERM or SIGINT: the run stops cleanly after the current step.
+/// One flag for the process, registered once.
 pub fn stop_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
-    }
-    flag
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    Arc::clone(FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+        }
+        flag
+    }))
+}
+
+/// Whether a stop was asked for (see `stop_flag`).
+pub fn stopping() -> bool {
+    stop_flag().load(Ordering::SeqCst)
 }
 
 pub fn file_sha256(path: &Path) -> String {

@@ -1,0 +1,100 @@
+//! A reboot in the middle of a run, on a booted Debian test host: the run
+//! goes on by itself after boot (a one-shot systemd unit runs `hoist
+//! resume`), the steps after the reboot run in the new boot, and the unit,
+//! its marker and the login banner are gone at the end.
+
+use std::time::{Duration, Instant};
+
+use hoist_testbed::{AptRepo, Host, Suite, Testbed};
+
+const RECIPE: &str = r#"[product]
+name = "walt-server"
+version = { file = "/root/VERSION" }
+
+[[paths]]
+id = "main"
+from = "4.*"
+to = "5.0"
+
+[[steps]]
+id = "before"
+phase = "pre"
+exec = { shell = "cat /proc/sys/kernel/random/boot_id > /root/boot-before" }
+
+[[steps]]
+id = "reboot"
+phase = "configure"
+reboot = { reason = "mandatory: otherwise walt server will fail to mount images" }
+
+[[steps]]
+id = "after"
+phase = "start"
+exec = { shell = "cat /proc/sys/kernel/random/boot_id > /root/boot-after; echo 5.0 > /root/VERSION" }
+"#;
+
+fn sh(h: &Host, script: &str) -> String {
+    h.exec(script)
+        .unwrap_or_else(|e| panic!("{script}: {e}"))
+        .stdout
+}
+
+#[test]
+fn a_run_continues_by_itself_after_its_reboot() -> hoist_testbed::Result<()> {
+    let repo = AptRepo::new()?;
+    repo.publish()?;
+    let tb = Testbed::builder()
+        .host("r", Suite::Bookworm)
+        .repo(&repo)
+        .start()?;
+    let h = tb.host("r")?;
+    h.write_file(
+        "/usr/local/bin/hoist",
+        &std::fs::read(env!("CARGO_BIN_EXE_hoist")).unwrap(),
+        0o755,
+    )?;
+    h.write_file("/root/recipe.toml", RECIPE.as_bytes(), 0o644)?;
+    h.write_file("/root/VERSION", b"4.0\n", 0o644)?;
+    let boots = h.boots();
+    // Detached, as an admin's session would be cut by the reboot.
+    sh(
+        &h,
+        "setsid nohup hoist upgrade --yes -r /root/recipe.toml > /root/upgrade.out 2>&1 < /dev/null &",
+    );
+    h.wait_for_boot(boots, Duration::from_secs(180))?;
+    h.wait_ssh(Duration::from_secs(60))?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        let s = h.exec_unchecked("hoist --json status")?.stdout;
+        if s.contains("\"state\": \"committed\"") || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        status.contains("\"state\": \"committed\""),
+        "{status}\n{}",
+        sh(
+            &h,
+            "journalctl -u hoist-resume --no-pager | tail -20; cat /root/upgrade.out"
+        )
+    );
+    let before = sh(&h, "cat /root/boot-before");
+    let after = sh(&h, "cat /root/boot-after");
+    assert_ne!(
+        before, after,
+        "the steps after the reboot ran in the new boot"
+    );
+    assert_eq!(sh(&h, "cat /root/VERSION"), "5.0\n");
+    assert!(sh(&h, "cat /root/upgrade.out").contains("resumes by itself at boot"));
+    // Nothing is left to resume again, and nobody is told an upgrade runs.
+    assert_eq!(
+        sh(
+            &h,
+            "ls /etc/systemd/system/hoist-resume.service /var/lib/hoist/reboot-pending.json /etc/motd.d/hoist 2>/dev/null || true"
+        ),
+        ""
+    );
+    assert!(status.contains("\"kind\": \"probe\""), "{status}");
+    tb.teardown()?;
+    Ok(())
+}
