@@ -156,7 +156,8 @@ impl Product {
         } else {
             String::new()
         };
-        // `blocked` records, mid-run, how many copies each filter holds.
+        // `blocked` records, mid-run, how many copies each filter holds;
+        // while `hold` exists the run waits there (at most 30 s).
         let recipe = format!(
             r#"[product]
 name = "fwtest"
@@ -176,7 +177,7 @@ firewall = {{ op = "add", {rule}{backend} }}
 [[steps]]
 id = "look"
 phase = "install"
-exec = {{ shell = "(iptables -w 10 -S INPUT | grep -c -- '--dport 5060'; nft list table inet hoist 2>/dev/null | grep -c 'dport 5060') > {d}/blocked; true" }}
+exec = {{ shell = "(iptables -w 10 -S INPUT | grep -c -- '--dport 5060'; nft list table inet hoist 2>/dev/null | grep -c 'dport 5060') > {d}/blocked; i=0; while [ -e {d}/hold ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; true" }}
 
 [[steps]]
 id = "work"
@@ -453,4 +454,52 @@ fn auto_uses_nftables_on_a_host_managed_with_nftables() {
     assert_eq!(p.ns.hoist_table(), None, "{}", p.log());
     // The admin's own table is untouched.
     p.ns.sh_ok("nft list table inet filter");
+}
+
+#[test]
+fn the_leftovers_check_leaves_a_running_upgrade_its_rule() {
+    let p = Product::new("held", &IPTABLES);
+    std::fs::write(p.path("hold"), "").unwrap();
+    let mut child =
+        p.ns.cmd(env!("CARGO_BIN_EXE_hoist"))
+            .arg("--state-dir")
+            .arg(p.path("state"))
+            .args(["upgrade", "--yes", "-r"])
+            .arg(p.path("recipe.toml"))
+            .env_remove("HOIST_TEST_FAIL_AT")
+            .env_remove("HOIST_TEST_CRASH_AT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p.read("blocked").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let listed = p.leftovers(false);
+    let removed = p.leftovers(true);
+    let drops = p.ns.sip_drops();
+    // Let the run go on and end, whatever was found.
+    std::fs::remove_file(p.path("hold")).unwrap();
+    let deadline = Instant::now() + BOUND;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the upgrade did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(p.read("blocked"), "1\n0\n");
+    let out = text(&listed);
+    assert!(listed.status.success(), "{out}");
+    assert!(out.contains("HELD"), "{out}");
+    assert!(out.contains("a hoist is running"), "{out}");
+    assert_eq!(removed.status.code(), Some(1), "{}", text(&removed));
+    assert_eq!(drops, 1, "the running upgrade's rule stays");
+    assert!(status.success());
+    assert_eq!(p.ns.sip_drops(), 0);
 }

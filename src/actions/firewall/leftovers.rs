@@ -287,7 +287,7 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
         );
     } else if left.iter().any(|r| r.found.len() > r.removed.len()) {
         println!(
-            "left behind by an upgrade that did not finish: `hoist firewall leftovers --remove{}` deletes every copy",
+            "no hoist is running: nothing will remove these. `hoist firewall leftovers --remove{}` deletes every copy",
             recipe
                 .as_ref()
                 .map(|p| format!(" -r {}", p.display()))
