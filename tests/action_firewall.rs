@@ -503,3 +503,49 @@ fn the_leftovers_check_leaves_a_running_upgrade_its_rule() {
     assert!(status.success());
     assert_eq!(p.ns.sip_drops(), 0);
 }
+
+#[test]
+fn lint_refuses_words_that_are_not_a_rule() {
+    // The words go to iptables and nft as they are.
+    let dir = std::env::temp_dir().join(format!("hoist-fw-{}-lint", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recipe = dir.join("recipe.toml");
+    std::fs::write(
+        &recipe,
+        r#"[product]
+name = "fwlint"
+version = { file = "/nonexistent" }
+
+[[paths]]
+id = "main"
+from = "1.*"
+to = "2.0"
+
+[[steps]]
+id = "bad-source"
+phase = "pre"
+firewall = { op = "add", proto = "udp", dport = 5060, target = "DROP", source = "10.0.0.0/8 drop" }
+
+[[steps]]
+id = "bad-chain"
+phase = "pre"
+firewall = { op = "add", chain = "my chain", proto = "udp", dport = 5060, target = "DROP" }
+
+[[steps]]
+id = "nft-custom-chain"
+phase = "pre"
+firewall = { op = "add", chain = "SIP", backend = "nftables", proto = "udp", dport = 5060, target = "DROP" }
+"#,
+    )
+    .unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
+    c.args(["lint"]).arg(&recipe).env("NO_COLOR", "1");
+    let o = output_within(c);
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("3 error(s)"), "{out}");
+    assert!(out.contains("`source` is `10.0.0.0/8 drop`"), "{out}");
+    assert!(out.contains("`chain` is `my chain`"), "{out}");
+    assert!(out.contains("only INPUT, FORWARD and OUTPUT"), "{out}");
+}

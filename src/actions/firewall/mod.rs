@@ -312,6 +312,11 @@ impl Kind for Firewall {
                 let sh = self.sh(ctx);
                 let chosen = backend::choose(&sh, self)?;
                 ctx.note(&format!("{}: using {}", self.rule_text(), chosen.label()));
+                if self.target == "ACCEPT" && matches!(chosen, backend::Chosen::Nft(_)) {
+                    // nftables drops what any base chain drops: hoist's
+                    // table cannot open what the host's own tables close.
+                    ctx.note("an ACCEPT in hoist's table does not override a drop in the host's own tables");
+                }
                 if chosen.present(&sh, self)? {
                     // Likely a leftover of an earlier abort (seed 000): it
                     // is removed with this one, by the undo or the cleanup.
