@@ -127,11 +127,16 @@ struct Variant {
     backend: &'static str,
     /// An `undo` in the recipe, or the built-in one.
     explicit_undo: bool,
+    /// The rule's keys.
+    rule: &'static str,
 }
+
+const SIP: &str = r#"proto = "udp", dport = 5060, target = "DROP""#;
 
 const IPTABLES: Variant = Variant {
     backend: "",
     explicit_undo: true,
+    rule: SIP,
 };
 
 impl Product {
@@ -145,7 +150,7 @@ impl Product {
         };
         std::fs::write(p.path("VERSION"), "1.0\n").unwrap();
         let d = p.dir.display();
-        let rule = r#"proto = "udp", dport = 5060, target = "DROP""#;
+        let rule = v.rule;
         let backend = if v.backend.is_empty() {
             String::new()
         } else {
@@ -263,6 +268,7 @@ fn a_failure_after_the_rule_is_added_rolls_it_back() {
             Variant {
                 backend: "iptables",
                 explicit_undo: false,
+                rule: SIP,
             },
         ),
     ] {
@@ -285,6 +291,7 @@ fn a_power_cut_after_the_rule_is_added_then_resume_removes_it() {
             Variant {
                 backend: "",
                 explicit_undo: false,
+                rule: SIP,
             },
         ),
     ] {
@@ -316,6 +323,7 @@ fn a_power_cut_after_the_rule_is_added_then_rollback_removes_it() {
             Variant {
                 backend: "",
                 explicit_undo: false,
+                rule: SIP,
             },
         ),
     ] {
@@ -416,6 +424,7 @@ fn nftables_failure_and_power_cut_leave_no_rule_nor_table() {
     let v = Variant {
         backend: "nftables",
         explicit_undo: false,
+        rule: SIP,
     };
     let p = Product::new("nft-fail", &v);
     let o = p.upgrade(&[("HOIST_TEST_FAIL_AT", "work")]);
@@ -548,4 +557,29 @@ firewall = { op = "add", chain = "SIP", backend = "nftables", proto = "udp", dpo
     assert!(out.contains("`source` is `10.0.0.0/8 drop`"), "{out}");
     assert!(out.contains("`chain` is `my chain`"), "{out}");
     assert!(out.contains("only INPUT, FORWARD and OUTPUT"), "{out}");
+}
+
+#[test]
+fn an_ipv6_rule_from_a_source_network_goes_with_rollback_in_both_backends() {
+    const V6: &str = r#"proto = "tcp", dport = 8096, source = "fd00::/8", target = "REJECT""#;
+    for (tag, backend, listing) in [
+        ("v6-ipt", "iptables", "ip6tables -w 10 -S INPUT"),
+        ("v6-nft", "nftables", "nft list ruleset"),
+    ] {
+        let v = Variant {
+            backend,
+            explicit_undo: false,
+            rule: V6,
+        };
+        let p = Product::new(tag, &v);
+        let o = p.upgrade(&[("HOIST_TEST_CRASH_AT", "block-sip:after")]);
+        assert!(killed(&o), "{tag}: {}", text(&o));
+        let during = p.ns.sh_ok(listing);
+        assert!(during.contains("fd00::/8"), "{tag}: {during}\n{}", p.log());
+        assert!(during.contains("8096"), "{tag}: {during}");
+        let o = p.hoist(&["rollback"], &[]);
+        assert!(o.status.success(), "{tag}: {}", text(&o));
+        let after = p.ns.sh_ok(listing);
+        assert!(!after.contains("8096"), "{tag}: {after}\n{}", p.log());
+    }
 }
