@@ -94,6 +94,9 @@ pub enum Command {
     Status,
     /// Every run on this host.
     History,
+    /// Temporary firewall rules: `hoist firewall leftovers [-r RECIPE] [--remove]`.
+    #[command(subcommand)]
+    Firewall(crate::actions::firewall::leftovers::FirewallCommand),
     /// Upgrade an embedded demo product from v1 to v2, showing the whole
     /// flow (and with --fail-at, the automatic rollback).
     Demo(crate::demo::DemoArgs),
@@ -154,6 +157,9 @@ pub fn main() -> ExitCode {
         Command::Rollback => crate::upgrade::rollback(&cli.state_dir, cli.json),
         Command::Status => crate::status::status(&cli.state_dir, cli.json),
         Command::History => crate::status::history(&cli.state_dir, cli.json),
+        Command::Firewall(c) => {
+            crate::actions::firewall::leftovers::main(c, &cli.state_dir, cli.json)
+        }
         Command::Demo(args) => crate::demo::main(args),
         Command::DemoInternal(args) => crate::demo::internal(args),
     };
