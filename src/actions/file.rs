@@ -1,12 +1,23 @@
 //! `file`: exact edits of configuration files (seed 003: "environment.properties
 //! must contain paths.script=...", the agent.properties class rename, merging
 //! `components.xml.rpmnew`).
+//!
+//! Every change is computed from the file as it is, written crash-safely
+//! with the file's owner, group and mode (`saved::write_as`), and undone by
+//! the action itself: before the first change the file (and, for a merge,
+//! the packaged new file it removes) is saved in the step's directory.
+
+mod edit;
+mod merge;
+mod saved;
 
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::Kind;
+use crate::context::Ctx;
 use crate::diag::Problem;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -40,10 +51,193 @@ pub struct File {
     pub value: Option<String>,
     #[serde(default = "default_separator")]
     pub separator: String,
+    /// `merge_new`: the old packaged version to merge from (a file, or a
+    /// `.deb` holding `path`), when apt's cache does not have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// `merge_new`: the package shipping `path`, when `dpkg -S` cannot say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
 }
 
 fn default_separator() -> String {
     "=".into()
+}
+
+/// What `merge_new` found to do.
+struct Merge {
+    new_path: PathBuf,
+    theirs: String,
+    merged: String,
+}
+
+fn resolve(dir: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))
+}
+
+impl File {
+    /// The edit of `ensure_line`, `replace` and `set_key` applied to `text`.
+    fn edit(&self, text: &str) -> Result<String, String> {
+        let o = |s: &Option<String>, what: &str| {
+            s.clone()
+                .ok_or_else(|| format!("`file` {:?} needs `{what}`", self.op))
+        };
+        Ok(match self.op {
+            Op::EnsureLine => edit::ensure_line(text, &o(&self.line, "line")?),
+            Op::Replace => {
+                let re = regex::Regex::new(&o(&self.pattern, "pattern")?)
+                    .map_err(|e| format!("`pattern` is not a regex: {e}"))?;
+                edit::replace(text, &re, &o(&self.replacement, "replacement")?)
+            }
+            Op::SetKey => edit::set_key(
+                text,
+                &o(&self.key, "key")?,
+                &self.separator,
+                &o(&self.value, "value")?,
+            ),
+            Op::MergeNew => text.to_string(),
+        })
+    }
+
+    /// The merge of the packaged new file into `ours`, when there is one.
+    /// `scratch` receives the base taken out of a `.deb`.
+    fn merge(
+        &self,
+        dir: &Path,
+        path: &Path,
+        ours: &str,
+        scratch: &Path,
+    ) -> Result<Option<Merge>, String> {
+        let news = merge::new_files(path);
+        let new_path = match news.as_slice() {
+            [] => return Ok(None),
+            [one] => one.clone(),
+            many => {
+                let list: Vec<String> = many.iter().map(|p| p.display().to_string()).collect();
+                return Err(format!(
+                    "{} has several packaged new versions ({}): which one to merge is the admin's call",
+                    path.display(),
+                    list.join(", ")
+                ));
+            }
+        };
+        let theirs = read_text(&new_path)?;
+        if theirs == ours {
+            return Ok(Some(Merge {
+                new_path,
+                merged: theirs.clone(),
+                theirs,
+            }));
+        }
+        let base = merge::find_base(
+            path,
+            self.base.as_deref().map(|b| resolve(dir, b)).as_deref(),
+            self.package.as_deref(),
+            Path::new(merge::APT_ARCHIVES),
+            scratch,
+        )?;
+        let shown = path.display().to_string();
+        let new_shown = new_path.display().to_string();
+        let names = [
+            format!("{shown} (live)"),
+            format!("base ({})", base.from),
+            format!("{new_shown} (packaged)"),
+        ];
+        match merge::merge(&base.text, ours, &theirs, [&names[0], &names[1], &names[2]]) {
+            Ok(merged) => Ok(Some(Merge {
+                new_path,
+                theirs,
+                merged,
+            })),
+            Err(conflicted) => {
+                let kept = scratch.join("merge-conflict");
+                let _ = crate::fsutil::write_atomic(&kept, conflicted.as_bytes());
+                Err(format!(
+                    "merge conflict: {shown} and {new_shown} change the same lines (base: {}); \
+                     nothing was changed. Merge by hand (the conflicted merge is in {}), remove \
+                     {new_shown}, then `hoist resume`; or `hoist rollback`.\n{}",
+                    base.from,
+                    kept.display(),
+                    edit::unified(&shown, ours, &conflicted)
+                ))
+            }
+        }
+    }
+
+    fn apply_edit(&self, ctx: &Ctx<'_>, path: &Path, ours: &str) -> Result<(), String> {
+        let shown = path.display().to_string();
+        // A previous attempt (a retry, or a run again after a crash) may
+        // have written already: its result is the edit of the saved file.
+        if let Some((_, original, _)) = saved::load(&ctx.step_dir)?
+            && let Ok(original) = String::from_utf8(original)
+            && original != ours
+            && self.edit(&original)? == ours
+        {
+            ctx.note(&format!("{shown}: already changed by an earlier attempt"));
+            return Ok(());
+        }
+        let want = self.edit(ours)?;
+        if want == ours {
+            ctx.note(&format!("{shown}: already as wanted, unchanged"));
+            return Ok(());
+        }
+        let meta = saved::Meta::of(path).map_err(|e| format!("{shown}: {e}"))?;
+        saved::save(&ctx.step_dir, path, ours.as_bytes(), None)?;
+        saved::write_as(path, want.as_bytes(), meta)?;
+        ctx.note(&format!("{shown} changed:\n{}", edit::unified(&shown, ours, &want)));
+        Ok(())
+    }
+
+    fn apply_merge(&self, ctx: &Ctx<'_>, path: &Path, ours: &str) -> Result<(), String> {
+        let shown = path.display().to_string();
+        let previous = saved::load(&ctx.step_dir)?;
+        let Some(m) = self.merge(ctx.recipe_dir, path, ours, &ctx.step_dir)? else {
+            ctx.note(&format!("{shown}: no packaged new version beside it, nothing to merge"));
+            return Ok(());
+        };
+        // An earlier attempt wrote the merge but did not remove the new
+        // file: the live file is the merge of what it saved.
+        if let Some((_, original, Some(new_bytes))) = &previous
+            && original.as_slice() != ours.as_bytes()
+            && new_bytes.as_slice() == m.theirs.as_bytes()
+            && let Ok(original) = std::str::from_utf8(original)
+            && self
+                .merge(ctx.recipe_dir, path, original, &ctx.step_dir)?
+                .is_some_and(|again| again.merged == ours)
+        {
+            saved::remove(&m.new_path)?;
+            ctx.note(&format!("{shown}: merged by an earlier attempt; {} removed", m.new_path.display()));
+            return Ok(());
+        }
+        let meta = saved::Meta::of(path).map_err(|e| format!("{shown}: {e}"))?;
+        saved::save(
+            &ctx.step_dir,
+            path,
+            ours.as_bytes(),
+            Some((&m.new_path, m.theirs.as_bytes())),
+        )?;
+        if m.merged != ours {
+            saved::write_as(path, m.merged.as_bytes(), meta)?;
+        }
+        saved::remove(&m.new_path)?;
+        ctx.note(&format!(
+            "{shown}: {} merged in and removed (kept in {} for the undo):\n{}",
+            m.new_path.display(),
+            ctx.step_dir.display(),
+            edit::unified(&shown, ours, &m.merged)
+        ));
+        Ok(())
+    }
 }
 
 impl Kind for File {
@@ -60,7 +254,10 @@ impl Kind for File {
                 o(&self.replacement)
             ),
             Op::SetKey => format!("in {p}: {}{}{}", o(&self.key), self.separator, o(&self.value)),
-            Op::MergeNew => format!("merge the packaged new version of {p} into it"),
+            Op::MergeNew => match &self.base {
+                Some(b) => format!("merge the packaged new version of {p} into it (base {b})"),
+                None => format!("merge the packaged new version of {p} into it"),
+            },
         }
     }
 
@@ -70,6 +267,68 @@ impl Kind for File {
 
     fn disruptive(&self) -> bool {
         true
+    }
+
+    fn executable(&self) -> bool {
+        true
+    }
+
+    fn builtin_undo(&self) -> bool {
+        true
+    }
+
+    fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let path = ctx.path(&self.path);
+        let ours = read_text(&path)?;
+        match self.op {
+            Op::MergeNew => self.apply_merge(ctx, &path, &ours),
+            _ => self.apply_edit(ctx, &path, &ours),
+        }
+    }
+
+    fn compensate(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        if saved::restore(&ctx.step_dir)? {
+            ctx.note(&format!("{}: put back as it was", self.path));
+        } else {
+            ctx.note(&format!("{}: nothing was changed, nothing to put back", self.path));
+        }
+        Ok(())
+    }
+
+    fn applied(&self, ctx: &Ctx<'_>) -> Option<bool> {
+        let path = ctx.path(&self.path);
+        match self.op {
+            Op::MergeNew => Some(merge::new_files(&path).is_empty()),
+            _ => {
+                let text = read_text(&path).ok()?;
+                Some(self.edit(&text).ok()? == text)
+            }
+        }
+    }
+
+    fn preview(&self, recipe_dir: &Path) -> Option<String> {
+        let path = resolve(recipe_dir, &self.path);
+        let ours = read_text(&path).ok()?;
+        let shown = path.display().to_string();
+        let after = match self.op {
+            Op::MergeNew => {
+                let scratch = std::env::temp_dir().join(format!("hoist-plan-{}", std::process::id()));
+                let m = self.merge(recipe_dir, &path, &ours, &scratch);
+                let _ = std::fs::remove_dir_all(&scratch);
+                match m {
+                    Ok(Some(m)) => m.merged,
+                    // No new file yet: the package that brings it has not
+                    // been installed, so the merge cannot be foreseen.
+                    Ok(None) => return None,
+                    Err(e) => return Some(first_paragraph(&e)),
+                }
+            }
+            _ => self.edit(&ours).ok()?,
+        };
+        if after == ours {
+            return Some(format!("{shown}: already as wanted, no change"));
+        }
+        Some(edit::unified(&shown, &ours, &after).trim_end().to_string())
     }
 
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
@@ -94,6 +353,58 @@ impl Kind for File {
                 );
             }
         }
+        // A key of another op is a mistake the admin would not see: it
+        // would be silently ignored.
+        let own: &[&str] = match self.op {
+            Op::EnsureLine => &["line"],
+            Op::Replace => &["pattern", "replacement"],
+            Op::SetKey => &["key", "value", "separator"],
+            Op::MergeNew => &["base", "package"],
+        };
+        let given = [
+            ("line", self.line.is_some()),
+            ("pattern", self.pattern.is_some()),
+            ("replacement", self.replacement.is_some()),
+            ("key", self.key.is_some()),
+            ("value", self.value.is_some()),
+            ("separator", self.separator != default_separator()),
+            ("base", self.base.is_some()),
+            ("package", self.package.is_some()),
+        ];
+        for (what, set) in given {
+            if set && !own.contains(&what) {
+                problems.push(
+                    Problem::error(
+                        "unused-key",
+                        span.clone(),
+                        format!("`{what}` has no meaning for `file` with this `op`"),
+                    )
+                    .label("here")
+                    .help(format!("this `op` takes: {}", own.join(", "))),
+                );
+            }
+        }
+        let mut bad = |code: &'static str, message: String| {
+            problems.push(Problem::error(code, span.clone(), message).label("here"));
+        };
+        if self.path.trim().is_empty() {
+            bad("empty-value", "`path` is empty".into());
+        }
+        for (what, v) in [("line", &self.line), ("key", &self.key), ("value", &self.value)] {
+            if v.as_ref().is_some_and(|v| v.contains(['\n', '\r'])) {
+                bad("bad-value", format!("`{what}` must be one line"));
+            }
+        }
+        if self.op == Op::SetKey {
+            if self.separator.is_empty() || self.separator.contains(['\n', '\r']) {
+                bad("bad-value", "`separator` must be one or more characters on one line".into());
+            }
+            if let Some(k) = &self.key
+                && (k.trim().is_empty() || k.trim() != k)
+            {
+                bad("bad-value", "`key` must be a name without surrounding spaces".into());
+            }
+        }
         if let Some(p) = &self.pattern
             && let Err(e) = regex::Regex::new(p)
         {
@@ -102,5 +413,40 @@ impl Kind for File {
                     .label("here"),
             );
         }
+    }
+}
+
+/// The message of a refusal without the diff under it.
+fn first_paragraph(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(toml_text: &str) -> File {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    fn codes(f: &File) -> Vec<&'static str> {
+        let mut p = Vec::new();
+        f.validate(&(0..1), &mut p);
+        p.iter().map(|p| p.code).collect()
+    }
+
+    #[test]
+    fn validation() {
+        assert!(codes(&file("op = 'ensure_line'\npath = '/x'\nline = 'a=1'")).is_empty());
+        assert_eq!(codes(&file("op = 'ensure_line'\npath = '/x'")), ["missing-key"]);
+        assert_eq!(
+            codes(&file("op = 'ensure_line'\npath = '/x'\nline = 'a'\nbase = '/b'")),
+            ["unused-key"]
+        );
+        assert_eq!(codes(&file("op = 'set_key'\npath = '/x'\nkey = 'a'\nvalue = \"1\\n2\"")), ["bad-value"]);
+        assert_eq!(codes(&file("op = 'set_key'\npath = '/x'\nkey = 'a'\nvalue = '1'\nseparator = ''")), ["bad-value"]);
+        assert_eq!(codes(&file("op = 'replace'\npath = '/x'\npattern = '('\nreplacement = ''")), ["bad-regex"]);
+        assert!(codes(&file("op = 'merge_new'\npath = '/x'\nbase = 'old.deb'\npackage = 'p'")).is_empty());
+        assert_eq!(codes(&file("op = 'merge_new'\npath = ''")), ["empty-value"]);
     }
 }
