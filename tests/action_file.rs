@@ -400,3 +400,26 @@ fn killed_anywhere_rollback_puts_everything_back() {
         assert_eq!(h.snapshot(), before, "{step}:undo");
     }
 }
+
+#[test]
+fn a_merge_interrupted_before_the_new_file_went_is_finished_not_redone() {
+    // Killed after the merge was written, with the `.dpkg-dist` still there
+    // (the crash fell between the two): resume removes it and keeps the
+    // merge; rollback puts back the admin's file and the `.dpkg-dist`.
+    for end in ["resume", "rollback"] {
+        let h = Host::new(&format!("half-merge-{end}"));
+        let before = h.snapshot();
+        let o = h.upgrade(&[("HOIST_TEST_CRASH_AT", "merge-log4j:after")]);
+        assert!(killed(&o), "{}", text(&o));
+        h.put("log4j.xml.dpkg-dist", UPSTREAM);
+        let o = h.hoist(&[end], &[]);
+        assert!(o.status.success(), "{end}: {}", text(&o));
+        if end == "resume" {
+            assert_upgraded(&h, end);
+            let log = std::fs::read_to_string(h.path("state/runs/1.log")).unwrap();
+            assert!(log.contains("merged by an earlier attempt"), "{log}");
+        } else {
+            assert_eq!(h.snapshot(), before);
+        }
+    }
+}

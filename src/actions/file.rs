@@ -178,8 +178,8 @@ impl File {
         let shown = path.display().to_string();
         // A previous attempt (a retry, or a run again after a crash) may
         // have written already: its result is the edit of the saved file.
-        if let Some((_, original, _)) = saved::load(&ctx.step_dir)?
-            && let Ok(original) = String::from_utf8(original)
+        if let Some(kept) = saved::load(&ctx.step_dir)?
+            && let Ok(original) = String::from_utf8(kept.original)
             && original != ours
             && self.edit(&original)? == ours
         {
@@ -207,10 +207,10 @@ impl File {
         };
         // An earlier attempt wrote the merge but did not remove the new
         // file: the live file is the merge of what it saved.
-        if let Some((_, original, Some(new_bytes))) = &previous
-            && original.as_slice() != ours.as_bytes()
-            && new_bytes.as_slice() == m.theirs.as_bytes()
-            && let Ok(original) = std::str::from_utf8(original)
+        if let Some(kept) = &previous
+            && kept.original.as_slice() != ours.as_bytes()
+            && kept.new_file.as_deref() == Some(m.theirs.as_bytes())
+            && let Ok(original) = std::str::from_utf8(&kept.original)
             && self
                 .merge(ctx.recipe_dir, path, original, &ctx.step_dir)?
                 .is_some_and(|again| again.merged == ours)

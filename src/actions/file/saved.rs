@@ -68,9 +68,16 @@ fn describe(path: &Path) -> SavedFile {
     }
 }
 
+/// A whole save: the index and the bytes it names.
+pub struct Kept {
+    pub saved: Saved,
+    pub original: Vec<u8>,
+    pub new_file: Option<Vec<u8>>,
+}
+
 /// The save of a previous attempt of this step (a retry, or a run again
 /// after a crash), whole, with the bytes of the file and of the new file.
-pub fn load(step_dir: &Path) -> Result<Option<(Saved, Vec<u8>, Option<Vec<u8>>)>, String> {
+pub fn load(step_dir: &Path) -> Result<Option<Kept>, String> {
     let index = step_dir.join(INDEX);
     let text = match std::fs::read(&index) {
         Ok(t) => t,
@@ -88,7 +95,11 @@ pub fn load(step_dir: &Path) -> Result<Option<(Saved, Vec<u8>, Option<Vec<u8>>)>
         Some(_) => Some(read(NEW_FILE)?),
         None => None,
     };
-    Ok(Some((saved, original, new_file)))
+    Ok(Some(Kept {
+        saved,
+        original,
+        new_file,
+    }))
 }
 
 /// Saves `path` as it is (`bytes`) and, for a merge, the new file, durably,
@@ -120,7 +131,12 @@ pub fn save(
 /// Puts back what was saved, byte for byte with owner, group, mode and
 /// modification time. Idempotent; `false` when nothing was saved.
 pub fn restore(step_dir: &Path) -> Result<bool, String> {
-    let Some((saved, original, new_file)) = load(step_dir)? else {
+    let Some(Kept {
+        saved,
+        original,
+        new_file,
+    }) = load(step_dir)?
+    else {
         return Ok(false);
     };
     put_back(&saved.file, &original)?;
