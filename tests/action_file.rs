@@ -423,3 +423,29 @@ fn a_merge_interrupted_before_the_new_file_went_is_finished_not_redone() {
         }
     }
 }
+
+#[test]
+fn a_linked_config_file_is_edited_where_it_points() {
+    // The link stays a link, through the edit and through the rollback.
+    for fail in [false, true] {
+        let h = Host::new(&format!("link-{fail}"));
+        std::fs::create_dir_all(h.path("shared")).unwrap();
+        std::fs::rename(h.path("app.conf"), h.path("shared/app.conf")).unwrap();
+        std::os::unix::fs::symlink("shared/app.conf", h.path("app.conf")).unwrap();
+        let before = h.snapshot();
+        let env: &[(&str, &str)] = if fail {
+            &[("HOIST_TEST_FAIL_AT", "last")]
+        } else {
+            &[]
+        };
+        let o = h.upgrade(env);
+        assert_eq!(o.status.success(), !fail, "{}", text(&o));
+        let link = std::fs::symlink_metadata(h.path("app.conf")).unwrap();
+        assert!(link.file_type().is_symlink(), "fail={fail}");
+        if fail {
+            assert_eq!(h.snapshot(), before);
+        } else {
+            assert_upgraded(&h, "through a link");
+        }
+    }
+}

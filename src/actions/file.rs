@@ -80,6 +80,13 @@ fn resolve(dir: &Path, p: &str) -> PathBuf {
     }
 }
 
+/// The file a path names, through symbolic links: a config file that is a
+/// link (to /etc/alternatives, to a shared copy) is written where it points,
+/// the link itself left as it is. A rename over the link would replace it.
+fn real(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 fn read_text(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))
@@ -219,15 +226,16 @@ impl File {
             ctx.note(&format!("{shown}: merged by an earlier attempt; {} removed", m.new_path.display()));
             return Ok(());
         }
-        let meta = saved::Meta::of(path).map_err(|e| format!("{shown}: {e}"))?;
+        let target = real(path);
+        let meta = saved::Meta::of(&target).map_err(|e| format!("{shown}: {e}"))?;
         saved::save(
             &ctx.step_dir,
-            path,
+            &target,
             ours.as_bytes(),
             Some((&m.new_path, m.theirs.as_bytes())),
         )?;
         if m.merged != ours {
-            saved::write_as(path, m.merged.as_bytes(), meta)?;
+            saved::write_as(&target, m.merged.as_bytes(), meta)?;
         }
         saved::remove(&m.new_path)?;
         ctx.note(&format!(
@@ -282,7 +290,7 @@ impl Kind for File {
         let ours = read_text(&path)?;
         match self.op {
             Op::MergeNew => self.apply_merge(ctx, &path, &ours),
-            _ => self.apply_edit(ctx, &path, &ours),
+            _ => self.apply_edit(ctx, &real(&path), &ours),
         }
     }
 

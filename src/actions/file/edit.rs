@@ -7,14 +7,20 @@ pub fn ensure_line(text: &str, line: &str) -> String {
     if text.lines().any(|l| l.trim_end_matches('\r') == line) {
         return text.to_string();
     }
+    let nl = newline(text);
     let mut out = String::with_capacity(text.len() + line.len() + 2);
     out.push_str(text);
     if !text.is_empty() && !text.ends_with('\n') {
-        out.push('\n');
+        out.push_str(nl);
     }
     out.push_str(line);
-    out.push('\n');
+    out.push_str(nl);
     out
+}
+
+/// The file's own line ending, for what is appended to it.
+fn newline(text: &str) -> &'static str {
+    if text.contains("\r\n") { "\r\n" } else { "\n" }
 }
 
 /// Every match of `re` replaced by `replacement` (`$1` refers to a group).
@@ -63,13 +69,14 @@ pub fn set_key(text: &str, key: &str, separator: &str, value: &str) -> String {
         }
     }
     if !found {
+        let nl = newline(text);
         if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
+            out.push_str(nl);
         }
         out.push_str(key);
         out.push_str(separator);
         out.push_str(value);
-        out.push('\n');
+        out.push_str(nl);
     }
     out
 }
@@ -103,6 +110,8 @@ mod tests {
         assert_eq!(ensure_line("", line), format!("{line}\n"));
         let crlf = format!("a=1\r\n{line}\r\n");
         assert_eq!(ensure_line(&crlf, line), crlf);
+        // Appended with the file's own line ending.
+        assert_eq!(ensure_line("a=1\r\n", "b=2"), "a=1\r\nb=2\r\n");
         // A commented-out copy is not the line.
         assert_eq!(
             ensure_line(&format!("#{line}\n"), line),
@@ -139,6 +148,7 @@ mod tests {
         assert_eq!(set_key("a=1", "b", "=", "2"), "a=1\nb=2\n");
         // Every occurrence, line endings kept.
         assert_eq!(set_key("k=1\r\nk=2\r\n", "k", "=", "3"), "k=3\r\nk=3\r\n");
+        assert_eq!(set_key("a=1\r\n", "k", "=", "3"), "a=1\r\nk=3\r\n");
         // `:` separators and whitespace separators.
         assert_eq!(set_key("k : 1\n", "k", ":", "2"), "k : 2\n");
         assert_eq!(set_key("Port 22\nPorts 1\n", "Port", " ", "2222"), "Port 2222\nPorts 1\n");
