@@ -51,6 +51,9 @@ pub struct File {
     pub value: Option<String>,
     #[serde(default = "default_separator")]
     pub separator: String,
+    /// `set_key`: the ini section (`[name]`) the key belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
     /// `merge_new`: the old packaged version to merge from (a file, or a
     /// `.deb` holding `path`), when apt's cache does not have it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +111,7 @@ impl File {
             }
             Op::SetKey => edit::set_key(
                 text,
+                self.section.as_deref(),
                 &o(&self.key, "key")?,
                 &self.separator,
                 &o(&self.value, "value")?,
@@ -261,7 +265,19 @@ impl Kind for File {
                 o(&self.pattern),
                 o(&self.replacement)
             ),
-            Op::SetKey => format!("in {p}: {}{}{}", o(&self.key), self.separator, o(&self.value)),
+            Op::SetKey => {
+                let section = self
+                    .section
+                    .as_ref()
+                    .map(|s| format!(" [{s}]"))
+                    .unwrap_or_default();
+                format!(
+                    "in {p}{section}: {}{}{}",
+                    o(&self.key),
+                    self.separator,
+                    o(&self.value)
+                )
+            }
             Op::MergeNew => match &self.base {
                 Some(b) => format!("merge the packaged new version of {p} into it (base {b})"),
                 None => format!("merge the packaged new version of {p} into it"),
@@ -366,7 +382,7 @@ impl Kind for File {
         let own: &[&str] = match self.op {
             Op::EnsureLine => &["line"],
             Op::Replace => &["pattern", "replacement"],
-            Op::SetKey => &["key", "value", "separator"],
+            Op::SetKey => &["key", "value", "separator", "section"],
             Op::MergeNew => &["base", "package"],
         };
         let given = [
@@ -376,6 +392,7 @@ impl Kind for File {
             ("key", self.key.is_some()),
             ("value", self.value.is_some()),
             ("separator", self.separator != default_separator()),
+            ("section", self.section.is_some()),
             ("base", self.base.is_some()),
             ("package", self.package.is_some()),
         ];
@@ -398,7 +415,12 @@ impl Kind for File {
         if self.path.trim().is_empty() {
             bad("empty-value", "`path` is empty".into());
         }
-        for (what, v) in [("line", &self.line), ("key", &self.key), ("value", &self.value)] {
+        for (what, v) in [
+            ("line", &self.line),
+            ("key", &self.key),
+            ("value", &self.value),
+            ("section", &self.section),
+        ] {
             if v.as_ref().is_some_and(|v| v.contains(['\n', '\r'])) {
                 bad("bad-value", format!("`{what}` must be one line"));
             }
@@ -456,5 +478,10 @@ mod tests {
         assert_eq!(codes(&file("op = 'replace'\npath = '/x'\npattern = '('\nreplacement = ''")), ["bad-regex"]);
         assert!(codes(&file("op = 'merge_new'\npath = '/x'\nbase = 'old.deb'\npackage = 'p'")).is_empty());
         assert_eq!(codes(&file("op = 'merge_new'\npath = ''")), ["empty-value"]);
+        assert!(codes(&file("op = 'set_key'\npath = '/x'\nkey = 'a'\nvalue = '1'\nsection = 's'")).is_empty());
+        assert_eq!(
+            codes(&file("op = 'replace'\npath = '/x'\npattern = 'a'\nreplacement = 'b'\nsection = 's'")),
+            ["unused-key"]
+        );
     }
 }

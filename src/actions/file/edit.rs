@@ -48,37 +48,77 @@ fn value_start(line: &str, key: &str, separator: &str) -> Option<usize> {
     Some(line.len() - value.len())
 }
 
+/// The name of an ini section header line (`[name]`).
+fn header(line: &str) -> Option<&str> {
+    let t = line.trim();
+    t.strip_prefix('[')?.strip_suffix(']').map(str::trim)
+}
+
 /// `text` with `key` set to `value` on every line that sets it (so whichever
 /// occurrence a reader takes, it gets `value`), keeping the line's own
 /// spacing around the separator, every comment and the order; when no line
-/// sets it, `key<separator>value` is appended.
-pub fn set_key(text: &str, key: &str, separator: &str, value: &str) -> String {
-    let mut out = String::with_capacity(text.len() + key.len() + value.len() + 4);
+/// sets it, `key<separator>value` is appended. With a `section`, only the
+/// lines of that ini section count, and a missing key goes at the end of
+/// the section (a missing section at the end of the file).
+pub fn set_key(
+    text: &str,
+    section: Option<&str>,
+    key: &str,
+    separator: &str,
+    value: &str,
+) -> String {
+    let nl = newline(text);
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(String::from).collect();
+    let mut current: Option<String> = None;
     let mut found = false;
-    for line in text.split_inclusive('\n') {
-        let body = line.trim_end_matches(['\n', '\r']);
-        let ending = &line[body.len()..];
-        match value_start(body, key, separator) {
-            Some(at) => {
-                found = true;
-                out.push_str(&body[..at]);
-                out.push_str(value);
-                out.push_str(ending);
+    // The last non-blank line of the wanted section: where a missing key goes.
+    let mut end_of_section: Option<usize> = None;
+    for (i, line) in lines.iter_mut().enumerate() {
+        let body = line.trim_end_matches(['\n', '\r']).to_string();
+        if section.is_some()
+            && let Some(name) = header(&body)
+        {
+            current = Some(name.to_string());
+            if current.as_deref() == section {
+                end_of_section = Some(i);
             }
-            None => out.push_str(line),
+            continue;
+        }
+        if section.is_some() && current.as_deref() != section {
+            continue;
+        }
+        if !body.trim().is_empty() {
+            end_of_section = Some(i);
+        }
+        if let Some(at) = value_start(&body, key, separator) {
+            found = true;
+            let ending = line[body.len()..].to_string();
+            *line = format!("{}{value}{ending}", &body[..at]);
         }
     }
     if !found {
-        let nl = newline(text);
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push_str(nl);
+        let wanted = format!("{key}{separator}{value}{nl}");
+        let at = match (section, end_of_section) {
+            (Some(_), Some(i)) => i + 1,
+            _ => lines.len(),
+        };
+        if let Some(prev) = at.checked_sub(1).and_then(|p| lines.get_mut(p))
+            && !prev.ends_with('\n')
+        {
+            prev.push_str(nl);
         }
-        out.push_str(key);
-        out.push_str(separator);
-        out.push_str(value);
-        out.push_str(nl);
+        match (section, end_of_section) {
+            (Some(s), None) => {
+                if !lines.is_empty() {
+                    lines.push(nl.to_string());
+                }
+                lines.push(format!("[{s}]{nl}"));
+                lines.push(wanted);
+            }
+            _ => lines.insert(at, wanted),
+        }
     }
-    out
+    lines.concat()
 }
 
 /// A unified diff of `before` -> `after`, both named `path`; empty when
@@ -139,22 +179,47 @@ mod tests {
     fn set_key_keeps_comments_order_and_spacing() {
         let text = "# mode: classic or modern\nmode = classic\nother=1\n  # mode = old\n";
         assert_eq!(
-            set_key(text, "mode", "=", "modern"),
+            set_key(text, None, "mode", "=", "modern"),
             "# mode: classic or modern\nmode = modern\nother=1\n  # mode = old\n"
         );
         // A key that only starts like another is another key.
-        assert_eq!(set_key("modes=1\n", "mode", "=", "2"), "modes=1\nmode=2\n");
+        assert_eq!(set_key("modes=1\n", None, "mode", "=", "2"), "modes=1\nmode=2\n");
         // Missing: appended, after a newline if the file lacks one.
-        assert_eq!(set_key("a=1", "b", "=", "2"), "a=1\nb=2\n");
+        assert_eq!(set_key("a=1", None, "b", "=", "2"), "a=1\nb=2\n");
         // Every occurrence, line endings kept.
-        assert_eq!(set_key("k=1\r\nk=2\r\n", "k", "=", "3"), "k=3\r\nk=3\r\n");
-        assert_eq!(set_key("a=1\r\n", "k", "=", "3"), "a=1\r\nk=3\r\n");
+        assert_eq!(set_key("k=1\r\nk=2\r\n", None, "k", "=", "3"), "k=3\r\nk=3\r\n");
+        assert_eq!(set_key("a=1\r\n", None, "k", "=", "3"), "a=1\r\nk=3\r\n");
         // `:` separators and whitespace separators.
-        assert_eq!(set_key("k : 1\n", "k", ":", "2"), "k : 2\n");
-        assert_eq!(set_key("Port 22\nPorts 1\n", "Port", " ", "2222"), "Port 2222\nPorts 1\n");
+        assert_eq!(set_key("k : 1\n", None, "k", ":", "2"), "k : 2\n");
+        assert_eq!(set_key("Port 22\nPorts 1\n", None, "Port", " ", "2222"), "Port 2222\nPorts 1\n");
         // An empty value.
-        assert_eq!(set_key("k=1\n", "k", "=", ""), "k=\n");
-        assert_eq!(set_key("k=\n", "k", "=", "v"), "k=v\n");
+        assert_eq!(set_key("k=1\n", None, "k", "=", ""), "k=\n");
+        assert_eq!(set_key("k=\n", None, "k", "=", "v"), "k=v\n");
+    }
+
+    #[test]
+    fn set_key_in_an_ini_section() {
+        let ini = "top=0\n[a]\nk=1\n\n[b]\nk=2\nz=9\n\n# end\n";
+        // Only the section's line.
+        assert_eq!(
+            set_key(ini, Some("b"), "k", "=", "3"),
+            "top=0\n[a]\nk=1\n\n[b]\nk=3\nz=9\n\n# end\n"
+        );
+        // Missing in the section: after its last line, before the blank.
+        assert_eq!(
+            set_key(ini, Some("a"), "n", "=", "5"),
+            "top=0\n[a]\nk=1\nn=5\n\n[b]\nk=2\nz=9\n\n# end\n"
+        );
+        // A section with only its header.
+        assert_eq!(set_key("[a]\n", Some("a"), "k", "=", "1"), "[a]\nk=1\n");
+        // A missing section: at the end.
+        assert_eq!(set_key("x=1", Some("c"), "k", "=", "1"), "x=1\n\n[c]\nk=1\n");
+        assert_eq!(set_key("", Some("c"), "k", "=", "1"), "[c]\nk=1\n");
+        // Without a section, the whole file.
+        assert_eq!(
+            set_key(ini, None, "k", "=", "7"),
+            "top=0\n[a]\nk=7\n\n[b]\nk=7\nz=9\n\n# end\n"
+        );
     }
 
     #[test]
