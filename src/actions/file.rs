@@ -10,6 +10,7 @@
 mod edit;
 mod merge;
 mod saved;
+mod validate;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -212,24 +213,27 @@ impl File {
     fn apply_merge(&self, ctx: &Ctx<'_>, path: &Path, ours: &str) -> Result<(), String> {
         let shown = path.display().to_string();
         let previous = saved::load(&ctx.step_dir)?;
+        // An earlier attempt wrote the merge but did not remove the new
+        // file (a crash between the two): the live file is the merge of
+        // what it saved, and only the removal is left.
+        if let Some(kept) = &previous
+            && kept.original.as_slice() != ours.as_bytes()
+            && let Ok(original) = std::str::from_utf8(&kept.original)
+            && let Ok(Some(again)) = self.merge(ctx.recipe_dir, path, original, &ctx.step_dir)
+            && kept.new_file.as_deref() == Some(again.theirs.as_bytes())
+            && again.merged == ours
+        {
+            saved::remove(&again.new_path)?;
+            ctx.note(&format!(
+                "{shown}: merged by an earlier attempt; {} removed",
+                again.new_path.display()
+            ));
+            return Ok(());
+        }
         let Some(m) = self.merge(ctx.recipe_dir, path, ours, &ctx.step_dir)? else {
             ctx.note(&format!("{shown}: no packaged new version beside it, nothing to merge"));
             return Ok(());
         };
-        // An earlier attempt wrote the merge but did not remove the new
-        // file: the live file is the merge of what it saved.
-        if let Some(kept) = &previous
-            && kept.original.as_slice() != ours.as_bytes()
-            && kept.new_file.as_deref() == Some(m.theirs.as_bytes())
-            && let Ok(original) = std::str::from_utf8(&kept.original)
-            && self
-                .merge(ctx.recipe_dir, path, original, &ctx.step_dir)?
-                .is_some_and(|again| again.merged == ours)
-        {
-            saved::remove(&m.new_path)?;
-            ctx.note(&format!("{shown}: merged by an earlier attempt; {} removed", m.new_path.display()));
-            return Ok(());
-        }
         let target = real(path);
         let meta = saved::Meta::of(&target).map_err(|e| format!("{shown}: {e}"))?;
         saved::save(
@@ -356,132 +360,11 @@ impl Kind for File {
     }
 
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
-        let needs: &[(&str, bool)] = match self.op {
-            Op::EnsureLine => &[("line", self.line.is_some())],
-            Op::Replace => &[
-                ("pattern", self.pattern.is_some()),
-                ("replacement", self.replacement.is_some()),
-            ],
-            Op::SetKey => &[("key", self.key.is_some()), ("value", self.value.is_some())],
-            Op::MergeNew => &[],
-        };
-        for (what, ok) in needs {
-            if !ok {
-                problems.push(
-                    Problem::error(
-                        "missing-key",
-                        span.clone(),
-                        format!("`file` with this `op` needs `{what}`"),
-                    )
-                    .label(format!("add `{what}`")),
-                );
-            }
-        }
-        // A key of another op is a mistake the admin would not see: it
-        // would be silently ignored.
-        let own: &[&str] = match self.op {
-            Op::EnsureLine => &["line"],
-            Op::Replace => &["pattern", "replacement"],
-            Op::SetKey => &["key", "value", "separator", "section"],
-            Op::MergeNew => &["base", "package"],
-        };
-        let given = [
-            ("line", self.line.is_some()),
-            ("pattern", self.pattern.is_some()),
-            ("replacement", self.replacement.is_some()),
-            ("key", self.key.is_some()),
-            ("value", self.value.is_some()),
-            ("separator", self.separator != default_separator()),
-            ("section", self.section.is_some()),
-            ("base", self.base.is_some()),
-            ("package", self.package.is_some()),
-        ];
-        for (what, set) in given {
-            if set && !own.contains(&what) {
-                problems.push(
-                    Problem::error(
-                        "unused-key",
-                        span.clone(),
-                        format!("`{what}` has no meaning for `file` with this `op`"),
-                    )
-                    .label("here")
-                    .help(format!("this `op` takes: {}", own.join(", "))),
-                );
-            }
-        }
-        let mut bad = |code: &'static str, message: String| {
-            problems.push(Problem::error(code, span.clone(), message).label("here"));
-        };
-        if self.path.trim().is_empty() {
-            bad("empty-value", "`path` is empty".into());
-        }
-        for (what, v) in [
-            ("line", &self.line),
-            ("key", &self.key),
-            ("value", &self.value),
-            ("section", &self.section),
-        ] {
-            if v.as_ref().is_some_and(|v| v.contains(['\n', '\r'])) {
-                bad("bad-value", format!("`{what}` must be one line"));
-            }
-        }
-        if self.op == Op::SetKey {
-            if self.separator.is_empty() || self.separator.contains(['\n', '\r']) {
-                bad("bad-value", "`separator` must be one or more characters on one line".into());
-            }
-            if let Some(k) = &self.key
-                && (k.trim().is_empty() || k.trim() != k)
-            {
-                bad("bad-value", "`key` must be a name without surrounding spaces".into());
-            }
-        }
-        if let Some(p) = &self.pattern
-            && let Err(e) = regex::Regex::new(p)
-        {
-            problems.push(
-                Problem::error("bad-regex", span.clone(), format!("`pattern` is not a regex: {e}"))
-                    .label("here"),
-            );
-        }
+        validate::check(self, span, problems);
     }
 }
 
 /// The message of a refusal without the diff under it.
 fn first_paragraph(s: &str) -> String {
     s.lines().next().unwrap_or_default().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file(toml_text: &str) -> File {
-        toml::from_str(toml_text).unwrap()
-    }
-
-    fn codes(f: &File) -> Vec<&'static str> {
-        let mut p = Vec::new();
-        f.validate(&(0..1), &mut p);
-        p.iter().map(|p| p.code).collect()
-    }
-
-    #[test]
-    fn validation() {
-        assert!(codes(&file("op = 'ensure_line'\npath = '/x'\nline = 'a=1'")).is_empty());
-        assert_eq!(codes(&file("op = 'ensure_line'\npath = '/x'")), ["missing-key"]);
-        assert_eq!(
-            codes(&file("op = 'ensure_line'\npath = '/x'\nline = 'a'\nbase = '/b'")),
-            ["unused-key"]
-        );
-        assert_eq!(codes(&file("op = 'set_key'\npath = '/x'\nkey = 'a'\nvalue = \"1\\n2\"")), ["bad-value"]);
-        assert_eq!(codes(&file("op = 'set_key'\npath = '/x'\nkey = 'a'\nvalue = '1'\nseparator = ''")), ["bad-value"]);
-        assert_eq!(codes(&file("op = 'replace'\npath = '/x'\npattern = '('\nreplacement = ''")), ["bad-regex"]);
-        assert!(codes(&file("op = 'merge_new'\npath = '/x'\nbase = 'old.deb'\npackage = 'p'")).is_empty());
-        assert_eq!(codes(&file("op = 'merge_new'\npath = ''")), ["empty-value"]);
-        assert!(codes(&file("op = 'set_key'\npath = '/x'\nkey = 'a'\nvalue = '1'\nsection = 's'")).is_empty());
-        assert_eq!(
-            codes(&file("op = 'replace'\npath = '/x'\npattern = 'a'\nreplacement = 'b'\nsection = 's'")),
-            ["unused-key"]
-        );
-    }
 }
