@@ -847,3 +847,68 @@ fn lint_refuses_md5_alone_and_a_signature_without_keys() {
     );
     let _ = keys().dir.exists();
 }
+
+#[test]
+fn a_part_left_by_a_crash_is_resumed_and_a_torn_one_replaced() {
+    let k = keys();
+    let s = Server::start();
+    let path = format!("/{NAME}");
+    let url = s.put(&path, &k.artifact);
+    let sha = hex(&sha2::Sha256::digest(&k.artifact));
+    let half = k.artifact.len() / 2;
+    for (name, part) in [
+        // What a killed hoist leaves: the first bytes, as they came.
+        ("kept", k.artifact[..half].to_vec()),
+        // What a power cut can leave: a tail that is not the file's.
+        ("torn", vec![0u8; half]),
+    ] {
+        let p = Product::new(&format!("part-{name}"));
+        let d = p.dir.display();
+        std::fs::write(p.path("a.part"), &part).unwrap();
+        p.recipe(&fetch_step(
+            "f",
+            &format!(r#"url = "{url}", dest = "{d}/a", sha256 = "{sha}""#),
+        ));
+        let before = s.log().len();
+        let o = p.download_only("state");
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        assert_eq!(p.bytes("a").as_deref(), Some(&k.artifact[..]), "{name}");
+        assert!(!p.path("a.part").exists(), "{name}");
+        let gets: Vec<Option<String>> = s.log()[before..].iter().map(|(_, r)| r.clone()).collect();
+        let ranged = Some(format!("bytes={half}-"));
+        match name {
+            "kept" => assert_eq!(gets, vec![ranged], "{name}"),
+            _ => assert_eq!(
+                gets,
+                vec![ranged, None],
+                "{name}: resumed, refused, then whole"
+            ),
+        }
+    }
+}
+
+#[test]
+fn killed_after_the_download_resume_finds_it_applied() {
+    let k = keys();
+    let s = Server::start();
+    let path = format!("/{NAME}");
+    let url = s.put(&path, &k.artifact);
+    let p = Product::new("crash-after");
+    let d = p.dir.display();
+    p.recipe(&fetch_step(
+        "f",
+        &format!(
+            r#"url = "{url}", dest = "{d}/a", sha256 = "{}""#,
+            hex(&sha2::Sha256::digest(&k.artifact))
+        ),
+    ));
+    let o = p.upgrade("state", &[("HOIST_TEST_CRASH_AT", "f:after")]);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(o.status.signal(), Some(9), "{}", text(&o));
+    assert_eq!(p.bytes("a").as_deref(), Some(&k.artifact[..]));
+    let o = p.hoist("state", &["resume"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(p.bytes("VERSION").as_deref(), Some(&b"2.0\n"[..]));
+    // The probe read the file there; nothing was downloaded again.
+    assert_eq!(s.log().iter().filter(|(p, _)| *p == path).count(), 1);
+}
