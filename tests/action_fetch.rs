@@ -175,7 +175,6 @@ fn serve(conn: TcpStream, state: &Mutex<Served>) -> std::io::Result<()> {
 /// Two signing keys made once with gpg, and everything signed with them;
 /// the gpg-agents are stopped before the files are used.
 struct Keys {
-    dir: PathBuf,
     artifact: Vec<u8>,
     /// Armored detached signature of `artifact` by the release key.
     asc: Vec<u8>,
@@ -185,9 +184,11 @@ struct Keys {
     asc_wrong: Vec<u8>,
     /// Apache-style KEYS file: listings and armored blocks of both keys.
     keys_file: Vec<u8>,
-    /// The release key alone: binary keyring, and a GnuPG keybox.
-    keyring: PathBuf,
-    keybox: PathBuf,
+    /// The release key alone: binary keyring, and a GnuPG keybox. Each
+    /// product gets copies (`release.gpg`, `cloudstack-KEYS.gpg`), named
+    /// relative to its recipe.
+    keyring: Vec<u8>,
+    keybox: Vec<u8>,
     fpr: String,
     fpr_other: String,
     /// `gpg --print-md` outputs for the artifact.
@@ -276,8 +277,7 @@ fn keys() -> &'static Keys {
             keys_file.extend(gpg(h, &["--armor", "--export"]));
             keys_file.extend(b"\n");
         }
-        let keyring = dir.join("release.gpg");
-        std::fs::write(&keyring, gpg(&home, &["--export"])).unwrap();
+        let keyring = gpg(&home, &["--export"]);
         let armored = dir.join("release.asc");
         std::fs::write(&armored, gpg(&home, &["--armor", "--export"])).unwrap();
         let keybox = dir.join("cloudstack-KEYS.gpg");
@@ -310,12 +310,11 @@ fn keys() -> &'static Keys {
             asc_wrong,
             keys_file,
             keyring,
-            keybox,
+            keybox: std::fs::read(&keybox).unwrap(),
             fpr: fingerprint(&home),
             fpr_other: fingerprint(&other),
             print_md_sha512: print_md("SHA512"),
             print_md_md5: print_md("MD5"),
-            dir: dir.clone(),
         };
         for h in [&home, &other, &kbx] {
             let _ = Command::new("gpgconf")
@@ -324,6 +323,7 @@ fn keys() -> &'static Keys {
                 .args(["--kill", "gpg-agent"])
                 .output();
         }
+        let _ = std::fs::remove_dir_all(&dir);
         k
     })
 }
@@ -355,6 +355,9 @@ impl Product {
     /// A recipe whose prepare phase is `steps` (TOML), followed by an
     /// install step that switches VERSION and leaves a mark.
     fn recipe(&self, steps: &str) {
+        let k = keys();
+        std::fs::write(self.path("release.gpg"), &k.keyring).unwrap();
+        std::fs::write(self.path("cloudstack-KEYS.gpg"), &k.keybox).unwrap();
         let d = self.dir.display();
         self.write(
             "recipe.toml",
@@ -560,10 +563,10 @@ fn signature_checked_against_a_keyring_and_a_keybox() {
     let d = p.dir.display();
     p.recipe(&format!(
         "{}{}",
-        fetch_step("keyring", &format!(r#"url = "{url}", dest = "{d}/a", signature = {{ url = "{asc}", keyring = "{}" }}"#, k.keyring.display())),
+        fetch_step("keyring", &format!(r#"url = "{url}", dest = "{d}/a", signature = {{ url = "{asc}", keyring = "{}" }}"#, "release.gpg")),
         // The keybox `gpg --keyring FILE --import` makes, as the CloudStack
         // recipe's import-release-keys step does.
-        fetch_step("keybox", &format!(r#"url = "{url}", dest = "{d}/b", signature = {{ url = "{asc}", keyring = "{}" }}, fingerprints = ["{}"]"#, k.keybox.display(), k.fpr)),
+        fetch_step("keybox", &format!(r#"url = "{url}", dest = "{d}/b", signature = {{ url = "{asc}", keyring = "{}" }}, fingerprints = ["{}"]"#, "cloudstack-KEYS.gpg", k.fpr)),
     ));
     let o = p.download_only("state");
     assert!(o.status.success(), "{}", text(&o));
@@ -602,7 +605,7 @@ fn a_bad_signature_is_refused_with_nothing_written() {
         (
             "untrusted",
             s.put("/other.asc", &k.asc_other),
-            format!(r#"keyring = "{}""#, k.keyring.display()),
+            format!(r#"keyring = "{}""#, "release.gpg"),
             String::new(),
             "not among the 1 trusted key(s)",
         ),
@@ -610,7 +613,7 @@ fn a_bad_signature_is_refused_with_nothing_written() {
         (
             "wrong-data",
             s.put("/wrong.asc", &k.asc_wrong),
-            format!(r#"keyring = "{}""#, k.keybox.display()),
+            format!(r#"keyring = "{}""#, "cloudstack-KEYS.gpg"),
             String::new(),
             "bad signature by key",
         ),
@@ -673,7 +676,7 @@ fn a_tampered_artifact_is_refused_with_nothing_changed() {
             "signed",
             &format!(
                 r#"url = "{url}", dest = "{d}/b", signature = {{ url = "{asc}", keyring = "{}" }}"#,
-                k.keyring.display()
+                "release.gpg"
             )
         ),
     ));
@@ -691,7 +694,7 @@ fn a_tampered_artifact_is_refused_with_nothing_changed() {
         "signed",
         &format!(
             r#"url = "{url}", dest = "{d}/b", signature = {{ url = "{asc}", keyring = "{}" }}"#,
-            k.keyring.display()
+            "release.gpg"
         ),
     ));
     let o = q.upgrade("state", &[]);
@@ -845,7 +848,6 @@ fn lint_refuses_md5_alone_and_a_signature_without_keys() {
         out.contains("weak-fetch") && out.contains("no-trusted-keys"),
         "{out}"
     );
-    let _ = keys().dir.exists();
 }
 
 #[test]
