@@ -94,6 +94,8 @@ pub enum Command {
     Status,
     /// Every run on this host.
     History,
+    /// The database dumps `db` backups took, newest first.
+    Backups,
     /// Upgrade an embedded demo product from v1 to v2, showing the whole
     /// flow (and with --fail-at, the automatic rollback).
     Demo(crate::demo::DemoArgs),
@@ -154,6 +156,7 @@ pub fn main() -> ExitCode {
         Command::Rollback => crate::upgrade::rollback(&cli.state_dir, cli.json),
         Command::Status => crate::status::status(&cli.state_dir, cli.json),
         Command::History => crate::status::history(&cli.state_dir, cli.json),
+        Command::Backups => crate::backups::list(&cli.state_dir, cli.json),
         Command::Demo(args) => crate::demo::main(args),
         Command::DemoInternal(args) => crate::demo::internal(args),
     };
