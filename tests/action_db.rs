@@ -535,6 +535,10 @@ db = {{ op = "backup", engine = "postgresql", database = "walt", dump = "{{DIR}}
         pg.user.name
     );
     let p = Product::new("backup", &steps, pg.env());
+    let recipe = p.dir.join("recipe.toml");
+    let o = p.hoist(&["plan", "-r", recipe.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("not yet supported"), "{}", text(&o));
     // Nothing changes the version: each upgrade takes one more dump.
     for _ in 0..3 {
         let o = p.upgrade(&[]);
@@ -938,9 +942,14 @@ fn mysql_wait_sql_sees_every_host_up() {
         r#"[[steps]]
 id = "hosts-up"
 phase = "verify"
-wait = {{ until = {{ sql = {{ engine = "mysql", database = "cloud", query = "SELECT COUNT(*) FROM host WHERE status <> 'Up'", expect = "0", credentials = {} }} }}, timeout = "30s", interval = "200ms" }}
+wait = {{ until = {{ sql = {{ engine = "mysql", database = "cloud", query = "SELECT COUNT(*) FROM host WHERE status <> 'Up'", expect = "0", credentials = {c} }} }}, timeout = "30s", interval = "200ms" }}
+
+[[steps]]
+id = "database-is-4.2"
+phase = "verify"
+gate = {{ message = "The database must be at 4.2.1", until = {{ sql = {{ engine = "mysql", database = "cloud", query = "SELECT version FROM cloud.version ORDER BY id DESC LIMIT 1", expect = "4.2.1", credentials = {c} }} }}, timeout = "30s" }}
 "#,
-        my.creds()
+        c = my.creds()
     );
     let p = Product::new("my-wait", &steps, my.env());
     let o = std::thread::scope(|s| {
