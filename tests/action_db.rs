@@ -638,11 +638,13 @@ fn pg_sql_with_check_runs_once_and_resume_finds_it_applied() {
     );
     pg.sql("app", "ALTER TABLE counter OWNER TO app");
     let props = pg.dir.join("app.properties");
+    // The server's address from the same file (no PGHOST for hoist).
     std::fs::write(
         &props,
         format!(
-            "db.user=app\ndb.password={}\n",
-            password.replace('\\', "\\\\")
+            "db.user=app\ndb.password={}\ndb.host={}\ndb.port={PG_PORT}\n",
+            password.replace('\\', "\\\\"),
+            pg.dir.display()
         ),
     )
     .unwrap();
@@ -650,11 +652,11 @@ fn pg_sql_with_check_runs_once_and_resume_finds_it_applied() {
         r#"[[steps]]
 id = "bump"
 phase = "migrate"
-db = {{ op = "sql", engine = "postgresql", database = "app", sql = "UPDATE counter SET n = n + 1", check = {{ query = "SELECT n FROM counter", expect = "2" }}, credentials = {{ properties = "{}", user_key = "db.user", password_key = "db.password" }} }}
+db = {{ op = "sql", engine = "postgresql", database = "app", sql = "UPDATE counter SET n = n + 1", check = {{ query = "SELECT n FROM counter", expect = "2" }}, credentials = {{ properties = "{}", user_key = "db.user", password_key = "db.password", host_key = "db.host", port_key = "db.port" }} }}
 "#,
         props.display()
     );
-    let p = Product::new("check", &steps, pg.env());
+    let p = Product::new("check", &steps, Vec::new());
     // Killed right after the statements committed: resume asks the check,
     // which holds, and does not add one again.
     let o = p.upgrade(&[("HOIST_TEST_CRASH_AT", "bump:after")]);

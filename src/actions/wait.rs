@@ -46,6 +46,7 @@ pub struct Until {
 }
 
 impl Until {
+    /// Every check runs (SQL ones through the `db` clients).
     pub fn executable(&self) -> bool {
         true
     }

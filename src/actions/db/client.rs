@@ -7,9 +7,10 @@
 //! user, through `runuser`), or a 0600 password file (`PGPASSFILE`) written
 //! under the step's 0700 directory. MySQL: a 0600 option file passed with
 //! `--defaults-extra-file`, written the same way, or the admin's own option
-//! file. Host and port come from the environment the client inherits
-//! (`PGHOST`/`PGPORT`, `MYSQL_HOST`/`MYSQL_UNIX_PORT`), else the client's
-//! defaults (the local socket).
+//! file. Host and port come from the properties file when the step names
+//! their keys (`host_key`, `port_key`), else from what the client reads by
+//! itself (`PGHOST`/`PGPORT`; MySQL's option files, `~/.my.cnf`), else the
+//! client's defaults (the local socket).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -185,8 +186,19 @@ impl Client {
             let props = read_properties(Path::new(file))?;
             let user = property(&props, uk, file)?;
             let password = property(&props, pk, file)?;
-            if password.contains('\n') || user.contains('\n') {
-                return Err(format!("{file}: a user or password with a line break"));
+            let optional = |key: &Option<String>| match key {
+                Some(k) => property(&props, k, file).map(Some),
+                None => Ok(None),
+            };
+            let host = optional(&creds.host_key)?;
+            let port = optional(&creds.port_key)?;
+            if [&user, &password]
+                .into_iter()
+                .chain(host.iter())
+                .chain(port.iter())
+                .any(|v| v.contains('\n'))
+            {
+                return Err(format!("{file}: a value with a line break"));
             }
             match engine {
                 Engine::Postgresql => {
@@ -200,17 +212,27 @@ impl Client {
                         .env
                         .push(("PGPASSFILE".into(), secret.0.display().to_string()));
                     client.env.push(("PGUSER".into(), user));
+                    if let Some(h) = host {
+                        client.env.push(("PGHOST".into(), h));
+                    }
+                    if let Some(p) = port {
+                        client.env.push(("PGPORT".into(), p));
+                    }
                     client._secret = Some(secret);
                 }
                 Engine::Mysql => {
                     // Option files strip one pair of quotes and read
                     // backslash escapes inside them.
                     let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\"));
-                    let secret = Secret::write(
-                        dir,
-                        "my.cnf",
-                        &format!("[client]\nuser={}\npassword={}\n", q(&user), q(&password)),
-                    )?;
+                    let mut cnf =
+                        format!("[client]\nuser={}\npassword={}\n", q(&user), q(&password));
+                    if let Some(h) = host {
+                        cnf.push_str(&format!("host={}\n", q(&h)));
+                    }
+                    if let Some(p) = port {
+                        cnf.push_str(&format!("port={}\n", q(&p)));
+                    }
+                    let secret = Secret::write(dir, "my.cnf", &cnf)?;
                     client.defaults = Some(secret.0.clone());
                     client._secret = Some(secret);
                 }

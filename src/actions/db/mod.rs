@@ -61,6 +61,12 @@ pub struct Credentials {
     pub user_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_key: Option<String>,
+    /// Keys of the same file naming the server (`db.cloud.host`,
+    /// `db.cloud.port`): CloudStack's database is often on another host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_key: Option<String>,
 }
 
 impl Credentials {
@@ -73,6 +79,16 @@ impl Credentials {
                     "`credentials` takes `os_user` or `properties`, not both",
                 )
                 .label("the password file is written for hoist's own user"),
+            );
+        }
+        if self.properties.is_none() && (self.host_key.is_some() || self.port_key.is_some()) {
+            problems.push(
+                Problem::error(
+                    "missing-key",
+                    span.clone(),
+                    "`host_key` and `port_key` name keys of `credentials.properties`",
+                )
+                .label("add `properties`"),
             );
         }
         if self.properties.is_some() && (self.user_key.is_none() || self.password_key.is_none()) {
