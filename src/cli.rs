@@ -97,6 +97,8 @@ pub enum Command {
     /// Temporary firewall rules: `hoist firewall leftovers [-r RECIPE] [--remove]`.
     #[command(subcommand)]
     Firewall(crate::actions::firewall::leftovers::FirewallCommand),
+    /// The database dumps `db` backups took, newest first.
+    Backups,
     /// Upgrade an embedded demo product from v1 to v2, showing the whole
     /// flow (and with --fail-at, the automatic rollback).
     Demo(crate::demo::DemoArgs),
@@ -160,6 +162,7 @@ pub fn main() -> ExitCode {
         Command::Firewall(c) => {
             crate::actions::firewall::leftovers::main(c, &cli.state_dir, cli.json)
         }
+        Command::Backups => crate::backups::list(&cli.state_dir, cli.json),
         Command::Demo(args) => crate::demo::main(args),
         Command::DemoInternal(args) => crate::demo::internal(args),
     };

@@ -2,6 +2,7 @@
 //! declarative recipes. See docs/ARCHITECTURE.md for the flow of data.
 
 pub mod actions;
+pub mod backups;
 pub mod checks;
 pub mod cli;
 pub mod condition;

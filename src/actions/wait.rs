@@ -46,9 +46,9 @@ pub struct Until {
 }
 
 impl Until {
-    /// SQL checks come with the database actions.
+    /// Every check runs (SQL ones through the `db` clients).
     pub fn executable(&self) -> bool {
-        self.sql.is_none()
+        true
     }
 
     /// Whether it holds now; `Err` is what was seen instead.
@@ -80,8 +80,27 @@ impl Until {
             check_status(ctx, crate::process::argv(c), &super::exec::shell_words(c))
         } else if let Some(sh) = &self.shell {
             check_status(ctx, crate::process::shell(sh), &super::exec::first_line(sh))
+        } else if let Some(q) = &self.sql {
+            // Each poll's answer goes to the run log: the admin following
+            // a long wait (seed 003: all hosts Up) sees where it stands.
+            let got = super::db::query_value(
+                ctx,
+                q.engine,
+                &q.database,
+                &q.query,
+                &q.credentials,
+            );
+            let seen = match (&got, &q.expect) {
+                (Ok(Some(v)), Some(e)) if v == e => return Ok(()),
+                (Ok(Some(_)), None) => return Ok(()),
+                (Ok(Some(v)), _) => format!("{} returned {v:?}", q.database),
+                (Ok(None), _) => format!("{} returned no row", q.database),
+                (Err(e), _) => e.clone(),
+            };
+            ctx.note(&format!("waiting: {seen}"));
+            Err(seen)
         } else {
-            Err("SQL checks are not yet supported by this hoist".into())
+            Err("nothing to wait for".into())
         }
     }
 

@@ -1,0 +1,256 @@
+//! `db`: back up, restore, or run SQL against PostgreSQL or MySQL/MariaDB.
+//! Credentials are read from files on the host, never put in argv (seed 003
+//! runs `mysqldump -u root -p`).
+//!
+//! - `backup` (seed 001: "backup the database"; seed 003: `mysqldump`;
+//!   seed 004: `pg_dump -Fc walt`) writes the dump beside its final name,
+//!   fsyncs it, checks it reads back, then renames it into place; the dump
+//!   it replaces is kept aside, and `keep` dumps per `dump` path are kept.
+//! - `restore` puts a database back exactly as dumped: it is dropped and
+//!   created again from the dump, so tables a migration added go too.
+//! - `sql` runs its statements in one transaction together with its
+//!   `check`, which must hold before the commit (CloudStack's storage_pool
+//!   trailing-slash fix: the count of such paths must then be 0). With
+//!   `protect = true` the database is dumped into the step's directory first
+//!   and rollback restores it.
+
+mod client;
+mod ops;
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use super::Kind;
+use crate::context::Ctx;
+use crate::diag::Problem;
+
+pub use client::Client;
+pub use ops::query_value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Postgresql,
+    Mysql,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Backup,
+    Restore,
+    Sql,
+}
+
+/// How to log in. Every form keeps the secret off the command line.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// Run the client as this OS user (PostgreSQL peer authentication).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_user: Option<String>,
+    /// A MySQL option file (`/etc/mysql/debian.cnf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults_file: Option<String>,
+    /// A properties file and the keys holding user and password
+    /// (CloudStack's `db.properties`: `db.cloud.username`, `db.cloud.password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_key: Option<String>,
+    /// Keys of the same file naming the server (`db.cloud.host`,
+    /// `db.cloud.port`): CloudStack's database is often on another host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_key: Option<String>,
+}
+
+impl Credentials {
+    pub fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
+        if self.os_user.is_some() && self.properties.is_some() {
+            problems.push(
+                Problem::error(
+                    "one-of",
+                    span.clone(),
+                    "`credentials` takes `os_user` or `properties`, not both",
+                )
+                .label("the password file is written for hoist's own user"),
+            );
+        }
+        if self.properties.is_none() && (self.host_key.is_some() || self.port_key.is_some()) {
+            problems.push(
+                Problem::error(
+                    "missing-key",
+                    span.clone(),
+                    "`host_key` and `port_key` name keys of `credentials.properties`",
+                )
+                .label("add `properties`"),
+            );
+        }
+        if self.properties.is_some() && (self.user_key.is_none() || self.password_key.is_none()) {
+            problems.push(
+                Problem::error(
+                    "missing-key",
+                    span.clone(),
+                    "`credentials.properties` needs `user_key` and `password_key`",
+                )
+                .label("which keys of the file hold the user and the password?"),
+            );
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Db {
+    pub op: Op,
+    pub engine: Engine,
+    pub database: String,
+    /// The dump file, for `backup` and `restore`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_file: Option<String>,
+    /// `sql`: a query returning one value, and the value it must return
+    /// once the statements are applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Check>,
+    /// `sql`: dump the database into the step's directory first, so that
+    /// rollback restores it (the statements' own undo).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub protect: bool,
+    /// `backup`: how many dumps of this `dump` path to keep, this one
+    /// included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
+    #[serde(default)]
+    pub credentials: Credentials,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub query: String,
+    pub expect: String,
+}
+
+/// Dumps kept per `dump` path when the recipe does not say.
+pub const DEFAULT_KEEP: u32 = 3;
+
+impl Kind for Db {
+    const NAME: &'static str = "db";
+
+    fn summary(&self) -> String {
+        let engine = match self.engine {
+            Engine::Postgresql => "PostgreSQL",
+            Engine::Mysql => "MySQL",
+        };
+        let dump = self.dump.as_deref().unwrap_or("?");
+        match self.op {
+            Op::Backup => format!("back up {engine} database {} to {dump}", self.database),
+            Op::Restore => format!("restore {engine} database {} from {dump}", self.database),
+            Op::Sql => match (&self.sql, &self.sql_file) {
+                (Some(sql), _) => format!(
+                    "SQL on {engine} {}: {}",
+                    self.database,
+                    super::exec::first_line(sql)
+                ),
+                (_, Some(f)) => format!("SQL file {f} on {engine} {}", self.database),
+                _ => format!("SQL on {engine} {}", self.database),
+            },
+        }
+    }
+
+    fn undo_kinds(&self) -> &'static [&'static str] {
+        &["db", "exec"]
+    }
+
+    fn disruptive(&self) -> bool {
+        self.op != Op::Backup
+    }
+
+    fn executable(&self) -> bool {
+        true
+    }
+
+    fn preflight(&self, _ctx: &Ctx<'_>) -> Result<(), String> {
+        ops::preflight(self)
+    }
+
+    fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        match self.op {
+            Op::Backup => ops::backup(self, ctx),
+            Op::Restore => ops::restore(self, ctx),
+            Op::Sql => ops::sql(self, ctx),
+        }
+    }
+
+    fn builtin_undo(&self) -> bool {
+        self.op == Op::Sql && self.protect
+    }
+
+    fn compensate(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        if !self.builtin_undo() {
+            return Err("`db` has a built-in undo only for `sql` with `protect = true`".into());
+        }
+        ops::put_back(self, ctx)
+    }
+
+    fn applied(&self, ctx: &Ctx<'_>) -> Option<bool> {
+        match (&self.op, &self.check) {
+            (Op::Sql, Some(check)) => ops::check_holds(self, check, ctx).ok(),
+            _ => None,
+        }
+    }
+
+    fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
+        self.credentials.validate(span, problems);
+        let misplaced = [
+            ("check", self.check.is_some() && self.op != Op::Sql, "`sql`"),
+            ("protect", self.protect && self.op != Op::Sql, "`sql`"),
+            ("keep", self.keep.is_some() && self.op != Op::Backup, "`backup`"),
+            ("dump", self.dump.is_some() && self.op == Op::Sql, "`backup` and `restore`"),
+        ];
+        for (key, wrong, ops) in misplaced {
+            if wrong {
+                problems.push(
+                    Problem::error(
+                        "unused-key",
+                        span.clone(),
+                        format!("`db` takes `{key}` only with op {ops}"),
+                    )
+                    .label(format!("remove `{key}`")),
+                );
+            }
+        }
+        if self.keep == Some(0) {
+            problems.push(
+                Problem::error("bad-value", span.clone(), "`keep` must be at least 1")
+                    .label("the dump just taken is always kept"),
+            );
+        }
+        match self.op {
+            Op::Backup | Op::Restore if self.dump.is_none() => problems.push(
+                Problem::error(
+                    "missing-key",
+                    span.clone(),
+                    "`db` backup and restore need `dump` (the dump file's path)",
+                )
+                .label("add `dump`"),
+            ),
+            Op::Sql => super::exactly_one(
+                "db",
+                span,
+                &[("sql", self.sql.is_some()), ("sql_file", self.sql_file.is_some())],
+                problems,
+            ),
+            _ => {}
+        }
+    }
+}
