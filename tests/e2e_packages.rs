@@ -142,3 +142,103 @@ fn apt_upgrade_keeps_local_config_and_rolls_back_exactly() -> hoist_testbed::Res
     tb.teardown()?;
     Ok(())
 }
+
+/// A daemon from another package preloading `libdemo.so`.
+fn daemon(name: &str) -> PackageSpec {
+    PackageSpec::new(name, "1.0").depends("demo-lib").unit(
+        &format!("{name}.service"),
+        "[Unit]\nDescription=stand-in daemon using libdemo\n\n[Service]\nExecStart=/bin/sh -c 'LD_PRELOAD=/usr/lib/demo/libdemo.so exec sleep infinity'\n\n[Install]\nWantedBy=multi-user.target\n",
+    )
+}
+
+fn main_pid(h: &Host, unit: &str) -> String {
+    sh(h, &format!("systemctl show -p MainPID --value {unit}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn services_running_a_replaced_library_are_restarted_or_reported() -> hoist_testbed::Result<()> {
+    // A real shared library, so the daemons really map it.
+    let lib = std::fs::read("/usr/lib/x86_64-linux-gnu/libz.so.1").expect("zlib on this machine");
+    let libpkg =
+        |v: &str| PackageSpec::new("demo-lib", v).file("/usr/lib/demo/libdemo.so", lib.clone());
+    let mut repo = AptRepo::new()?;
+    repo.add("lib-1", &libpkg("1.0"))?;
+    repo.add("lib-1", &daemon("demod"))?;
+    repo.add("lib-1", &daemon("otherd"))?;
+    repo.add("lib-2", &libpkg("1.0"))?;
+    repo.add("lib-2", &libpkg("2.0"))?;
+    repo.add("lib-2", &daemon("demod"))?;
+    repo.add("lib-2", &daemon("otherd"))?;
+    repo.publish()?;
+    let tb = Testbed::builder()
+        .host("lib", Suite::Bookworm)
+        .repo(&repo)
+        .start()?;
+    let h = tb.host("lib")?;
+    h.use_suites(&["lib-1"])?;
+    sh(
+        &h,
+        "apt-get update -q && apt-get install -q -y demod otherd",
+    );
+    let (demod, otherd) = (main_pid(&h, "demod"), main_pid(&h, "otherd"));
+    assert_ne!(demod, "0");
+    h.write_file(
+        "/usr/local/bin/hoist",
+        &std::fs::read(env!("CARGO_BIN_EXE_hoist")).unwrap(),
+        0o755,
+    )?;
+    let recipe = r#"[product]
+name = "demo-lib"
+version = { package = "demo-lib" }
+
+[[paths]]
+id = "main"
+from = "1.*"
+to = "2.0"
+
+[[services]]
+name = "demod"
+
+[[steps]]
+id = "switch-suite"
+phase = "pre"
+repo = { op = "switch", file = "/etc/apt/sources.list.d/hoist-testbed.list", from = " lib-1 ", to = " lib-2 " }
+
+[[steps]]
+id = "refresh"
+phase = "pre"
+packages = { op = "update" }
+
+[[steps]]
+id = "upgrade"
+phase = "install"
+packages = { op = "dist-upgrade" }
+"#;
+    h.write_file("/root/recipe.toml", recipe.as_bytes(), 0o644)?;
+    let out = h.exec_unchecked("hoist upgrade --yes -r /root/recipe.toml < /dev/null")?;
+    let log = sh(&h, "cat /var/lib/hoist/runs/1.log");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}\n{log}",
+        out.stdout,
+        out.stderr
+    );
+    // The product's own service was restarted onto the new library...
+    assert_ne!(main_pid(&h, "demod"), demod, "{log}");
+    assert!(
+        log.contains("restart demod: it still ran replaced files"),
+        "{log}"
+    );
+    // ...another one is reported and left running as it was.
+    assert_eq!(main_pid(&h, "otherd"), otherd);
+    let status = sh(&h, "hoist --json status");
+    assert!(
+        status.contains("\"kind\": \"stale-services\"") && status.contains("otherd.service"),
+        "{status}"
+    );
+    tb.teardown()?;
+    Ok(())
+}

@@ -197,6 +197,40 @@ pub fn apply(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
     ctx.run(apt_get(p, &argv), &format!("apt-get {}", args.join(" ")), ctx.timeout)?;
     if p.disruptive_op() {
         report_leftovers(ctx);
+        restart_stale(ctx)?;
+    }
+    Ok(())
+}
+
+/// Seed 001: "reload services when libraries are modified". The product's
+/// own services (the recipe's `[[services]]`) still running replaced code
+/// are restarted in their order; any other service is reported, not
+/// touched: restarting sshd or dbus unasked is not hoist's call.
+fn restart_stale(ctx: &mut Ctx<'_>) -> Result<(), String> {
+    let stale = super::stale::stale_units();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let name = |u: &str| u.trim_end_matches(".service").to_string();
+    let declared: Vec<String> = stale
+        .iter()
+        .map(|(u, _)| name(u))
+        .filter(|u| ctx.services.iter().any(|s| s.name == *u))
+        .collect();
+    for unit in crate::order::sort_units(ctx.services, &declared, false) {
+        let spec = ctx.services.iter().find(|s| s.name == unit);
+        let cmd = crate::actions::service::command(spec, &unit, crate::actions::service::Op::Restart)?;
+        ctx.run(cmd, &format!("restart {unit}: it still ran replaced files"), ctx.timeout)?;
+    }
+    let others: Vec<String> = stale
+        .iter()
+        .filter(|(u, _)| !declared.contains(&name(u)))
+        .map(|(u, f)| format!("{u} ({f})"))
+        .collect();
+    if !others.is_empty() {
+        let list = others.join(", ");
+        ctx.note(&format!("services still running replaced files (restart them when convenient): {list}"));
+        let _ = ctx.journal.event(ctx.run, "stale-services", &list);
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 mod apt;
 mod rpm;
+mod stale;
 
 use super::{Kind, non_empty};
 use crate::context::Ctx;
