@@ -1,0 +1,134 @@
+//! An interrupted dpkg on a booted Debian test host: a new upgrade refuses
+//! it with the diagnosis before anything changes; hoist's own run, killed
+//! together with dpkg in the middle of a package's configuration, is
+//! repaired (`dpkg --configure -a`) and finished by `hoist resume`.
+
+use std::time::{Duration, Instant};
+
+use hoist_testbed::{AptRepo, Host, PackageSpec, Suite, Testbed};
+
+fn sh(h: &Host, script: &str) -> String {
+    h.exec(script)
+        .unwrap_or_else(|e| panic!("{script}: {e}"))
+        .stdout
+}
+
+/// Waits (bounded) until the slow postinst runs, then kills apt, dpkg and
+/// it with SIGKILL, as a crash would.
+fn kill_mid_configure(h: &Host, also: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sh(
+        h,
+        "pgrep -f 'slowpost.postinst' >/dev/null && echo yes || true",
+    )
+    .contains("yes")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the postinst never ran: {}",
+            sh(h, "cat /root/out 2>/dev/null || true")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sh(
+        h,
+        &format!(
+            "pkill -9 -f '{also}' || true; pkill -9 -x apt-get || true; pkill -9 -x dpkg || true; pkill -9 -f slowpost.postinst || true"
+        ),
+    );
+}
+
+const RECIPE: &str = r#"[product]
+name = "slowpost"
+version = { file = "/root/VERSION" }
+
+[[paths]]
+id = "main"
+from = "1.*"
+to = "2.0"
+
+[[steps]]
+id = "install"
+phase = "install"
+packages = { op = "install", names = ["slowpost"] }
+
+[[steps]]
+id = "bump"
+phase = "cleanup"
+exec = { shell = "echo 2.0 > /root/VERSION" }
+"#;
+
+#[test]
+fn an_interrupted_dpkg_is_refused_or_repaired_on_resume() -> hoist_testbed::Result<()> {
+    let mut repo = AptRepo::new()?;
+    let pkg = PackageSpec::new("slowpost", "1.0")
+        .file("/usr/share/slowpost/README", "slow\n")
+        .postinst("if [ -e /root/slow ]; then sleep 60; fi");
+    repo.add("s", &pkg)?;
+    repo.publish()?;
+    let tb = Testbed::builder()
+        .host("d", Suite::Bookworm)
+        .repo(&repo)
+        .start()?;
+    let h = tb.host("d")?;
+    h.use_suites(&["s"])?;
+    sh(&h, "apt-get update -q");
+    h.write_file(
+        "/usr/local/bin/hoist",
+        &std::fs::read(env!("CARGO_BIN_EXE_hoist")).unwrap(),
+        0o755,
+    )?;
+    h.write_file("/root/recipe.toml", RECIPE.as_bytes(), 0o644)?;
+    h.write_file("/root/VERSION", b"1.0\n", 0o644)?;
+
+    // Someone else's apt-get, killed while configuring.
+    sh(
+        &h,
+        "touch /root/slow; setsid nohup apt-get install -q -y slowpost > /root/out 2>&1 < /dev/null &",
+    );
+    kill_mid_configure(&h, "apt-get install");
+    assert!(
+        !sh(&h, "dpkg --audit").trim().is_empty(),
+        "dpkg should be half-done"
+    );
+    let out = h.exec_unchecked("hoist upgrade --yes -r /root/recipe.toml < /dev/null")?;
+    assert_eq!(out.status.code(), Some(1), "{}{}", out.stdout, out.stderr);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        said.contains("dpkg was interrupted") && said.contains("dpkg --configure -a"),
+        "{said}"
+    );
+    assert_eq!(
+        sh(&h, "hoist --json history").trim(),
+        "[]",
+        "refused before any run"
+    );
+    sh(
+        &h,
+        "rm /root/slow; dpkg --configure -a; apt-get remove -q -y slowpost",
+    );
+
+    // hoist's own run, killed with dpkg: resume repairs and finishes.
+    sh(
+        &h,
+        "touch /root/slow; setsid nohup hoist upgrade --yes -r /root/recipe.toml > /root/out 2>&1 < /dev/null &",
+    );
+    kill_mid_configure(&h, "hoist upgrade");
+    assert!(!sh(&h, "dpkg --audit").trim().is_empty());
+    sh(&h, "rm /root/slow");
+    let out = h.exec_unchecked("hoist resume < /dev/null")?;
+    let log = sh(&h, "cat /var/lib/hoist/runs/1.log");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}\n{log}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(log.contains("repairing with dpkg --configure -a"), "{log}");
+    assert!(sh(&h, "dpkg --audit").trim().is_empty());
+    assert!(sh(&h, "dpkg-query -W -f '${db:Status-Abbrev}' slowpost").starts_with("ii"));
+    assert_eq!(sh(&h, "cat /root/VERSION"), "2.0\n");
+    tb.teardown()?;
+    Ok(())
+}
