@@ -92,12 +92,23 @@ pub fn setup(layout: &Layout, hoist: &Path) -> Res<()> {
     durable::write(&layout.recipe(), recipe.as_bytes(), 0o644)
 }
 
-/// A port nothing listens on now (the kernel's choice for port 0).
+/// A port nothing uses now, below the kernel's ephemeral range (32768 and
+/// up on Linux). The kernel's own choice for port 0 comes from that range,
+/// which outgoing connections also draw from: one of them could hold the
+/// port by the time the server binds it. Candidates vary by process and by
+/// call, so demos set up side by side do not pick the same one.
 fn free_port() -> Res<u16> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .ctx(|| "find a free port".to_string())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(2_654_435_761);
+    for _ in 0..4000 {
+        let n = CALLS.fetch_add(1, Ordering::SeqCst);
+        let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(7_919)) % 12_000) as u16;
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err("no free port between 20000 and 32000 on 127.0.0.1".to_string())
 }
 
 /// The data at schema 1, created beside and renamed into place.
