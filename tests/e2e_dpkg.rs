@@ -3,15 +3,12 @@
 //! together with dpkg in the middle of a package's configuration, is
 //! repaired (`dpkg --configure -a`) and finished by `hoist resume`.
 
+mod common;
+use common::{install_hoist, sh};
+
 use std::time::{Duration, Instant};
 
 use hoist_testbed::{AptRepo, Host, PackageSpec, Suite, Testbed};
-
-fn sh(h: &Host, script: &str) -> String {
-    h.exec(script)
-        .unwrap_or_else(|e| panic!("{script}: {e}"))
-        .stdout
-}
 
 /// Waits (bounded) until the slow postinst runs, then kills apt, dpkg and
 /// it with SIGKILL, as a crash would.
@@ -73,12 +70,7 @@ fn an_interrupted_dpkg_is_refused_or_repaired_on_resume() -> hoist_testbed::Resu
     let h = tb.host("d")?;
     h.use_suites(&["s"])?;
     sh(&h, "apt-get update -q");
-    h.write_file(
-        "/usr/local/bin/hoist",
-        &std::fs::read(env!("CARGO_BIN_EXE_hoist")).unwrap(),
-        0o755,
-    )?;
-    h.write_file("/root/recipe.toml", RECIPE.as_bytes(), 0o644)?;
+    install_hoist(&h, RECIPE)?;
     h.write_file("/root/VERSION", b"1.0\n", 0o644)?;
 
     // Someone else's apt-get, killed while configuring.

@@ -5,6 +5,9 @@
 //! the config bytes, offline from the kept .debs, and removes what the
 //! upgrade installed and left.
 
+mod common;
+use common::{install_hoist, sh};
+
 use hoist_testbed::{AptRepo, Host, PackageSpec, Suite, Testbed};
 
 fn app(version: &str, conf: &str) -> PackageSpec {
@@ -18,12 +21,6 @@ fn app(version: &str, conf: &str) -> PackageSpec {
         p = p.depends("demo-helper");
     }
     p
-}
-
-fn sh(h: &Host, script: &str) -> String {
-    h.exec(script)
-        .unwrap_or_else(|e| panic!("{script}: {e}"))
-        .stdout
 }
 
 fn version_of(h: &Host, pkg: &str) -> String {
@@ -85,12 +82,7 @@ fn apt_upgrade_keeps_local_config_and_rolls_back_exactly() -> hoist_testbed::Res
     sh(&h, "apt-get update -q && apt-get install -q -y demo-app");
     // The admin's own change to the packaged config file.
     sh(&h, "printf 'level=1\\nlocal=edit\\n' > /etc/demo-app.conf");
-    h.write_file(
-        "/usr/local/bin/hoist",
-        &std::fs::read(env!("CARGO_BIN_EXE_hoist")).unwrap(),
-        0o755,
-    )?;
-    h.write_file("/root/recipe.toml", RECIPE.as_bytes(), 0o644)?;
+    install_hoist(&h, RECIPE)?;
     let sources = sh(&h, "cat /etc/apt/sources.list.d/hoist-testbed.list");
 
     // A failure after the upgrade: everything back, offline.
@@ -184,11 +176,6 @@ fn services_running_a_replaced_library_are_restarted_or_reported() -> hoist_test
     );
     let (demod, otherd) = (main_pid(&h, "demod"), main_pid(&h, "otherd"));
     assert_ne!(demod, "0");
-    h.write_file(
-        "/usr/local/bin/hoist",
-        &std::fs::read(env!("CARGO_BIN_EXE_hoist")).unwrap(),
-        0o755,
-    )?;
     let recipe = r#"[product]
 name = "demo-lib"
 version = { package = "demo-lib" }
@@ -216,7 +203,7 @@ id = "upgrade"
 phase = "install"
 packages = { op = "dist-upgrade" }
 "#;
-    h.write_file("/root/recipe.toml", recipe.as_bytes(), 0o644)?;
+    install_hoist(&h, recipe)?;
     let out = h.exec_unchecked("hoist upgrade --yes -r /root/recipe.toml < /dev/null")?;
     let log = sh(&h, "cat /var/lib/hoist/runs/1.log");
     assert_eq!(

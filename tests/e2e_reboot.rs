@@ -3,9 +3,12 @@
 //! resume`), the steps after the reboot run in the new boot, and the unit,
 //! its marker and the login banner are gone at the end.
 
+mod common;
+use common::{install_hoist, sh};
+
 use std::time::{Duration, Instant};
 
-use hoist_testbed::{AptRepo, Host, Suite, Testbed};
+use hoist_testbed::{AptRepo, Suite, Testbed};
 
 const RECIPE: &str = r#"[product]
 name = "walt-server"
@@ -32,12 +35,6 @@ phase = "start"
 exec = { shell = "cat /proc/sys/kernel/random/boot_id > /root/boot-after; echo 5.0 > /root/VERSION" }
 "#;
 
-fn sh(h: &Host, script: &str) -> String {
-    h.exec(script)
-        .unwrap_or_else(|e| panic!("{script}: {e}"))
-        .stdout
-}
-
 #[test]
 fn a_run_continues_by_itself_after_its_reboot() -> hoist_testbed::Result<()> {
     let repo = AptRepo::new()?;
@@ -47,12 +44,7 @@ fn a_run_continues_by_itself_after_its_reboot() -> hoist_testbed::Result<()> {
         .repo(&repo)
         .start()?;
     let h = tb.host("r")?;
-    h.write_file(
-        "/usr/local/bin/hoist",
-        &std::fs::read(env!("CARGO_BIN_EXE_hoist")).unwrap(),
-        0o755,
-    )?;
-    h.write_file("/root/recipe.toml", RECIPE.as_bytes(), 0o644)?;
+    install_hoist(&h, RECIPE)?;
     h.write_file("/root/VERSION", b"4.0\n", 0o644)?;
     let boots = h.boots();
     // Detached, as an admin's session would be cut by the reboot.

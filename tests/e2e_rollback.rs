@@ -4,6 +4,9 @@
 //! owner and mode, and the same database contents (dump comparison) as
 //! before it started.
 
+mod common;
+use common::{install_hoist, sh};
+
 use hoist_testbed::{AptRepo, Host, PackageSpec, Suite, Testbed};
 
 fn app(version: &str, conf: &str) -> PackageSpec {
@@ -13,12 +16,6 @@ fn app(version: &str, conf: &str) -> PackageSpec {
             format!("#!/bin/sh\necho demo-app {version}\n"),
         )
         .conffile("/etc/demo-app.conf", conf)
-}
-
-fn sh(h: &Host, script: &str) -> String {
-    h.exec(script)
-        .unwrap_or_else(|e| panic!("{script}: {e}"))
-        .stdout
 }
 
 const RECIPE: &str = r#"[product]
@@ -109,12 +106,7 @@ fn a_failed_upgrade_leaves_packages_config_and_database_exactly_as_before()
         &h,
         "runuser -u postgres -- psql -q -c 'CREATE DATABASE app' && runuser -u postgres -- psql -q -d app -c \"CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'phone'), (2, 'trunk'), (3, 'queue');\"",
     );
-    h.write_file(
-        "/usr/local/bin/hoist",
-        &std::fs::read(env!("CARGO_BIN_EXE_hoist")).unwrap(),
-        0o755,
-    )?;
-    h.write_file("/root/recipe.toml", RECIPE.as_bytes(), 0o644)?;
+    install_hoist(&h, RECIPE)?;
     let before = state(&h);
 
     let out = h.exec_unchecked(
