@@ -133,6 +133,9 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 }
 
 pub fn main() -> ExitCode {
+    if let Some(product) = crate::branded::product_of_argv0() {
+        return ExitCode::from(crate::branded::main(&product));
+    }
     let cli = Cli::parse();
     let code = match &cli.command {
         Command::Lint { recipes } => lint(recipes, cli.json),
@@ -152,6 +155,7 @@ pub fn main() -> ExitCode {
                 download_only: *download_only,
                 no_rollback: *no_rollback,
                 json: cli.json,
+                branded: false,
             },
             skip,
         ),
@@ -224,7 +228,7 @@ fn lint(paths: &[PathBuf], json: bool) -> u8 {
 }
 
 /// Loads the recipe, printing every problem; `Err` is the exit code.
-fn load(path: &std::path::Path, json: bool) -> Result<Recipe, u8> {
+pub(crate) fn load(path: &std::path::Path, json: bool) -> Result<Recipe, u8> {
     let loaded = recipe::load(path).map_err(|e| {
         fail(
             json,
@@ -253,7 +257,7 @@ fn load(path: &std::path::Path, json: bool) -> Result<Recipe, u8> {
 }
 
 /// The facts of this host, or of the fixture file.
-fn host_facts(recipe: &Recipe, host: &HostArgs, json: bool) -> Result<Facts, u8> {
+pub(crate) fn host_facts(recipe: &Recipe, host: &HostArgs, json: bool) -> Result<Facts, u8> {
     let given = Given {
         roles: host.role.clone(),
         facts: host.fact.clone(),

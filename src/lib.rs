@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod backups;
+pub mod branded;
 pub mod checks;
 pub mod cli;
 pub mod condition;

@@ -153,7 +153,13 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
         ));
     }
     if !json {
-        println!("{}: {} -> {}", plan.product, plan.current, plan.target);
+        if req.options.branded {
+            // Seed 001: "showing the current and new version when upgrading".
+            println!("current version: {}", plan.current);
+            println!("new version: {}", plan.target);
+        } else {
+            println!("{}: {} -> {}", plan.product, plan.current, plan.target);
+        }
         if req.options.download_only {
             println!("download only: the prepare phase runs, nothing is installed or stopped");
         }

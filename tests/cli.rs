@@ -280,3 +280,85 @@ exec = { argv = ["pg_upgradecluster", "{{ pg.old }}", "main"] }
     assert!(err.contains("fact `pg.old`"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn invoked_as_product_upgrade_it_speaks_like_the_seeds_command() {
+    let dir = std::env::temp_dir().join(format!("hoist-branded-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display().to_string();
+    std::fs::write(dir.join("VERSION"), "1.2.2\n").unwrap();
+    std::fs::write(dir.join("artifact"), "1.2.4\n").unwrap();
+    std::fs::write(
+        dir.join("recipe.toml"),
+        format!(
+            r#"[product]
+name = "xivo"
+version = {{ file = "{d}/VERSION" }}
+
+[[paths]]
+id = "1.2"
+from = "1.2.*"
+to = "1.2.4"
+
+[[steps]]
+id = "download"
+phase = "prepare"
+exec = {{ shell = "cp {d}/artifact {d}/downloaded" }}
+
+[[steps]]
+id = "upgrade"
+phase = "install"
+exec = {{ shell = "cp {d}/downloaded {d}/VERSION" }}
+"#
+        ),
+    )
+    .unwrap();
+    let link = dir.join("xivo-upgrade");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hoist"), &link).unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(&link)
+            .args(args)
+            .env("HOIST_RECIPE", dir.join("recipe.toml"))
+            .env("HOIST_STATE_DIR", dir.join("state"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    };
+    // No terminal and no -f: it does not guess.
+    let (code, out) = run(&[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("(-f)"), "{out}");
+    // -d: downloads only.
+    let (code, out) = run(&["-d"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("current version: 1.2.2\nnew version: 1.2.4"),
+        "{out}"
+    );
+    assert!(dir.join("downloaded").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("VERSION")).unwrap(),
+        "1.2.2\n"
+    );
+    // -f: the upgrade, without a question.
+    let (code, out) = run(&["-f"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("current version: 1.2.2\nnew version: 1.2.4"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("VERSION")).unwrap(),
+        "1.2.4\n"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

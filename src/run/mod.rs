@@ -35,6 +35,9 @@ pub struct Options {
     pub download_only: bool,
     pub no_rollback: bool,
     pub json: bool,
+    /// Run as a product's own command (`xivo-upgrade`): its words on screen.
+    #[serde(default)]
+    pub branded: bool,
 }
 
 /// What the run needs besides its plan; journaled with it, so `resume` and
