@@ -6,6 +6,9 @@
 //! the clients are pointed at the test servers through the environment
 //! (`PGHOST`, and a `~/.my.cnf` naming the socket).
 
+mod common;
+use common::{text, with_state};
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -86,14 +89,6 @@ fn ok(c: &mut Command) -> String {
     let o = output(c, Duration::from_secs(120));
     assert!(o.status.success(), "{c:?}: {}", text(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Stops a server process: `sig` first, SIGKILL after `grace`.
@@ -469,12 +464,8 @@ impl Product {
 
     fn hoist_cmd(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
-        c.arg("--state-dir")
-            .arg(self.dir.join("state"))
+        with_state(&mut c, &self.dir.join("state"))
             .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("HOIST_TEST_FAIL_AT")
-            .env_remove("HOIST_TEST_CRASH_AT")
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         for (k, v) in env {
             c.env(k, v);

@@ -5,6 +5,9 @@
 //! file (seed 003 L46-75). Keys are made here with `gpg --batch`; nothing
 //! leaves the machine.
 
+mod common;
+use common::{hoist_in, text};
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -384,13 +387,8 @@ undo = {{ exec = {{ shell = "echo 1.0 > {d}/VERSION && rm -f {d}/installed" }} }
     }
 
     fn hoist(&self, state: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
-        c.arg("--state-dir")
-            .arg(self.path(state))
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("HOIST_TEST_FAIL_AT")
-            .env_remove("HOIST_TEST_CRASH_AT");
+        let mut c = hoist_in(&self.path(state));
+        c.args(args);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -433,14 +431,6 @@ fn chmod(p: &Path, mode: u32) {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn run_log(p: &Product, state: &str) -> String {

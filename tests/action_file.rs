@@ -9,6 +9,9 @@
 //! nothing; the plan shows each diff; a kill anywhere ends right after
 //! `hoist resume` or `hoist rollback`.
 
+mod common;
+use common::{hoist_in, killed, text};
+
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -148,13 +151,8 @@ exec = {{ argv = ["true"] }}
     }
 
     fn hoist(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
-        c.arg("--state-dir")
-            .arg(self.path("state"))
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("HOIST_TEST_FAIL_AT")
-            .env_remove("HOIST_TEST_CRASH_AT");
+        let mut c = hoist_in(&self.path("state"));
+        c.args(args);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -171,19 +169,6 @@ impl Drop for Host {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn killed(o: &Output) -> bool {
-    use std::os::unix::process::ExitStatusExt;
-    o.status.signal() == Some(9)
 }
 
 /// The files after an uninterrupted upgrade.

@@ -8,6 +8,9 @@
 //! by `hoist resume` or `hoist rollback`, and `remove` deletes every copy
 //! ("Untill no more unwanted rules are left behind").
 
+mod common;
+use common::{killed, text, with_state};
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -32,19 +35,6 @@ fn output_within(mut cmd: Command) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().expect("output")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn killed(o: &Output) -> bool {
-    use std::os::unix::process::ExitStatusExt;
-    o.status.signal() == Some(9)
 }
 
 /// A network namespace, deleted when dropped.
@@ -211,13 +201,7 @@ firewall = {{ op = "remove", {rule} }}
     /// hoist, in the namespace, with this product's state directory.
     fn hoist(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut c = self.ns.cmd(env!("CARGO_BIN_EXE_hoist"));
-        c.arg("--state-dir")
-            .arg(self.path("state"))
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("HOIST_TEST_FAIL_AT")
-            .env_remove("HOIST_TEST_CRASH_AT")
-            .env_remove("HOIST_RECIPE");
+        with_state(&mut c, &self.path("state")).args(args);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -469,19 +453,15 @@ fn auto_uses_nftables_on_a_host_managed_with_nftables() {
 fn the_leftovers_check_leaves_a_running_upgrade_its_rule() {
     let p = Product::new("held", &IPTABLES);
     std::fs::write(p.path("hold"), "").unwrap();
-    let mut child =
-        p.ns.cmd(env!("CARGO_BIN_EXE_hoist"))
-            .arg("--state-dir")
-            .arg(p.path("state"))
-            .args(["upgrade", "--yes", "-r"])
-            .arg(p.path("recipe.toml"))
-            .env_remove("HOIST_TEST_FAIL_AT")
-            .env_remove("HOIST_TEST_CRASH_AT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+    let mut cmd = p.ns.cmd(env!("CARGO_BIN_EXE_hoist"));
+    let mut child = with_state(&mut cmd, &p.path("state"))
+        .args(["upgrade", "--yes", "-r"])
+        .arg(p.path("recipe.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while p.read("blocked").is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

@@ -3,6 +3,9 @@
 //! kept), a re-run after a crash that does not switch twice, and a key with
 //! the wrong fingerprint refused before anything changed.
 
+mod common;
+use common::{hoist_in, text};
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,14 +16,6 @@ impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// An ed25519 key made by gpg in its own home: (armored key, fingerprint).
@@ -112,13 +107,8 @@ undo = {{ exec = {{ shell = "echo 4.2.0 > {d}/VERSION" }} }}
 }
 
 fn hoist(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
-    c.arg("--state-dir")
-        .arg(dir.join("state"))
-        .args(args)
-        .env("NO_COLOR", "1");
-    c.env_remove("HOIST_TEST_FAIL_AT")
-        .env_remove("HOIST_TEST_CRASH_AT");
+    let mut c = hoist_in(&dir.join("state"));
+    c.args(args);
     for (k, v) in env {
         c.env(k, v);
     }

@@ -3,6 +3,9 @@
 //! Every server a test starts is stopped when the test ends, pass or fail
 //! (`Demo`'s drop), and every wait is bounded.
 
+mod common;
+use common::{clean_env, text, with_state};
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -326,14 +329,11 @@ fn no_temp_files(dir: &Path) {
 /// `hoist demo --dir D [ARGS]` with `env`, bounded.
 fn demo_env(d: &Demo, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(HOIST);
-    cmd.arg("demo")
+    clean_env(&mut cmd)
+        .arg("demo")
         .arg("--dir")
         .arg(&d.dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("HOIST_TEST_FAIL_AT")
-        .env_remove("HOIST_TEST_CRASH_AT")
-        .env_remove("HOIST_STATE_DIR");
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -347,12 +347,7 @@ fn demo(d: &Demo, args: &[&str]) -> Output {
 /// `hoist --state-dir D/state ARGS`, bounded.
 fn hoist_state(d: &Demo, args: &[&str]) -> Output {
     let mut cmd = Command::new(HOIST);
-    cmd.arg("--state-dir")
-        .arg(d.layout().state())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("HOIST_TEST_FAIL_AT")
-        .env_remove("HOIST_TEST_CRASH_AT");
+    with_state(&mut cmd, &d.layout().state()).args(args);
     bounded(cmd, "hoist")
 }
 
@@ -392,14 +387,6 @@ fn bounded(mut cmd: Command, what: &str) -> Output {
     };
     eprintln!("{}", text(&out));
     out
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

@@ -8,8 +8,11 @@
 //! Fail anywhere: a failure at every step (HOIST_TEST_FAIL_AT) must leave
 //! the exact pre-upgrade state.
 
+mod common;
+use common::{hoist_in, killed, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 struct Product {
     dir: PathBuf,
@@ -134,13 +137,8 @@ hooks = {{ dir = "hooks" }}
     }
 
     fn hoist(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
-        c.arg("--state-dir")
-            .arg(self.path("state"))
-            .args(args)
-            .env("NO_COLOR", "1");
-        c.env_remove("HOIST_TEST_FAIL_AT")
-            .env_remove("HOIST_TEST_CRASH_AT");
+        let mut c = hoist_in(&self.path("state"));
+        c.args(args);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -155,9 +153,7 @@ hooks = {{ dir = "hooks" }}
     /// Starts an upgrade in the background and returns once `marker`
     /// exists (a step of the recipe creates it), within 30 s.
     fn upgrade_until(&self, marker: &str) -> std::process::Child {
-        let child = Command::new(env!("CARGO_BIN_EXE_hoist"))
-            .arg("--state-dir")
-            .arg(self.path("state"))
+        let child = hoist_in(&self.path("state"))
             .args(["upgrade", "--yes", "-r"])
             .arg(self.path("recipe.toml"))
             .stdout(std::process::Stdio::null())
@@ -198,19 +194,6 @@ fn chmod(p: &Path, mode: u32) {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn killed(o: &Output) -> bool {
-    use std::os::unix::process::ExitStatusExt;
-    o.status.signal() == Some(9)
 }
 
 fn reference_end_state() -> (Option<String>, Option<String>, Option<String>, bool) {

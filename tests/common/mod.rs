@@ -1,8 +1,51 @@
-//! Helpers shared by the end-to-end tests on booted test hosts.
+//! Helpers shared by the integration tests.
 // Each test binary uses a part of them.
 #![allow(dead_code)]
 
+use std::path::Path;
+use std::process::{Command, Output};
+
 use hoist_testbed::Host;
+
+/// A hoist command isolated from the caller: no colour, and none of the
+/// caller's `HOIST_*` variables (the test-only hooks among them), so a test
+/// sets exactly the ones it means.
+pub fn clean_env(c: &mut Command) -> &mut Command {
+    c.env("NO_COLOR", "1");
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("HOIST_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// `clean_env` plus a state directory of the test's own.
+pub fn with_state<'a>(c: &'a mut Command, state_dir: &Path) -> &'a mut Command {
+    clean_env(c).arg("--state-dir").arg(state_dir)
+}
+
+/// The hoist binary, isolated, with its state in `state_dir`.
+pub fn hoist_in(state_dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
+    with_state(&mut c, state_dir);
+    c
+}
+
+/// Standard output then standard error, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Killed by SIGKILL (the HOIST_TEST_CRASH_AT hook).
+pub fn killed(o: &Output) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    o.status.signal() == Some(9)
+}
 
 /// Runs a script on the host; its standard output, or a panic naming it.
 pub fn sh(h: &Host, script: &str) -> String {
