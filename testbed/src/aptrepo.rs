@@ -34,6 +34,8 @@ pub struct AptRepo {
     /// Other keys by name, and the suites each one signs.
     other_keys: BTreeMap<String, SigningKey>,
     signed_by: BTreeMap<String, String>,
+    /// Suites signed by the repository key and by another key too.
+    cosigned_by: BTreeMap<String, String>,
     dir: tempfile::TempDir,
     suites: BTreeSet<String>,
 }
@@ -57,6 +59,7 @@ impl AptRepo {
             key,
             other_keys: BTreeMap::new(),
             signed_by: BTreeMap::new(),
+            cosigned_by: BTreeMap::new(),
             dir,
             suites: BTreeSet::new(),
         })
@@ -99,6 +102,18 @@ impl AptRepo {
         }
         self.signed_by.insert(suite.to_owned(), key_name.to_owned());
         Ok(format!("{}/keys/{key_name}.gpg", crate::host::REPO_MOUNT))
+    }
+
+    /// Sign `suite` with the repository key and with `key_name` too, as a
+    /// vendor does while rotating keys: hosts that trust either accept it.
+    /// Only `Release.gpg` then (two detached signatures), no `InRelease`.
+    /// Returns the other key's path on hosts.
+    pub fn cosign_suite_with(&mut self, suite: &str, key_name: &str) -> Result<String> {
+        let at = self.sign_suite_with(suite, key_name)?;
+        self.signed_by.remove(suite);
+        self.cosigned_by
+            .insert(suite.to_owned(), key_name.to_owned());
+        Ok(at)
     }
 
     /// Suites that have packages.
@@ -194,6 +209,17 @@ impl AptRepo {
             )?;
             let rel = dist.join("Release");
             fs::write(&rel, release.stdout).ctx("write", &rel)?;
+            if let Some(other) = self
+                .cosigned_by
+                .get(suite)
+                .and_then(|k| self.other_keys.get(k))
+            {
+                let mut sigs = self.key.detached_signature(&rel)?;
+                sigs.extend(other.detached_signature(&rel)?);
+                let out = dist.join("Release.gpg");
+                fs::write(&out, sigs).ctx("write", &out)?;
+                continue;
+            }
             let key = self
                 .signed_by
                 .get(suite)

@@ -104,6 +104,27 @@ impl SigningKey {
         Ok(())
     }
 
+    /// An armored detached signature of `file` (to be put together with
+    /// another key's into one `Release.gpg`: an archive signed by two keys
+    /// while its vendor rotates them).
+    pub fn detached_signature(&self, file: &Path) -> Result<Vec<u8>> {
+        let out = file.with_extension("sig.tmp");
+        let _ = fs::remove_file(&out);
+        cmd::run(
+            self.gpg()
+                .args(["--armor", "--digest-algo", "SHA512", "--local-user"])
+                .arg(&self.fingerprint)
+                .arg("--output")
+                .arg(&out)
+                .arg("--detach-sign")
+                .arg(file),
+            GPG_TIMEOUT,
+        )?;
+        let sig = fs::read(&out).ctx("read", &out)?;
+        let _ = fs::remove_file(&out);
+        Ok(sig)
+    }
+
     fn gpg(&self) -> Command {
         let mut c = Command::new("gpg");
         c.env("GNUPGHOME", &self.home)

@@ -364,6 +364,23 @@ impl Host {
         )
     }
 
+    /// Point apt at `suites` of an HTTP mirror (`base`, e.g.
+    /// `http://mirror.xivo.fr/`) in `/etc/apt/sources.list.d/<list>.list`,
+    /// instead of the repository mount: packages are then downloaded into
+    /// apt's cache as from a vendor's mirror.
+    pub fn use_mirror(&self, list: &str, base: &str, suites: &[&str]) -> Result<()> {
+        let mut text = String::new();
+        for s in suites {
+            text.push_str(&format!("deb {base} {s} main\n"));
+        }
+        self.exec("rm -f /etc/apt/sources.list.d/hoist-testbed.list")?;
+        self.write_file(
+            &format!("/etc/apt/sources.list.d/{list}.list"),
+            text.as_bytes(),
+            0o644,
+        )
+    }
+
     fn console_tail(&self) -> String {
         let text = fs::read_to_string(&self.spec.console_log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();

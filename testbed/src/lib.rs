@@ -28,6 +28,7 @@ mod gpg;
 mod host;
 mod image;
 pub mod leftovers;
+mod mirror;
 mod mounts;
 mod net;
 mod nspawn;
@@ -51,6 +52,7 @@ pub use host::{
     BOOT_TIMEOUT, EXEC_TIMEOUT, Host, REPO_KEYRING, REPO_MOUNT, SHUTDOWN_LOG, SHUTDOWN_UNIT,
 };
 pub use image::{DEFAULT_PACKAGES, Image, ImageSpec, MIRROR_ENV};
+pub use mirror::Mirror;
 pub use preflight::check as preflight;
 pub use run::sweep_dead as sweep_dead_runs;
 pub use schema::{DAEMON, Engine, MIGRATE, RUNTIME_PACKAGE, Schema, daemon_unit, runtime_package};

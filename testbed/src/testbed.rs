@@ -156,6 +156,17 @@ impl Testbed {
         &self.inner.run.dir
     }
 
+    /// The runner's own address on the test LAN: hosts reach servers the
+    /// test starts there (e.g. a [`crate::Mirror`]).
+    pub fn runner_addr(&self) -> Option<std::net::Ipv4Addr> {
+        self.inner
+            .lan
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(Lan::runner_addr)
+    }
+
     /// All hosts, in the order they were added.
     pub fn hosts(&self) -> Vec<Arc<Host>> {
         self.inner

@@ -16,24 +16,37 @@ use crate::schema::{Engine, Schema, daemon_unit, runtime_package};
 /// and 1.2.1 predate `xivo-upgrade`.
 pub const VERSIONS: &[&str] = &["1.1.21", "1.2.0", "1.2.1", "1.2.2", "1.2.3", "1.2.4"];
 
-/// The daemons in start order: (unit, port, the port it needs first).
-pub const DAEMONS: &[(&str, u16, Option<u16>)] = &[
-    ("xivo-sysconfd", 8668, None),
-    ("xivo-agid", 4573, Some(8668)),
-    ("xivo-ctid", 5003, Some(4573)),
+/// The daemons in start order: (unit, port, the ports it needs first).
+/// `asterisk` answers on 5060 (TCP here, a health endpoint standing in for
+/// SIP): the port a downtime probe watches.
+pub const DAEMONS: &[(&str, u16, &[u16])] = &[
+    ("xivo-sysconfd", 8668, &[]),
+    ("xivo-confgend", 8669, &[]),
+    ("asterisk", 5060, &[8668, 8669]),
+    ("xivo-agid", 4573, &[5060]),
+    ("xivo-ctid", 5003, &[5060, 4573]),
 ];
+
+/// The schema migration command `xivo-manage-db` ships: migrates the
+/// database to the installed version; `--check` exits 0 when it is there.
+pub const UPDATE_DB: &str = "/usr/bin/xivo-update-db";
 
 /// The database every XiVO version uses.
 pub const DATABASE: &str = "asterisk";
 /// Present once the web wizard ran; `xivo-upgrade` refuses to run without.
 pub const WIZARD_DONE: &str = "/var/lib/xivo/configured";
 
-/// XiVO's archive key changed after 1.2.3: suites of later versions are
-/// signed with a new key that hosts must add first (the docs' `apt-key add`
-/// of `xivo_current.key`). Hosts find it here.
+/// XiVO's archive key changed after 1.2.3 (the docs' `apt-key add` of
+/// `xivo_current.key` before upgrading from 1.2.3 or earlier). 1.2.4 is
+/// signed with both keys, as an archive is while its vendor rotates keys;
+/// [`ROTATED_SUITE`] holds the same packages signed with the new key only,
+/// as later releases are: hosts refuse it until they trust the new key.
+/// Hosts find the key here.
 pub const NEW_KEY: &str = "/srv/hoist-repo/keys/xivo_current.gpg";
+/// 1.2.4 signed with the new key only.
+pub const ROTATED_SUITE: &str = "xivo-after-rotation";
 
-/// Whether `version`'s suite is signed with the new key.
+/// Whether `version`'s suite is signed with the new key (too).
 pub fn signed_with_new_key(version: &str) -> bool {
     !version.starts_with("1.1.") && schema_version(version) >= 5
 }
@@ -83,8 +96,8 @@ pub fn sysconfd_conf(version: &str) -> String {
 const XIVO_SERVICE: &str = r#"#!/bin/sh
 # xivo-service start|stop|restart|status: all XiVO daemons, in order.
 set -e
-order="xivo-sysconfd xivo-agid xivo-ctid"
-reverse="xivo-ctid xivo-agid xivo-sysconfd"
+order="xivo-sysconfd xivo-confgend asterisk xivo-agid xivo-ctid"
+reverse="xivo-ctid xivo-agid asterisk xivo-confgend xivo-sysconfd"
 case "$1" in
     start) for s in $order; do systemctl start "$s"; done ;;
     stop) for s in $reverse; do systemctl stop "$s"; done ;;
@@ -156,10 +169,23 @@ echo "XiVO upgraded to $(cat /usr/share/xivo/XIVO-VERSION)"
 pub fn packages(version: &str) -> Vec<PackageSpec> {
     let exact = |p: &str| format!("{p} (= {version})");
     let schema = schema(version);
+    let update_db = format!(
+        "#!/bin/sh\n# xivo-update-db [--check]: migrate the asterisk database to this\n\
+         # version's schema; --check: exit 0 when it is there already.\nset -eu\n\
+         target=$(cat {dir}/target)\n\
+         if [ \"${{1:-}}\" = --check ]; then\n\
+         \x20 current=$(runuser -u postgres -- psql -qAt -d {DATABASE} -c 'SELECT max(version) FROM schema_version' 2>/dev/null || true)\n\
+         \x20 [ \"$current\" = \"$target\" ]\n\
+         \x20 exit\nfi\nexec {cmd}\n",
+        dir = Schema::dir("xivo-manage-db"),
+        cmd = schema.migrate_command("xivo-manage-db"),
+    );
     let mut pkgs = vec![
         PackageSpec::new("xivo-manage-db", version)
             .description("XiVO database schema and migrations")
             .depends("postgresql")
+            .depends(crate::schema::RUNTIME_PACKAGE)
+            .executable(UPDATE_DB, update_db)
             .schema(schema.clone()),
     ];
     for (unit, port, needs) in DAEMONS {
@@ -167,10 +193,10 @@ pub fn packages(version: &str) -> Vec<PackageSpec> {
             .iter()
             .filter_map(|p| DAEMONS.iter().find(|d| d.1 == *p).map(|d| (d.0, d.1)))
             .collect();
-        let (db, conf) = if *unit == "xivo-sysconfd" {
-            (None, Some("/etc/xivo/sysconfd.conf"))
-        } else {
-            (Some((&schema, "xivo-manage-db")), None)
+        let (db, conf) = match *unit {
+            "xivo-sysconfd" => (None, Some("/etc/xivo/sysconfd.conf")),
+            "asterisk" => (None, None),
+            _ => (Some((&schema, "xivo-manage-db")), None),
         };
         let mut p = PackageSpec::new(unit, version)
             .depends(crate::schema::RUNTIME_PACKAGE)
@@ -180,8 +206,9 @@ pub fn packages(version: &str) -> Vec<PackageSpec> {
             );
         if db.is_some() {
             p = p.depends(&exact("xivo-manage-db"));
-        } else {
-            p = p.conffile("/etc/xivo/sysconfd.conf", sysconfd_conf(version));
+        }
+        if let Some(c) = conf {
+            p = p.conffile(c, sysconfd_conf(version));
         }
         for (dep, _) in &needs {
             p = p.depends(&exact(dep));
@@ -236,11 +263,16 @@ pub fn add_to(repo: &mut AptRepo) -> Result<Vec<String>> {
         repo.add(&s, &runtime_package())?;
         repo.add_all(&s, &packages(v))?;
         if signed_with_new_key(v) {
-            let at = repo.sign_suite_with(&s, "xivo_current")?;
+            let at = repo.cosign_suite_with(&s, "xivo_current")?;
             debug_assert_eq!(at, NEW_KEY);
         }
         suites.push(s);
     }
+    let last = VERSIONS[VERSIONS.len() - 1];
+    repo.add(ROTATED_SUITE, &runtime_package())?;
+    repo.add_all(ROTATED_SUITE, &packages(last))?;
+    repo.sign_suite_with(ROTATED_SUITE, "xivo_current")?;
+    suites.push(ROTATED_SUITE.to_owned());
     Ok(suites)
 }
 
