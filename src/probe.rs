@@ -46,6 +46,9 @@ pub fn gather(recipe: &Recipe, given: &Given) -> Result<Facts, String> {
     {
         facts.set("current", Value::Version(v));
     }
+    if let Some(c) = recipe.product.candidate.as_ref().filter(|c| c.refresh) {
+        refresh_lists(c.package.as_deref().unwrap_or_default())?;
+    }
     if let Some(c) = &recipe.product.candidate
         && let Some(v) = probe_text(c, true).and_then(|t| Version::parse(&t).ok())
     {
@@ -177,6 +180,37 @@ pub fn installed_version(pkg: &str) -> Option<String> {
     }
     read_cmd(&["rpm", "-q", "--qf", "%{EPOCH}:%{VERSION}-%{RELEASE}", pkg])
         .map(|v| v.trim_start_matches("(none):").to_string())
+}
+
+/// Bounds `apt-get update` when a candidate is read after it.
+const REFRESH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `apt-get update` (seed 001: xivo-upgrade runs it before showing the new
+/// version). Only apt's lists change. A failure is an error: a candidate
+/// read from stale lists would say "up to date" when it is not.
+fn refresh_lists(pkg: &str) -> Result<(), String> {
+    let mut cmd = process::argv(&["apt-get".into(), "-q".into(), "update".into()]);
+    cmd.env("DEBIAN_FRONTEND", "noninteractive");
+    let out = process::run(&mut cmd, REFRESH_TIMEOUT)
+        .map_err(|e| format!("apt-get update (to read {pkg}'s candidate version): {e}"))?;
+    // apt-get update exits 0 on some fetch errors: its `W:`/`E:` lines say.
+    let errors: Vec<&str> = out
+        .stdout
+        .lines()
+        .chain(out.stderr.lines())
+        .filter(|l| l.starts_with("E:") || l.starts_with("Err:") || l.contains("NO_PUBKEY"))
+        .collect();
+    if !out.success() || !errors.is_empty() {
+        return Err(format!(
+            "could not refresh the package lists to read {pkg}'s candidate version (apt-get update): {}",
+            if errors.is_empty() {
+                out.stderr.trim().to_string()
+            } else {
+                errors.join("; ")
+            }
+        ));
+    }
+    Ok(())
 }
 
 /// The version apt would install (`Candidate:` of `apt-cache policy`).

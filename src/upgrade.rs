@@ -323,9 +323,36 @@ fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
     );
     if !engine.ui.json() {
         println!("{text}");
+        if matches!(ending, Ending::Committed) {
+            for line in to_look_at(engine) {
+                println!("{line}");
+            }
+        }
         println!("run {} log: {}", engine.run, log.display());
     }
     ending.exit_code()
+}
+
+/// What the admin should look at after a successful upgrade: configuration
+/// files a package left beside theirs (seed 001: "questions to answer about
+/// replacing packaged files that have been modified": none was asked, so
+/// it is said here), services still running replaced files.
+fn to_look_at(engine: &Engine) -> Vec<String> {
+    let events = engine.journal.events(engine.run).unwrap_or_default();
+    events
+        .iter()
+        .filter_map(|e| match e.kind.as_str() {
+            "conffiles" => Some(format!(
+                "kept your configuration files; the packages' new versions are beside them, to merge: {}",
+                e.detail
+            )),
+            "stale-services" => Some(format!(
+                "still running replaced files, restart when convenient: {}",
+                e.detail
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 pub fn resume(state_dir: &Path, replan: bool, json: bool) -> u8 {

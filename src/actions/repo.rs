@@ -225,50 +225,17 @@ fn import_key(ctx: &Ctx<'_>, key: &Key, keyring: &std::path::Path) -> Result<(),
         }
         _ => return Err("the key has neither `file` nor `url`".into()),
     };
-    // gpg works in a home of its own under the step's directory: the
-    // host's root keyring is never touched.
-    let home = ctx.step_dir.join("gnupg");
-    crate::fsutil::private_dir(&home).map_err(|e| e.to_string())?;
-    let input = home.join("key.in");
-    std::fs::write(&input, &raw).map_err(|e| e.to_string())?;
-    let armored = raw.starts_with(b"-----BEGIN PGP");
-    let binary = home.join("key.gpg");
-    let _ = std::fs::remove_file(&binary);
-    if armored {
-        let mut cmd = std::process::Command::new("gpg");
-        cmd.env("GNUPGHOME", &home)
-            .args(["--batch", "--yes", "--dearmor", "--output"])
-            .arg(&binary)
-            .arg(&input);
-        ctx.run(cmd, "gpg --dearmor", std::time::Duration::from_secs(60))?;
-    } else {
-        std::fs::copy(&input, &binary).map_err(|e| e.to_string())?;
-    }
-    let out = crate::process::run(
-        std::process::Command::new("gpg")
-            .env("GNUPGHOME", &home)
-            .args(["--batch", "--with-colons", "--show-keys"])
-            .arg(&binary),
-        std::time::Duration::from_secs(60),
-    )
-    .map_err(|e| format!("gpg: {e}"))?;
-    let fingerprints: Vec<String> = out
-        .stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("fpr:"))
-        .filter_map(|l| l.split(':').find(|f| f.len() >= 32))
-        .map(str::to_uppercase)
-        .collect();
-    if !out.success() || fingerprints.is_empty() {
-        return Err(format!("the key is not an OpenPGP public key: {}", out.stderr.trim()));
-    }
+    // rPGP reads armored or binary keys and writes the binary keyring apt
+    // expects: no gpg on the host, no keyring of the admin's touched.
+    let keys = crate::actions::fetch::openpgp::load_keys(&raw)
+        .map_err(|e| format!("the key is not an OpenPGP public key: {e}"))?;
+    let (bytes, fingerprints) = crate::actions::fetch::openpgp::binary_keyring(&keys)?;
     if let Some(want) = &key.fingerprint {
         let want: String = want.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
         if !fingerprints.contains(&want) {
             return Err(format!("the key's fingerprint is {}, not {want}: refused", fingerprints.join(", ")));
         }
     }
-    let bytes = std::fs::read(&binary).map_err(|e| e.to_string())?;
     write_keeping_meta(keyring, &bytes).map_err(|e| format!("{}: {e}", keyring.display()))?;
     ctx.note(&format!("key {} written to {}", fingerprints.join(", "), keyring.display()));
     Ok(())

@@ -93,6 +93,11 @@ pub struct Probe {
     /// Takes the first capture group (or the whole match) of the output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regex: Option<String>,
+    /// `[product].candidate` with `package` only: refresh the package lists
+    /// (`apt-get update`) before reading the candidate, as seed 001's
+    /// xivo-upgrade does first; otherwise a new release stays unseen.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refresh: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

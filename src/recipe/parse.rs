@@ -159,6 +159,20 @@ pub fn parse(source: &Source, problems: &mut Vec<Problem>) -> Option<Recipe> {
         if let Some(c) = &p.candidate {
             check_probe(c, false, &product_span, problems);
         }
+        let misplaced = p.version.refresh
+            || p.candidate
+                .as_ref()
+                .is_some_and(|c| c.refresh && c.package.is_none());
+        if misplaced {
+            problems.push(
+                Problem::error(
+                    "bad-refresh",
+                    product_span.clone(),
+                    "`refresh` refreshes the package lists before reading a package's candidate version",
+                )
+                .label("use it in `candidate = { package = \"...\", refresh = true }` only"),
+            );
+        }
     }
     let paths = items("paths", paths, problems)
         .into_iter()

@@ -11,9 +11,11 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -29,7 +31,8 @@ struct Shared {
     aliases: BTreeMap<String, PathBuf>,
     /// Bytes per second for `.deb` files; 0: unlimited.
     rate: AtomicU64,
-    debs: AtomicU64,
+    /// `.deb` files served, by client address.
+    debs: Mutex<BTreeMap<IpAddr, u64>>,
     stop: AtomicBool,
 }
 
@@ -60,7 +63,7 @@ impl Mirror {
                 .map(|(u, p)| (u.to_string(), p.to_path_buf()))
                 .collect(),
             rate: AtomicU64::new(0),
-            debs: AtomicU64::new(0),
+            debs: Mutex::new(BTreeMap::new()),
             stop: AtomicBool::new(false),
         });
         let s = shared.clone();
@@ -96,9 +99,10 @@ impl Mirror {
         self.shared.rate.store(bytes_per_second, Ordering::SeqCst);
     }
 
-    /// How many `.deb` files were served so far.
-    pub fn debs_served(&self) -> u64 {
-        self.shared.debs.load(Ordering::SeqCst)
+    /// How many `.deb` files were served to `host` so far.
+    pub fn debs_served_to(&self, host: &Host) -> u64 {
+        let debs = self.shared.debs.lock().unwrap_or_else(|p| p.into_inner());
+        debs.get(&IpAddr::V4(host.addr())).copied().unwrap_or(0)
     }
 
     /// Make `name` resolve to this mirror on `host` (its /etc/hosts).
@@ -139,8 +143,9 @@ fn serve(s: &Shared, req: tiny_http::Request) {
         return;
     };
     let is_deb = url.ends_with(".deb");
-    if is_deb {
-        s.debs.fetch_add(1, Ordering::SeqCst);
+    if is_deb && let Some(peer) = req.remote_addr() {
+        let mut debs = s.debs.lock().unwrap_or_else(|p| p.into_inner());
+        *debs.entry(peer.ip()).or_default() += 1;
     }
     let rate = if is_deb {
         s.rate.load(Ordering::SeqCst)

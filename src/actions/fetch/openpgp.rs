@@ -112,6 +112,20 @@ pub fn parse_signature(bytes: &[u8]) -> Result<DetachedSignature, String> {
         .map_err(|e| format!("not an OpenPGP signature: {e}"))
 }
 
+/// Keys as a binary keyring (what apt's `signed-by=` reads), each with
+/// its primary fingerprint in upper-case hex.
+pub fn binary_keyring(keys: &[SignedPublicKey]) -> Result<(Vec<u8>, Vec<String>), String> {
+    use pgp::ser::Serialize;
+    let mut out = Vec::new();
+    let mut fingerprints = Vec::new();
+    for k in keys {
+        k.to_writer(&mut out)
+            .map_err(|e| format!("cannot write the key: {e}"))?;
+        fingerprints.push(fingerprint_hex(&k.fingerprint()).to_uppercase());
+    }
+    Ok((out, fingerprints))
+}
+
 fn fingerprint_hex(fp: &pgp::types::Fingerprint) -> String {
     crate::plan::hex(fp.as_bytes())
 }

@@ -291,9 +291,15 @@ pub fn compensate(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
         return Ok(());
     };
     let m: Manifest = serde_json::from_slice(&text).map_err(|e| e.to_string())?;
+    // Going back must not depend on the new versions configuring: their
+    // postinst may be what failed (a schema migration), or a power cut may
+    // have left one half-installed. dpkg unpacks the kept versions over
+    // either state; a repair is tried, and its failure only noted.
     if let Some(why) = interrupted() {
-        ctx.note(&format!("{why}: repairing with dpkg --configure -a"));
-        repair(ctx)?;
+        ctx.note(&format!("{why}: trying dpkg --configure -a before going back"));
+        if let Err(e) = repair(ctx) {
+            ctx.note(&format!("{e}: going back over the unconfigured packages"));
+        }
     }
     let debs = ctx.step_dir.join("debs");
     let wanted: Vec<&Change> = m.changes.iter().filter(|c| c.old.is_some()).collect();
@@ -306,12 +312,16 @@ pub fn compensate(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
         .map(|(d, _)| d)
         .collect();
     if !to_reinstall.is_empty() {
-        // The kept .debs are local files; apt's --no-download is not used:
-        // with local paths it fails ("Pathname to install is not absolute").
-        let mut args: Vec<String> = vec!["install".into(), "--allow-downgrades".into()];
-        args.extend(to_reinstall.iter().map(|d| d.display().to_string()));
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        ctx.run(apt_get(p, &argv), "reinstall the kept packages", ctx.timeout)?;
+        // dpkg itself, not apt: apt refuses to act while dpkg's state is
+        // broken, and the kept set was consistent as installed before.
+        let mut c = Command::new("dpkg");
+        c.args(["--install", "--force-confdef", "--force-confold"])
+            .args(&to_reinstall)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        ctx.run(c, "reinstall the kept packages", ctx.timeout)?;
+    }
+    if interrupted().is_some() {
+        repair(ctx)?;
     }
     let fresh: Vec<String> = m
         .changes

@@ -1,0 +1,455 @@
+//! XiVO's `xivo-upgrade` (seeds 000 and 001) as hoist with the shipped
+//! recipe (recipes/xivo), on booted Debian test hosts with the stand-in
+//! XiVO packages served by an HTTP mirror answering as mirror.xivo.fr:
+//! every 1.2 source version to 1.2.4, the refusals, `-d` then `-f`, and a
+//! failure and a power cut in the package upgrade.
+
+mod common;
+use common::{install_hoist, sh};
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hoist_testbed::products::xivo;
+use hoist_testbed::{AptRepo, Host, Mirror, Output, Suite, Testbed};
+
+const MIRROR_NAME: &str = "mirror.xivo.fr";
+const LIST: &str = "/etc/apt/sources.list.d/xivo.list";
+const TARGET: &str = "1.2.4";
+
+/// The repository with every stand-in version, its mirror, and hosts.
+struct Site {
+    mirror: Mirror,
+    tb: Testbed,
+    _repo: AptRepo,
+}
+
+impl Site {
+    /// The mirror goes first: its address is the LAN's, which the
+    /// teardown gives back to the next testbed.
+    fn teardown(self) {
+        drop(self.mirror);
+        self.tb.teardown().expect("teardown");
+    }
+}
+
+fn site(hosts: &[&str]) -> Site {
+    let mut repo = AptRepo::new().expect("repository");
+    xivo::add_to(&mut repo).expect("stand-in packages");
+    repo.publish().expect("publish");
+    let mut b = Testbed::builder();
+    for h in hosts {
+        b = b.host(h, Suite::Bookworm);
+    }
+    let tb = b.repo(&repo).start().expect("testbed");
+    let key = repo.root().join("keys/xivo_current.gpg");
+    // seed 000: `wget http://mirror.xivo.fr/xivo_current.key`.
+    let mirror = Mirror::start(
+        &repo.root(),
+        tb.runner_addr().expect("a LAN"),
+        80,
+        &[("/xivo_current.key", key.as_path())],
+    )
+    .expect("mirror");
+    Site {
+        mirror,
+        tb,
+        _repo: repo,
+    }
+}
+
+/// A host running XiVO `version` with some data, hoist installed with the
+/// shipped recipe and `xivo-upgrade` pointing at it.
+fn xivo_at(site: &Site, name: &str, version: &str, wizard: bool) -> Arc<Host> {
+    let h = site.tb.host(name).expect("host");
+    site.mirror.alias_on(&h, MIRROR_NAME).expect("alias");
+    h.use_mirror(
+        "xivo",
+        &format!("http://{MIRROR_NAME}/"),
+        &[&xivo::suite(version)],
+    )
+    .expect("sources");
+    let mut pkgs = String::from("xivo");
+    if xivo::has_xivo_upgrade(version) {
+        pkgs.push_str(" xivo-upgrade");
+    }
+    sh(
+        &h,
+        &format!("apt-get update -q && apt-get install -q -y {pkgs}"),
+    );
+    if wizard {
+        sh(&h, "xivo-wizard");
+    }
+    sh(
+        &h,
+        "runuser -u postgres -- psql -qAt -d asterisk -c \
+         \"INSERT INTO userfeatures (firstname, lastname) VALUES ('Alice', 'Martin'), ('Bob', NULL)\"",
+    );
+    install_hoist(&h, "").expect("hoist");
+    install_recipe(&h);
+    h
+}
+
+/// The recipe directory where hoist's package puts it, and the product's
+/// command as a symlink to hoist (ahead of the old script in PATH).
+fn install_recipe(h: &Host) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/xivo");
+    let dst = "/usr/share/hoist/recipes/xivo";
+    for e in walk(&src) {
+        let rel = e
+            .strip_prefix(&src)
+            .expect("below")
+            .to_string_lossy()
+            .to_string();
+        let mode = std::fs::metadata(&e).expect("stat").permissions();
+        use std::os::unix::fs::PermissionsExt;
+        h.write_file(
+            &format!("{dst}/{rel}"),
+            &std::fs::read(&e).expect("read"),
+            mode.mode() & 0o777,
+        )
+        .expect("write");
+    }
+    sh(
+        h,
+        "ln -sf /usr/local/bin/hoist /usr/local/sbin/xivo-upgrade",
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `xivo-upgrade ARGS` as an admin types it, whatever its exit status.
+fn upgrade(h: &Host, args: &str) -> Output {
+    h.exec_unchecked(&format!(
+        "NO_COLOR=1 timeout 280 xivo-upgrade {args} </dev/null 2>&1"
+    ))
+    .expect("xivo-upgrade runs")
+}
+
+/// Every daemon answers with `version`'s code on its schema.
+fn serves(h: &Host, version: &str) {
+    for (unit, port, _) in xivo::DAEMONS {
+        let (code, body) = h.http_get(*port, "/health").expect("health");
+        assert_eq!(code, 200, "{unit} on {}: {body}", h.name());
+        assert!(
+            body.contains(&format!("\"version\": \"{version}\"")),
+            "{unit} on {}: {body}",
+            h.name()
+        );
+    }
+}
+
+fn no_drop_rule(h: &Host) {
+    let rules = sh(h, "iptables -S INPUT");
+    assert!(
+        !rules.contains("DROP"),
+        "{}: SIP DROP rule left: {rules}",
+        h.name()
+    );
+}
+
+fn users(h: &Host) -> String {
+    sh(
+        h,
+        "runuser -u postgres -- psql -qAt -d asterisk -c 'SELECT firstname, lastname FROM userfeatures ORDER BY id'",
+    )
+}
+
+/// Everything an upgrade may change outside apt's caches and hoist's own
+/// state: packages, /etc, the database, the firewall, running units.
+fn system_state(h: &Host) -> String {
+    sh(
+        h,
+        "dpkg-query -W -f '${Package} ${Version} ${Status}\\n'; \
+         find /etc /var/lib/xivo /usr/share/xivo -xdev -type f -print0 2>/dev/null | sort -z | xargs -0 sha256sum; \
+         iptables -S; \
+         systemctl list-units --state=active --no-legend --plain 'xivo*' asterisk.service postgresql.service | awk '{print $1}'; \
+         runuser -u postgres -- pg_dump asterisk | grep -v '^\\\\\\(un\\)\\?restrict'",
+    )
+}
+
+/// Units became active in the order XiVO needs (seed 001, step 6).
+fn started_in_order(h: &Host) {
+    let mut last = 0u64;
+    for (unit, _, _) in xivo::DAEMONS {
+        let t: u64 = sh(
+            h,
+            &format!("systemctl show -P ActiveEnterTimestampMonotonic {unit}"),
+        )
+        .trim()
+        .parse()
+        .expect("a timestamp");
+        assert!(t >= last, "{unit} started before the daemon it needs");
+        last = t;
+    }
+}
+
+#[test]
+fn every_1_2_version_upgrades_to_1_2_4() {
+    let from = ["1.2.0", "1.2.1", "1.2.2", "1.2.3"];
+    let names: Vec<String> = from
+        .iter()
+        .map(|v| format!("x{}", v.replace('.', "")))
+        .collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let site = site(&refs);
+    std::thread::scope(|s| {
+        for (name, version) in names.iter().zip(from) {
+            let site = &site;
+            s.spawn(move || upgrade_one(site, name, version));
+        }
+    });
+    site.teardown();
+}
+
+fn upgrade_one(site: &Site, name: &str, version: &str) {
+    let h = xivo_at(site, name, version, true);
+    serves(&h, version);
+    // An admin's edit of a conffile 1.2.3 changes: kept, the new one reported.
+    let edited = xivo::schema_version(version) < 4;
+    if edited {
+        sh(
+            &h,
+            "sed -i s/log_level=info/log_level=debug/ /etc/xivo/sysconfd.conf",
+        );
+    }
+    // The release is published on the mirror: lists on the host are stale.
+    sh(
+        &h,
+        &format!("sed -i 's/xivo-{version}/xivo-{TARGET}/' {LIST}"),
+    );
+
+    let out = upgrade(&h, "-f");
+    assert!(out.success(), "{name}: {}", out.stdout);
+    // Seed 001: the current and new version on screen.
+    assert!(
+        out.stdout.contains(&format!("current version: {version}")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("new version: {TARGET}")),
+        "{}",
+        out.stdout
+    );
+
+    serves(&h, TARGET);
+    started_in_order(&h);
+    sh(&h, &format!("{} --check", xivo::UPDATE_DB));
+    assert_eq!(users(&h).trim(), "Alice|Martin\nBob|", "{name}: data kept");
+    no_drop_rule(&h);
+    // seed 000: from 1.2.0 and 1.2.1 xivo-upgrade is installed first.
+    assert_eq!(sh(&h, "dpkg-query -W -f '${Version}' xivo-upgrade"), TARGET);
+    // The post-upgrade scripts ran, each once.
+    let log = sh(&h, "cat /var/lib/hoist/runs/*.log");
+    for line in [
+        "no device templates on this host",
+        "no HA configuration",
+        "web-interface default language: en_US",
+    ] {
+        assert_eq!(log.matches(line).count(), 1, "{name}: {line:?} in\n{log}");
+    }
+    if edited {
+        sh(&h, "grep -q log_level=debug /etc/xivo/sysconfd.conf");
+        assert!(
+            out.stdout.contains("/etc/xivo/sysconfd.conf.dpkg-dist"),
+            "{name}: the new conffile is not reported: {}",
+            out.stdout
+        );
+    }
+    // The new archive key is trusted: a release signed with it only works.
+    sh(&h, "test -s /etc/apt/keyrings/xivo.gpg");
+    sh(
+        &h,
+        &format!("sed -i 's/xivo-{TARGET}/{}/' {LIST}", xivo::ROTATED_SUITE),
+    );
+    let update = sh(&h, "apt-get update -q 2>&1");
+    assert!(!update.contains("NO_PUBKEY"), "{name}: {update}");
+    // Up to date now: nothing to do, nothing run again.
+    sh(
+        &h,
+        &format!("sed -i 's/{}/xivo-{TARGET}/' {LIST}", xivo::ROTATED_SUITE),
+    );
+    let again = upgrade(&h, "-f");
+    assert!(again.success(), "{}", again.stdout);
+    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+}
+
+#[test]
+fn refused_before_anything_changes() {
+    let site = site(&["old", "nowizard"]);
+    std::thread::scope(|s| {
+        let site = &site;
+        s.spawn(move || {
+            // seed 000: 1.1 -> 1.2 "is not supported right now".
+            let h = xivo_at(site, "old", "1.1.21", true);
+            sh(&h, &format!("sed -i 's/xivo-1.1.21/xivo-{TARGET}/' {LIST}"));
+            sh(&h, "apt-get update -q");
+            let before = system_state(&h);
+            let out = upgrade(&h, "-f");
+            assert_eq!(out.code(), Some(1), "{}", out.stdout);
+            assert!(
+                out.stdout.contains(
+                    "Upgrading to XiVO 1.2 from a previous version (i.e. XiVO 1.1) is not supported right now."
+                ),
+                "{}",
+                out.stdout
+            );
+            assert_eq!(system_state(&h), before, "a refused upgrade changed the host");
+            serves(&h, "1.1.21");
+        });
+        s.spawn(move || {
+            // seed 000: "You can't use xivo-upgrade if you have not run the wizard".
+            let h = xivo_at(site, "nowizard", "1.2.3", false);
+            sh(&h, &format!("sed -i 's/xivo-1.2.3/xivo-{TARGET}/' {LIST}"));
+            sh(&h, "apt-get update -q");
+            let before = system_state(&h);
+            let out = upgrade(&h, "-f");
+            assert_eq!(out.code(), Some(1), "{}", out.stdout);
+            assert!(
+                out.stdout
+                    .contains("You can't use xivo-upgrade if you have not run the wizard"),
+                "{}",
+                out.stdout
+            );
+            assert_eq!(
+                system_state(&h),
+                before,
+                "a refused upgrade changed the host"
+            );
+            serves(&h, "1.2.3");
+        });
+    });
+    site.teardown();
+}
+
+#[test]
+fn download_only_then_force_downloads_nothing_more() {
+    let site = site(&["dl"]);
+    let h = xivo_at(&site, "dl", "1.2.3", true);
+    sh(&h, &format!("sed -i 's/xivo-1.2.3/xivo-{TARGET}/' {LIST}"));
+    sh(&h, "apt-get update -q");
+    let before = system_state(&h);
+    let fetched_before = site.mirror.debs_served_to(&h);
+
+    let out = upgrade(&h, "-d");
+    assert!(out.success(), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("new version: {TARGET}")),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        system_state(&h),
+        before,
+        "-d changed more than the package cache"
+    );
+    serves(&h, "1.2.3");
+    let cached = sh(&h, "ls /var/cache/apt/archives/");
+    assert!(cached.contains(&format!("xivo_{TARGET}_")), "{cached}");
+    let fetched = site.mirror.debs_served_to(&h);
+    assert!(fetched > fetched_before, "-d downloaded nothing");
+
+    let out = upgrade(&h, "-f");
+    assert!(out.success(), "{}", out.stdout);
+    serves(&h, TARGET);
+    assert_eq!(
+        site.mirror.debs_served_to(&h),
+        fetched,
+        "-f downloaded again what -d had downloaded"
+    );
+    drop(h);
+    site.teardown();
+}
+
+/// Waits (bounded) until dpkg is at work in the dist-upgrade.
+fn wait_for_dpkg(h: &Host) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let probe = "pgrep -f 'apt-get.*dist-upgrade' >/dev/null && pgrep -x dpkg >/dev/null && echo yes || true";
+    while !sh(h, probe).contains("yes") {
+        assert!(
+            Instant::now() < deadline,
+            "dpkg never ran in the dist-upgrade"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn failure_and_power_cut_in_the_package_upgrade() {
+    let site = site(&["fail", "cut"]);
+    std::thread::scope(|s| {
+        let site = &site;
+        s.spawn(move || {
+            let h = xivo_at(site, "fail", "1.2.3", true);
+            sh(&h, &format!("sed -i 's/xivo-1.2.3/xivo-{TARGET}/' {LIST}"));
+            let data = users(&h);
+            let before = system_state(&h);
+            // The schema migration the new xivo-manage-db runs in its
+            // postinst fails (its index name is taken): dpkg stops in the
+            // middle of the dist-upgrade, other packages already at 1.2.4.
+            sh(
+                &h,
+                "runuser -u postgres -- psql -qAt -d asterisk -c \
+                 'CREATE INDEX linefeatures_name_idx ON userfeatures (firstname)'",
+            );
+            let before = (before, system_state(&h));
+            let out = upgrade(&h, "-f");
+            assert!(!out.success(), "{}", out.stdout);
+            assert!(
+                out.stdout.contains("upgrade-packages: FAILED"),
+                "{}",
+                out.stdout
+            );
+            assert!(out.stdout.contains("Rolled back"), "{}", out.stdout);
+            serves(&h, "1.2.3");
+            assert_eq!(users(&h), data);
+            no_drop_rule(&h);
+            assert_eq!(sh(&h, "dpkg-query -W -f '${Version}' xivo"), "1.2.3");
+            assert_eq!(system_state(&h), before.1, "rollback is not exact");
+            let _ = before.0;
+        });
+        s.spawn(move || {
+            let h = xivo_at(site, "cut", "1.2.3", true);
+            sh(&h, &format!("sed -i 's/xivo-1.2.3/xivo-{TARGET}/' {LIST}"));
+            let data = users(&h);
+            sh(
+                &h,
+                "systemd-run --unit=xivo-upgrade-run --setenv=NO_COLOR=1 \
+                 sh -c 'xivo-upgrade -f </dev/null >/root/upgrade.out 2>&1'",
+            );
+            wait_for_dpkg(&h);
+            site.tb.crash(&h).expect("power cut and boot");
+            // After the power cut the admin finishes it: forward when dpkg
+            // can finish its work, back when a package was cut half-unpacked
+            // (dpkg --configure -a cannot finish it then).
+            let out = h
+                .exec_unchecked("NO_COLOR=1 timeout 280 hoist resume </dev/null 2>&1")
+                .expect("resume runs");
+            let log = sh(&h, "tail -n 40 /var/lib/hoist/runs/1.log; true");
+            if out.success() {
+                serves(&h, TARGET);
+            } else {
+                assert!(out.stdout.contains("Rolled back"), "{}\n{log}", out.stdout);
+                serves(&h, "1.2.3");
+                assert_eq!(sh(&h, "dpkg-query -W -f '${Version}' xivo"), "1.2.3");
+            }
+            assert_eq!(users(&h), data);
+            no_drop_rule(&h);
+            sh(&h, "dpkg --audit | (! grep .)");
+        });
+    });
+    site.teardown();
+}
