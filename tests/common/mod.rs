@@ -2,7 +2,7 @@
 // Each test binary uses a part of them.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use hoist_testbed::Host;
@@ -52,6 +52,22 @@ pub fn sh(h: &Host, script: &str) -> String {
     h.exec(script)
         .unwrap_or_else(|e| panic!("{script}: {e}"))
         .stdout
+}
+
+/// Builds the Debian package of this build's hoist into `out` with
+/// `scripts/build-deb --binary`; the package's path.
+pub fn build_deb(out: &Path) -> PathBuf {
+    let o = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/build-deb"))
+        .arg("--binary")
+        .arg(env!("CARGO_BIN_EXE_hoist"))
+        .arg("--out")
+        .arg(out)
+        // The package only travels to a test host: light compression.
+        .env("DPKG_DEB_COMPRESSOR_LEVEL", "1")
+        .output()
+        .expect("scripts/build-deb");
+    assert!(o.status.success(), "scripts/build-deb: {}", text(&o));
+    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
 }
 
 /// Puts this build's hoist on the host as /usr/local/bin/hoist and the
