@@ -2,8 +2,9 @@
 // Each test binary uses a part of them.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use hoist_testbed::Host;
 
@@ -54,10 +55,43 @@ pub fn sh(h: &Host, script: &str) -> String {
         .stdout
 }
 
-/// Puts this build's hoist on the host as /usr/local/bin/hoist and the
-/// recipe at /root/recipe.toml.
+/// Builds the Debian package of this build's hoist into `out` with
+/// `scripts/build-deb --binary`; the package's path.
+pub fn build_deb(out: &Path) -> PathBuf {
+    let o = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/build-deb"))
+        .arg("--binary")
+        .arg(env!("CARGO_BIN_EXE_hoist"))
+        .arg("--out")
+        .arg(out)
+        // The package only travels to a test host: light compression.
+        .env("DPKG_DEB_COMPRESSOR_LEVEL", "1")
+        .output()
+        .expect("scripts/build-deb");
+    assert!(o.status.success(), "scripts/build-deb: {}", text(&o));
+    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+}
+
+/// The Debian package of this build's hoist, built once per test binary.
+pub fn hoist_deb() -> &'static [u8] {
+    static DEB: OnceLock<Vec<u8>> = OnceLock::new();
+    DEB.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "deb-{}-{}",
+            env!("CARGO_CRATE_NAME"),
+            std::process::id()
+        ));
+        let deb = build_deb(&dir);
+        let bytes = std::fs::read(&deb).unwrap_or_else(|e| panic!("{}: {e}", deb.display()));
+        let _ = std::fs::remove_dir_all(&dir);
+        bytes
+    })
+}
+
+/// Installs this build's hoist on the host from its Debian package
+/// (`dpkg -i`: /usr/bin/hoist, on PATH, and the bundled recipes under
+/// /usr/share/hoist/recipes) and writes the recipe at /root/recipe.toml.
 pub fn install_hoist(h: &Host, recipe: &str) -> hoist_testbed::Result<()> {
-    let binary = std::fs::read(env!("CARGO_BIN_EXE_hoist")).expect("the hoist binary");
-    h.write_file("/usr/local/bin/hoist", &binary, 0o755)?;
+    h.write_file("/root/hoist.deb", hoist_deb(), 0o644)?;
+    h.exec("dpkg -i /root/hoist.deb && rm /root/hoist.deb")?;
     h.write_file("/root/recipe.toml", recipe.as_bytes(), 0o644)
 }

@@ -1,0 +1,228 @@
+//! The Debian package `scripts/build-deb` makes, read without installing it:
+//! its control fields, owners and modes, the bundled recipes (clean for the
+//! packaged hoist), no product's entry point, and the same files as the
+//! assets Cargo.toml gives cargo-deb.
+
+mod common;
+use common::{build_deb, text};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Files the script makes itself, which cargo-deb makes its own way
+/// (copyright) or not at all.
+const GENERATED: &[&str] = &[
+    "usr/share/doc/hoist/copyright",
+    "usr/share/doc/hoist/changelog.gz",
+    "usr/share/man/man1/hoist.1.gz",
+];
+
+fn run(c: &mut Command) -> String {
+    let o = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    assert!(o.status.success(), "{c:?}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `dpkg-deb -c`: path (without `./`) -> (mode string, owner/group), files only.
+fn contents(deb: &Path) -> BTreeMap<String, (String, String)> {
+    run(Command::new("dpkg-deb").arg("-c").arg(deb))
+        .lines()
+        .filter(|l| !l.starts_with('d'))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let path = f[5].trim_start_matches("./").to_string();
+            (path, (f[0].to_string(), f[1].to_string()))
+        })
+        .collect()
+}
+
+/// `*` in one path component.
+fn matches(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for p in &parts[1..parts.len() - 1] {
+        match rest.find(p) {
+            Some(i) => rest = &rest[i + p.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The files a source pattern of a cargo-deb asset names, relative to ROOT.
+fn expand(pattern: &str) -> Vec<PathBuf> {
+    let mut found = vec![PathBuf::new()];
+    for component in pattern.split('/') {
+        let mut next = Vec::new();
+        for dir in &found {
+            if !component.contains('*') {
+                next.push(dir.join(component));
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(Path::new(ROOT).join(dir)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if matches(component, &name) {
+                    next.push(dir.join(name));
+                }
+            }
+        }
+        found = next;
+    }
+    found.retain(|p| Path::new(ROOT).join(p).is_file());
+    found
+}
+
+/// What cargo-deb would put in the package: path -> mode, by its rules (a
+/// glob keeps the path from its first wildcard's directory on; a
+/// destination ending in `/` is a directory).
+fn cargo_deb_assets() -> BTreeMap<String, u32> {
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(Path::new(ROOT).join("Cargo.toml")).unwrap())
+            .unwrap();
+    let assets = manifest["package"]["metadata"]["deb"]["assets"]
+        .as_array()
+        .expect("[package.metadata.deb] assets");
+    let mut out = BTreeMap::new();
+    for a in assets {
+        let a: Vec<&str> = a
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let (source, dest, mode) = (a[0], a[1], u32::from_str_radix(a[2], 8).unwrap());
+        let files = if source == "target/release/hoist" {
+            vec![PathBuf::from(source)]
+        } else {
+            expand(source)
+        };
+        assert!(!files.is_empty(), "the asset {source} names no file");
+        let components: Vec<&str> = source.split('/').collect();
+        let skip = if !source.contains('*') {
+            None
+        } else if components[components.len() - 1].contains('*') {
+            Some(
+                components[..components.len() - 1]
+                    .iter()
+                    .position(|c| c.contains('*'))
+                    .unwrap_or(components.len() - 1),
+            )
+        } else {
+            Some(components.len() - 1)
+        };
+        for f in files {
+            let target = match skip {
+                Some(skip) => Path::new(dest).join(f.iter().skip(skip).collect::<PathBuf>()),
+                None if dest.ends_with('/') => Path::new(dest).join(f.file_name().unwrap()),
+                None => PathBuf::from(dest),
+            };
+            out.insert(target.display().to_string(), mode);
+        }
+    }
+    out
+}
+
+fn mode_bits(ls: &str) -> u32 {
+    ls[1..]
+        .chars()
+        .zip([0o400, 0o200, 0o100, 0o40, 0o20, 0o10, 0o4, 0o2, 0o1])
+        .filter(|(c, _)| *c != '-')
+        .map(|(_, b)| b)
+        .sum()
+}
+
+#[test]
+fn the_package_holds_hoist_its_recipes_and_docs_as_cargo_deb_would() {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("package-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let deb = build_deb(&dir);
+    let arch = run(Command::new("dpkg").arg("--print-architecture"));
+    assert_eq!(
+        deb.file_name().unwrap().to_string_lossy(),
+        format!("hoist_{}_{}.deb", env!("CARGO_PKG_VERSION"), arch.trim())
+    );
+
+    // Control fields, from Cargo.toml.
+    let field = |name: &str| {
+        run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(name))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(field("Package"), "hoist");
+    assert_eq!(field("Version"), env!("CARGO_PKG_VERSION"));
+    assert_eq!(field("Architecture"), arch.trim());
+    assert!(
+        field("Depends").starts_with("libc6 (>= 2."),
+        "{}",
+        field("Depends")
+    );
+    assert!(field("Recommends").contains("iptables | nftables"));
+    assert!(field("Maintainer").contains('@'));
+    assert!(field("Description").starts_with(env!("CARGO_PKG_DESCRIPTION")));
+
+    // Owners and modes.
+    let files = contents(&deb);
+    for (path, (mode, owner)) in &files {
+        assert_eq!(owner, "root/root", "{path}");
+        assert!(
+            !mode.contains('w') || mode.starts_with("-rw-r--r--") || mode.starts_with("-rwxr-xr-x"),
+            "{path} {mode}"
+        );
+    }
+    assert_eq!(files["usr/bin/hoist"].0, "-rwxr-xr-x");
+    // Every recipe; no product's own command (a product's package ships it).
+    for e in std::fs::read_dir(Path::new(ROOT).join("recipes"))
+        .unwrap()
+        .flatten()
+    {
+        let product = e.file_name().to_string_lossy().into_owned();
+        assert!(
+            files.contains_key(&format!("usr/share/hoist/recipes/{product}/recipe.toml")),
+            "{product}"
+        );
+    }
+    assert!(!files.keys().any(|p| p.ends_with("-upgrade")), "{files:?}");
+
+    // The packaged hoist finds nothing wrong in the packaged recipes.
+    let tree = dir.join("tree");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree));
+    let recipes: Vec<PathBuf> = std::fs::read_dir(tree.join("usr/share/hoist/recipes"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let mut lint = Command::new(tree.join("usr/bin/hoist"));
+    common::clean_env(&mut lint).arg("lint").args(&recipes);
+    let said = run(&mut lint);
+    assert!(
+        said.contains(&format!("{} recipe(s): 0 error(s)", recipes.len())),
+        "{said}"
+    );
+
+    // cargo-deb's assets are the same files with the same modes.
+    let assets = cargo_deb_assets();
+    let built: BTreeMap<String, u32> = files
+        .iter()
+        .filter(|(p, _)| !GENERATED.contains(&p.as_str()))
+        .map(|(p, (mode, _))| (p.clone(), mode_bits(mode)))
+        .collect();
+    assert_eq!(
+        built, assets,
+        "scripts/build-deb and [package.metadata.deb] assets differ"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
