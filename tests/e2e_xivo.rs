@@ -7,7 +7,6 @@
 mod common;
 use common::{install_hoist, sh};
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,43 +90,11 @@ fn xivo_at(site: &Site, name: &str, version: &str, wizard: bool) -> Arc<Host> {
     h
 }
 
-/// The recipe directory where hoist's package puts it, and the product's
-/// command as a symlink to hoist (ahead of the old script in PATH).
+/// The product's command: a symlink to hoist, as XiVO's own package would
+/// ship it (ahead of the old script in PATH); the recipe comes with hoist's
+/// package.
 fn install_recipe(h: &Host) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/xivo");
-    let dst = "/usr/share/hoist/recipes/xivo";
-    for e in walk(&src) {
-        let rel = e
-            .strip_prefix(&src)
-            .expect("below")
-            .to_string_lossy()
-            .to_string();
-        let mode = std::fs::metadata(&e).expect("stat").permissions();
-        use std::os::unix::fs::PermissionsExt;
-        h.write_file(
-            &format!("{dst}/{rel}"),
-            &std::fs::read(&e).expect("read"),
-            mode.mode() & 0o777,
-        )
-        .expect("write");
-    }
-    sh(
-        h,
-        "ln -sf /usr/local/bin/hoist /usr/local/sbin/xivo-upgrade",
-    );
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).expect("read dir") {
-        let p = e.expect("entry").path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+    sh(h, "ln -sf /usr/bin/hoist /usr/local/sbin/xivo-upgrade");
 }
 
 /// `xivo-upgrade ARGS` as an admin types it, whatever its exit status.
@@ -451,5 +418,93 @@ fn failure_and_power_cut_in_the_package_upgrade() {
             sh(&h, "dpkg --audit | (! grep .)");
         });
     });
+    site.teardown();
+}
+
+/// Samples asterisk's port (the stand-in SIP/HTTP service) every 10 ms
+/// from the runner until `done`; the time it did not answer.
+fn downtime_while(h: &Host, run: impl FnOnce()) -> Duration {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let probe = s.spawn(|| {
+            let mut down = Duration::ZERO;
+            let mut last = Instant::now();
+            let mut was_up = true;
+            while !done.load(Ordering::SeqCst) {
+                let up = matches!(h.http_get(5060, "/health"), Ok((200, _)));
+                let now = Instant::now();
+                if !was_up {
+                    down += now - last;
+                }
+                was_up = up;
+                last = now;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            down
+        });
+        run();
+        done.store(true, Ordering::SeqCst);
+        probe.join().expect("probe")
+    })
+}
+
+/// Service downtime of hoist against the seed's naive order (stop,
+/// update, download, install, start) with a slowed-down download, and the
+/// bare restart of the daemons as the floor. Numbers, not assertions:
+/// `scripts/bench-xivo-downtime` runs it.
+#[test]
+#[ignore = "benchmark, run on demand with scripts/bench-xivo-downtime"]
+fn bench_downtime_against_the_naive_order() {
+    let rate: u64 = std::env::var("BENCH_RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20_000);
+    let site = site(&["hoist", "naive"]);
+    let (hh, nh) = std::thread::scope(|s| {
+        let site = &site;
+        let a = s.spawn(move || xivo_at(site, "hoist", "1.2.3", true));
+        let b = s.spawn(move || xivo_at(site, "naive", "1.2.3", true));
+        (a.join().expect("hoist host"), b.join().expect("naive host"))
+    });
+    for h in [&hh, &nh] {
+        sh(h, &format!("sed -i 's/xivo-1.2.3/xivo-{TARGET}/' {LIST}"));
+    }
+    let bare = downtime_while(&nh, || {
+        sh(&nh, "xivo-service stop && xivo-service start");
+    });
+    site.mirror.set_rate(rate);
+    let t = Instant::now();
+    let naive = downtime_while(&nh, || {
+        sh(
+            &nh,
+            "xivo-service stop && apt-get update -q && apt-get -q -y -o Dpkg::Options::=--force-confold dist-upgrade && xivo-service start",
+        );
+    });
+    let naive_total = t.elapsed();
+    let t = Instant::now();
+    let hoist = downtime_while(&hh, || {
+        let out = upgrade(&hh, "-f");
+        assert!(out.success(), "{}", out.stdout);
+    });
+    let hoist_total = t.elapsed();
+    serves(&hh, TARGET);
+    serves(&nh, TARGET);
+    let ms = |d: Duration| d.as_millis();
+    println!(
+        "download rate {rate} B/s\n\
+         bare restart (stop+start): downtime {} ms\n\
+         naive order: downtime {} ms of {} ms\n\
+         hoist:       downtime {} ms of {} ms\n\
+         hoist / bare = {:.2}, naive / hoist = {:.2}",
+        ms(bare),
+        ms(naive),
+        ms(naive_total),
+        ms(hoist),
+        ms(hoist_total),
+        hoist.as_secs_f64() / bare.as_secs_f64().max(0.001),
+        naive.as_secs_f64() / hoist.as_secs_f64().max(0.001),
+    );
+    drop((hh, nh));
     site.teardown();
 }
