@@ -97,7 +97,8 @@ fn start_mode(text: &str) -> Option<&str> {
 /// A major as postgresql-common takes it: `15`, `9.6`.
 fn major_ok(v: &str) -> bool {
     let mut parts = v.split('.');
-    let digits = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let digits =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     let first = parts.next();
     match (parts.next(), parts.next()) {
         (None, _) => digits(first),
@@ -109,9 +110,10 @@ fn major_ok(v: &str) -> bool {
 /// A cluster name postgresql-common accepts (`[-.\w]+`), that is also one
 /// path component and never read as an option.
 fn name_ok(n: &str) -> bool {
-    n.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && n
-            .bytes()
+    n.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && n.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
 }
 
@@ -131,33 +133,50 @@ fn upgrade_of(db: &Db) -> Result<Upgrade<'_>, String> {
     let new_cluster = db.new_cluster.as_deref().unwrap_or(cluster);
     for (key, v) in [("from", from), ("to", to)] {
         if !major_ok(v) {
-            return Err(format!("`{key}` = {v:?} is not a PostgreSQL major (`15`, `9.6`)"));
+            return Err(format!(
+                "`{key}` = {v:?} is not a PostgreSQL major (`15`, `9.6`)"
+            ));
         }
     }
     for (key, v) in [("cluster", cluster), ("new_cluster", new_cluster)] {
         if !name_ok(v) {
-            return Err(format!("`{key}` = {v:?} is not a cluster name (letters, digits, `_`, `-`, `.`)"));
+            return Err(format!(
+                "`{key}` = {v:?} is not a cluster name (letters, digits, `_`, `-`, `.`)"
+            ));
         }
     }
     if from == to && cluster == new_cluster {
         return Err(format!("{from}/{cluster} would be upgraded into itself"));
     }
     Ok(Upgrade {
-        old: Cl { version: from, name: cluster },
-        new: Cl { version: to, name: new_cluster },
+        old: Cl {
+            version: from,
+            name: cluster,
+        },
+        new: Cl {
+            version: to,
+            name: new_cluster,
+        },
         method: db.method.unwrap_or_default(),
         replace: db.replace_empty_target,
     })
 }
 
 fn dropped_of(db: &Db) -> Result<Cl<'_>, String> {
-    let version = db.version.as_deref().ok_or("`drop_cluster` needs `version`")?;
+    let version = db
+        .version
+        .as_deref()
+        .ok_or("`drop_cluster` needs `version`")?;
     let name = db.cluster.as_deref().unwrap_or("main");
     if !major_ok(version) {
-        return Err(format!("`version` = {version:?} is not a PostgreSQL major (`15`, `9.6`)"));
+        return Err(format!(
+            "`version` = {version:?} is not a PostgreSQL major (`15`, `9.6`)"
+        ));
     }
     if !name_ok(name) {
-        return Err(format!("`cluster` = {name:?} is not a cluster name (letters, digits, `_`, `-`, `.`)"));
+        return Err(format!(
+            "`cluster` = {name:?} is not a cluster name (letters, digits, `_`, `-`, `.`)"
+        ));
     }
     Ok(Cl { version, name })
 }
@@ -255,7 +274,11 @@ pub fn validate(db: &Db, span: &Range<usize>, problems: &mut Vec<Problem>) {
     ];
     for (key, set) in unused {
         if set {
-            bad("unused-key", format!("`{op}` does not take `{key}`"), &format!("remove `{key}`"));
+            bad(
+                "unused-key",
+                format!("`{op}` does not take `{key}`"),
+                &format!("remove `{key}`"),
+            );
         }
     }
     // Values with a `{{ fact }}` are checked once filled in, at run time.
@@ -329,7 +352,8 @@ struct Status {
 /// `None` when the cluster does not exist.
 fn status(c: Cl<'_>) -> Result<Option<Status>, String> {
     let mut cmd = Command::new("pg_lsclusters");
-    cmd.args(["--no-header", c.version, c.name]).current_dir("/");
+    cmd.args(["--no-header", c.version, c.name])
+        .current_dir("/");
     let out = crate::process::run(&mut cmd, QUICK)
         .map_err(|e| format!("pg_lsclusters: cannot run: {e} (is postgresql-common installed?)"))?;
     if !out.success() {
@@ -376,7 +400,8 @@ fn daemon_reload(ctx: &Ctx<'_>) {
 }
 
 fn mark(path: &Path, text: &str) -> Result<(), String> {
-    crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+    crate::fsutil::write_atomic(path, text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 // --- fingerprint ----------------------------------------------------------------
@@ -393,7 +418,10 @@ impl Fingerprint {
     fn describe(&self) -> String {
         let tables: usize = self.databases.values().map(BTreeMap::len).sum();
         let rows: u64 = self.databases.values().flat_map(|t| t.values()).sum();
-        format!("{} databases, {tables} tables, {rows} rows", self.databases.len())
+        format!(
+            "{} databases, {tables} tables, {rows} rows",
+            self.databases.len()
+        )
     }
 
     /// The differences, at most `max` of them, said for the admin.
@@ -418,7 +446,11 @@ impl Fingerprint {
                 }
             }
         }
-        for db in after.databases.keys().filter(|d| !self.databases.contains_key(*d)) {
+        for db in after
+            .databases
+            .keys()
+            .filter(|d| !self.databases.contains_key(*d))
+        {
             out.push(format!("database {db} is new"));
         }
         let n = out.len();
@@ -485,13 +517,17 @@ fn fingerprint(ctx: &Ctx<'_>, c: Cl<'_>) -> Result<Fingerprint, String> {
     let mut fp = Fingerprint::default();
     for row in rows(ctx, c, "postgres", DATABASES)? {
         let [name, allow] = row.as_slice() else {
-            return Err(format!("{c}: unexpected answer listing the databases: {row:?}"));
+            return Err(format!(
+                "{c}: unexpected answer listing the databases: {row:?}"
+            ));
         };
         let mut tables = BTreeMap::new();
         if allow == "t" {
             for t in rows(ctx, c, name, TABLES)? {
                 let [table, count] = t.as_slice() else {
-                    return Err(format!("{c} ({name}): unexpected answer counting rows: {t:?}"));
+                    return Err(format!(
+                        "{c} ({name}): unexpected answer counting rows: {t:?}"
+                    ));
                 };
                 let count = count
                     .parse()
@@ -520,14 +556,20 @@ pub fn upgrade(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
     if upgraded(&u, &dir) {
         // An earlier attempt got as far as pg_upgradecluster's end (a
         // resume asks `upgrade_applied` first): check what it made.
-        ctx.note(&format!("{new} exists and {old} is set to manual start: upgraded already"));
+        ctx.note(&format!(
+            "{new} exists and {old} is set to manual start: upgraded already"
+        ));
         return check_new(ctx, &u);
     }
     if !old.exists() {
-        return Err(format!("there is no PostgreSQL cluster {old} (pg_lsclusters)"));
+        return Err(format!(
+            "there is no PostgreSQL cluster {old} (pg_lsclusters)"
+        ));
     }
     let Some(st) = status(old)? else {
-        return Err(format!("there is no PostgreSQL cluster {old} (pg_lsclusters)"));
+        return Err(format!(
+            "there is no PostgreSQL cluster {old} (pg_lsclusters)"
+        ));
     };
     if !st.online {
         if !ours {
@@ -543,7 +585,9 @@ pub fn upgrade(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
         if ours {
             // pg_upgradecluster died half way (the old cluster is not set
             // to manual): what it made is this step's, and goes.
-            ctx.note(&format!("{new} is left from an interrupted attempt: dropping it"));
+            ctx.note(&format!(
+                "{new} is left from an interrupted attempt: dropping it"
+            ));
             tool(ctx, "pg_dropcluster", &["--stop", new.version, new.name])?;
         } else if u.replace {
             refuse_unless_empty(ctx, new)?;
@@ -554,7 +598,11 @@ pub fn upgrade(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
         }
     }
     let fp = fingerprint(ctx, old)?;
-    ctx.note(&format!("{old} before the upgrade: {} (port {})", fp.describe(), st.port));
+    ctx.note(&format!(
+        "{old} before the upgrade: {} (port {})",
+        fp.describe(),
+        st.port
+    ));
     let before = Before {
         port: st.port.clone(),
         fingerprint: fp,
@@ -565,14 +613,18 @@ pub fn upgrade(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
     let saved = Saved::new(&dir);
     for f in ["postgresql.conf", "start.conf"] {
         let p = old.conf_dir().join(f);
-        saved.save_once(&p).map_err(|e| format!("saving {}: {e}", p.display()))?;
+        saved
+            .save_once(&p)
+            .map_err(|e| format!("saving {}: {e}", p.display()))?;
     }
     if new.exists() {
         // Checked empty just above; its port is kept to create it again.
         let port = status(new)?.map(|s| s.port).unwrap_or_default();
         mark(&dir.join(TARGET_DROPPED), &port)?;
         tool(ctx, "pg_dropcluster", &["--stop", new.version, new.name])?;
-        ctx.note(&format!("dropped the empty {new} (port {port}); the undo creates it again"));
+        ctx.note(&format!(
+            "dropped the empty {new} (port {port}); the undo creates it again"
+        ));
     }
     mark(&dir.join(UPGRADING), &new.to_string())?;
     let mut args = vec!["-v", new.version];
@@ -630,13 +682,17 @@ fn check_new(ctx: &Ctx<'_>, u: &Upgrade<'_>) -> Result<(), String> {
         tool(ctx, "pg_ctlcluster", &[new.version, new.name, "start"])?;
     }
     let Some(st) = status(new)?.filter(|s| s.online) else {
-        return Err(format!("{new} is not online after the upgrade (pg_lsclusters)"));
+        return Err(format!(
+            "{new} is not online after the upgrade (pg_lsclusters)"
+        ));
     };
     let before: Option<Before> = std::fs::read(ctx.step_dir.join(BEFORE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let Some(before) = before else {
-        ctx.note(&format!("no fingerprint of {old} was taken by this step: {new} is not compared"));
+        ctx.note(&format!(
+            "no fingerprint of {old} was taken by this step: {new} is not compared"
+        ));
         return Ok(());
     };
     if st.port != before.port {
@@ -746,7 +802,7 @@ pub fn drop(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
 }
 
 pub fn drop_applied(db: &Db) -> Option<bool> {
-    dropped_of(db).ok().map(|c| !c.conf_dir().exists())
+    dropped_of(db).ok().map(|c| !c.exists())
 }
 
 #[cfg(test)]
@@ -782,13 +838,46 @@ mod tests {
         let text = "13  main    5433 down   postgres /var/lib/postgresql/13/main /var/log/postgresql/postgresql-13-main.log\n\
                     15  main    5432 online postgres /var/lib/postgresql/15/main /var/log/postgresql/postgresql-15-main.log\n\
                     15  standby 5434 online,recovery postgres /srv/pg /var/log/x.log\n";
-        let s = parse_lsclusters(text, Cl { version: "15", name: "main" }).unwrap();
+        let s = parse_lsclusters(
+            text,
+            Cl {
+                version: "15",
+                name: "main",
+            },
+        )
+        .unwrap();
         assert_eq!((s.port.as_str(), s.online), ("5432", true));
         assert_eq!(s.datadir, PathBuf::from("/var/lib/postgresql/15/main"));
-        let s = parse_lsclusters(text, Cl { version: "13", name: "main" }).unwrap();
+        let s = parse_lsclusters(
+            text,
+            Cl {
+                version: "13",
+                name: "main",
+            },
+        )
+        .unwrap();
         assert!(!s.online);
-        assert!(parse_lsclusters(text, Cl { version: "15", name: "standby" }).unwrap().online);
-        assert!(parse_lsclusters(text, Cl { version: "11", name: "main" }).is_none());
+        assert!(
+            parse_lsclusters(
+                text,
+                Cl {
+                    version: "15",
+                    name: "standby"
+                }
+            )
+            .unwrap()
+            .online
+        );
+        assert!(
+            parse_lsclusters(
+                text,
+                Cl {
+                    version: "11",
+                    name: "main"
+                }
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -796,12 +885,23 @@ mod tests {
         let fp = |dbs: &[(&str, &[(&str, u64)])]| Fingerprint {
             databases: dbs
                 .iter()
-                .map(|(d, t)| (d.to_string(), t.iter().map(|(n, c)| (n.to_string(), *c)).collect()))
+                .map(|(d, t)| {
+                    (
+                        d.to_string(),
+                        t.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
+                    )
+                })
                 .collect(),
         };
-        let before = fp(&[("walt", &[("public.nodes", 3), ("public.images", 2)]), ("postgres", &[])]);
+        let before = fp(&[
+            ("walt", &[("public.nodes", 3), ("public.images", 2)]),
+            ("postgres", &[]),
+        ]);
         assert!(before.differences(&before.clone(), 10).is_empty());
-        let after = fp(&[("walt", &[("public.nodes", 2), ("public.logs", 0)]), ("other", &[])]);
+        let after = fp(&[
+            ("walt", &[("public.nodes", 2), ("public.logs", 0)]),
+            ("other", &[]),
+        ]);
         assert_eq!(
             before.differences(&after, 10),
             [
