@@ -103,7 +103,6 @@ fn v4_on_bullseye_follows_the_seed_order() {
             "refresh-indexes",
             "upgrade-os",
             "install-container-tools",
-            "drop-default-cluster-15",
             "upgrade-cluster-13-to-15",
             "verify-cluster-15",
             "install-walt-5",
@@ -133,13 +132,13 @@ fn each_operation_is_its_own_step_of_the_right_kind() {
     assert_eq!(kind("refresh-indexes"), "packages");
     assert_eq!(kind("upgrade-os"), "packages");
     assert_eq!(kind("install-container-tools"), "packages");
-    assert_eq!(kind("upgrade-cluster-13-to-15"), "exec");
+    assert_eq!(kind("upgrade-cluster-13-to-15"), "db");
     assert_eq!(kind("verify-cluster-15"), "wait");
     assert_eq!(kind("install-walt-5"), "packages");
     assert_eq!(kind("reboot"), "reboot");
     assert_eq!(kind("wait-image-migration"), "wait");
     assert_eq!(kind("enable-walt-server"), "service");
-    assert_eq!(kind("drop-old-cluster-13"), "exec");
+    assert_eq!(kind("drop-old-cluster-13"), "db");
     // The dist-upgrade keeps the admin's configuration files.
     let upgrade = serde_json::to_value(&step(&p, "upgrade-os").action).unwrap();
     assert_eq!(upgrade["op"], "dist-upgrade");
@@ -166,8 +165,25 @@ fn the_old_cluster_is_dropped_only_after_verification() {
             );
         }
     }
-    // The new major's empty default goes first, then the upgrade.
-    assert_in_order(&p, &["drop-default-cluster-15", "upgrade-cluster-13-to-15"]);
+    // The new major's empty default is replaced by the upgrade itself; the
+    // drop is irreversible and the plan says so.
+    let upgrade = serde_json::to_value(&step(&p, "upgrade-cluster-13-to-15").action).unwrap();
+    assert_eq!(upgrade["op"], "upgrade_cluster");
+    assert_eq!(upgrade["replace_empty_target"], true);
+    let drop_old = step(&p, "drop-old-cluster-13");
+    assert!(drop_old.undo.is_none() && !drop_old.action.builtin_undo());
+    assert!(
+        drop_old
+            .preview
+            .as_deref()
+            .unwrap()
+            .starts_with("irreversible")
+    );
+    let shown = p.render();
+    assert!(
+        shown.contains("drop PostgreSQL cluster 13/main (pg_dropcluster --stop)\n"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -195,7 +211,7 @@ fn undo_where_it_means_something() {
     assert_eq!(undo_kind("stop-walt-server"), Some("service"));
     assert_eq!(undo_kind("disable-walt-server"), Some("service"));
     assert_eq!(undo_kind("switch-suite-bullseye"), Some("repo"));
-    assert_eq!(undo_kind("upgrade-cluster-13-to-15"), Some("exec"));
+    assert_eq!(undo_kind("upgrade-cluster-13-to-15"), None);
     assert_eq!(undo_kind("start-walt-server"), Some("service"));
     assert_eq!(undo_kind("enable-walt-server"), Some("service"));
     // The reverse switch, and the cluster undo keeps the old cluster.
@@ -203,11 +219,15 @@ fn undo_where_it_means_something() {
         serde_json::to_value(step(&p, "switch-suite-bullseye").undo.as_ref().unwrap()).unwrap();
     assert_eq!(switch_back["from"], "bookworm");
     assert_eq!(switch_back["to"], "bullseye");
-    let cluster_undo =
-        serde_json::to_value(step(&p, "upgrade-cluster-13-to-15").undo.as_ref().unwrap()).unwrap();
-    let sh = cluster_undo["shell"].as_str().unwrap();
-    assert!(sh.starts_with("pg_dropcluster --stop 15 main"), "{sh}");
-    assert!(!sh.contains("pg_dropcluster 13") && !sh.contains("--stop 13"));
+    // The cluster upgrade's undo is built in: it drops the new cluster and
+    // puts the old one back, never the other way round.
+    let cluster = step(&p, "upgrade-cluster-13-to-15");
+    assert!(cluster.action.builtin_undo());
+    let preview = cluster.preview.as_deref().unwrap();
+    assert!(
+        preview.contains("undo: drop 15/main, put back 13/main's postgresql.conf and start.conf, start 13/main, create the empty 15/main again"),
+        "{preview}"
+    );
     // Irreversible: no undo pretends otherwise.
     for id in ["uninstall-walt4-python3", "upgrade-os", "install-walt-5"] {
         assert_eq!(undo_kind(id), None, "`{id}` cannot be undone");
@@ -240,7 +260,6 @@ fn the_suite_and_postgresql_pair_come_from_the_host() {
     let p = plan_for("4.0-bullseye.toml");
     for id in [
         "switch-suite-stretch",
-        "drop-default-cluster-11",
         "upgrade-cluster-9.6-to-11",
         "verify-cluster-11",
         "drop-old-cluster-9.6",
@@ -271,7 +290,6 @@ fn the_suite_and_postgresql_pair_come_from_the_host() {
             "upgrade-os",
             "install-container-tools",
             "install-docker-ce",
-            "drop-default-cluster-11",
             "upgrade-cluster-9.6-to-11",
             "verify-cluster-11",
             "install-walt-5",

@@ -13,8 +13,13 @@
 //!   trailing-slash fix: the count of such paths must then be 0). With
 //!   `protect = true` the database is dumped into the step's directory first
 //!   and rollback restores it.
+//! - `upgrade_cluster` and `drop_cluster` (seed 004: `pg_upgradecluster`,
+//!   `pg_dropcluster`) move a Debian PostgreSQL cluster to a new major,
+//!   checked by a fingerprint of its data, with an undo that puts the old
+//!   cluster back (see `cluster.rs`).
 
 mod client;
+mod cluster;
 mod ops;
 
 use std::ops::Range;
@@ -41,6 +46,42 @@ pub enum Op {
     Backup,
     Restore,
     Sql,
+    #[serde(rename = "upgrade_cluster")]
+    UpgradeCluster,
+    #[serde(rename = "drop_cluster")]
+    DropCluster,
+}
+
+impl Op {
+    /// The ops on a whole cluster (Debian's postgresql-common), not on one
+    /// database.
+    pub fn on_cluster(self) -> bool {
+        matches!(self, Op::UpgradeCluster | Op::DropCluster)
+    }
+}
+
+/// How `pg_upgradecluster` moves the data (its `-m`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// pg_dump and restore into the new cluster; the old one is untouched.
+    #[default]
+    Dump,
+    /// pg_upgrade, copying the data files.
+    Upgrade,
+    /// pg_upgrade with hard links: fast, but the old cluster cannot be
+    /// started again once the new one has run.
+    Link,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Dump => "dump",
+            Method::Upgrade => "upgrade",
+            Method::Link => "link",
+        }
+    }
 }
 
 /// How to log in. Every form keeps the secret off the command line.
@@ -70,6 +111,17 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    /// None given (the default).
+    pub fn is_empty(&self) -> bool {
+        self.os_user.is_none()
+            && self.defaults_file.is_none()
+            && self.properties.is_none()
+            && self.user_key.is_none()
+            && self.password_key.is_none()
+            && self.host_key.is_none()
+            && self.port_key.is_none()
+    }
+
     pub fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
         if self.os_user.is_some() && self.properties.is_some() {
             problems.push(
@@ -109,6 +161,8 @@ impl Credentials {
 pub struct Db {
     pub op: Op,
     pub engine: Engine,
+    /// Every op but the cluster ones.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub database: String,
     /// The dump file, for `backup` and `restore`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +185,26 @@ pub struct Db {
     pub keep: Option<u32>,
     #[serde(default)]
     pub credentials: Credentials,
+    /// `upgrade_cluster`: the old and the new major (`"13"`, `"9.6"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `upgrade_cluster`, `drop_cluster`: the cluster's name (`main`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// `upgrade_cluster`: the upgraded cluster's name (default: `cluster`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    /// `upgrade_cluster`: drop the empty `<to>/<new_cluster>` the new
+    /// major's package created, as Debian's procedure does first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace_empty_target: bool,
+    /// `drop_cluster`: the major of the cluster to drop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -153,6 +227,7 @@ impl Kind for Db {
         };
         let dump = self.dump.as_deref().unwrap_or("?");
         match self.op {
+            Op::UpgradeCluster | Op::DropCluster => cluster::summary(self),
             Op::Backup => format!("back up {engine} database {} to {dump}", self.database),
             Op::Restore => format!("restore {engine} database {} from {dump}", self.database),
             Op::Sql => match (&self.sql, &self.sql_file) {
@@ -188,29 +263,76 @@ impl Kind for Db {
             Op::Backup => ops::backup(self, ctx),
             Op::Restore => ops::restore(self, ctx),
             Op::Sql => ops::sql(self, ctx),
+            Op::UpgradeCluster => cluster::upgrade(self, ctx),
+            Op::DropCluster => cluster::drop(self, ctx),
         }
     }
 
     fn builtin_undo(&self) -> bool {
-        self.op == Op::Sql && self.protect
+        (self.op == Op::Sql && self.protect) || self.op == Op::UpgradeCluster
     }
 
     fn compensate(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
-        if !self.builtin_undo() {
-            return Err("`db` has a built-in undo only for `sql` with `protect = true`".into());
+        match self.op {
+            Op::UpgradeCluster => cluster::undo_upgrade(self, ctx),
+            Op::Sql if self.protect => ops::put_back(self, ctx),
+            _ => Err(
+                "`db` has a built-in undo only for `upgrade_cluster` and `sql` with `protect = true`"
+                    .into(),
+            ),
         }
-        ops::put_back(self, ctx)
     }
 
     fn applied(&self, ctx: &Ctx<'_>) -> Option<bool> {
         match (&self.op, &self.check) {
             (Op::Sql, Some(check)) => ops::check_holds(self, check, ctx).ok(),
+            (Op::UpgradeCluster, _) => cluster::upgrade_applied(self, ctx),
+            (Op::DropCluster, _) => cluster::drop_applied(self),
             _ => None,
         }
     }
 
+    fn preview(&self, _recipe_dir: &std::path::Path) -> Option<String> {
+        cluster::preview(self)
+    }
+
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
         self.credentials.validate(span, problems);
+        if self.op.on_cluster() {
+            cluster::validate(self, span, problems);
+            return;
+        }
+        let cluster_keys = [
+            ("from", self.from.is_some()),
+            ("to", self.to.is_some()),
+            ("cluster", self.cluster.is_some()),
+            ("new_cluster", self.new_cluster.is_some()),
+            ("method", self.method.is_some()),
+            ("replace_empty_target", self.replace_empty_target),
+            ("version", self.version.is_some()),
+        ];
+        for (key, set) in cluster_keys {
+            if set {
+                problems.push(
+                    Problem::error(
+                        "unused-key",
+                        span.clone(),
+                        format!("`db` takes `{key}` only with the cluster ops"),
+                    )
+                    .label(format!("remove `{key}`")),
+                );
+            }
+        }
+        if self.database.is_empty() {
+            problems.push(
+                Problem::error(
+                    "missing-key",
+                    span.clone(),
+                    "`db` needs `database` (the database's name)",
+                )
+                .label("add `database`"),
+            );
+        }
         let misplaced = [
             ("check", self.check.is_some() && self.op != Op::Sql, "`sql`"),
             ("protect", self.protect && self.op != Op::Sql, "`sql`"),
