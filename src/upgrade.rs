@@ -355,6 +355,42 @@ fn to_look_at(engine: &Engine) -> Vec<String> {
         .collect()
 }
 
+/// Bounds the wait for a boot in progress.
+const BOOT_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// After a power cut an admin can log in, and resume, while the host still
+/// boots: PostgreSQL may be in crash recovery ("the database system is
+/// starting up") and a step or its undo would fail for that alone. So a
+/// resume or rollback typed during the boot waits, bounded, for it to end.
+/// Not from a unit (`INVOCATION_ID`): the boot-time resume is itself part
+/// of the boot it would wait for.
+fn wait_for_boot(json: bool) {
+    if std::env::var_os("INVOCATION_ID").is_some() {
+        return;
+    }
+    let state = crate::process::run(
+        &mut crate::process::argv(&["systemctl".into(), "is-system-running".into()]),
+        std::time::Duration::from_secs(10),
+    );
+    let booting = state
+        .as_ref()
+        .is_ok_and(|o| matches!(o.stdout.trim(), "initializing" | "starting"));
+    if !booting {
+        return;
+    }
+    if !json {
+        println!("the host is still booting: waiting for it to finish");
+    }
+    let _ = crate::process::run(
+        &mut crate::process::argv(&[
+            "systemctl".into(),
+            "is-system-running".into(),
+            "--wait".into(),
+        ]),
+        BOOT_WAIT,
+    );
+}
+
 pub fn resume(state_dir: &Path, replan: bool, json: bool) -> u8 {
     match resume_inner(state_dir, replan, json) {
         Ok(code) => code,
@@ -374,6 +410,7 @@ fn resume_inner(state_dir: &Path, replan: bool, json: bool) -> Result<u8, RunErr
         }
         return Ok(EXIT_OK);
     };
+    wait_for_boot(json);
     if matches!(run.state, RunState::RollingBack | RunState::RollbackFailed) {
         return Ok(refuse(
             json,
@@ -493,6 +530,7 @@ pub fn rollback(state_dir: &Path, json: bool) -> u8 {
             }
             return Ok(EXIT_OK);
         };
+        wait_for_boot(json);
         journal.event(run.id, "rollback", "asked for by the admin")?;
         let mut engine = Engine::open(journal, run.id, json)?;
         let ending = engine.rollback(None)?;

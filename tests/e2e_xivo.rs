@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hoist_testbed::products::xivo;
-use hoist_testbed::{AptRepo, Host, Mirror, Output, Suite, Testbed};
+use hoist_testbed::{AptRepo, Host, Mirror, Output, Suite, Testbed, wait_for};
 
 const MIRROR_NAME: &str = "mirror.xivo.fr";
 const LIST: &str = "/etc/apt/sources.list.d/xivo.list";
@@ -86,14 +86,14 @@ fn xivo_at(site: &Site, name: &str, version: &str, wizard: bool) -> Arc<Host> {
          \"INSERT INTO userfeatures (firstname, lastname) VALUES ('Alice', 'Martin'), ('Bob', NULL)\"",
     );
     install_hoist(&h, "").expect("hoist");
-    install_recipe(&h);
+    link_xivo_upgrade(&h);
     h
 }
 
 /// The product's command: a symlink to hoist, as XiVO's own package would
 /// ship it (ahead of the old script in PATH); the recipe comes with hoist's
 /// package.
-fn install_recipe(h: &Host) {
+fn link_xivo_upgrade(h: &Host) {
     sh(h, "ln -sf /usr/bin/hoist /usr/local/sbin/xivo-upgrade");
 }
 
@@ -343,15 +343,14 @@ fn download_only_then_force_downloads_nothing_more() {
 
 /// Waits (bounded) until dpkg is at work in the dist-upgrade.
 fn wait_for_dpkg(h: &Host) {
-    let deadline = Instant::now() + Duration::from_secs(120);
     let probe = "pgrep -f 'apt-get.*dist-upgrade' >/dev/null && pgrep -x dpkg >/dev/null && echo yes || true";
-    while !sh(h, probe).contains("yes") {
-        assert!(
-            Instant::now() < deadline,
-            "dpkg never ran in the dist-upgrade"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(
+        "dpkg at work in the dist-upgrade",
+        Duration::from_secs(120),
+        Duration::from_millis(50),
+        || sh(h, probe).contains("yes").then_some(()),
+    )
+    .expect("dpkg ran in the dist-upgrade");
 }
 
 #[test]

@@ -39,7 +39,6 @@ struct Shared {
 /// An HTTP server for one directory; stops when dropped.
 pub struct Mirror {
     addr: Ipv4Addr,
-    port: u16,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
@@ -83,15 +82,9 @@ impl Mirror {
         });
         Ok(Mirror {
             addr,
-            port,
             shared,
             thread: Some(thread),
         })
-    }
-
-    /// `http://addr:port`.
-    pub fn url(&self) -> String {
-        format!("http://{}:{}", self.addr, self.port)
     }
 
     /// Limit `.deb` downloads to `bytes_per_second` (0: no limit).

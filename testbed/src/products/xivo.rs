@@ -1,5 +1,6 @@
-//! Stand-in XiVO (seeds 000 and 001): the `xivo` metapackage, three daemons
-//! that must start in order (sysconfd, then agid, then ctid), a PostgreSQL
+//! Stand-in XiVO (seeds 000 and 001): the `xivo` metapackage, five daemons
+//! that must start in order (sysconfd and confgend, then asterisk, agid,
+//! ctid), `xivo-update-db`, a PostgreSQL
 //! database `asterisk` whose schema changes with the version and is
 //! migrated by `xivo-manage-db`'s postinst, a conffile that changes in
 //! 1.2.3, the wizard precondition, and from 1.2.2 on `xivo-upgrade` with
