@@ -198,8 +198,19 @@ fn upgrade_one(site: &Site, name: &str, version: &str) {
         &format!("sed -i 's/xivo-{version}/xivo-{TARGET}/' {LIST}"),
     );
 
-    let out = upgrade(&h, "-f");
+    let mut out = None;
+    let seen = watch_while(&h, || out = Some(upgrade(&h, "-f")));
+    let out = out.expect("the upgrade ran");
     assert!(out.success(), "{name}: {}", out.stdout);
+    // The daemons served the old code through the whole install and went
+    // down once, for the ordered restart (seed 001, step 6): the packages'
+    // own restarts were held.
+    let answers: Vec<Option<&str>> = seen.iter().map(|(a, _)| a.as_deref()).collect();
+    assert_eq!(
+        answers,
+        [Some(version), None, Some(TARGET)],
+        "{name}: what asterisk answered during the upgrade"
+    );
     // Seed 001: the current and new version on screen.
     assert!(
         out.stdout.contains(&format!("current version: {version}")),
@@ -420,32 +431,50 @@ fn failure_and_power_cut_in_the_package_upgrade() {
     site.teardown();
 }
 
-/// Samples asterisk's port (the stand-in SIP/HTTP service) every 10 ms
-/// from the runner until `done`; the time it did not answer.
-fn downtime_while(h: &Host, run: impl FnOnce()) -> Duration {
+/// What asterisk's port (the stand-in SIP/HTTP service) answered while `run` ran, polled every 10 ms:
+/// the version it served, or `None` when it did not answer, one entry per
+/// change, with how long each lasted.
+fn watch_while(h: &Host, run: impl FnOnce()) -> Vec<(Option<String>, Duration)> {
     use std::sync::atomic::{AtomicBool, Ordering};
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         let probe = s.spawn(|| {
-            let mut down = Duration::ZERO;
+            let mut seen: Vec<(Option<String>, Duration)> = Vec::new();
             let mut last = Instant::now();
-            let mut was_up = true;
             while !done.load(Ordering::SeqCst) {
-                let up = matches!(h.http_get(5060, "/health"), Ok((200, _)));
+                let answer = match h.http_get(5060, "/health") {
+                    Ok((200, body)) => body
+                        .split("\"version\": \"")
+                        .nth(1)
+                        .and_then(|v| v.split('"').next())
+                        .map(String::from),
+                    _ => None,
+                };
                 let now = Instant::now();
-                if !was_up {
-                    down += now - last;
+                if let Some(prev) = seen.last_mut() {
+                    prev.1 += now - last;
                 }
-                was_up = up;
+                if seen.last().is_none_or(|(a, _)| *a != answer) {
+                    seen.push((answer, Duration::ZERO));
+                }
                 last = now;
                 std::thread::sleep(Duration::from_millis(10));
             }
-            down
+            seen
         });
         run();
         done.store(true, Ordering::SeqCst);
         probe.join().expect("probe")
     })
+}
+
+/// The time asterisk's port did not answer while `run` ran.
+fn downtime_while(h: &Host, run: impl FnOnce()) -> Duration {
+    watch_while(h, run)
+        .iter()
+        .filter(|(a, _)| a.is_none())
+        .map(|(_, d)| *d)
+        .sum()
 }
 
 /// Service downtime of hoist against the seed's naive order (stop,

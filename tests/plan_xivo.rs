@@ -91,10 +91,49 @@ fn phases_are_in_order_and_nothing_disrupts_before_prepare_ends() {
             .iter()
             .all(|s| !s.action.disruptive())
     );
-    // The DROP rule is guaranteed removed: an undo, and a cleanup step.
-    let block = p.steps.iter().find(|s| s.id == "block-sip").unwrap();
+    // The DROP rule is guaranteed removed: an undo, and a step as soon as
+    // the daemons answer again. It covers the restart, not the install.
+    let pos = |id: &str| p.steps.iter().position(|s| s.id == id).unwrap();
+    let block = &p.steps[pos("block-sip")];
     assert_eq!(block.undo.as_ref().unwrap().kind(), "firewall");
-    assert_eq!(p.steps.last().unwrap().id, "unblock-sip");
+    assert!(pos("upgrade-packages") < pos("block-sip"));
+    assert_eq!(pos("block-sip") + 1, pos("restart-services"));
+    assert_eq!(pos("unblock-sip"), pos("services-answer") + 1);
+}
+
+/// Seed 001's order: XiVO upgraded, then every service restarted in
+/// order. The daemons are not stopped before the install, the packages'
+/// own restarts of them are held, and one step restarts exactly those.
+#[test]
+fn daemons_serve_until_one_ordered_restart() {
+    use hoist::actions::{Action, service::Op};
+    let p = plan_for("1.2.2.toml", |_| {});
+    let upgrade = p
+        .steps
+        .iter()
+        .position(|s| s.id == "upgrade-packages")
+        .unwrap();
+    assert!(
+        !p.steps[..upgrade]
+            .iter()
+            .any(|s| matches!(&s.action, Action::Service(_))),
+        "a service step before the install"
+    );
+    let Action::Packages(pk) = &p.steps[upgrade].action else {
+        panic!("upgrade-packages is not a packages step")
+    };
+    let restart = p.steps.iter().find(|s| s.id == "restart-services").unwrap();
+    let Action::Service(sv) = &restart.action else {
+        panic!("restart-services is not a service step")
+    };
+    assert_eq!(sv.op, Op::Restart);
+    assert_eq!(sv.units, pk.hold_restarts);
+    assert!(
+        restart
+            .action
+            .summary()
+            .contains("stopped in reverse order, then started in order")
+    );
 }
 
 #[test]

@@ -37,7 +37,12 @@ impl Kind for Service {
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
-        format!("{verb} {}", self.units.join(", "))
+        let how = if self.op == Op::Restart && self.units.len() > 1 {
+            " (all stopped in reverse order, then started in order)"
+        } else {
+            ""
+        };
+        format!("{verb} {}{how}", self.units.join(", "))
     }
 
     fn undo_kinds(&self) -> &'static [&'static str] {
@@ -57,11 +62,27 @@ impl Kind for Service {
     }
 
     fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
-        let stopping = matches!(self.op, Op::Stop | Op::Disable);
+        // Several units restarted together go down and come up as a set:
+        // all stopped in reverse order, then all started in order (seed
+        // 001's "restarted in the right order", as `xivo-service restart`
+        // does), so none starts against a dependency still running the old
+        // code, and none runs while one it needs is down.
+        if self.op == Op::Restart && self.units.len() > 1 {
+            for (op, stopping) in [(Op::Stop, true), (Op::Start, false)] {
+                self.each(ctx, op, stopping)?;
+            }
+            return Ok(());
+        }
+        self.each(ctx, self.op, matches!(self.op, Op::Stop | Op::Disable))
+    }
+}
+
+impl Service {
+    fn each(&self, ctx: &mut Ctx<'_>, op: Op, stopping: bool) -> Result<(), String> {
         for unit in crate::order::sort_units(ctx.services, &self.units, stopping) {
             let spec = ctx.services.iter().find(|s| s.name == unit);
-            let cmd = command(spec, &unit, self.op)?;
-            ctx.run(cmd, &format!("{} {unit}", verb(self.op)), ctx.timeout)?;
+            let cmd = command(spec, &unit, op)?;
+            ctx.run(cmd, &format!("{} {unit}", verb(op)), ctx.timeout)?;
         }
         Ok(())
     }
@@ -80,11 +101,17 @@ fn verb(op: Op) -> &'static str {
 
 /// The command for `op` on `unit` with its backend (systemd for services
 /// the recipe does not declare).
-pub fn command(spec: Option<&ServiceSpec>, unit: &str, op: Op) -> Result<std::process::Command, String> {
+pub fn command(
+    spec: Option<&ServiceSpec>,
+    unit: &str,
+    op: Op,
+) -> Result<std::process::Command, String> {
     let backend = spec.map_or(Backend::Systemd, |s| s.backend);
     let argv: Vec<String> = match (backend, op) {
         (Backend::Systemd, _) => vec!["systemctl".into(), verb(op).into(), unit.into()],
-        (Backend::Sysv, Op::Enable | Op::Disable) => vec!["update-rc.d".into(), unit.into(), verb(op).into()],
+        (Backend::Sysv, Op::Enable | Op::Disable) => {
+            vec!["update-rc.d".into(), unit.into(), verb(op).into()]
+        }
         (Backend::Sysv, _) => vec!["service".into(), unit.into(), verb(op).into()],
         (Backend::Command, Op::Start) => spec.and_then(|s| s.start.clone()).unwrap_or_default(),
         (Backend::Command, Op::Stop) => spec.and_then(|s| s.stop.clone()).unwrap_or_default(),
@@ -92,10 +119,17 @@ pub fn command(spec: Option<&ServiceSpec>, unit: &str, op: Op) -> Result<std::pr
             let stop = spec.and_then(|s| s.stop.clone()).unwrap_or_default();
             let start = spec.and_then(|s| s.start.clone()).unwrap_or_default();
             let quote = |v: &[String]| super::exec::shell_words(v);
-            vec!["/bin/sh".into(), "-c".into(), format!("{} && {}", quote(&stop), quote(&start))]
+            vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                format!("{} && {}", quote(&stop), quote(&start)),
+            ]
         }
         (Backend::Command, _) => {
-            return Err(format!("service {unit}: `{}` needs systemd or sysv; the command backend has start, stop and status only", verb(op)));
+            return Err(format!(
+                "service {unit}: `{}` needs systemd or sysv; the command backend has start, stop and status only",
+                verb(op)
+            ));
         }
     };
     if argv.is_empty() {
@@ -107,13 +141,21 @@ pub fn command(spec: Option<&ServiceSpec>, unit: &str, op: Op) -> Result<std::pr
 /// Whether `unit` runs now (for putting services back as they were).
 pub fn is_running(spec: Option<&ServiceSpec>, unit: &str) -> bool {
     let argv: Vec<String> = match spec.map_or(Backend::Systemd, |s| s.backend) {
-        Backend::Systemd => vec!["systemctl".into(), "is-active".into(), "--quiet".into(), unit.into()],
+        Backend::Systemd => vec![
+            "systemctl".into(),
+            "is-active".into(),
+            "--quiet".into(),
+            unit.into(),
+        ],
         Backend::Sysv => vec!["service".into(), unit.into(), "status".into()],
         Backend::Command => match spec.and_then(|s| s.status.clone()) {
             Some(a) if !a.is_empty() => a,
             _ => return false,
         },
     };
-    crate::process::run(&mut crate::process::argv(&argv), std::time::Duration::from_secs(30))
-        .is_ok_and(|o| o.success())
+    crate::process::run(
+        &mut crate::process::argv(&argv),
+        std::time::Duration::from_secs(30),
+    )
+    .is_ok_and(|o| o.success())
 }

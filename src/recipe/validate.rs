@@ -16,6 +16,7 @@ pub fn validate(r: &mut Recipe, problems: &mut Vec<Problem>) {
     templates(r, problems);
     steps(r, problems);
     services(r, problems);
+    held_restarts(r, problems);
 }
 
 fn unique_ids(r: &Recipe, problems: &mut Vec<Problem>) {
@@ -270,5 +271,39 @@ fn services(r: &Recipe, problems: &mut Vec<Problem>) {
             .label("part of the cycle")
             .help("remove one `after` so that an order exists"),
         );
+    }
+}
+
+/// A unit whose restarts a package step holds keeps running the old code
+/// until a later `service` step starts or restarts it: without one, the
+/// upgrade would end with the old daemons still serving.
+fn held_restarts(r: &Recipe, problems: &mut Vec<Problem>) {
+    use crate::actions::{Action, service::Op};
+    let at = |i: usize| (r.steps[i].phase, i);
+    for (i, s) in r.steps.iter().enumerate() {
+        let Action::Packages(p) = &s.action else {
+            continue;
+        };
+        if !p.disruptive_op() {
+            continue;
+        }
+        for unit in &p.hold_restarts {
+            let restarted = r.steps.iter().enumerate().any(|(j, later)| {
+                at(j) > at(i)
+                    && matches!(&later.action, Action::Service(sv)
+                        if matches!(sv.op, Op::Restart | Op::Start) && sv.units.contains(unit))
+            });
+            if !restarted {
+                problems.push(
+                    Problem::warning(
+                        "held-never-restarted",
+                        s.span.clone(),
+                        format!("step `{}` holds the restarts of `{unit}`, but no later step starts or restarts it", s.id),
+                    )
+                    .label("it would keep running the old code")
+                    .help("add a `service` step with `op = \"restart\"` naming it, in the `start` phase"),
+                );
+            }
+        }
     }
 }

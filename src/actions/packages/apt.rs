@@ -45,8 +45,12 @@ fn apt_get(p: &Packages, args: &[&str]) -> Command {
         .arg(format!("-oDPkg::Lock::Timeout={LOCK_WAIT_SECS}"))
         .arg("-oDpkg::Options::=--force-confdef");
     match p.conffiles {
-        Conffiles::KeepOld => c.arg("-oDpkg::Options::=--force-confold").env("UCF_FORCE_CONFFOLD", "1"),
-        Conffiles::TakeNew => c.arg("-oDpkg::Options::=--force-confnew").env("UCF_FORCE_CONFFNEW", "1"),
+        Conffiles::KeepOld => c
+            .arg("-oDpkg::Options::=--force-confold")
+            .env("UCF_FORCE_CONFFOLD", "1"),
+        Conffiles::TakeNew => c
+            .arg("-oDpkg::Options::=--force-confnew")
+            .env("UCF_FORCE_CONFFNEW", "1"),
     };
     // Seed 001: "questions to answer about replacing packaged files that have
     // been modified": none are ever asked.
@@ -67,7 +71,10 @@ pub fn op_args(p: &Packages) -> Vec<String> {
         Op::Download => v(&["-d", "install"]).into_iter().chain(names).collect(),
         Op::Install => v(&["install"]).into_iter().chain(names).collect(),
         Op::Upgrade if p.names.is_empty() => v(&["upgrade"]),
-        Op::Upgrade => v(&["install", "--only-upgrade"]).into_iter().chain(names).collect(),
+        Op::Upgrade => v(&["install", "--only-upgrade"])
+            .into_iter()
+            .chain(names)
+            .collect(),
         Op::DistUpgrade => v(&["dist-upgrade"]),
         Op::Remove => v(&["remove"]).into_iter().chain(names).collect(),
         Op::Purge => v(&["purge"]).into_iter().chain(names).collect(),
@@ -80,7 +87,9 @@ pub fn parse_simulation(out: &str) -> Vec<Change> {
     let mut changes = Vec::new();
     for line in out.lines() {
         let mut words = line.split_whitespace();
-        let (Some(kind), Some(pkg)) = (words.next(), words.next()) else { continue };
+        let (Some(kind), Some(pkg)) = (words.next(), words.next()) else {
+            continue;
+        };
         if !matches!(kind, "Inst" | "Remv" | "Purg") {
             continue;
         }
@@ -91,12 +100,19 @@ pub fn parse_simulation(out: &str) -> Vec<Change> {
             .and_then(|r| r.split(']').next())
             .map(String::from);
         let new = (kind == "Inst")
-            .then(|| rest.split('(').nth(1).and_then(|r| r.split_whitespace().next()))
+            .then(|| {
+                rest.split('(')
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+            })
             .flatten()
             .map(String::from);
         // A package name may carry `:arch`.
         let package = pkg.to_string();
-        if let Some(c) = changes.iter_mut().find(|c: &&mut Change| c.package == package) {
+        if let Some(c) = changes
+            .iter_mut()
+            .find(|c: &&mut Change| c.package == package)
+        {
             c.new = new;
         } else {
             changes.push(Change { package, old, new });
@@ -111,14 +127,21 @@ pub fn interrupted() -> Option<String> {
     let pending = std::fs::read_dir("/var/lib/dpkg/updates")
         .map(|d| d.filter_map(|e| e.ok()).count())
         .unwrap_or(0);
-    let audit = crate::process::run(&mut crate::process::argv(&["dpkg".into(), "--audit".into()]), Duration::from_secs(60))
-        .map(|o| o.stdout.trim().to_string())
-        .unwrap_or_default();
+    let audit = crate::process::run(
+        &mut crate::process::argv(&["dpkg".into(), "--audit".into()]),
+        Duration::from_secs(60),
+    )
+    .map(|o| o.stdout.trim().to_string())
+    .unwrap_or_default();
     match (pending, audit.is_empty()) {
         (0, true) => None,
         (n, _) => Some(format!(
             "dpkg was interrupted ({n} pending update(s) in /var/lib/dpkg/updates{}{})",
-            if audit.is_empty() { "" } else { "; dpkg --audit: " },
+            if audit.is_empty() {
+                ""
+            } else {
+                "; dpkg --audit: "
+            },
             audit.lines().next().unwrap_or("")
         )),
     }
@@ -154,15 +177,29 @@ fn keep_old_deb(ctx: &Ctx<'_>, pkg: &str, version: &str, debs: &Path) -> Result<
     }
     let before: Vec<PathBuf> = list_debs(debs);
     let mut cmd = Command::new("apt-get");
-    cmd.args(["-q", "download"]).arg(format!("{name}={version}")).current_dir(debs);
-    if ctx.run(cmd, &format!("keep {name} {version}: apt-get download"), Duration::from_secs(600)).is_ok()
+    cmd.args(["-q", "download"])
+        .arg(format!("{name}={version}"))
+        .current_dir(debs);
+    if ctx
+        .run(
+            cmd,
+            &format!("keep {name} {version}: apt-get download"),
+            Duration::from_secs(600),
+        )
+        .is_ok()
         && let Some(p) = list_debs(debs).into_iter().find(|p| !before.contains(p))
     {
         return Ok(p);
     }
     let mut cmd = Command::new("dpkg-repack");
     cmd.arg(name).current_dir(debs);
-    if ctx.run(cmd, &format!("keep {name} {version}: dpkg-repack"), Duration::from_secs(600)).is_ok()
+    if ctx
+        .run(
+            cmd,
+            &format!("keep {name} {version}: dpkg-repack"),
+            Duration::from_secs(600),
+        )
+        .is_ok()
         && let Some(p) = list_debs(debs).into_iter().find(|p| !before.contains(p))
     {
         return Ok(p);
@@ -174,7 +211,12 @@ fn keep_old_deb(ctx: &Ctx<'_>, pkg: &str, version: &str, debs: &Path) -> Result<
 
 fn list_debs(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "deb")).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -194,10 +236,16 @@ pub fn apply(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
     if p.disruptive_op() && !manifest_path(ctx).exists() {
         save_before(p, ctx, &argv)?;
     }
-    ctx.run(apt_get(p, &argv), &format!("apt-get {}", args.join(" ")), ctx.timeout)?;
+    let held = super::hold::hold(ctx, &p.hold_restarts)?;
+    ctx.run(
+        apt_get(p, &argv),
+        &format!("apt-get {}", args.join(" ")),
+        ctx.timeout,
+    )?;
+    drop(held);
     if p.disruptive_op() {
         report_leftovers(ctx);
-        restart_stale(ctx)?;
+        restart_stale(ctx, &p.hold_restarts)?;
     }
     Ok(())
 }
@@ -205,8 +253,9 @@ pub fn apply(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
 /// Seed 001: "reload services when libraries are modified". The product's
 /// own services (the recipe's `[[services]]`) still running replaced code
 /// are restarted in their order; any other service is reported, not
-/// touched: restarting sshd or dbus unasked is not hoist's call.
-fn restart_stale(ctx: &mut Ctx<'_>) -> Result<(), String> {
+/// touched: restarting sshd or dbus unasked is not hoist's call. Units
+/// whose restarts the step holds are left to the recipe's own restart.
+fn restart_stale(ctx: &mut Ctx<'_>, held: &[String]) -> Result<(), String> {
     let stale = super::stale::stale_units();
     if stale.is_empty() {
         return Ok(());
@@ -216,20 +265,29 @@ fn restart_stale(ctx: &mut Ctx<'_>) -> Result<(), String> {
         .iter()
         .map(|(u, _)| name(u))
         .filter(|u| ctx.services.iter().any(|s| s.name == *u))
+        .filter(|u| !held.iter().any(|h| h.trim_end_matches(".service") == u))
         .collect();
     for unit in crate::order::sort_units(ctx.services, &declared, false) {
         let spec = ctx.services.iter().find(|s| s.name == unit);
-        let cmd = crate::actions::service::command(spec, &unit, crate::actions::service::Op::Restart)?;
-        ctx.run(cmd, &format!("restart {unit}: it still ran replaced files"), ctx.timeout)?;
+        let cmd =
+            crate::actions::service::command(spec, &unit, crate::actions::service::Op::Restart)?;
+        ctx.run(
+            cmd,
+            &format!("restart {unit}: it still ran replaced files"),
+            ctx.timeout,
+        )?;
     }
     let others: Vec<String> = stale
         .iter()
         .filter(|(u, _)| !declared.contains(&name(u)))
+        .filter(|(u, _)| !held.iter().any(|h| name(h) == name(u)))
         .map(|(u, f)| format!("{u} ({f})"))
         .collect();
     if !others.is_empty() {
         let list = others.join(", ");
-        ctx.note(&format!("services still running replaced files (restart them when convenient): {list}"));
+        ctx.note(&format!(
+            "services still running replaced files (restart them when convenient): {list}"
+        ));
         let _ = ctx.journal.event(ctx.run, "stale-services", &list);
     }
     Ok(())
@@ -249,9 +307,14 @@ fn save_before(p: &Packages, ctx: &mut Ctx<'_>, argv: &[&str]) -> Result<(), Str
     let mut sim = apt_get(p, &["-s"]);
     sim.args(argv);
     sim.env("LC_ALL", "C");
-    let out = crate::process::run(&mut sim, Duration::from_secs(600)).map_err(|e| format!("apt-get -s: {e}"))?;
+    let out = crate::process::run(&mut sim, Duration::from_secs(600))
+        .map_err(|e| format!("apt-get -s: {e}"))?;
     if !out.success() {
-        return Err(format!("apt-get -s {}: {}", argv.join(" "), out.stderr.trim()));
+        return Err(format!(
+            "apt-get -s {}: {}",
+            argv.join(" "),
+            out.stderr.trim()
+        ));
     }
     let changes = parse_simulation(&out.stdout);
     let debs = ctx.step_dir.join("debs");
@@ -260,11 +323,18 @@ fn save_before(p: &Packages, ctx: &mut Ctx<'_>, argv: &[&str]) -> Result<(), Str
     for c in &changes {
         if let Some(old) = &c.old {
             let deb = keep_old_deb(ctx, &c.package, old, &debs)?;
-            kept.push(deb.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            kept.push(
+                deb.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
     }
     for d in list_debs(&debs) {
-        std::fs::File::open(&d).and_then(|f| f.sync_all()).map_err(|e| e.to_string())?;
+        std::fs::File::open(&d)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| e.to_string())?;
     }
     crate::fsutil::sync_dir(&debs).map_err(|e| e.to_string())?;
     let manifest = Manifest {
@@ -277,9 +347,23 @@ fn save_before(p: &Packages, ctx: &mut Ctx<'_>, argv: &[&str]) -> Result<(), Str
     let summary: Vec<String> = manifest
         .changes
         .iter()
-        .map(|c| format!("{} {} -> {}", c.package, c.old.as_deref().unwrap_or("(none)"), c.new.as_deref().unwrap_or("(removed)")))
+        .map(|c| {
+            format!(
+                "{} {} -> {}",
+                c.package,
+                c.old.as_deref().unwrap_or("(none)"),
+                c.new.as_deref().unwrap_or("(removed)")
+            )
+        })
         .collect();
-    ctx.note(&format!("packages to change: {}", if summary.is_empty() { "none".into() } else { summary.join(", ") }));
+    ctx.note(&format!(
+        "packages to change: {}",
+        if summary.is_empty() {
+            "none".into()
+        } else {
+            summary.join(", ")
+        }
+    ));
     Ok(())
 }
 
@@ -291,12 +375,17 @@ pub fn compensate(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
         return Ok(());
     };
     let m: Manifest = serde_json::from_slice(&text).map_err(|e| e.to_string())?;
+    // The old versions' maintainer scripts restart their services as they
+    // always did: the ones the step held run the new code otherwise.
+    super::hold::remove_leftover(ctx);
     // Going back must not depend on the new versions configuring: their
     // postinst may be what failed (a schema migration), or a power cut may
     // have left one half-installed. dpkg unpacks the kept versions over
     // either state; a repair is tried, and its failure only noted.
     if let Some(why) = interrupted() {
-        ctx.note(&format!("{why}: trying dpkg --configure -a before going back"));
+        ctx.note(&format!(
+            "{why}: trying dpkg --configure -a before going back"
+        ));
         if let Err(e) = repair(ctx) {
             ctx.note(&format!("{e}: going back over the unconfigured packages"));
         }
@@ -333,10 +422,20 @@ pub fn compensate(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
         let mut args = vec!["remove".to_string()];
         args.extend(fresh.iter().cloned());
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        ctx.run(apt_get(p, &argv), "remove what the step installed", ctx.timeout)?;
+        ctx.run(
+            apt_get(p, &argv),
+            "remove what the step installed",
+            ctx.timeout,
+        )?;
     }
-    for extra in leftovers().into_iter().filter(|f| !m.leftovers_before.contains(f)) {
-        ctx.note(&format!("remove {}: the undone upgrade left it", extra.display()));
+    for extra in leftovers()
+        .into_iter()
+        .filter(|f| !m.leftovers_before.contains(f))
+    {
+        ctx.note(&format!(
+            "remove {}: the undone upgrade left it",
+            extra.display()
+        ));
         std::fs::remove_file(&extra).map_err(|e| format!("{}: {e}", extra.display()))?;
     }
     Ok(())
@@ -352,7 +451,8 @@ pub fn applied(p: &Packages) -> Option<bool> {
             let mut sim = apt_get(p, &["-s"]);
             sim.args(&argv).env("LC_ALL", "C");
             let out = crate::process::run(&mut sim, Duration::from_secs(600)).ok()?;
-            out.success().then(|| parse_simulation(&out.stdout).is_empty())
+            out.success()
+                .then(|| parse_simulation(&out.stdout).is_empty())
         }
         Op::Update | Op::Download => None,
     }
@@ -366,8 +466,14 @@ fn report_leftovers(ctx: &mut Ctx<'_>) {
     if found.is_empty() {
         return;
     }
-    let list = found.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
-    ctx.note(&format!("configuration files left beside the live ones: {list}"));
+    let list = found
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    ctx.note(&format!(
+        "configuration files left beside the live ones: {list}"
+    ));
     let _ = ctx.journal.event(ctx.run, "conffiles", &list);
 }
 
@@ -379,10 +485,21 @@ fn leftovers() -> Vec<PathBuf> {
     found
 }
 
-pub const LEFTOVER_SUFFIXES: [&str; 8] = [".dpkg-dist", ".dpkg-old", ".dpkg-new", ".ucf-dist", ".ucf-old", ".ucf-new", ".rpmnew", ".rpmsave"];
+pub const LEFTOVER_SUFFIXES: [&str; 8] = [
+    ".dpkg-dist",
+    ".dpkg-old",
+    ".dpkg-new",
+    ".ucf-dist",
+    ".ucf-old",
+    ".ucf-new",
+    ".rpmnew",
+    ".rpmsave",
+];
 
 fn walk(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.filter_map(|e| e.ok()) {
         let p = e.path();
         let Ok(ft) = e.file_type() else { continue };
@@ -412,9 +529,21 @@ mod tests {
         assert_eq!(
             parse_simulation(out),
             vec![
-                Change { package: "xivo-agid".into(), old: Some("1.2.2".into()), new: Some("1.2.3".into()) },
-                Change { package: "xivo-new".into(), old: None, new: Some("1.2.3".into()) },
-                Change { package: "cloud-client".into(), old: Some("2.2.14".into()), new: None },
+                Change {
+                    package: "xivo-agid".into(),
+                    old: Some("1.2.2".into()),
+                    new: Some("1.2.3".into())
+                },
+                Change {
+                    package: "xivo-new".into(),
+                    old: None,
+                    new: Some("1.2.3".into())
+                },
+                Change {
+                    package: "cloud-client".into(),
+                    old: Some("2.2.14".into()),
+                    new: None
+                },
             ]
         );
     }
@@ -426,9 +555,16 @@ mod tests {
             names: names.iter().map(|s| s.to_string()).collect(),
             manager: super::super::Manager::Apt,
             conffiles: Conffiles::KeepOld,
+            hold_restarts: vec![],
         };
         assert_eq!(op_args(&p(Op::Download, &[])), ["-d", "dist-upgrade"]);
-        assert_eq!(op_args(&p(Op::Upgrade, &["xivo"])), ["install", "--only-upgrade", "xivo"]);
-        assert_eq!(op_args(&p(Op::Purge, &["cloud-client"])), ["purge", "cloud-client"]);
+        assert_eq!(
+            op_args(&p(Op::Upgrade, &["xivo"])),
+            ["install", "--only-upgrade", "xivo"]
+        );
+        assert_eq!(
+            op_args(&p(Op::Purge, &["cloud-client"])),
+            ["purge", "cloud-client"]
+        );
     }
 }

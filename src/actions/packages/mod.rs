@@ -7,6 +7,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 mod apt;
+mod hold;
 mod rpm;
 mod stale;
 
@@ -64,6 +65,11 @@ pub struct Packages {
     pub manager: Manager,
     #[serde(default)]
     pub conffiles: Conffiles,
+    /// Units whose start, stop and restart by the packages' maintainer
+    /// scripts are held back (apt only): they keep running the old code
+    /// until the recipe restarts them, in order, in a later step.
+    #[serde(default)]
+    pub hold_restarts: Vec<String>,
 }
 
 impl Packages {
@@ -98,18 +104,26 @@ impl Kind for Packages {
             Conffiles::KeepOld => "keeping changed config files",
             Conffiles::TakeNew => "taking the packaged config files",
         };
+        let held = if self.hold_restarts.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", holding restarts of {} for the recipe",
+                self.hold_restarts.join(", ")
+            )
+        };
         match self.op {
             Op::Update => format!("refresh package indexes{mgr}"),
             Op::Download if names.is_empty() => {
                 format!("download every package the upgrade needs{mgr} (no install)")
             }
             Op::Download => format!("download {names}{mgr} (no install)"),
-            Op::Install => format!("install {names}{mgr}, {conf}"),
-            Op::Upgrade if names.is_empty() => format!("upgrade all packages{mgr}, {conf}"),
-            Op::Upgrade => format!("upgrade {names}{mgr}, {conf}"),
-            Op::DistUpgrade => format!("dist-upgrade{mgr}, {conf}"),
-            Op::Remove => format!("remove {names}{mgr}"),
-            Op::Purge => format!("purge {names}{mgr}"),
+            Op::Install => format!("install {names}{mgr}, {conf}{held}"),
+            Op::Upgrade if names.is_empty() => format!("upgrade all packages{mgr}, {conf}{held}"),
+            Op::Upgrade => format!("upgrade {names}{mgr}, {conf}{held}"),
+            Op::DistUpgrade => format!("dist-upgrade{mgr}, {conf}{held}"),
+            Op::Remove => format!("remove {names}{mgr}{held}"),
+            Op::Purge => format!("purge {names}{mgr}{held}"),
         }
     }
 
@@ -139,6 +153,9 @@ impl Kind for Packages {
     fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
         match self.manager() {
             Manager::Apt => apt::apply(self, ctx),
+            _ if !self.hold_restarts.is_empty() => Err(
+                "hold_restarts needs apt (Debian's policy-rc.d); this host has dnf or yum".into(),
+            ),
             m => {
                 let argv = rpm::command(self, m);
                 ctx.run(crate::process::argv(&argv), &argv.join(" "), ctx.timeout)
@@ -166,9 +183,7 @@ impl Kind for Packages {
 
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
         match self.op {
-            Op::Install | Op::Remove | Op::Purge => {
-                non_empty("names", &self.names, span, problems)
-            }
+            Op::Install | Op::Remove | Op::Purge => non_empty("names", &self.names, span, problems),
             Op::Update | Op::DistUpgrade if !self.names.is_empty() => problems.push(
                 Problem::error(
                     "unexpected-key",
@@ -179,5 +194,44 @@ impl Kind for Packages {
             ),
             _ => {}
         }
+        if !self.hold_restarts.is_empty() {
+            if !self.disruptive_op() {
+                problems.push(
+                    Problem::error(
+                        "unexpected-key",
+                        span.clone(),
+                        "`hold_restarts` means nothing for `update` and `download`: they restart nothing",
+                    )
+                    .label("remove `hold_restarts`"),
+                );
+            } else if matches!(self.manager, Manager::Dnf | Manager::Yum) {
+                problems.push(
+                    Problem::error(
+                        "unsupported",
+                        span.clone(),
+                        "`hold_restarts` needs apt: it works through Debian's policy-rc.d, which dnf and yum do not ask",
+                    )
+                    .label("remove `hold_restarts` or use apt"),
+                );
+            }
+            non_empty_names("hold_restarts", &self.hold_restarts, span, problems);
+        }
+    }
+}
+
+/// Every entry a unit name: an empty one would hold nothing, silently.
+fn non_empty_names(key: &str, names: &[String], span: &Range<usize>, problems: &mut Vec<Problem>) {
+    if names
+        .iter()
+        .any(|n| n.trim().is_empty() || n.contains(char::is_whitespace))
+    {
+        problems.push(
+            Problem::error(
+                "bad-value",
+                span.clone(),
+                format!("`{key}` holds an empty or spaced unit name"),
+            )
+            .label("name each unit, e.g. \"asterisk\""),
+        );
     }
 }

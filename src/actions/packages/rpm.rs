@@ -7,7 +7,11 @@ use super::{Manager, Op, Packages};
 /// The argv for the step with `dnf` or `yum`. rpm never asks about changed
 /// configuration files: it keeps the admin's and writes `.rpmnew` beside.
 pub fn command(p: &Packages, manager: Manager) -> Vec<String> {
-    let tool = if manager == Manager::Yum { "yum" } else { "dnf" };
+    let tool = if manager == Manager::Yum {
+        "yum"
+    } else {
+        "dnf"
+    };
     let mut argv = vec![tool.to_string(), "-y".to_string()];
     let names = p.names.iter().cloned();
     let verb: &[&str] = match p.op {
@@ -39,6 +43,7 @@ mod tests {
             names: names.iter().map(|s| s.to_string()).collect(),
             manager: Manager::Auto,
             conffiles: Conffiles::KeepOld,
+            hold_restarts: vec![],
         }
     }
 
@@ -53,9 +58,21 @@ mod tests {
             command(&p(Op::Upgrade, &["cloudstack-management"]), Manager::Dnf),
             ["dnf", "-y", "upgrade", "cloudstack-management"]
         );
-        assert_eq!(command(&p(Op::Update, &[]), Manager::Dnf), ["dnf", "-y", "makecache"]);
-        assert_eq!(command(&p(Op::Download, &["a"]), Manager::Dnf), ["dnf", "-y", "upgrade", "--downloadonly", "a"]);
-        assert_eq!(command(&p(Op::DistUpgrade, &[]), Manager::Yum), ["yum", "-y", "distribution-synchronization"]);
-        assert_eq!(command(&p(Op::Purge, &["cloud-client"]), Manager::Yum), ["yum", "-y", "remove", "cloud-client"]);
+        assert_eq!(
+            command(&p(Op::Update, &[]), Manager::Dnf),
+            ["dnf", "-y", "makecache"]
+        );
+        assert_eq!(
+            command(&p(Op::Download, &["a"]), Manager::Dnf),
+            ["dnf", "-y", "upgrade", "--downloadonly", "a"]
+        );
+        assert_eq!(
+            command(&p(Op::DistUpgrade, &[]), Manager::Yum),
+            ["yum", "-y", "distribution-synchronization"]
+        );
+        assert_eq!(
+            command(&p(Op::Purge, &["cloud-client"]), Manager::Yum),
+            ["yum", "-y", "remove", "cloud-client"]
+        );
     }
 }

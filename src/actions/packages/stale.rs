@@ -19,8 +19,12 @@ pub fn stale_units() -> Vec<(String, String)> {
         if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
             continue;
         }
-        let Some(file) = stale_mapping(&p.path()) else { continue };
-        let Some(unit) = unit_of(&p.path()) else { continue };
+        let Some(file) = stale_mapping(&p.path()) else {
+            continue;
+        };
+        let Some(unit) = unit_of(&p.path()) else {
+            continue;
+        };
         if !out.iter().any(|(u, _)| *u == unit) {
             out.push((unit, file));
         }
@@ -37,7 +41,13 @@ fn stale_mapping(proc_dir: &Path) -> Option<String> {
     let mut seen = BTreeSet::new();
     for line in maps.lines() {
         let mut fields = line.split_whitespace();
-        let (_, perms, _, _, inode) = (fields.next()?, fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+        let (_, perms, _, _, inode) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
         let path: String = fields.collect::<Vec<_>>().join(" ");
         if !perms.contains('x') || !path.starts_with('/') || !seen.insert(path.clone()) {
             continue;
@@ -77,7 +87,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("cgroup"), "0::/system.slice/xivo-agid.service\n").unwrap();
         assert_eq!(unit_of(&dir).as_deref(), Some("xivo-agid.service"));
-        std::fs::write(dir.join("cgroup"), "0::/user.slice/user-0.slice/session-1.scope\n").unwrap();
+        std::fs::write(
+            dir.join("cgroup"),
+            "0::/user.slice/user-0.slice/session-1.scope\n",
+        )
+        .unwrap();
         assert_eq!(unit_of(&dir), None);
         std::fs::write(
             dir.join("maps"),
