@@ -104,17 +104,27 @@ impl Kind for Repo {
         saved.save_once(&file).map_err(io)?;
         let keyring = self.key.as_ref().map(|k| ctx.path(&k.keyring));
         if let Some(k) = &keyring {
-            saved.save_once(k).map_err(|e| format!("{}: {e}", k.display()))?;
+            saved
+                .save_once(k)
+                .map_err(|e| format!("{}: {e}", k.display()))?;
         }
         match self.op {
             Op::Switch => {
-                let (from, to) = (self.from.as_deref().unwrap_or(""), self.to.as_deref().unwrap_or(""));
+                let (from, to) = (
+                    self.from.as_deref().unwrap_or(""),
+                    self.to.as_deref().unwrap_or(""),
+                );
                 // From the saved original, so a re-run after a crash does
                 // not switch twice (`4.2` -> `4.2.1` would become 4.2.1.1).
-                let original = saved.original(&file).ok_or_else(|| format!("{} does not exist", file.display()))?;
+                let original = saved
+                    .original(&file)
+                    .ok_or_else(|| format!("{} does not exist", file.display()))?;
                 let text = String::from_utf8_lossy(&original);
                 if !text.contains(from) {
-                    return Err(format!("{}: `{from}` is not in it: nothing to switch (is it already switched, or another file?)", file.display()));
+                    return Err(format!(
+                        "{}: `{from}` is not in it: nothing to switch (is it already switched, or another file?)",
+                        file.display()
+                    ));
                 }
                 write_keeping_meta(&file, text.replace(from, to).as_bytes()).map_err(io)?;
                 ctx.note(&format!("{}: {from} -> {to}", file.display()));
@@ -148,7 +158,9 @@ impl Kind for Repo {
     }
 
     fn compensate(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
-        let restored = Saved::new(&ctx.step_dir).restore().map_err(|e| e.to_string())?;
+        let restored = Saved::new(&ctx.step_dir)
+            .restore()
+            .map_err(|e| e.to_string())?;
         for p in restored {
             ctx.note(&format!("put back {}", p.display()));
         }
@@ -167,9 +179,13 @@ impl Kind for Repo {
                     None => false,
                 }
             }
-            Op::Add => text.is_some_and(|t| t.trim_end() == self.content.as_deref().unwrap_or("").trim_end()),
+            Op::Add => text
+                .is_some_and(|t| t.trim_end() == self.content.as_deref().unwrap_or("").trim_end()),
             Op::Remove => !file.exists(),
-            Op::Key => self.key.as_ref().is_some_and(|k| ctx.path(&k.keyring).exists()),
+            Op::Key => self
+                .key
+                .as_ref()
+                .is_some_and(|k| ctx.path(&k.keyring).exists()),
         })
     }
 
@@ -231,13 +247,24 @@ fn import_key(ctx: &Ctx<'_>, key: &Key, keyring: &std::path::Path) -> Result<(),
         .map_err(|e| format!("the key is not an OpenPGP public key: {e}"))?;
     let (bytes, fingerprints) = crate::actions::fetch::openpgp::binary_keyring(&keys)?;
     if let Some(want) = &key.fingerprint {
-        let want: String = want.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
+        let want: String = want
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_uppercase();
         if !fingerprints.contains(&want) {
-            return Err(format!("the key's fingerprint is {}, not {want}: refused", fingerprints.join(", ")));
+            return Err(format!(
+                "the key's fingerprint is {}, not {want}: refused",
+                fingerprints.join(", ")
+            ));
         }
     }
     write_keeping_meta(keyring, &bytes).map_err(|e| format!("{}: {e}", keyring.display()))?;
-    ctx.note(&format!("key {} written to {}", fingerprints.join(", "), keyring.display()));
+    ctx.note(&format!(
+        "key {} written to {}",
+        fingerprints.join(", "),
+        keyring.display()
+    ));
     Ok(())
 }
 
@@ -262,7 +289,9 @@ fn signed_by(text: &str, keyring: &str) -> String {
     }
     for line in text.lines() {
         let trimmed = line.trim_start();
-        let kind = ["deb-src ", "deb "].into_iter().find(|k| trimmed.starts_with(k));
+        let kind = ["deb-src ", "deb "]
+            .into_iter()
+            .find(|k| trimmed.starts_with(k));
         match kind {
             Some(k) if !trimmed.contains("signed-by=") => {
                 let rest = &trimmed[k.len()..];

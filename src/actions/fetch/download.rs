@@ -90,7 +90,11 @@ fn copy_capped(
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("{url}: {e} (after {have} bytes; kept for resuming)")),
+            Err(e) => {
+                return Err(format!(
+                    "{url}: {e} (after {have} bytes; kept for resuming)"
+                ));
+            }
         };
         have += n as u64;
         if have > max {

@@ -173,7 +173,8 @@ impl Fetch {
                     let bytes =
                         std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                     keys.extend(
-                        openpgp::load_keys(&bytes).map_err(|e| format!("{}: {e}", path.display()))?,
+                        openpgp::load_keys(&bytes)
+                            .map_err(|e| format!("{}: {e}", path.display()))?,
                     );
                 }
                 if let Some(url) = &self.keys_url {
@@ -333,8 +334,11 @@ impl Kind for Fetch {
         if dest.exists() {
             Self::save_old(ctx, &dest)?;
         } else if !Self::saved_path(ctx).exists() {
-            crate::fsutil::write_atomic(&Self::created_marker(ctx), dest.as_os_str().as_encoded_bytes())
-                .map_err(|e| format!("{}: {e}", ctx.step_dir.display()))?;
+            crate::fsutil::write_atomic(
+                &Self::created_marker(ctx),
+                dest.as_os_str().as_encoded_bytes(),
+            )
+            .map_err(|e| format!("{}: {e}", ctx.step_dir.display()))?;
         }
         std::fs::rename(&part, &dest)
             .and_then(|_| crate::fsutil::sync_dir(dir))
@@ -381,7 +385,10 @@ impl Kind for Fetch {
                 Ok(()) => {
                     let dir = dest.parent().unwrap_or(Path::new("/"));
                     let _ = crate::fsutil::sync_dir(dir);
-                    ctx.note(&format!("{} removed (it was not there before)", dest.display()));
+                    ctx.note(&format!(
+                        "{} removed (it was not there before)",
+                        dest.display()
+                    ));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(format!("{}: {e}", dest.display())),
@@ -509,7 +516,9 @@ impl Kind for Fetch {
                     Problem::error(
                         "bad-fingerprint",
                         span.clone(),
-                        format!("`{f}` is not a full OpenPGP fingerprint (40 or 64 hexadecimal digits)"),
+                        format!(
+                            "`{f}` is not a full OpenPGP fingerprint (40 or 64 hexadecimal digits)"
+                        ),
                     )
                     .label("here"),
                 );
@@ -518,7 +527,9 @@ impl Kind for Fetch {
         if let Some(Size::Text(t)) = &self.max_size
             && let Err(e) = parse_size(t)
         {
-            problems.push(Problem::error("bad-size", span.clone(), format!("`max_size`: {e}")).label("here"));
+            problems.push(
+                Problem::error("bad-size", span.clone(), format!("`max_size`: {e}")).label("here"),
+            );
         }
     }
 }

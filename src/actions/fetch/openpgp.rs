@@ -57,10 +57,7 @@ pub fn load_keys(bytes: &[u8]) -> Result<Vec<SignedPublicKey>, String> {
                 .map(|e| start + e + ARMOR_END.len())
                 .unwrap_or(rest.len());
             let block = &rest[start..end];
-            take(
-                SignedPublicKey::from_armor_many_buf(block.as_bytes())
-                    .map(|(it, _)| it),
-            );
+            take(SignedPublicKey::from_armor_many_buf(block.as_bytes()).map(|(it, _)| it));
             rest = &rest[end..];
         }
     } else {
@@ -155,12 +152,17 @@ impl Check {
             let pinned = |fp: &str| pins.is_empty() || pins.iter().any(|p| p == fp);
             if made_by(&key.primary_key) {
                 if !pinned(&primary_fp) {
-                    return Err(self.refused(path, &format!("made by key {primary_fp}, which is not among `fingerprints`")));
+                    return Err(self.refused(
+                        path,
+                        &format!("made by key {primary_fp}, which is not among `fingerprints`"),
+                    ));
                 }
                 return sig
                     .verify(&key.primary_key, data)
                     .map(|_| format!("OpenPGP signature {} by key {primary_fp}", self.url))
-                    .map_err(|e| self.refused(path, &format!("bad signature by key {primary_fp}: {e}")));
+                    .map_err(|e| {
+                        self.refused(path, &format!("bad signature by key {primary_fp}: {e}"))
+                    });
             }
             for sub in &key.public_subkeys {
                 if !made_by(&sub.key) {
@@ -168,17 +170,30 @@ impl Check {
                 }
                 let sub_fp = fingerprint_hex(&sub.key.fingerprint());
                 if !pinned(&primary_fp) && !pinned(&sub_fp) {
-                    return Err(self.refused(path, &format!("made by key {primary_fp}, which is not among `fingerprints`")));
+                    return Err(self.refused(
+                        path,
+                        &format!("made by key {primary_fp}, which is not among `fingerprints`"),
+                    ));
                 }
                 // A subkey counts only if its owner bound it: anyone can
                 // append a subkey to a copy of a trusted key.
                 sub.verify_bindings(&key.primary_key).map_err(|e| {
-                    self.refused(path, &format!("subkey {sub_fp} is not validly bound to key {primary_fp}: {e}"))
+                    self.refused(
+                        path,
+                        &format!("subkey {sub_fp} is not validly bound to key {primary_fp}: {e}"),
+                    )
                 })?;
                 return sig
                     .verify(&sub.key, data)
-                    .map(|_| format!("OpenPGP signature {} by key {primary_fp} (subkey {sub_fp})", self.url))
-                    .map_err(|e| self.refused(path, &format!("bad signature by key {primary_fp}: {e}")));
+                    .map(|_| {
+                        format!(
+                            "OpenPGP signature {} by key {primary_fp} (subkey {sub_fp})",
+                            self.url
+                        )
+                    })
+                    .map_err(|e| {
+                        self.refused(path, &format!("bad signature by key {primary_fp}: {e}"))
+                    });
             }
         }
         let by: Vec<String> = fps
@@ -190,7 +205,11 @@ impl Check {
             path,
             &format!(
                 "made by key {}, which is not among the {} trusted key(s)",
-                if by.is_empty() { "(unnamed)".to_string() } else { by.join(" / ") },
+                if by.is_empty() {
+                    "(unnamed)".to_string()
+                } else {
+                    by.join(" / ")
+                },
                 self.keys.len()
             ),
         ))
