@@ -228,36 +228,57 @@ fn import_key(ctx: &Ctx<'_>, key: &Key, keyring: &std::path::Path) -> Result<(),
     let raw = match (&key.file, &key.url) {
         (Some(f), _) => std::fs::read(ctx.path(f)).map_err(|e| format!("{f}: {e}"))?,
         (_, Some(u)) => {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .timeout_global(Some(std::time::Duration::from_secs(60)))
-                .build()
-                .into();
-            let mut resp = agent.get(u).call().map_err(|e| format!("{u}: {e}"))?;
-            resp.body_mut()
-                .with_config()
-                .limit(1 << 20)
-                .read_to_vec()
-                .map_err(|e| format!("{u}: {e}"))?
+            // As `fetch` gets its files: https servers vouched for by the
+            // host's CA bundle, bounded in time and size.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            let trust = crate::actions::fetch::download::Trust::system()?;
+            crate::actions::fetch::download::fetch_small(u, deadline, &trust)?
         }
         _ => return Err("the key has neither `file` nor `url`".into()),
     };
     // rPGP reads armored or binary keys and writes the binary keyring apt
     // expects: no gpg on the host, no keyring of the admin's touched.
-    let keys = crate::actions::fetch::openpgp::load_keys(&raw)
+    let mut keys = crate::actions::fetch::openpgp::load_keys(&raw)
         .map_err(|e| format!("the key is not an OpenPGP public key: {e}"))?;
-    let (bytes, fingerprints) = crate::actions::fetch::openpgp::binary_keyring(&keys)?;
-    if let Some(want) = &key.fingerprint {
-        let want: String = want
-            .chars()
+    // A revoked or expired key would only make apt refuse the repository
+    // later, with the sources already switched: it is left out now.
+    let mut unusable = Vec::new();
+    keys.retain(|k| match crate::actions::fetch::openpgp::unusable_now(k) {
+        Some(why) => {
+            unusable.push(why);
+            false
+        }
+        None => true,
+    });
+    let want = key.fingerprint.as_ref().map(|w| {
+        w.chars()
             .filter(|c| !c.is_whitespace())
             .collect::<String>()
-            .to_uppercase();
-        if !fingerprints.contains(&want) {
-            return Err(format!(
-                "the key's fingerprint is {}, not {want}: refused",
-                fingerprints.join(", ")
-            ));
-        }
+            .to_uppercase()
+    });
+    if let Some(why) = unusable
+        .iter()
+        .find(|why| want.as_ref().is_some_and(|w| why.contains(w.as_str())))
+    {
+        return Err(format!("{why}: refused"));
+    }
+    if keys.is_empty() {
+        return Err(format!(
+            "{}: no usable key to import: refused",
+            unusable.join("; ")
+        ));
+    }
+    for why in &unusable {
+        ctx.note(&format!("{why}: left out of {}", keyring.display()));
+    }
+    let (bytes, fingerprints) = crate::actions::fetch::openpgp::binary_keyring(&keys)?;
+    if let Some(want) = want
+        && !fingerprints.contains(&want)
+    {
+        return Err(format!(
+            "the key's fingerprint is {}, not {want}: refused",
+            fingerprints.join(", ")
+        ));
     }
     write_keeping_meta(keyring, &bytes).map_err(|e| format!("{}: {e}", keyring.display()))?;
     ctx.note(&format!(
