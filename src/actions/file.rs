@@ -206,7 +206,10 @@ impl File {
         let meta = saved::Meta::of(path).map_err(|e| format!("{shown}: {e}"))?;
         saved::save(&ctx.step_dir, path, ours.as_bytes(), None)?;
         saved::write_as(path, want.as_bytes(), meta)?;
-        ctx.note(&format!("{shown} changed:\n{}", edit::unified(&shown, ours, &want)));
+        ctx.note(&format!(
+            "{shown} changed:\n{}",
+            edit::unified(&shown, ours, &want)
+        ));
         Ok(())
     }
 
@@ -231,7 +234,9 @@ impl File {
             return Ok(());
         }
         let Some(m) = self.merge(ctx.recipe_dir, path, ours, &ctx.step_dir)? else {
-            ctx.note(&format!("{shown}: no packaged new version beside it, nothing to merge"));
+            ctx.note(&format!(
+                "{shown}: no packaged new version beside it, nothing to merge"
+            ));
             return Ok(());
         };
         let target = real(path);
@@ -318,7 +323,10 @@ impl Kind for File {
         if saved::restore(&ctx.step_dir)? {
             ctx.note(&format!("{}: put back as it was", self.path));
         } else {
-            ctx.note(&format!("{}: nothing was changed, nothing to put back", self.path));
+            ctx.note(&format!(
+                "{}: nothing was changed, nothing to put back",
+                self.path
+            ));
         }
         Ok(())
     }
@@ -340,7 +348,8 @@ impl Kind for File {
         let shown = path.display().to_string();
         let after = match self.op {
             Op::MergeNew => {
-                let scratch = std::env::temp_dir().join(format!("hoist-plan-{}", std::process::id()));
+                let scratch =
+                    std::env::temp_dir().join(format!("hoist-plan-{}", std::process::id()));
                 let m = self.merge(recipe_dir, &path, &ours, &scratch);
                 let _ = std::fs::remove_dir_all(&scratch);
                 match m {
