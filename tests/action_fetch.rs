@@ -349,12 +349,26 @@ fn gpg(home: &Path, args: &[&str]) -> Vec<u8> {
     o.stdout
 }
 
-fn fingerprint(home: &Path) -> String {
+/// The primary key's fingerprint, then its subkeys'.
+fn fingerprints(home: &Path) -> Vec<String> {
     let out = String::from_utf8(gpg(home, &["--with-colons", "--list-keys"])).unwrap();
     out.lines()
-        .find_map(|l| l.strip_prefix("fpr:"))
+        .filter_map(|l| l.strip_prefix("fpr:"))
         .map(|l| l.trim_matches(':').to_string())
-        .unwrap()
+        .collect()
+}
+
+fn fingerprint(home: &Path) -> String {
+    fingerprints(home).swap_remove(0)
+}
+
+/// Stops the gpg-agent a test's GnuPG home started.
+fn stop_agent(home: &Path) {
+    let _ = Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(home)
+        .args(["--kill", "gpg-agent"])
+        .output();
 }
 
 fn keys() -> &'static Keys {
@@ -454,11 +468,7 @@ fn keys() -> &'static Keys {
             print_md_md5: print_md("MD5"),
         };
         for h in [&home, &other, &kbx] {
-            let _ = Command::new("gpgconf")
-                .arg("--homedir")
-                .arg(h)
-                .args(["--kill", "gpg-agent"])
-                .output();
+            stop_agent(h);
         }
         let _ = std::fs::remove_dir_all(&dir);
         k
@@ -480,14 +490,6 @@ struct Lifecycle {
     sub_fpr: String,
     /// Expiring in five years: valid now.
     expiring: (Vec<u8>, Vec<u8>, String),
-}
-
-fn fingerprints(home: &Path) -> Vec<String> {
-    let out = String::from_utf8(gpg(home, &["--with-colons", "--list-keys"])).unwrap();
-    out.lines()
-        .filter_map(|l| l.strip_prefix("fpr:"))
-        .map(|l| l.trim_matches(':').to_string())
-        .collect()
 }
 
 fn lifecycle() -> &'static Lifecycle {
@@ -584,12 +586,8 @@ fn lifecycle() -> &'static Lifecycle {
             fingerprint(&v),
         );
 
-        for h in ["expired", "revoked", "expired-sub", "expiring"] {
-            let _ = Command::new("gpgconf")
-                .arg("--homedir")
-                .arg(dir.join(h))
-                .args(["--kill", "gpg-agent"])
-                .output();
+        for h in [&e, &r, &s, &v] {
+            stop_agent(h);
         }
         let _ = std::fs::remove_dir_all(&dir);
         Lifecycle {
@@ -684,7 +682,28 @@ undo = {{ exec = {{ shell = "echo 1.0 > {d}/VERSION && rm -f {d}/installed" }} }
     fn bytes(&self, rel: &str) -> Option<Vec<u8>> {
         std::fs::read(self.path(rel)).ok()
     }
+
+    /// The upgrade `o` failed saying each of `said`, and left everything
+    /// as it was: `a` (`OLD`, written before), no `.part`, not installed.
+    fn refused_untouched(&self, name: &str, o: &Output, said: &[&str]) {
+        let out = text(o);
+        assert!(!o.status.success(), "{name}: {out}");
+        for s in said {
+            assert!(out.contains(s), "{name}: want `{s}` in {out}");
+        }
+        assert_eq!(self.bytes("a").as_deref(), Some(OLD.as_bytes()), "{name}");
+        assert!(!self.path("a.part").exists(), "{name}");
+        assert!(!self.path("installed").exists(), "{name}");
+        assert_eq!(
+            self.bytes("VERSION").as_deref(),
+            Some(&b"1.0\n"[..]),
+            "{name}"
+        );
+    }
 }
+
+/// What `a` holds before a download that must not replace it.
+const OLD: &str = "the old artifact\n";
 
 impl Drop for Product {
     fn drop(&mut self) {
@@ -890,25 +909,12 @@ fn a_bad_signature_is_refused_with_nothing_written() {
     ];
     for (name, asc, keyring, extra, why) in cases {
         let p = Product::new(&format!("badsig-{name}"));
-        p.write("a", "the old artifact\n");
+        p.write("a", OLD);
         let d = p.dir.display();
         let sep = if keyring.is_empty() { "" } else { ", " };
         p.recipe(&fetch_step("f", &format!(r#"url = "{url}", dest = "{d}/a", signature = {{ url = "{asc}"{sep}{keyring} }}{extra}"#)));
         let o = p.upgrade("state", &[]);
-        assert!(!o.status.success(), "{name}: {}", text(&o));
-        let out = text(&o);
-        assert!(
-            out.contains("refused") && out.contains(why),
-            "{name}: {out}"
-        );
-        assert_eq!(
-            p.bytes("a").as_deref(),
-            Some(&b"the old artifact\n"[..]),
-            "{name}"
-        );
-        assert!(!p.path("a.part").exists(), "{name}");
-        assert!(!p.path("installed").exists(), "{name}");
-        assert_eq!(p.bytes("VERSION").as_deref(), Some(&b"1.0\n"[..]), "{name}");
+        p.refused_untouched(name, &o, &["refused", why]);
     }
     // The other key is in the KEYS file: only the pin kept it out.
     assert!(String::from_utf8_lossy(&k.keys_file).contains(&k.fpr_other));
@@ -923,7 +929,7 @@ fn a_tampered_artifact_is_refused_with_nothing_changed() {
     let url = s.put(&format!("/{NAME}"), &tampered);
     let asc = s.put(&format!("/{NAME}.asc"), &k.asc);
     let p = Product::new("tampered");
-    p.write("a", "the old artifact\n");
+    p.write("a", OLD);
     let d = p.dir.display();
     p.recipe(&format!(
         "{}{}",
@@ -965,21 +971,21 @@ fn a_tampered_artifact_is_refused_with_nothing_changed() {
     assert!(!q.path("b").exists() && !q.path("b.part").exists() && !q.path("installed").exists());
 }
 
-#[test]
-fn an_interrupted_download_resumes_with_range() {
+/// A download that `s` cuts half-way is finished by the step's retry,
+/// which asks only for the rest (`Range`); `extra` adds to the step's
+/// table. Where the retry started.
+fn resumed_after_a_cut(s: &Server, p: &Product, extra: &str) -> usize {
     let k = keys();
-    let s = Server::start();
     let path = format!("/{NAME}");
     let url = s.put(&path, &k.artifact);
     s.cut_next(&path);
-    let p = Product::new("resume");
     let d = p.dir.display();
     p.recipe(&format!(
         "{}retries = 1\n",
         fetch_step(
             "f",
             &format!(
-                r#"url = "{url}", dest = "{d}/a", sha256 = "{}""#,
+                r#"url = "{url}", dest = "{d}/a", sha256 = "{}"{extra}"#,
                 hex(&sha2::Sha256::digest(&k.artifact))
             )
         )
@@ -1003,6 +1009,12 @@ fn an_interrupted_download_resumes_with_range() {
         .parse()
         .unwrap();
     assert!(from > 0 && from <= k.artifact.len() / 2, "{gets:?}");
+    from
+}
+
+#[test]
+fn an_interrupted_download_resumes_with_range() {
+    resumed_after_a_cut(&Server::start(), &Product::new("resume"), "");
 }
 
 #[test]
@@ -1032,7 +1044,7 @@ fn an_upgrade_fetches_in_prepare_and_rollback_puts_the_old_file_back() {
     let d = p.dir.display();
     let src = p.path("artifact");
     std::fs::write(&src, &k.artifact).unwrap();
-    p.write("a", "the old artifact\n");
+    p.write("a", OLD);
     p.recipe(&format!(
         "{}{}",
         fetch_step(
@@ -1243,29 +1255,14 @@ fn https_refuses_an_unknown_authority_or_a_certificate_for_another_name() {
         let url = server.put(&path, &k.artifact);
         let p = Product::new(&format!("tls-{name}"));
         p.write("mirror-ca.pem", &ca.pem);
-        p.write("a", "the old artifact\n");
+        p.write("a", OLD);
         let d = p.dir.display();
         p.recipe(&fetch_step(
             "f",
             &format!(r#"url = "{url}", dest = "{d}/a", sha256 = "{sha}"{ca_key}"#),
         ));
         let o = p.upgrade("state", &[]);
-        assert!(!o.status.success(), "{name}: {}", text(&o));
-        let out = text(&o);
-        assert!(
-            out.contains("certificate is refused") && out.contains(why),
-            "{name}: {out}"
-        );
-        assert_eq!(
-            p.bytes("a").as_deref(),
-            Some(&b"the old artifact\n"[..]),
-            "{name}"
-        );
-        assert!(
-            !p.path("a.part").exists() && !p.path("installed").exists(),
-            "{name}"
-        );
-        assert_eq!(p.bytes("VERSION").as_deref(), Some(&b"1.0\n"[..]), "{name}");
+        p.refused_untouched(name, &o, &["certificate is refused", why]);
         // Refused in the handshake: no request was ever read.
         assert!(server.log().is_empty(), "{name}: {:?}", server.log());
     }
@@ -1295,39 +1292,11 @@ fn https_refuses_an_unknown_authority_or_a_certificate_for_another_name() {
 
 #[test]
 fn an_interrupted_https_download_resumes_with_range() {
-    let k = keys();
     let ca = Ca::new();
     let s = Server::start_tls(&ca.issue(&["127.0.0.1"]));
-    let path = format!("/{NAME}");
-    let url = s.put(&path, &k.artifact);
-    s.cut_next(&path);
     let p = Product::new("https-resume");
     p.write("mirror-ca.pem", &ca.pem);
-    let d = p.dir.display();
-    p.recipe(&format!(
-        "{}retries = 1\n",
-        fetch_step(
-            "f",
-            &format!(
-                r#"url = "{url}", dest = "{d}/a", sha256 = "{}", ca = "mirror-ca.pem""#,
-                hex(&sha2::Sha256::digest(&k.artifact))
-            )
-        )
-    ));
-    let o = p.download_only("state");
-    assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(p.bytes("a").as_deref(), Some(&k.artifact[..]));
-    let gets: Vec<Option<String>> = s.log().into_iter().map(|(_, r)| r).collect();
-    assert_eq!(gets.len(), 2, "{gets:?}");
-    assert_eq!(gets[0], None);
-    let from: usize = gets[1]
-        .as_deref()
-        .unwrap()
-        .trim_start_matches("bytes=")
-        .trim_end_matches('-')
-        .parse()
-        .unwrap();
-    assert!(from > 0 && from <= k.artifact.len() / 2, "{gets:?}");
+    let from = resumed_after_a_cut(&s, &p, r#", ca = "mirror-ca.pem""#);
     assert!(run_log(&p, "state").contains(&format!("resuming after {from} bytes")));
 }
 
@@ -1372,7 +1341,7 @@ fn a_signature_by_a_revoked_or_expired_key_is_refused_and_a_valid_one_accepted()
     for (name, (keyring, asc, _), before, why) in cases {
         let asc = s.put(&format!("/{name}.asc"), asc);
         let p = Product::new(&format!("life-{name}"));
-        p.write("a", "the old artifact\n");
+        p.write("a", OLD);
         let d = p.dir.display();
         let trust = match before {
             // The keyring file holds the unrevoked copy, the KEYS file
@@ -1392,21 +1361,7 @@ fn a_signature_by_a_revoked_or_expired_key_is_refused_and_a_valid_one_accepted()
             &format!(r#"url = "{url}", dest = "{d}/a", signature = {{ url = "{asc}"{trust}"#),
         ));
         let o = p.upgrade("state", &[]);
-        assert!(!o.status.success(), "{name}: {}", text(&o));
-        let out = text(&o);
-        assert!(
-            out.contains(&why) && out.contains("refused"),
-            "{name}: want `{why}` in {out}"
-        );
-        assert_eq!(
-            p.bytes("a").as_deref(),
-            Some(&b"the old artifact\n"[..]),
-            "{name}"
-        );
-        assert!(
-            !p.path("a.part").exists() && !p.path("installed").exists(),
-            "{name}"
-        );
+        p.refused_untouched(name, &o, &[&why, "refused"]);
     }
 
     // A key that expires, but not yet; a signature made while the key was
