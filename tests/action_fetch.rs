@@ -1,15 +1,17 @@
-//! `fetch` end to end through the binary: downloads over http from a server
-//! the test starts on 127.0.0.1 (and file://), verified by digests,
+//! `fetch` end to end through the binary: downloads over http and https
+//! from a server the test starts on 127.0.0.1 (and file://): https with a
+//! throwaway CA and certificates made here (`rcgen`), served with rustls;
+//! verified by digests,
 //! checksum sidecars in coreutils and `gpg --print-md` form (seed 003
 //! L76-77), and OpenPGP signatures against a keyring, a keybox or a KEYS
 //! file (seed 003 L46-75). Keys are made here with `gpg --batch`; nothing
 //! leaves the machine.
 
 mod common;
-use common::{hoist_in, text};
+use common::{gpg_revoke, hoist_in, text};
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::Digest;
 
 // ---------------------------------------------------------------- server
@@ -31,9 +34,11 @@ struct Served {
 }
 
 /// A tiny HTTP/1.1 server: GET only, `Range: bytes=N-`, one request per
-/// connection. Stopped (and its thread joined) when dropped.
+/// connection, over TLS when given a certificate. Stopped (and its thread
+/// joined) when dropped.
 struct Server {
     port: u16,
+    tls: bool,
     state: Arc<Mutex<Served>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -41,17 +46,35 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(None)
+    }
+
+    /// An https server showing `cert` (its chain, then its key).
+    fn start_tls(cert: &Cert) -> Server {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(cert.chain.clone(), cert.key.clone_key())
+            .unwrap();
+        Server::start_with(Some(Arc::new(config)))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(Served::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp) = (state.clone(), stop.clone());
+        let is_tls = tls.is_some();
         let thread = std::thread::spawn(move || {
             while !sp.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((conn, _)) => {
-                        let _ = serve(conn, &st);
+                        // A refused handshake is an error here: the client's.
+                        let _ = serve(conn, tls.as_ref(), &st);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -59,6 +82,7 @@ impl Server {
         });
         Server {
             port,
+            tls: is_tls,
             state,
             stop,
             thread: Some(thread),
@@ -75,7 +99,8 @@ impl Server {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
     }
 
     fn cut_next(&self, path: &str) {
@@ -96,11 +121,59 @@ impl Drop for Server {
     }
 }
 
-fn serve(conn: TcpStream, state: &Mutex<Served>) -> std::io::Result<()> {
+/// A connection the server answers on, plain or TLS.
+trait Conn: Read + Write {
+    /// Drops the connection half-way, as a flaky mirror's does (no TLS
+    /// close_notify: the client sees the stream end early).
+    fn cut(&mut self) -> std::io::Result<()>;
+    /// Ends a whole answer.
+    fn finish(&mut self) -> std::io::Result<()>;
+}
+
+impl Conn for TcpStream {
+    fn cut(&mut self) -> std::io::Result<()> {
+        self.flush()?;
+        self.shutdown(std::net::Shutdown::Both)
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.flush()
+    }
+}
+
+impl Conn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn cut(&mut self) -> std::io::Result<()> {
+        self.flush()?;
+        self.sock.shutdown(std::net::Shutdown::Both)
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.conn.send_close_notify();
+        self.flush()
+    }
+}
+
+fn serve(
+    conn: TcpStream,
+    tls: Option<&Arc<rustls::ServerConfig>>,
+    state: &Mutex<Served>,
+) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     conn.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
+    match tls {
+        None => answer(conn, state),
+        Some(config) => {
+            let server =
+                rustls::ServerConnection::new(config.clone()).map_err(std::io::Error::other)?;
+            answer(rustls::StreamOwned::new(server, conn), state)
+        }
+    }
+}
+
+fn answer(mut conn: impl Conn, state: &Mutex<Served>) -> std::io::Result<()> {
+    // The client sends its request and waits: the buffer reads no further.
+    let mut reader = BufReader::new(&mut conn);
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
@@ -123,11 +196,10 @@ fn serve(conn: TcpStream, state: &Mutex<Served>) -> std::io::Result<()> {
         s.cut.retain(|c| !(cut && *c == path));
         (s.files.get(&path).cloned(), cut)
     };
-    let mut out = conn;
+    let out = reader.into_inner();
     let Some(body) = body else {
-        return out.write_all(
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        );
+        out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        return out.finish();
     };
     let start = range
         .as_deref()
@@ -165,12 +237,74 @@ fn serve(conn: TcpStream, state: &Mutex<Served>) -> std::io::Result<()> {
             if cut {
                 // The connection drops half-way, as a flaky mirror's does.
                 out.write_all(&body[..body.len() / 2])?;
-                out.flush()?;
-                return out.shutdown(std::net::Shutdown::Both);
+                return out.cut();
             }
             out.write_all(&body)
         }
+    }?;
+    out.finish()
+}
+
+// ---------------------------------------------------------------- TLS
+
+/// A server certificate chain and its key, as rustls serves them.
+struct Cert {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+fn cert(made: &rcgen::Certificate, key: &rcgen::KeyPair) -> Cert {
+    Cert {
+        chain: vec![made.der().clone()],
+        key: PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
     }
+}
+
+/// A throwaway certificate authority, made for one test.
+struct Ca {
+    params: rcgen::CertificateParams,
+    key: rcgen::KeyPair,
+    /// Its certificate, what a step's `ca` file holds.
+    pem: String,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Thing Mirror CA");
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let pem = params.self_signed(&key).unwrap().pem();
+        Ca { params, key, pem }
+    }
+
+    /// A server certificate for `names` (host names or IP addresses).
+    fn issue(&self, names: &[&str]) -> Cert {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+        let made = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        cert(&made, &key)
+    }
+}
+
+/// A certificate for 127.0.0.1 signed by its own key: no authority's.
+fn self_signed() -> Cert {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let made = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    cert(&made, &key)
 }
 
 // ---------------------------------------------------------------- keys
@@ -215,12 +349,26 @@ fn gpg(home: &Path, args: &[&str]) -> Vec<u8> {
     o.stdout
 }
 
-fn fingerprint(home: &Path) -> String {
+/// The primary key's fingerprint, then its subkeys'.
+fn fingerprints(home: &Path) -> Vec<String> {
     let out = String::from_utf8(gpg(home, &["--with-colons", "--list-keys"])).unwrap();
     out.lines()
-        .find_map(|l| l.strip_prefix("fpr:"))
+        .filter_map(|l| l.strip_prefix("fpr:"))
         .map(|l| l.trim_matches(':').to_string())
-        .unwrap()
+        .collect()
+}
+
+fn fingerprint(home: &Path) -> String {
+    fingerprints(home).swap_remove(0)
+}
+
+/// Stops the gpg-agent a test's GnuPG home started.
+fn stop_agent(home: &Path) {
+    let _ = Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(home)
+        .args(["--kill", "gpg-agent"])
+        .output();
 }
 
 fn keys() -> &'static Keys {
@@ -320,14 +468,136 @@ fn keys() -> &'static Keys {
             print_md_md5: print_md("MD5"),
         };
         for h in [&home, &other, &kbx] {
-            let _ = Command::new("gpgconf")
-                .arg("--homedir")
-                .arg(h)
-                .args(["--kill", "gpg-agent"])
-                .output();
+            stop_agent(h);
         }
         let _ = std::fs::remove_dir_all(&dir);
         k
+    })
+}
+
+/// Keys at the ends of their lives, made with gpg at faked times: each
+/// signs `keys().artifact`; the keyrings are binary exports.
+struct Lifecycle {
+    /// Made 2020-01-01 to expire 365 days later; signed 2020-06-01.
+    expired: (Vec<u8>, Vec<u8>, String),
+    /// Revoked by its owner after signing: the keyring holds the
+    /// revocation; `revoked_before` is the same key exported before it.
+    revoked: (Vec<u8>, Vec<u8>, String),
+    revoked_before: Vec<u8>,
+    /// A primary key that only certifies, never expiring, whose signing
+    /// subkey expired (made 2020-01-01 for 365 days, signed 2020-06-01).
+    expired_sub: (Vec<u8>, Vec<u8>, String),
+    sub_fpr: String,
+    /// Expiring in five years: valid now.
+    expiring: (Vec<u8>, Vec<u8>, String),
+}
+
+fn lifecycle() -> &'static Lifecycle {
+    static KEYS: OnceLock<Lifecycle> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("hoist-fetch-life-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let art = dir.join("artifact");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&art, &keys().artifact).unwrap();
+        let a = art.to_str().unwrap();
+        let home = |name: &str| {
+            let h = dir.join(name);
+            std::fs::create_dir_all(&h).unwrap();
+            chmod(&h, 0o700);
+            h
+        };
+        const MADE: &str = "--faked-system-time=20200101T000000!";
+        const SIGNED: &str = "--faked-system-time=20200601T000000!";
+        let sign = |h: &Path, time: Option<&str>, user: Option<&str>| {
+            let mut args: Vec<&str> = time.into_iter().collect();
+            if let Some(u) = user {
+                args.extend(["--local-user", u]);
+            }
+            args.extend(["--armor", "--detach-sign", "--output", "-", a]);
+            gpg(h, &args)
+        };
+        let uid = |name: &str| format!("{name} <{}@example.org>", name.to_lowercase());
+
+        let e = home("expired");
+        gpg(
+            &e,
+            &[
+                MADE,
+                "--quick-gen-key",
+                &uid("Expired"),
+                "ed25519",
+                "sign",
+                "1y",
+            ],
+        );
+        let expired = (
+            gpg(&e, &["--export"]),
+            sign(&e, Some(SIGNED), None),
+            fingerprint(&e),
+        );
+
+        let r = home("revoked");
+        gpg(
+            &r,
+            &[
+                "--quick-gen-key",
+                &uid("Revoked"),
+                "ed25519",
+                "sign",
+                "never",
+            ],
+        );
+        let r_fpr = fingerprint(&r);
+        let r_asc = sign(&r, None, None);
+        let revoked_before = gpg(&r, &["--export"]);
+        gpg_revoke(&r, &r_fpr);
+        let revoked = (gpg(&r, &["--export"]), r_asc, r_fpr);
+
+        let s = home("expired-sub");
+        gpg(
+            &s,
+            &[
+                MADE,
+                "--quick-gen-key",
+                &uid("Subkeyed"),
+                "ed25519",
+                "cert",
+                "never",
+            ],
+        );
+        let s_fpr = fingerprint(&s);
+        gpg(
+            &s,
+            &[MADE, "--quick-add-key", &s_fpr, "ed25519", "sign", "1y"],
+        );
+        let sub_fpr = fingerprints(&s)[1].clone();
+        let s_asc = sign(&s, Some(SIGNED), Some(&format!("{sub_fpr}!")));
+        let expired_sub = (gpg(&s, &["--export"]), s_asc, s_fpr);
+
+        let v = home("expiring");
+        gpg(
+            &v,
+            &["--quick-gen-key", &uid("Expiring"), "ed25519", "sign", "5y"],
+        );
+        let expiring = (
+            gpg(&v, &["--export"]),
+            sign(&v, None, None),
+            fingerprint(&v),
+        );
+
+        for h in [&e, &r, &s, &v] {
+            stop_agent(h);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        Lifecycle {
+            expired,
+            revoked,
+            revoked_before,
+            expired_sub,
+            sub_fpr,
+            expiring,
+        }
     })
 }
 
@@ -412,7 +682,28 @@ undo = {{ exec = {{ shell = "echo 1.0 > {d}/VERSION && rm -f {d}/installed" }} }
     fn bytes(&self, rel: &str) -> Option<Vec<u8>> {
         std::fs::read(self.path(rel)).ok()
     }
+
+    /// The upgrade `o` failed saying each of `said`, and left everything
+    /// as it was: `a` (`OLD`, written before), no `.part`, not installed.
+    fn refused_untouched(&self, name: &str, o: &Output, said: &[&str]) {
+        let out = text(o);
+        assert!(!o.status.success(), "{name}: {out}");
+        for s in said {
+            assert!(out.contains(s), "{name}: want `{s}` in {out}");
+        }
+        assert_eq!(self.bytes("a").as_deref(), Some(OLD.as_bytes()), "{name}");
+        assert!(!self.path("a.part").exists(), "{name}");
+        assert!(!self.path("installed").exists(), "{name}");
+        assert_eq!(
+            self.bytes("VERSION").as_deref(),
+            Some(&b"1.0\n"[..]),
+            "{name}"
+        );
+    }
 }
+
+/// What `a` holds before a download that must not replace it.
+const OLD: &str = "the old artifact\n";
 
 impl Drop for Product {
     fn drop(&mut self) {
@@ -618,25 +909,12 @@ fn a_bad_signature_is_refused_with_nothing_written() {
     ];
     for (name, asc, keyring, extra, why) in cases {
         let p = Product::new(&format!("badsig-{name}"));
-        p.write("a", "the old artifact\n");
+        p.write("a", OLD);
         let d = p.dir.display();
         let sep = if keyring.is_empty() { "" } else { ", " };
         p.recipe(&fetch_step("f", &format!(r#"url = "{url}", dest = "{d}/a", signature = {{ url = "{asc}"{sep}{keyring} }}{extra}"#)));
         let o = p.upgrade("state", &[]);
-        assert!(!o.status.success(), "{name}: {}", text(&o));
-        let out = text(&o);
-        assert!(
-            out.contains("refused") && out.contains(why),
-            "{name}: {out}"
-        );
-        assert_eq!(
-            p.bytes("a").as_deref(),
-            Some(&b"the old artifact\n"[..]),
-            "{name}"
-        );
-        assert!(!p.path("a.part").exists(), "{name}");
-        assert!(!p.path("installed").exists(), "{name}");
-        assert_eq!(p.bytes("VERSION").as_deref(), Some(&b"1.0\n"[..]), "{name}");
+        p.refused_untouched(name, &o, &["refused", why]);
     }
     // The other key is in the KEYS file: only the pin kept it out.
     assert!(String::from_utf8_lossy(&k.keys_file).contains(&k.fpr_other));
@@ -651,7 +929,7 @@ fn a_tampered_artifact_is_refused_with_nothing_changed() {
     let url = s.put(&format!("/{NAME}"), &tampered);
     let asc = s.put(&format!("/{NAME}.asc"), &k.asc);
     let p = Product::new("tampered");
-    p.write("a", "the old artifact\n");
+    p.write("a", OLD);
     let d = p.dir.display();
     p.recipe(&format!(
         "{}{}",
@@ -693,21 +971,21 @@ fn a_tampered_artifact_is_refused_with_nothing_changed() {
     assert!(!q.path("b").exists() && !q.path("b.part").exists() && !q.path("installed").exists());
 }
 
-#[test]
-fn an_interrupted_download_resumes_with_range() {
+/// A download that `s` cuts half-way is finished by the step's retry,
+/// which asks only for the rest (`Range`); `extra` adds to the step's
+/// table. Where the retry started.
+fn resumed_after_a_cut(s: &Server, p: &Product, extra: &str) -> usize {
     let k = keys();
-    let s = Server::start();
     let path = format!("/{NAME}");
     let url = s.put(&path, &k.artifact);
     s.cut_next(&path);
-    let p = Product::new("resume");
     let d = p.dir.display();
     p.recipe(&format!(
         "{}retries = 1\n",
         fetch_step(
             "f",
             &format!(
-                r#"url = "{url}", dest = "{d}/a", sha256 = "{}""#,
+                r#"url = "{url}", dest = "{d}/a", sha256 = "{}"{extra}"#,
                 hex(&sha2::Sha256::digest(&k.artifact))
             )
         )
@@ -731,6 +1009,12 @@ fn an_interrupted_download_resumes_with_range() {
         .parse()
         .unwrap();
     assert!(from > 0 && from <= k.artifact.len() / 2, "{gets:?}");
+    from
+}
+
+#[test]
+fn an_interrupted_download_resumes_with_range() {
+    resumed_after_a_cut(&Server::start(), &Product::new("resume"), "");
 }
 
 #[test]
@@ -760,7 +1044,7 @@ fn an_upgrade_fetches_in_prepare_and_rollback_puts_the_old_file_back() {
     let d = p.dir.display();
     let src = p.path("artifact");
     std::fs::write(&src, &k.artifact).unwrap();
-    p.write("a", "the old artifact\n");
+    p.write("a", OLD);
     p.recipe(&format!(
         "{}{}",
         fetch_step(
@@ -823,9 +1107,10 @@ fn lint_refuses_md5_alone_and_a_signature_without_keys() {
     let p = Product::new("lint");
     let d = p.dir.display();
     p.recipe(&format!(
-        "{}{}",
+        "{}{}{}",
         fetch_step("md5", &format!(r#"url = "http://127.0.0.1:9/a", dest = "{d}/a", md5 = "{}""#, "0".repeat(32))),
         fetch_step("nokeys", r#"url = "http://127.0.0.1:9/a", dest = "/tmp/x", signature = { url = "http://127.0.0.1:9/a.asc" }"#),
+        fetch_step("ca-http", &format!(r#"url = "http://127.0.0.1:9/a", dest = "/tmp/y", sha256 = "{}", ca = "ca.pem""#, "0".repeat(64))),
     ));
     let o = p.hoist(
         "state",
@@ -835,7 +1120,9 @@ fn lint_refuses_md5_alone_and_a_signature_without_keys() {
     assert!(!o.status.success());
     let out = text(&o);
     assert!(
-        out.contains("weak-fetch") && out.contains("no-trusted-keys"),
+        out.contains("weak-fetch")
+            && out.contains("no-trusted-keys")
+            && out.contains("ca-without-https"),
         "{out}"
     );
 }
@@ -903,4 +1190,196 @@ fn killed_after_the_download_resume_finds_it_applied() {
     assert_eq!(p.bytes("VERSION").as_deref(), Some(&b"2.0\n"[..]));
     // The probe read the file there; nothing was downloaded again.
     assert_eq!(s.log().iter().filter(|(p, _)| *p == path).count(), 1);
+}
+
+#[test]
+fn https_from_a_server_the_step_ca_vouches_for_is_downloaded_and_verified() {
+    let k = keys();
+    let ca = Ca::new();
+    let s = Server::start_tls(&ca.issue(&["127.0.0.1", "localhost"]));
+    let url = s.put(&format!("/{NAME}"), &k.artifact);
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let asc = s.put(&format!("/{NAME}.asc"), &k.asc);
+    let sha = s.put(&format!("/{NAME}.sha"), &k.print_md_sha512);
+    let p = Product::new("https");
+    p.write("mirror-ca.pem", &ca.pem);
+    let d = p.dir.display();
+    // Artifact, checksum file and signature all over https; `ca` is named
+    // relative to the recipe.
+    p.recipe(&fetch_step(
+        "f",
+        &format!(
+            r#"url = "{url}", dest = "{d}/a", checksum_urls = ["{sha}"], signature = {{ url = "{asc}", keyring = "release.gpg" }}, ca = "mirror-ca.pem""#
+        ),
+    ));
+    let o = p.download_only("state");
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(p.bytes("a").as_deref(), Some(&k.artifact[..]));
+    let log = run_log(&p, "state");
+    assert!(
+        log.contains(&format!("sha512 from {sha}"))
+            && log.contains(&format!("OpenPGP signature {asc}")),
+        "{log}"
+    );
+    assert_eq!(s.log().len(), 3, "{:?}", s.log());
+}
+
+#[test]
+fn https_refuses_an_unknown_authority_or_a_certificate_for_another_name() {
+    let k = keys();
+    let ca = Ca::new();
+    let good = Server::start_tls(&ca.issue(&["127.0.0.1"]));
+    let lone = Server::start_tls(&self_signed());
+    let other_name = Server::start_tls(&ca.issue(&["mirror.example.org"]));
+    let sha = hex(&sha2::Sha256::digest(&k.artifact));
+    let path = format!("/{NAME}");
+    let cases = [
+        // The host's CA bundle does not know the throwaway authority.
+        ("no-ca", &good, "", "UnknownIssuer"),
+        // A certificate that signs itself, with the mirror's CA trusted.
+        (
+            "self-signed",
+            &lone,
+            r#", ca = "mirror-ca.pem""#,
+            "UnknownIssuer",
+        ),
+        // Issued by the trusted authority, for another host.
+        (
+            "other-name",
+            &other_name,
+            r#", ca = "mirror-ca.pem""#,
+            "not valid for name",
+        ),
+    ];
+    for (name, server, ca_key, why) in cases {
+        let url = server.put(&path, &k.artifact);
+        let p = Product::new(&format!("tls-{name}"));
+        p.write("mirror-ca.pem", &ca.pem);
+        p.write("a", OLD);
+        let d = p.dir.display();
+        p.recipe(&fetch_step(
+            "f",
+            &format!(r#"url = "{url}", dest = "{d}/a", sha256 = "{sha}"{ca_key}"#),
+        ));
+        let o = p.upgrade("state", &[]);
+        p.refused_untouched(name, &o, &["certificate is refused", why]);
+        // Refused in the handshake: no request was ever read.
+        assert!(server.log().is_empty(), "{name}: {:?}", server.log());
+    }
+
+    // A `ca` that is missing, or holds no certificate, is said so.
+    let url = good.url(&path);
+    for (name, ca_file, why) in [
+        ("missing", "nowhere.pem", "No such file"),
+        ("not-pem", "release.gpg", "no PEM certificate"),
+    ] {
+        let p = Product::new(&format!("tls-ca-{name}"));
+        let d = p.dir.display();
+        p.recipe(&fetch_step(
+            "f",
+            &format!(r#"url = "{url}", dest = "{d}/a", sha256 = "{sha}", ca = "{ca_file}""#),
+        ));
+        let o = p.download_only("state");
+        assert!(!o.status.success(), "{name}: {}", text(&o));
+        let out = text(&o);
+        assert!(
+            out.contains("`ca`") && out.contains(ca_file) && out.contains(why),
+            "{name}: {out}"
+        );
+        assert!(!p.path("a").exists(), "{name}");
+    }
+}
+
+#[test]
+fn an_interrupted_https_download_resumes_with_range() {
+    let ca = Ca::new();
+    let s = Server::start_tls(&ca.issue(&["127.0.0.1"]));
+    let p = Product::new("https-resume");
+    p.write("mirror-ca.pem", &ca.pem);
+    let from = resumed_after_a_cut(&s, &p, r#", ca = "mirror-ca.pem""#);
+    assert!(run_log(&p, "state").contains(&format!("resuming after {from} bytes")));
+}
+
+#[test]
+fn a_signature_by_a_revoked_or_expired_key_is_refused_and_a_valid_one_accepted() {
+    let k = keys();
+    let l = lifecycle();
+    let s = Server::start();
+    let url = s.put(&format!("/{NAME}"), &k.artifact);
+    let lower = |f: &str| f.to_lowercase();
+    let cases = [
+        (
+            "expired",
+            &l.expired,
+            None,
+            format!("key {} expired on 2020-12-31", lower(&l.expired.2)),
+        ),
+        (
+            "revoked",
+            &l.revoked,
+            None,
+            format!("key {} is revoked by its owner", lower(&l.revoked.2)),
+        ),
+        // The keyring has the key as it was; the KEYS file has it revoked.
+        (
+            "revoked-in-keys",
+            &l.revoked,
+            Some(&l.revoked_before),
+            format!("key {} is revoked by its owner", lower(&l.revoked.2)),
+        ),
+        (
+            "expired-subkey",
+            &l.expired_sub,
+            None,
+            format!(
+                "subkey {} of key {} expired on 2020-12-31",
+                lower(&l.sub_fpr),
+                lower(&l.expired_sub.2)
+            ),
+        ),
+    ];
+    for (name, (keyring, asc, _), before, why) in cases {
+        let asc = s.put(&format!("/{name}.asc"), asc);
+        let p = Product::new(&format!("life-{name}"));
+        p.write("a", OLD);
+        let d = p.dir.display();
+        let trust = match before {
+            // The keyring file holds the unrevoked copy, the KEYS file
+            // the revoked one.
+            Some(old) => {
+                std::fs::write(p.path("k.gpg"), old).unwrap();
+                let keys_url = s.put(&format!("/{name}-KEYS"), keyring);
+                format!(r#", keyring = "k.gpg" }}, keys_url = "{keys_url}""#)
+            }
+            None => {
+                std::fs::write(p.path("k.gpg"), keyring).unwrap();
+                r#", keyring = "k.gpg" }"#.to_string()
+            }
+        };
+        p.recipe(&fetch_step(
+            "f",
+            &format!(r#"url = "{url}", dest = "{d}/a", signature = {{ url = "{asc}"{trust}"#),
+        ));
+        let o = p.upgrade("state", &[]);
+        p.refused_untouched(name, &o, &[&why, "refused"]);
+    }
+
+    // A key that expires, but not yet; a signature made while the key was
+    // valid (the expired key's) is refused above only because it is
+    // expired now.
+    let (keyring, asc, fpr) = &l.expiring;
+    let asc = s.put("/expiring.asc", asc);
+    let p = Product::new("life-valid");
+    std::fs::write(p.path("k.gpg"), keyring).unwrap();
+    let d = p.dir.display();
+    p.recipe(&fetch_step(
+        "f",
+        &format!(
+            r#"url = "{url}", dest = "{d}/a", signature = {{ url = "{asc}", keyring = "k.gpg" }}"#
+        ),
+    ));
+    let o = p.upgrade("state", &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(p.bytes("a").as_deref(), Some(&k.artifact[..]));
+    assert!(run_log(&p, "state").contains(&format!("by key {}", fpr.to_lowercase())));
 }

@@ -1,10 +1,11 @@
 //! The `repo` action through the binary, on real files with a real key made
 //! by gpg: switch, add and key, their built-in undo (byte for byte, mode
 //! kept), a re-run after a crash that does not switch twice, and a key with
-//! the wrong fingerprint refused before anything changed.
+//! the wrong fingerprint, or revoked by its owner, refused with everything
+//! put back.
 
 mod common;
-use common::{hoist_in, text};
+use common::{gpg_revoke, hoist_in, text};
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -209,5 +210,37 @@ fn a_key_with_another_fingerprint_is_refused_and_nothing_changes() {
     let o = upgrade(dir, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("refused"), "{}", text(&o));
+    assert_eq!(snapshot(dir), before);
+}
+
+#[test]
+fn a_revoked_key_is_refused_and_nothing_changes() {
+    let d = setup("revoked-key", None);
+    let dir = &d.0;
+    let home = dir.join("gnupg-test");
+    let fpr = std::fs::read_to_string(dir.join("recipe.toml"))
+        .unwrap()
+        .split("fingerprint = \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    gpg_revoke(&home, &fpr);
+    let o = Command::new("gpg")
+        .arg("--homedir")
+        .arg(&home)
+        .args(["--batch", "--armor", "--export"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::write(dir.join("archive.asc"), &o.stdout).unwrap();
+    let before = snapshot(dir);
+    let o = upgrade(dir, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains(&format!("key {fpr} is revoked by its owner")) && out.contains("refused"),
+        "{out}"
+    );
     assert_eq!(snapshot(dir), before);
 }

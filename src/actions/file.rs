@@ -5,11 +5,13 @@
 //! Every change is computed from the file as it is, written crash-safely
 //! with the file's owner, group and mode (`saved::write_as`), and undone by
 //! the action itself: before the first change the file (and, for a merge,
-//! the packaged new file it removes) is saved in the step's directory.
+//! the packaged new file it removes) is saved in the step's directory by
+//! the shared `saved` module, which puts back bytes, owner, group, mode and
+//! modification time. A file that is a symbolic link is changed (and put
+//! back) where it points, the link left a link.
 
 mod edit;
 mod merge;
-mod saved;
 mod validate;
 
 use std::ops::Range;
@@ -20,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::Kind;
 use crate::context::Ctx;
 use crate::diag::Problem;
+use crate::saved::{self, Saved, real};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,13 +85,6 @@ fn resolve(dir: &Path, p: &str) -> PathBuf {
     } else {
         dir.join(p)
     }
-}
-
-/// The file a path names, through symbolic links: a config file that is a
-/// link (to /etc/alternatives, to a shared copy) is written where it points,
-/// the link itself left as it is. A rename over the link would replace it.
-fn real(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn read_text(path: &Path) -> Result<String, String> {
@@ -190,8 +186,9 @@ impl File {
         let shown = path.display().to_string();
         // A previous attempt (a retry, or a run again after a crash) may
         // have written already: its result is the edit of the saved file.
-        if let Some(kept) = saved::load(&ctx.step_dir)?
-            && let Ok(original) = String::from_utf8(kept.original)
+        let kept = Saved::new(&ctx.step_dir);
+        if let Some(original) = kept.original(path)
+            && let Ok(original) = String::from_utf8(original)
             && original != ours
             && self.edit(&original)? == ours
         {
@@ -204,26 +201,32 @@ impl File {
             return Ok(());
         }
         let meta = saved::Meta::of(path).map_err(|e| format!("{shown}: {e}"))?;
-        saved::save(&ctx.step_dir, path, ours.as_bytes(), None)?;
+        kept.save_once(path)
+            .map_err(|e| format!("cannot save {shown}: {e}"))?;
         saved::write_as(path, want.as_bytes(), meta)?;
-        ctx.note(&format!("{shown} changed:\n{}", edit::unified(&shown, ours, &want)));
+        ctx.note(&format!(
+            "{shown} changed:\n{}",
+            edit::unified(&shown, ours, &want)
+        ));
         Ok(())
     }
 
     fn apply_merge(&self, ctx: &Ctx<'_>, path: &Path, ours: &str) -> Result<(), String> {
         let shown = path.display().to_string();
-        let previous = saved::load(&ctx.step_dir)?;
+        let kept = Saved::new(&ctx.step_dir);
+        let gone =
+            |p: &Path| saved::remove(p).map_err(|e| format!("cannot remove {}: {e}", p.display()));
         // An earlier attempt wrote the merge but did not remove the new
         // file (a crash between the two): the live file is the merge of
         // what it saved, and only the removal is left.
-        if let Some(kept) = &previous
-            && kept.original.as_slice() != ours.as_bytes()
-            && let Ok(original) = std::str::from_utf8(&kept.original)
+        if let Some(original) = kept.original(path)
+            && original.as_slice() != ours.as_bytes()
+            && let Ok(original) = std::str::from_utf8(&original)
             && let Ok(Some(again)) = self.merge(ctx.recipe_dir, path, original, &ctx.step_dir)
-            && kept.new_file.as_deref() == Some(again.theirs.as_bytes())
+            && kept.original(&again.new_path).as_deref() == Some(again.theirs.as_bytes())
             && again.merged == ours
         {
-            saved::remove(&again.new_path)?;
+            gone(&again.new_path)?;
             ctx.note(&format!(
                 "{shown}: merged by an earlier attempt; {} removed",
                 again.new_path.display()
@@ -231,21 +234,23 @@ impl File {
             return Ok(());
         }
         let Some(m) = self.merge(ctx.recipe_dir, path, ours, &ctx.step_dir)? else {
-            ctx.note(&format!("{shown}: no packaged new version beside it, nothing to merge"));
+            ctx.note(&format!(
+                "{shown}: no packaged new version beside it, nothing to merge"
+            ));
             return Ok(());
         };
         let target = real(path);
         let meta = saved::Meta::of(&target).map_err(|e| format!("{shown}: {e}"))?;
-        saved::save(
-            &ctx.step_dir,
-            &target,
-            ours.as_bytes(),
-            Some((&m.new_path, m.theirs.as_bytes())),
-        )?;
+        // Both saved before either changes: the undo puts back the file
+        // and the packaged new version the merge removes.
+        for p in [&target, &m.new_path] {
+            kept.save_once(p)
+                .map_err(|e| format!("cannot save {}: {e}", p.display()))?;
+        }
         if m.merged != ours {
             saved::write_as(&target, m.merged.as_bytes(), meta)?;
         }
-        saved::remove(&m.new_path)?;
+        gone(&m.new_path)?;
         ctx.note(&format!(
             "{shown}: {} merged in and removed (kept in {} for the undo):\n{}",
             m.new_path.display(),
@@ -315,10 +320,16 @@ impl Kind for File {
     }
 
     fn compensate(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
-        if saved::restore(&ctx.step_dir)? {
+        let put = Saved::new(&ctx.step_dir)
+            .restore()
+            .map_err(|e| format!("putting back {}: {e}", self.path))?;
+        if !put.is_empty() {
             ctx.note(&format!("{}: put back as it was", self.path));
         } else {
-            ctx.note(&format!("{}: nothing was changed, nothing to put back", self.path));
+            ctx.note(&format!(
+                "{}: nothing was changed, nothing to put back",
+                self.path
+            ));
         }
         Ok(())
     }
@@ -340,7 +351,8 @@ impl Kind for File {
         let shown = path.display().to_string();
         let after = match self.op {
             Op::MergeNew => {
-                let scratch = std::env::temp_dir().join(format!("hoist-plan-{}", std::process::id()));
+                let scratch =
+                    std::env::temp_dir().join(format!("hoist-plan-{}", std::process::id()));
                 let m = self.merge(recipe_dir, &path, &ours, &scratch);
                 let _ = std::fs::remove_dir_all(&scratch);
                 match m {

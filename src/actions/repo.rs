@@ -104,17 +104,27 @@ impl Kind for Repo {
         saved.save_once(&file).map_err(io)?;
         let keyring = self.key.as_ref().map(|k| ctx.path(&k.keyring));
         if let Some(k) = &keyring {
-            saved.save_once(k).map_err(|e| format!("{}: {e}", k.display()))?;
+            saved
+                .save_once(k)
+                .map_err(|e| format!("{}: {e}", k.display()))?;
         }
         match self.op {
             Op::Switch => {
-                let (from, to) = (self.from.as_deref().unwrap_or(""), self.to.as_deref().unwrap_or(""));
+                let (from, to) = (
+                    self.from.as_deref().unwrap_or(""),
+                    self.to.as_deref().unwrap_or(""),
+                );
                 // From the saved original, so a re-run after a crash does
                 // not switch twice (`4.2` -> `4.2.1` would become 4.2.1.1).
-                let original = saved.original(&file).ok_or_else(|| format!("{} does not exist", file.display()))?;
+                let original = saved
+                    .original(&file)
+                    .ok_or_else(|| format!("{} does not exist", file.display()))?;
                 let text = String::from_utf8_lossy(&original);
                 if !text.contains(from) {
-                    return Err(format!("{}: `{from}` is not in it: nothing to switch (is it already switched, or another file?)", file.display()));
+                    return Err(format!(
+                        "{}: `{from}` is not in it: nothing to switch (is it already switched, or another file?)",
+                        file.display()
+                    ));
                 }
                 write_keeping_meta(&file, text.replace(from, to).as_bytes()).map_err(io)?;
                 ctx.note(&format!("{}: {from} -> {to}", file.display()));
@@ -148,7 +158,9 @@ impl Kind for Repo {
     }
 
     fn compensate(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
-        let restored = Saved::new(&ctx.step_dir).restore().map_err(|e| e.to_string())?;
+        let restored = Saved::new(&ctx.step_dir)
+            .restore()
+            .map_err(|e| e.to_string())?;
         for p in restored {
             ctx.note(&format!("put back {}", p.display()));
         }
@@ -167,9 +179,13 @@ impl Kind for Repo {
                     None => false,
                 }
             }
-            Op::Add => text.is_some_and(|t| t.trim_end() == self.content.as_deref().unwrap_or("").trim_end()),
+            Op::Add => text
+                .is_some_and(|t| t.trim_end() == self.content.as_deref().unwrap_or("").trim_end()),
             Op::Remove => !file.exists(),
-            Op::Key => self.key.as_ref().is_some_and(|k| ctx.path(&k.keyring).exists()),
+            Op::Key => self
+                .key
+                .as_ref()
+                .is_some_and(|k| ctx.path(&k.keyring).exists()),
         })
     }
 
@@ -212,32 +228,64 @@ fn import_key(ctx: &Ctx<'_>, key: &Key, keyring: &std::path::Path) -> Result<(),
     let raw = match (&key.file, &key.url) {
         (Some(f), _) => std::fs::read(ctx.path(f)).map_err(|e| format!("{f}: {e}"))?,
         (_, Some(u)) => {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .timeout_global(Some(std::time::Duration::from_secs(60)))
-                .build()
-                .into();
-            let mut resp = agent.get(u).call().map_err(|e| format!("{u}: {e}"))?;
-            resp.body_mut()
-                .with_config()
-                .limit(1 << 20)
-                .read_to_vec()
-                .map_err(|e| format!("{u}: {e}"))?
+            // As `fetch` gets its files: https servers vouched for by the
+            // host's CA bundle, bounded in time and size.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            let trust = crate::actions::fetch::download::Trust::system()?;
+            crate::actions::fetch::download::fetch_small(u, deadline, &trust)?
         }
         _ => return Err("the key has neither `file` nor `url`".into()),
     };
     // rPGP reads armored or binary keys and writes the binary keyring apt
     // expects: no gpg on the host, no keyring of the admin's touched.
-    let keys = crate::actions::fetch::openpgp::load_keys(&raw)
+    let mut keys = crate::actions::fetch::openpgp::load_keys(&raw)
         .map_err(|e| format!("the key is not an OpenPGP public key: {e}"))?;
-    let (bytes, fingerprints) = crate::actions::fetch::openpgp::binary_keyring(&keys)?;
-    if let Some(want) = &key.fingerprint {
-        let want: String = want.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
-        if !fingerprints.contains(&want) {
-            return Err(format!("the key's fingerprint is {}, not {want}: refused", fingerprints.join(", ")));
+    // A revoked or expired key would only make apt refuse the repository
+    // later, with the sources already switched: it is left out now.
+    let mut unusable = Vec::new();
+    keys.retain(|k| match crate::actions::fetch::openpgp::unusable_now(k) {
+        Some(why) => {
+            unusable.push(why);
+            false
         }
+        None => true,
+    });
+    let want = key.fingerprint.as_ref().map(|w| {
+        w.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_uppercase()
+    });
+    if let Some(why) = unusable
+        .iter()
+        .find(|why| want.as_ref().is_some_and(|w| why.contains(w.as_str())))
+    {
+        return Err(format!("{why}: refused"));
+    }
+    if keys.is_empty() {
+        return Err(format!(
+            "{}: no usable key to import: refused",
+            unusable.join("; ")
+        ));
+    }
+    for why in &unusable {
+        ctx.note(&format!("{why}: left out of {}", keyring.display()));
+    }
+    let (bytes, fingerprints) = crate::actions::fetch::openpgp::binary_keyring(&keys)?;
+    if let Some(want) = want
+        && !fingerprints.contains(&want)
+    {
+        return Err(format!(
+            "the key's fingerprint is {}, not {want}: refused",
+            fingerprints.join(", ")
+        ));
     }
     write_keeping_meta(keyring, &bytes).map_err(|e| format!("{}: {e}", keyring.display()))?;
-    ctx.note(&format!("key {} written to {}", fingerprints.join(", "), keyring.display()));
+    ctx.note(&format!(
+        "key {} written to {}",
+        fingerprints.join(", "),
+        keyring.display()
+    ));
     Ok(())
 }
 
@@ -262,7 +310,9 @@ fn signed_by(text: &str, keyring: &str) -> String {
     }
     for line in text.lines() {
         let trimmed = line.trim_start();
-        let kind = ["deb-src ", "deb "].into_iter().find(|k| trimmed.starts_with(k));
+        let kind = ["deb-src ", "deb "]
+            .into_iter()
+            .find(|k| trimmed.starts_with(k));
         match kind {
             Some(k) if !trimmed.contains("signed-by=") => {
                 let rest = &trimmed[k.len()..];

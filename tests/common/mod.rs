@@ -95,3 +95,30 @@ pub fn install_hoist(h: &Host, recipe: &str) -> hoist_testbed::Result<()> {
     h.exec("dpkg -i /root/hoist.deb && rm /root/hoist.deb")?;
     h.write_file("/root/recipe.toml", recipe.as_bytes(), 0o644)
 }
+
+/// Revokes the key `fpr` of the GnuPG home `home` with the revocation
+/// certificate gpg made along with the key (`openpgp-revocs.d/FPR.rev`,
+/// its armor line prefixed with `:` so it is not imported by mistake).
+pub fn gpg_revoke(home: &Path, fpr: &str) {
+    let cert = home.join(format!("openpgp-revocs.d/{fpr}.rev"));
+    let armored = std::fs::read_to_string(&cert).unwrap();
+    let usable = home.join("revoke.asc");
+    std::fs::write(
+        &usable,
+        armored.replace(":-----BEGIN PGP", "-----BEGIN PGP"),
+    )
+    .unwrap();
+    let o = Command::new("gpg")
+        .arg("--homedir")
+        .arg(home)
+        .args(["--batch", "--import"])
+        .arg(&usable)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "gpg --import {}: {}",
+        usable.display(),
+        text(&o)
+    );
+}

@@ -1,11 +1,113 @@
 //! Getting bytes: `file://`, `http://` and `https://` (rustls), bounded in
 //! time and size, with resume of a partial download by `Range`.
+//!
+//! An https server must show a certificate for its name, vouched for by
+//! the host's CA bundle (what `update-ca-certificates` maintains, so an
+//! admin's own authority added there is trusted, as by apt, curl and wget)
+//! plus the step's `ca` file (a product's private mirror). A host without a
+//! bundle falls back on Mozilla's list built into hoist.
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ureq::tls::{Certificate, PemItem, RootCerts};
+
 use crate::context::Ctx;
+
+/// The system CA bundles, Debian's first (RHEL's second).
+pub const SYSTEM_BUNDLES: [&str; 2] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+
+/// The authorities an https server's certificate must chain to.
+#[derive(Clone)]
+pub struct Trust {
+    roots: RootCerts,
+    /// Said in a refusal: which authorities were asked.
+    what: String,
+}
+
+/// Every certificate of a PEM file; a file with none is an error (a key, a
+/// DER file or a wrong path would otherwise trust nothing, silently).
+fn pem_certs(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&bytes) {
+        match item {
+            Ok(PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(format!("{}: not a PEM file: {e}", path.display())),
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+impl Trust {
+    /// The host's bundle (the first of `bundles` that exists), plus the
+    /// certificates of `ca`.
+    pub fn new(ca: Option<&Path>, bundles: &[&str]) -> Result<Trust, String> {
+        let system = bundles.iter().map(PathBuf::from).find(|p| p.is_file());
+        let (mut certs, mut what) = match (&system, ca) {
+            (Some(s), _) => (pem_certs(s)?, vec![s.display().to_string()]),
+            (None, Some(_)) => (Vec::new(), Vec::new()),
+            (None, None) => {
+                return Ok(Trust {
+                    roots: RootCerts::WebPki,
+                    what: "the authorities built into hoist (no CA bundle on this host)".into(),
+                });
+            }
+        };
+        if let Some(ca) = ca {
+            certs.extend(pem_certs(ca)?);
+            what.push(ca.display().to_string());
+        }
+        Ok(Trust {
+            roots: RootCerts::new_with_certs(&certs),
+            what: what.join(" or "),
+        })
+    }
+
+    /// The host's trust alone (a `repo` key URL, a step without `ca`).
+    pub fn system() -> Result<Trust, String> {
+        Trust::new(None, &SYSTEM_BUNDLES)
+    }
+
+    fn agent(&self, timeout: Duration) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            // Statuses are read here: 206 and 416 mean something for a resume.
+            .http_status_as_error(false)
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(self.roots.clone())
+                    .build(),
+            )
+            .build()
+            .into()
+    }
+
+    /// `url: error`, and for a certificate refused, who was asked.
+    fn error(&self, url: &str, e: ureq::Error) -> String {
+        let text = e.to_string();
+        if text.contains("certificate") {
+            format!(
+                "{url}: {text}: the server's certificate is refused (it must be valid for the \
+                 server's name and issued by an authority in {})",
+                self.what
+            )
+        } else {
+            format!("{url}: {text}")
+        }
+    }
+}
 
 /// Sidecars, signatures and KEYS files are small; a larger one is not what
 /// the recipe meant (Apache's KEYS for CloudStack is about 30 KiB).
@@ -20,31 +122,23 @@ fn remaining(url: &str, deadline: Instant) -> Result<Duration, String> {
     }
 }
 
-fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        // Statuses are read here: 206 and 416 mean something for a resume.
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
 fn file_path(url: &str) -> Option<&Path> {
     url.strip_prefix("file://").map(Path::new)
 }
 
 /// A whole small file, in memory.
-pub fn fetch_small(url: &str, deadline: Instant) -> Result<Vec<u8>, String> {
+pub fn fetch_small(url: &str, deadline: Instant, trust: &Trust) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     if let Some(path) = file_path(url) {
         std::fs::File::open(path)
             .and_then(|f| f.take(SMALL_MAX + 1).read_to_end(&mut out))
             .map_err(|e| format!("{url}: {e}"))?;
     } else {
-        let mut resp = agent(remaining(url, deadline)?)
+        let mut resp = trust
+            .agent(remaining(url, deadline)?)
             .get(url)
             .call()
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|e| trust.error(url, e))?;
         let status = resp.status().as_u16();
         if status != 200 {
             return Err(format!("{url}: HTTP status {status}"));
@@ -90,7 +184,11 @@ fn copy_capped(
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("{url}: {e} (after {have} bytes; kept for resuming)")),
+            Err(e) => {
+                return Err(format!(
+                    "{url}: {e} (after {have} bytes; kept for resuming)"
+                ));
+            }
         };
         have += n as u64;
         if have > max {
@@ -109,9 +207,10 @@ pub fn fetch_to_part(
     part: &Path,
     max: u64,
     deadline: Instant,
+    trust: &Trust,
     ctx: &Ctx<'_>,
 ) -> Result<bool, String> {
-    let result = fetch_into(url, part, max, deadline, ctx);
+    let result = fetch_into(url, part, max, deadline, trust, ctx);
     if let Err(e) = &result
         && e.contains("max_size")
     {
@@ -126,6 +225,7 @@ fn fetch_into(
     part: &Path,
     max: u64,
     deadline: Instant,
+    trust: &Trust,
     ctx: &Ctx<'_>,
 ) -> Result<bool, String> {
     let mut have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
@@ -162,11 +262,11 @@ fn fetch_into(
             .map(|_| resumed)
             .map_err(|e| format!("{}: {e}", part.display()));
     }
-    let mut req = agent(remaining(url, deadline)?).get(url);
+    let mut req = trust.agent(remaining(url, deadline)?).get(url);
     if have > 0 {
         req = req.header("Range", format!("bytes={have}-"));
     }
-    let mut resp = req.call().map_err(|e| format!("{url}: {e}"))?;
+    let mut resp = req.call().map_err(|e| trust.error(url, e))?;
     let status = resp.status().as_u16();
     let header = |name: &str| {
         resp.headers()

@@ -106,6 +106,10 @@ pub struct Fetch {
     /// Largest download accepted (default 4 GiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_size: Option<Size>,
+    /// A PEM file of certificate authorities trusted for this step's https
+    /// URLs besides the host's CA bundle (a product's private mirror).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
 }
 
 fn supported_url(url: &str) -> bool {
@@ -142,7 +146,19 @@ impl Fetch {
 
     /// Everything the artifact is checked against, fetched (sidecars,
     /// signature, KEYS) and parsed, before the artifact itself is read.
-    fn checks(&self, ctx: &Ctx<'_>, deadline: Instant) -> Result<verify::Checks, String> {
+    /// Who vouches for the https servers: the host's CA bundle, and `ca`.
+    fn trust(&self, ctx: &Ctx<'_>) -> Result<download::Trust, String> {
+        let ca = self.ca.as_ref().map(|c| ctx.path(c));
+        download::Trust::new(ca.as_deref(), &download::SYSTEM_BUNDLES)
+            .map_err(|e| format!("`ca`: {e}"))
+    }
+
+    fn checks(
+        &self,
+        ctx: &Ctx<'_>,
+        deadline: Instant,
+        trust: &download::Trust,
+    ) -> Result<verify::Checks, String> {
         let mut expected = Vec::new();
         for (algo, digest) in [
             (Algo::Sha256, &self.sha256),
@@ -159,7 +175,7 @@ impl Fetch {
         }
         let name = self.artifact_name();
         for url in &self.checksum_urls {
-            let bytes = download::fetch_small(url, deadline)?;
+            let bytes = download::fetch_small(url, deadline, trust)?;
             let text = String::from_utf8_lossy(&bytes);
             let e = verify::parse_sidecar(&text, url, &name).map_err(|e| format!("{url}: {e}"))?;
             expected.push(e);
@@ -173,14 +189,15 @@ impl Fetch {
                     let bytes =
                         std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                     keys.extend(
-                        openpgp::load_keys(&bytes).map_err(|e| format!("{}: {e}", path.display()))?,
+                        openpgp::load_keys(&bytes)
+                            .map_err(|e| format!("{}: {e}", path.display()))?,
                     );
                 }
                 if let Some(url) = &self.keys_url {
-                    let bytes = download::fetch_small(url, deadline)?;
+                    let bytes = download::fetch_small(url, deadline, trust)?;
                     keys.extend(openpgp::load_keys(&bytes).map_err(|e| format!("{url}: {e}"))?);
                 }
-                let bytes = download::fetch_small(&sig.url, deadline)?;
+                let bytes = download::fetch_small(&sig.url, deadline, trust)?;
                 let parsed =
                     openpgp::parse_signature(&bytes).map_err(|e| format!("{}: {e}", sig.url))?;
                 Some(openpgp::Check {
@@ -218,8 +235,10 @@ impl Fetch {
         checks: &verify::Checks,
         part: &Path,
         deadline: Instant,
+        trust: &download::Trust,
     ) -> Result<String, String> {
-        let resumed = download::fetch_to_part(&self.url, part, self.max_size(), deadline, ctx)?;
+        let max = self.max_size();
+        let resumed = download::fetch_to_part(&self.url, part, max, deadline, trust, ctx)?;
         match checks.verify_file(part) {
             Ok(how) => Ok(how),
             Err(e) => {
@@ -232,7 +251,7 @@ impl Fetch {
                         "{}: resumed download failed verification ({e}); downloading it whole",
                         self.url
                     ));
-                    download::fetch_to_part(&self.url, part, self.max_size(), deadline, ctx)?;
+                    download::fetch_to_part(&self.url, part, max, deadline, trust, ctx)?;
                     checks.verify_file(part).inspect_err(|_| {
                         let _ = std::fs::remove_file(part);
                     })
@@ -315,7 +334,8 @@ impl Kind for Fetch {
     fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
         let deadline = Instant::now() + ctx.timeout;
         let dest = ctx.path(&self.dest);
-        let checks = self.checks(ctx, deadline)?;
+        let trust = self.trust(ctx)?;
+        let checks = self.checks(ctx, deadline, &trust)?;
         if dest.exists() && checks.verify_file(&dest).is_ok() {
             ctx.note(&format!(
                 "{} already there and verified: not downloaded again",
@@ -326,15 +346,18 @@ impl Kind for Fetch {
         let dir = dest.parent().unwrap_or(Path::new("/"));
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let part = Self::part_path(&dest);
-        let how = self.download_verified(ctx, &checks, &part, deadline)?;
+        let how = self.download_verified(ctx, &checks, &part, deadline, &trust)?;
         // What compensate needs is on disk before dest changes.
         crate::fsutil::private_dir(&ctx.step_dir)
             .map_err(|e| format!("{}: {e}", ctx.step_dir.display()))?;
         if dest.exists() {
             Self::save_old(ctx, &dest)?;
         } else if !Self::saved_path(ctx).exists() {
-            crate::fsutil::write_atomic(&Self::created_marker(ctx), dest.as_os_str().as_encoded_bytes())
-                .map_err(|e| format!("{}: {e}", ctx.step_dir.display()))?;
+            crate::fsutil::write_atomic(
+                &Self::created_marker(ctx),
+                dest.as_os_str().as_encoded_bytes(),
+            )
+            .map_err(|e| format!("{}: {e}", ctx.step_dir.display()))?;
         }
         std::fs::rename(&part, &dest)
             .and_then(|_| crate::fsutil::sync_dir(dir))
@@ -381,7 +404,10 @@ impl Kind for Fetch {
                 Ok(()) => {
                     let dir = dest.parent().unwrap_or(Path::new("/"));
                     let _ = crate::fsutil::sync_dir(dir);
-                    ctx.note(&format!("{} removed (it was not there before)", dest.display()));
+                    ctx.note(&format!(
+                        "{} removed (it was not there before)",
+                        dest.display()
+                    ));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(format!("{}: {e}", dest.display())),
@@ -397,7 +423,8 @@ impl Kind for Fetch {
         }
         let deadline = Instant::now() + ctx.timeout;
         Some(
-            self.checks(ctx, deadline)
+            self.trust(ctx)
+                .and_then(|t| self.checks(ctx, deadline, &t))
                 .and_then(|c| c.verify_file(&dest))
                 .is_ok(),
         )
@@ -509,16 +536,42 @@ impl Kind for Fetch {
                     Problem::error(
                         "bad-fingerprint",
                         span.clone(),
-                        format!("`{f}` is not a full OpenPGP fingerprint (40 or 64 hexadecimal digits)"),
+                        format!(
+                            "`{f}` is not a full OpenPGP fingerprint (40 or 64 hexadecimal digits)"
+                        ),
                     )
                     .label("here"),
+                );
+            }
+        }
+        if let Some(ca) = &self.ca {
+            if ca.trim().is_empty() {
+                problems.push(
+                    Problem::error(
+                        "bad-ca",
+                        span.clone(),
+                        "`ca` is empty: it names a PEM file of certificate authorities",
+                    )
+                    .label("here"),
+                );
+            } else if !self.urls().any(|u| u.starts_with("https://")) {
+                problems.push(
+                    Problem::error(
+                        "ca-without-https",
+                        span.clone(),
+                        "`ca` vouches for https servers, and this step fetches no https:// URL",
+                    )
+                    .label("`ca` here")
+                    .help("remove `ca`, or fetch over https://"),
                 );
             }
         }
         if let Some(Size::Text(t)) = &self.max_size
             && let Err(e) = parse_size(t)
         {
-            problems.push(Problem::error("bad-size", span.clone(), format!("`max_size`: {e}")).label("here"));
+            problems.push(
+                Problem::error("bad-size", span.clone(), format!("`max_size`: {e}")).label("here"),
+            );
         }
     }
 }

@@ -5,12 +5,21 @@
 //! Keys come from a keyring file (binary or armored packets, or the GnuPG
 //! keybox `gpg --no-default-keyring --keyring FILE` writes) or an Apache
 //! `KEYS` file (text, with armored key blocks among `pub`/`uid` listings).
+//!
+//! A key (or signing subkey) its owner revoked, or that expired (by now,
+//! or before the signature was made), vouches for nothing, as apt refuses
+//! a repository signed by one. rPGP parses the revocation and self
+//! signatures but leaves their meaning to its user: `standing` reads it,
+//! counting only signatures that verify against the key itself (anyone can
+//! append packets to a copy of a key).
 
 use std::io::{BufReader, Read};
 use std::path::Path;
+use std::time::SystemTime;
 
-use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
-use pgp::types::KeyDetails;
+use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey, SignedPublicSubKey};
+use pgp::packet::{RevocationCode, Signature, SignatureType};
+use pgp::types::{KeyDetails, Tag, Timestamp};
 
 /// What a signature is checked against.
 pub struct Check {
@@ -57,10 +66,7 @@ pub fn load_keys(bytes: &[u8]) -> Result<Vec<SignedPublicKey>, String> {
                 .map(|e| start + e + ARMOR_END.len())
                 .unwrap_or(rest.len());
             let block = &rest[start..end];
-            take(
-                SignedPublicKey::from_armor_many_buf(block.as_bytes())
-                    .map(|(it, _)| it),
-            );
+            take(SignedPublicKey::from_armor_many_buf(block.as_bytes()).map(|(it, _)| it));
             rest = &rest[end..];
         }
     } else {
@@ -137,7 +143,179 @@ fn normalise(fp: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// Whether a key may vouch for a signature: revoked (and why), and when
+/// it stops (its owner's newest self-signature says).
+struct Standing {
+    revoked: Option<String>,
+    expires: Option<SystemTime>,
+}
+
+fn created(sig: &Signature) -> u32 {
+    sig.created().map(Timestamp::as_secs).unwrap_or(0)
+}
+
+fn reason(sig: &Signature) -> String {
+    let code = match sig.revocation_reason_code() {
+        Some(RevocationCode::KeySuperseded) => "superseded",
+        Some(RevocationCode::KeyCompromised) => "compromised",
+        Some(RevocationCode::KeyRetired) => "retired",
+        _ => "no reason given",
+    };
+    let text = sig
+        .revocation_reason_string()
+        .map(|b| String::from_utf8_lossy(b).trim().to_string())
+        .filter(|t| !t.is_empty());
+    match text {
+        Some(t) => format!("{code}: \"{t}\""),
+        None => code.to_string(),
+    }
+}
+
+/// The end of a key's life from its newest valid self-signature; `None`
+/// (or a zero duration) is never.
+fn expiry(key_created: Timestamp, newest: Option<&Signature>) -> Option<SystemTime> {
+    let d: std::time::Duration = newest?.key_expiration_time()?.into();
+    (!d.is_zero()).then(|| SystemTime::from(key_created) + d)
+}
+
+/// A primary key's standing over every copy of it in the trusted files: a
+/// revocation in any copy counts, and the newest self-signature of all
+/// (a refreshed copy extends an old one's expiry).
+fn primary_standing(copies: &[&SignedPublicKey]) -> Standing {
+    let Some(first) = copies.first() else {
+        return Standing {
+            revoked: None,
+            expires: None,
+        };
+    };
+    let pk = &first.primary_key;
+    let revoked = copies
+        .iter()
+        .flat_map(|k| &k.details.revocation_signatures)
+        .find(|s| s.verify_key(pk).is_ok())
+        .map(reason);
+    let newest = copies
+        .iter()
+        .flat_map(|k| {
+            let direct = k
+                .details
+                .direct_signatures
+                .iter()
+                .filter(|s| s.verify_key(pk).is_ok());
+            let certified = k.details.users.iter().flat_map(|u| {
+                u.signatures
+                    .iter()
+                    .filter(move |s| s.verify_certification(pk, Tag::UserId, &u.id).is_ok())
+            });
+            direct.chain(certified)
+        })
+        .max_by_key(|s| created(s));
+    Standing {
+        revoked,
+        expires: expiry(pk.created_at(), newest),
+    }
+}
+
+/// A subkey's own standing (its binding and revocation signatures by the
+/// primary), over every copy of it.
+fn subkey_standing(primary: &SignedPublicKey, copies: &[&SignedPublicSubKey]) -> Standing {
+    let Some(first) = copies.first() else {
+        return Standing {
+            revoked: None,
+            expires: None,
+        };
+    };
+    let sigs = || {
+        copies.iter().flat_map(|c| &c.signatures).filter(|s| {
+            s.verify_subkey_binding(&primary.primary_key, &first.key)
+                .is_ok()
+        })
+    };
+    Standing {
+        revoked: sigs()
+            .find(|s| s.typ() == Some(SignatureType::SubkeyRevocation))
+            .map(reason),
+        expires: expiry(
+            first.key.created_at(),
+            sigs()
+                .filter(|s| s.typ() == Some(SignatureType::SubkeyBinding))
+                .max_by_key(|s| created(s)),
+        ),
+    }
+}
+
+fn date(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+impl Standing {
+    /// Why `what` may not vouch for a signature made at `signed` (if the
+    /// signature says), checked at `now`.
+    fn refusal(&self, what: &str, signed: Option<SystemTime>, now: SystemTime) -> Option<String> {
+        if let Some(r) = &self.revoked {
+            return Some(format!("{what} is revoked by its owner ({r})"));
+        }
+        let exp = self.expires?;
+        match signed {
+            Some(at) if at >= exp => Some(format!(
+                "{what} expired on {}, before the signature was made ({})",
+                date(exp),
+                date(at)
+            )),
+            _ if now >= exp => Some(format!("{what} expired on {}", date(exp))),
+            _ => None,
+        }
+    }
+}
+
+/// Why `key` may not be trusted now (revoked, or expired), if it may not:
+/// a keyring is not given a key that can vouch for nothing.
+pub fn unusable_now(key: &SignedPublicKey) -> Option<String> {
+    let what = format!("key {}", fingerprint_hex(&key.fingerprint()).to_uppercase());
+    primary_standing(&[key]).refusal(&what, None, SystemTime::now())
+}
+
 impl Check {
+    /// Every copy of the key with this primary fingerprint among the
+    /// trusted ones (a keyring and a KEYS file may both hold it).
+    fn copies(&self, fp: &pgp::types::Fingerprint) -> Vec<&SignedPublicKey> {
+        self.keys
+            .iter()
+            .filter(|k| k.fingerprint() == *fp)
+            .collect()
+    }
+
+    /// Refuses a signature by a revoked or expired key (or subkey).
+    fn standing(
+        &self,
+        path: &Path,
+        key: &SignedPublicKey,
+        sub: Option<&SignedPublicSubKey>,
+    ) -> Result<(), String> {
+        let signed = self.signature.signature.created().map(SystemTime::from);
+        let now = SystemTime::now();
+        let copies = self.copies(&key.fingerprint());
+        let primary_fp = fingerprint_hex(&key.fingerprint());
+        let mut why = primary_standing(&copies).refusal(&format!("key {primary_fp}"), signed, now);
+        if let (None, Some(sub)) = (&why, sub) {
+            let sub_fp = sub.key.fingerprint();
+            let subs: Vec<&SignedPublicSubKey> = copies
+                .iter()
+                .flat_map(|k| &k.public_subkeys)
+                .filter(|s| s.key.fingerprint() == sub_fp)
+                .collect();
+            why = subkey_standing(key, &subs).refusal(
+                &format!("subkey {} of key {primary_fp}", fingerprint_hex(&sub_fp)),
+                signed,
+                now,
+            );
+        }
+        match why {
+            Some(why) => Err(self.refused(path, &why)),
+            None => Ok(()),
+        }
+    }
+
     /// Verifies the signature over `data`, read to its end. `Ok` names
     /// the key that made it.
     pub fn verify(&self, data: &mut dyn Read, path: &Path) -> Result<String, String> {
@@ -155,12 +333,18 @@ impl Check {
             let pinned = |fp: &str| pins.is_empty() || pins.iter().any(|p| p == fp);
             if made_by(&key.primary_key) {
                 if !pinned(&primary_fp) {
-                    return Err(self.refused(path, &format!("made by key {primary_fp}, which is not among `fingerprints`")));
+                    return Err(self.refused(
+                        path,
+                        &format!("made by key {primary_fp}, which is not among `fingerprints`"),
+                    ));
                 }
+                self.standing(path, key, None)?;
                 return sig
                     .verify(&key.primary_key, data)
                     .map(|_| format!("OpenPGP signature {} by key {primary_fp}", self.url))
-                    .map_err(|e| self.refused(path, &format!("bad signature by key {primary_fp}: {e}")));
+                    .map_err(|e| {
+                        self.refused(path, &format!("bad signature by key {primary_fp}: {e}"))
+                    });
             }
             for sub in &key.public_subkeys {
                 if !made_by(&sub.key) {
@@ -168,17 +352,31 @@ impl Check {
                 }
                 let sub_fp = fingerprint_hex(&sub.key.fingerprint());
                 if !pinned(&primary_fp) && !pinned(&sub_fp) {
-                    return Err(self.refused(path, &format!("made by key {primary_fp}, which is not among `fingerprints`")));
+                    return Err(self.refused(
+                        path,
+                        &format!("made by key {primary_fp}, which is not among `fingerprints`"),
+                    ));
                 }
                 // A subkey counts only if its owner bound it: anyone can
                 // append a subkey to a copy of a trusted key.
                 sub.verify_bindings(&key.primary_key).map_err(|e| {
-                    self.refused(path, &format!("subkey {sub_fp} is not validly bound to key {primary_fp}: {e}"))
+                    self.refused(
+                        path,
+                        &format!("subkey {sub_fp} is not validly bound to key {primary_fp}: {e}"),
+                    )
                 })?;
+                self.standing(path, key, Some(sub))?;
                 return sig
                     .verify(&sub.key, data)
-                    .map(|_| format!("OpenPGP signature {} by key {primary_fp} (subkey {sub_fp})", self.url))
-                    .map_err(|e| self.refused(path, &format!("bad signature by key {primary_fp}: {e}")));
+                    .map(|_| {
+                        format!(
+                            "OpenPGP signature {} by key {primary_fp} (subkey {sub_fp})",
+                            self.url
+                        )
+                    })
+                    .map_err(|e| {
+                        self.refused(path, &format!("bad signature by key {primary_fp}: {e}"))
+                    });
             }
         }
         let by: Vec<String> = fps
@@ -190,7 +388,11 @@ impl Check {
             path,
             &format!(
                 "made by key {}, which is not among the {} trusted key(s)",
-                if by.is_empty() { "(unnamed)".to_string() } else { by.join(" / ") },
+                if by.is_empty() {
+                    "(unnamed)".to_string()
+                } else {
+                    by.join(" / ")
+                },
                 self.keys.len()
             ),
         ))

@@ -117,7 +117,11 @@ impl<R: Read> Tee<R> {
     /// Reads what is left and returns each algorithm's digest, in hex.
     pub fn finish(mut self) -> std::io::Result<Vec<(Algo, String)>> {
         std::io::copy(&mut self, &mut std::io::sink())?;
-        Ok(self.hashers.into_iter().map(|(a, h)| (a, h.hex())).collect())
+        Ok(self
+            .hashers
+            .into_iter()
+            .map(|(a, h)| (a, h.hex()))
+            .collect())
     }
 }
 
@@ -228,7 +232,10 @@ fn entries(text: &str) -> Vec<(Option<String>, String)> {
             && let (Some(open), true) = (head.find(" ("), head.ends_with(')'))
             && is_hex(hex.trim())
         {
-            out.push((Some(head[open + 2..head.len() - 1].to_string()), hex.trim().to_string()));
+            out.push((
+                Some(head[open + 2..head.len() - 1].to_string()),
+                hex.trim().to_string(),
+            ));
             continue;
         }
         // coreutils form: `HEX  name`, `HEX *name` or a bare `HEX`.
@@ -241,7 +248,10 @@ fn entries(text: &str) -> Vec<(Option<String>, String)> {
                 .map(|r| r.trim_start_matches('*').to_string());
             // A `gpg --print-md` continuation never starts a line; a
             // coreutils name is not more hex groups.
-            if name.as_deref().is_none_or(|n| !n.split_whitespace().all(is_hex)) {
+            if name
+                .as_deref()
+                .is_none_or(|n| !n.split_whitespace().all(is_hex))
+            {
                 out.push((name, first.to_ascii_lowercase()));
                 continue;
             }
@@ -250,9 +260,9 @@ fn entries(text: &str) -> Vec<(Option<String>, String)> {
         // files of Apache releases): `name: HEX HEX ...`, wrapped onto
         // indented lines; MD5 comes as byte pairs (`9B 6E ...`).
         if !line.starts_with(char::is_whitespace)
-            && let Some((name, first_hex)) = line.rsplit_once(':').filter(|(_, h)| {
-                h.split_whitespace().all(is_hex)
-            })
+            && let Some((name, first_hex)) = line
+                .rsplit_once(':')
+                .filter(|(_, h)| h.split_whitespace().all(is_hex))
         {
             let mut hex: String = first_hex.split_whitespace().collect();
             while i < lines.len()
@@ -288,8 +298,12 @@ pub fn parse_sidecar(text: &str, url: &str, name: &str) -> Result<Expected, Stri
         _ => return Err(format!("more than one checksum for `{name}` in it")),
     };
     let hex = &chosen.1;
-    let algo = Algo::from_hex_len(hex.len())
-        .ok_or_else(|| format!("a digest of {} hexadecimal digits is no known algorithm", hex.len()))?;
+    let algo = Algo::from_hex_len(hex.len()).ok_or_else(|| {
+        format!(
+            "a digest of {} hexadecimal digits is no known algorithm",
+            hex.len()
+        )
+    })?;
     if let Some(claimed) = algo_from_suffix(url) {
         let claimed = claimed?;
         if claimed != algo {
@@ -338,11 +352,20 @@ mod tests {
             groups[..6].join(" "),
             groups[6..].join(" ")
         );
-        let e = parse_sidecar(&text, "http://x/y.sha", "apache-cloudstack-4.3.1-src.tar.bz2").unwrap();
+        let e = parse_sidecar(
+            &text,
+            "http://x/y.sha",
+            "apache-cloudstack-4.3.1-src.tar.bz2",
+        )
+        .unwrap();
         assert_eq!((e.algo, e.hex.as_str()), (Algo::Sha512, sha512.as_str()));
         let md5 = "apache-cloudstack-4.3.1-src.tar.bz2: 9B 6E 0A 1C 2D 3E 4F 50 61 72 83 94 A5 B6 C7 D8\n";
-        let e = parse_sidecar(md5, "http://x/y.md5", "apache-cloudstack-4.3.1-src.tar.bz2").unwrap();
-        assert_eq!((e.algo, e.hex.as_str()), (Algo::Md5, "9b6e0a1c2d3e4f5061728394a5b6c7d8"));
+        let e =
+            parse_sidecar(md5, "http://x/y.md5", "apache-cloudstack-4.3.1-src.tar.bz2").unwrap();
+        assert_eq!(
+            (e.algo, e.hex.as_str()),
+            (Algo::Md5, "9b6e0a1c2d3e4f5061728394a5b6c7d8")
+        );
     }
 
     #[test]
