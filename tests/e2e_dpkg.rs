@@ -1,7 +1,9 @@
 //! An interrupted dpkg on a booted Debian test host: a new upgrade refuses
 //! it with the diagnosis before anything changes; hoist's own run, killed
 //! together with dpkg in the middle of a package's configuration, is
-//! repaired (`dpkg --configure -a`) and finished by `hoist resume`.
+//! repaired (`dpkg --configure -a`) and finished by `hoist resume`; killed
+//! in the middle of a package's unpack, `hoist resume` installs that
+//! package again from apt's cache and goes forward.
 
 mod common;
 use common::{install_hoist, sh};
@@ -13,10 +15,16 @@ use hoist_testbed::{AptRepo, Host, PackageSpec, Suite, Testbed};
 /// Waits (bounded) until the slow postinst runs, then kills apt, dpkg and
 /// it with SIGKILL, as a crash would.
 fn kill_mid_configure(h: &Host, also: &str) {
+    kill_during(h, "slowpost.postinst", also)
+}
+
+/// Waits (bounded) until a process matching `script` runs, then kills it,
+/// `also`, apt-get and dpkg with SIGKILL.
+fn kill_during(h: &Host, script: &str, also: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !sh(
         h,
-        "pgrep -f 'slowpost.postinst' >/dev/null && echo yes || true",
+        &format!("pgrep -f '{script}' >/dev/null && echo yes || true"),
     )
     .contains("yes")
     {
@@ -30,7 +38,7 @@ fn kill_mid_configure(h: &Host, also: &str) {
     sh(
         h,
         &format!(
-            "pkill -9 -f '{also}' || true; pkill -9 -x apt-get || true; pkill -9 -x dpkg || true; pkill -9 -f slowpost.postinst || true"
+            "pkill -9 -f '{also}' || true; pkill -9 -x apt-get || true; pkill -9 -x dpkg || true; pkill -9 -f '{script}' || true"
         ),
     );
 }
@@ -121,6 +129,104 @@ fn an_interrupted_dpkg_is_refused_or_repaired_on_resume() -> hoist_testbed::Resu
     assert!(sh(&h, "dpkg --audit").trim().is_empty());
     assert!(sh(&h, "dpkg-query -W -f '${db:Status-Abbrev}' slowpost").starts_with("ii"));
     assert_eq!(sh(&h, "cat /root/VERSION"), "2.0\n");
+    tb.teardown()?;
+    Ok(())
+}
+
+const UNPACK_RECIPE: &str = r#"[product]
+name = "slowunpack"
+version = { package = "slowunpack" }
+
+[[paths]]
+id = "main"
+from = "1.*"
+to = "2.0"
+
+[[steps]]
+id = "download"
+phase = "prepare"
+packages = { op = "download", names = ["needsit", "slowunpack"] }
+
+[[steps]]
+id = "install"
+phase = "install"
+packages = { op = "install", names = ["needsit", "slowunpack"] }
+"#;
+
+/// A power cut can fall inside a package's unpack: dpkg leaves it
+/// half-installed, which `dpkg --configure -a` cannot finish. Resume
+/// installs it again from the .deb the run downloaded, and goes forward.
+#[test]
+fn killed_mid_unpack_resume_goes_forward() -> hoist_testbed::Result<()> {
+    let mut repo = AptRepo::new()?;
+    let v1 = PackageSpec::new("slowunpack", "1.0").file("/usr/share/slowunpack/VERSION", "1.0\n");
+    let v2 = PackageSpec::new("slowunpack", "2.0")
+        .file("/usr/share/slowunpack/VERSION", "2.0\n")
+        .preinst("if [ -e /root/slow ]; then sleep 60; fi");
+    // A package that needs the new version exactly, unpacked before it: a
+    // cut during the unpack of the one it needs leaves it unconfigurable.
+    let n1 = PackageSpec::new("needsit", "1.0").depends("slowunpack (= 1.0)");
+    let n2 = PackageSpec::new("needsit", "2.0").depends("slowunpack (= 2.0)");
+    repo.add("one", &v1)?;
+    repo.add("one", &n1)?;
+    repo.add("two", &v2)?;
+    repo.add("two", &n2)?;
+    repo.publish()?;
+    let tb = Testbed::builder()
+        .host("u", Suite::Bookworm)
+        .repo(&repo)
+        .start()?;
+    let h = tb.host("u")?;
+    h.use_suites(&["one"])?;
+    sh(
+        &h,
+        "apt-get update -q && apt-get install -q -y slowunpack needsit",
+    );
+    install_hoist(&h, UNPACK_RECIPE)?;
+    // 2.0 is published; 1.0 stays available, as on a mirror.
+    h.use_suites(&["one", "two"])?;
+    sh(&h, "apt-get update -q");
+    println!("{}", sh(&h, "apt-get -s install needsit slowunpack"));
+
+    sh(
+        &h,
+        "touch /root/slow; setsid nohup hoist upgrade --yes -r /root/recipe.toml > /root/out 2>&1 < /dev/null &",
+    );
+    // The new version's preinst runs while dpkg unpacks it.
+    kill_during(&h, "tmp.ci/preinst", "hoist upgrade");
+    let status = sh(&h, "dpkg-query -W -f '${db:Status-Abbrev}' slowunpack");
+    assert_eq!(
+        status.as_bytes().get(1),
+        Some(&b'H'),
+        "half-installed: {status:?}"
+    );
+    assert!(!sh(&h, "dpkg --audit").trim().is_empty());
+    sh(&h, "rm /root/slow");
+
+    let out = h.exec_unchecked("hoist resume < /dev/null")?;
+    let log = sh(&h, "cat /var/lib/hoist/runs/1.log");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}\n{log}",
+        out.stdout,
+        out.stderr
+    );
+    println!("{log}");
+    assert!(sh(&h, "dpkg --audit").trim().is_empty());
+    assert_eq!(
+        sh(
+            &h,
+            "dpkg-query -W -f '${db:Status-Abbrev}${Version}' slowunpack"
+        ),
+        "ii 2.0"
+    );
+    assert_eq!(sh(&h, "cat /usr/share/slowunpack/VERSION"), "2.0\n");
+    assert!(
+        sh(&h, "hoist status").contains("committed"),
+        "{}",
+        sh(&h, "hoist status")
+    );
     tb.teardown()?;
     Ok(())
 }

@@ -154,9 +154,13 @@ fn installed(pkg: &str) -> Option<String> {
 /// `name_version_arch.deb` as apt names files in its cache (an epoch's `:`
 /// becomes `%3a`).
 fn cached_deb(pkg: &str, version: &str) -> Option<PathBuf> {
+    cached_deb_in(Path::new("/var/cache/apt/archives"), pkg, version)
+}
+
+fn cached_deb_in(dir: &Path, pkg: &str, version: &str) -> Option<PathBuf> {
     let name = pkg.split(':').next().unwrap_or(pkg);
     let prefix = format!("{name}_{}_", version.replace(':', "%3a"));
-    std::fs::read_dir("/var/cache/apt/archives")
+    std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -229,7 +233,16 @@ pub fn apply(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
         // Our own interrupted operation (a crash or power cut mid-upgrade):
         // finish what dpkg was doing before going on.
         ctx.note(&format!("{why}: repairing with dpkg --configure -a"));
-        repair(ctx)?;
+        if let Err(e) = repair(ctx) {
+            // A package whose unpack was cut is half-installed: dpkg cannot
+            // configure it, only install it again. Its new .deb is in apt's
+            // cache (the step downloaded it), so the run can go forward.
+            ctx.note(&format!(
+                "{e}: installing the half-installed packages again"
+            ));
+            reinstall_half_installed(ctx)?;
+            repair(ctx)?;
+        }
     }
     let args = op_args(p);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -299,6 +312,75 @@ fn repair(ctx: &Ctx<'_>) -> Result<(), String> {
     c.args(["--configure", "-a", "--force-confdef", "--force-confold"])
         .env("DEBIAN_FRONTEND", "noninteractive");
     ctx.run(c, "dpkg --configure -a", ctx.timeout)
+}
+
+/// Installs again, from apt's cache (or fetched again), the new version of
+/// every package a cut left half-installed (or marked for reinstallation), as the step's
+/// manifest names it. Without a manifest the interruption is not this
+/// step's, and nothing is guessed.
+fn reinstall_half_installed(ctx: &Ctx<'_>) -> Result<(), String> {
+    let m: Manifest = std::fs::read(manifest_path(ctx))
+        .ok()
+        .and_then(|t| serde_json::from_slice(&t).ok())
+        .ok_or("dpkg was interrupted before this step saved what it changes: finish it by hand")?;
+    let mut q = Command::new("dpkg-query");
+    q.args(["-W", "-f", "${Package} ${db:Status-Abbrev}\n"]);
+    let out = crate::process::run(&mut q, Duration::from_secs(60))
+        .map_err(|e| format!("dpkg-query: {e}"))?;
+    let broken: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, st)| {
+            st.as_bytes().get(1) == Some(&b'H') || st.as_bytes().get(2) == Some(&b'R')
+        })
+        .map(|(p, _)| p)
+        .collect();
+    let fetched = ctx.step_dir.join("new-debs");
+    crate::fsutil::private_dir(&fetched).map_err(|e| e.to_string())?;
+    let mut debs = Vec::new();
+    for pkg in broken {
+        let name = pkg.split(':').next().unwrap_or(pkg);
+        let change = m
+            .changes
+            .iter()
+            .find(|c| c.package.split(':').next() == Some(name));
+        let Some(version) = change.and_then(|c| c.new.as_deref()) else {
+            return Err(format!(
+                "{name} is half-installed but this step did not upgrade it: roll back instead"
+            ));
+        };
+        // apt's cache has it when it came from a mirror; a `file:` source
+        // is read in place, and apt-get download copies it.
+        let deb = match cached_deb(name, version) {
+            Some(d) => d,
+            None => {
+                let mut cmd = Command::new("apt-get");
+                cmd.args(["-q", "download"])
+                    .arg(format!("{name}={version}"))
+                    .current_dir(&fetched);
+                ctx.run(
+                    cmd,
+                    &format!("fetch {name} {version} again"),
+                    Duration::from_secs(600),
+                )?;
+                cached_deb_in(&fetched, name, version).ok_or(format!(
+                    "{name} {version}: apt-get download gave no .deb: roll back instead"
+                ))?
+            }
+        };
+        debs.push(deb);
+    }
+    if debs.is_empty() {
+        return Err(
+            "dpkg --configure -a failed and no package is half-installed: see the run log".into(),
+        );
+    }
+    let mut c = Command::new("dpkg");
+    c.args(["--install", "--force-confdef", "--force-confold"])
+        .args(&debs)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    ctx.run(c, "install the half-installed packages again", ctx.timeout)
 }
 
 /// The durability point of the undo: which packages change, and their old
