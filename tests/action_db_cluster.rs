@@ -335,15 +335,7 @@ fn a_crash_inside_pg_upgradecluster_is_resumed_from_a_clean_start() -> hoist_tes
         "\nauto\n"
     );
 
-    let out = h.exec_unchecked("hoist resume < /dev/null")?;
-    let log = sh(&h, "cat /var/lib/hoist/runs/1.log");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}\n{log}",
-        out.stdout,
-        out.stderr
-    );
+    let log = common::resume_ok(&h);
     assert!(log.contains("probe says it is not applied"), "{log}");
     assert!(
         log.contains("15/upgraded is left from an interrupted attempt: dropping it"),
@@ -383,15 +375,7 @@ fn drop_cluster_drops_and_a_resume_finds_it_done() -> hoist_testbed::Result<()> 
     // bash's status for a child killed by SIGKILL.
     assert_eq!(out.status.code(), Some(137), "{}{}", out.stdout, out.stderr);
     assert!(!sh(&h, "ls /etc/postgresql/15 /var/lib/postgresql/15").contains("old"));
-    let out = h.exec_unchecked("hoist resume < /dev/null")?;
-    let log = sh(&h, "cat /var/lib/hoist/runs/1.log");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}\n{log}",
-        out.stdout,
-        out.stderr
-    );
+    let log = common::resume_ok(&h);
     assert!(
         log.contains("cluster was interrupted; its probe says it is applied"),
         "{log}"

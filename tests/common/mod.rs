@@ -96,6 +96,22 @@ pub fn install_hoist(h: &Host, recipe: &str) -> hoist_testbed::Result<()> {
     h.write_file("/root/recipe.toml", recipe.as_bytes(), 0o644)
 }
 
+/// `hoist resume` on the host, which must end well; the run's log.
+pub fn resume_ok(h: &Host) -> String {
+    let out = h
+        .exec_unchecked("hoist resume < /dev/null")
+        .expect("hoist resume runs");
+    let log = sh(h, "cat /var/lib/hoist/runs/1.log");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}\n{log}",
+        out.stdout,
+        out.stderr
+    );
+    log
+}
+
 /// Revokes the key `fpr` of the GnuPG home `home` with the revocation
 /// certificate gpg made along with the key (`openpgp-revocs.d/FPR.rev`,
 /// its armor line prefixed with `:` so it is not imported by mistake).
