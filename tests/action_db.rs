@@ -916,7 +916,11 @@ wait = {{ until = {{ sql = {{ engine = "postgresql", database = "walt", query = 
         (out, flip.join().expect("flip"))
     });
     assert!(later.status.success(), "{}", text(&later));
-    assert!(seen_waiting, "the wait never logged the old value: {}", p.log());
+    assert!(
+        seen_waiting,
+        "the wait never logged the old value: {}",
+        p.log()
+    );
 
     let p = Product::new("wait-never", &wait("never", "2s"), pg.env());
     let started = Instant::now();
