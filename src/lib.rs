@@ -22,6 +22,7 @@ pub mod process;
 pub mod recipe;
 pub mod run;
 pub mod saved;
+pub mod ssh;
 pub mod state;
 pub mod status;
 pub mod template;

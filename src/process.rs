@@ -37,15 +37,46 @@ impl Output {
 
 /// Runs `cmd` (its stdin closed, output captured) for at most `timeout`.
 pub fn run(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> {
+    run_fed(cmd, None, timeout)
+}
+
+/// Runs `cmd` with `input` as its standard input (then closed), output
+/// captured, for at most `timeout`: how a secret or a file reaches a
+/// command without appearing in its argv.
+pub fn run_with_stdin(
+    cmd: &mut Command,
+    input: &[u8],
+    timeout: Duration,
+) -> std::io::Result<Output> {
+    run_fed(cmd, Some(input.to_vec()), timeout)
+}
+
+fn run_fed(
+    cmd: &mut Command,
+    input: Option<Vec<u8>>,
+    timeout: Duration,
+) -> std::io::Result<Output> {
     use std::os::unix::process::CommandExt;
     let start = Instant::now();
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()?;
     let pgid = Pid::from_raw(child.id() as i32);
+    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A writer thread: a child that does not read must not block us
+        // past the timeout. A closed pipe (the child exited) ends it.
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&bytes);
+        });
+    }
     let out = child.stdout.take().map(reader);
     let err = child.stderr.take().map(reader);
     let status = wait_bounded(child, pgid, timeout)?;
@@ -89,6 +120,29 @@ pub fn run_logged(
         stderr: String::new(),
         elapsed: start.elapsed(),
     })
+}
+
+/// A deadline on a child spawned in its own process group (`process_group(0)`)
+/// that the caller waits for itself: at the deadline its whole group is
+/// killed.
+pub struct Deadline {
+    id: u64,
+    killed: Arc<AtomicBool>,
+}
+
+impl Deadline {
+    pub fn kill_at(child: &std::process::Child, timeout: Duration) -> Deadline {
+        let killed = Arc::new(AtomicBool::new(false));
+        let pgid = Pid::from_raw(child.id() as i32);
+        let id = watchdog::watch(pgid, Instant::now() + timeout, Arc::clone(&killed));
+        Deadline { id, killed }
+    }
+
+    /// Ends the watch; whether the deadline had killed the child.
+    pub fn release(self) -> bool {
+        watchdog::release(self.id);
+        self.killed.load(Ordering::SeqCst)
+    }
 }
 
 /// Waits for the child, or kills its whole group at the timeout (`None`).
