@@ -200,11 +200,15 @@ fn the_point_of_no_return_is_a_gate_after_the_dump() {
     assert_eq!(points, ["upgrade-os"]);
     let shown = p.render();
     assert!(
-        shown.contains("dist-upgrade, keeping changed config files  [point of no return, timeout 2h]"),
+        shown.contains(
+            "dist-upgrade, keeping changed config files  [point of no return, timeout 2h]"
+        ),
         "{shown}"
     );
     assert!(
-        shown.contains("point of no return: Debian has no downgrade: the system is upgraded to bookworm"),
+        shown.contains(
+            "point of no return: Debian has no downgrade: the system is upgraded to bookworm"
+        ),
         "{shown}"
     );
     let gate = pos(&p, "point-of-no-return");
@@ -279,9 +283,15 @@ fn the_suite_and_postgresql_pair_come_from_the_host() {
     let p = plan_for("4.0-bullseye.toml");
     let action = |p: &Plan, id: &str| serde_json::to_value(&step(p, id).action).unwrap();
     let switch = action(&p, "switch-suite");
-    assert_eq!((&switch["from"], &switch["to"]), (&"bullseye".into(), &"bookworm".into()));
+    assert_eq!(
+        (&switch["from"], &switch["to"]),
+        (&"bullseye".into(), &"bookworm".into())
+    );
     let cluster = action(&p, "upgrade-cluster");
-    assert_eq!((&cluster["from"], &cluster["to"]), (&"13".into(), &"15".into()));
+    assert_eq!(
+        (&cluster["from"], &cluster["to"]),
+        (&"13".into(), &"15".into())
+    );
     assert_eq!(action(&p, "drop-old-cluster")["version"], "13");
     assert_eq!(action(&p, "uninstall-walt4")["argv"][0], "python3");
     assert!(
@@ -324,9 +334,15 @@ fn the_suite_and_postgresql_pair_come_from_the_host() {
         ],
     );
     let switch = action(&p, "switch-suite");
-    assert_eq!((&switch["from"], &switch["to"]), (&"stretch".into(), &"buster".into()));
+    assert_eq!(
+        (&switch["from"], &switch["to"]),
+        (&"stretch".into(), &"buster".into())
+    );
     let cluster = action(&p, "upgrade-cluster");
-    assert_eq!((&cluster["from"], &cluster["to"]), (&"9.6".into(), &"11".into()));
+    assert_eq!(
+        (&cluster["from"], &cluster["to"]),
+        (&"9.6".into(), &"11".into())
+    );
     assert_eq!(action(&p, "uninstall-walt4")["argv"][0], "python2");
     assert!(
         action(&p, "add-docker-repo")["content"]

@@ -115,12 +115,8 @@ impl Engine {
                         ..Default::default()
                     },
                 )?;
-                self.ui.undo_finished(
-                    key,
-                    "UNDO FAILED",
-                    started.elapsed().as_secs_f64(),
-                    Some(e),
-                );
+                self.ui
+                    .undo_finished(key, "UNDO FAILED", started.elapsed().as_secs_f64(), Some(e));
             }
         }
         Ok(result)
