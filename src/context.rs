@@ -28,6 +28,10 @@ pub struct Ctx<'a> {
     /// an action keeps what its built-in undo needs (old files, old .debs,
     /// dumps). Created before the step runs.
     pub step_dir: PathBuf,
+    /// The step may be undone. False for a point of no return: an action
+    /// with a built-in undo then keeps nothing for it (a Debian major
+    /// upgrade would otherwise have to keep every old `.deb` first).
+    pub undoable: bool,
     pub journal: &'a mut Journal,
     /// A person is at a terminal.
     pub interactive: bool,

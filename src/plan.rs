@@ -39,6 +39,10 @@ pub struct PlannedStep {
     pub once: bool,
     #[serde(default)]
     pub self_update: bool,
+    /// Once this step has started the run never goes back past it: why.
+    /// Left out of the JSON when unset, so plans without one hash as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_of_no_return: Option<String>,
     /// What the step will change, shown in advance (a unified diff).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
@@ -207,12 +211,20 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
                 .map(|p| crate::template::resolve(p, &lookup))
                 .transpose()
                 .map_err(missing)?;
+            let text = |t: &Option<String>| {
+                t.as_deref()
+                    .map(|t| crate::template::render(t, &lookup))
+                    .transpose()
+                    .map_err(missing)
+            };
+            let title = text(&s.title)?;
+            let point_of_no_return = text(&s.point_of_no_return)?;
             steps.push(PlannedStep {
                 key,
                 id: s.id.clone(),
                 hop: h,
                 phase,
-                title: s.title.clone(),
+                title,
                 summary: action.summary(),
                 preview: action.preview(&recipe.dir()),
                 action,
@@ -222,6 +234,7 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
                 retries: s.retries,
                 once: s.once,
                 self_update: s.self_update,
+                point_of_no_return,
             });
         }
     }
@@ -349,7 +362,9 @@ impl Plan {
             }
             last = Some((s.hop, s.phase));
             let mut extra = Vec::new();
-            if s.undo.is_some() {
+            if s.point_of_no_return.is_some() {
+                extra.push("point of no return".to_string());
+            } else if s.undo.is_some() {
                 extra.push("undo".to_string());
             } else if s.action.builtin_undo() {
                 extra.push("undo built in".to_string());
@@ -378,6 +393,12 @@ impl Plan {
                 s.key,
                 s.summary
             );
+            if let Some(why) = &s.point_of_no_return {
+                let _ = writeln!(
+                    out,
+                    "           point of no return: {why}; a failure after it is fixed forward, never rolled back"
+                );
+            }
             if let Some(preview) = &s.preview {
                 for line in preview.lines() {
                     let _ = writeln!(out, "           {line}");

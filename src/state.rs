@@ -122,6 +122,10 @@ pub const STEP_TRANSITIONS: &[(StepState, StepState)] = &[
     (S::Undoing, S::UndoFailed),
     (S::Undoing, S::Undoing),
     (S::UndoFailed, S::Undoing),
+    // Failed past the run's point of no return, undone alone, and run
+    // again by resume (forward is the only way from there).
+    (S::Undone, S::Running),
+    (S::UndoFailed, S::Running),
 ];
 
 pub fn run_allowed(from: RunState, to: RunState) -> bool {

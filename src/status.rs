@@ -20,6 +20,7 @@ fn count(r: &RunRecord, s: StepState) -> usize {
 }
 
 /// The step the run stands at: the failed one, else the one running, else
+/// (a failed run past its point of no return) the one undone alone, else
 /// the first pending.
 fn at(r: &RunRecord) -> Option<&crate::journal::StepRecord> {
     r.steps
@@ -30,6 +31,11 @@ fn at(r: &RunRecord) -> Option<&crate::journal::StepRecord> {
                 .iter()
                 .find(|s| matches!(s.state, StepState::Running | StepState::Undoing))
         })
+        .or_else(|| {
+            (r.state == RunState::Failed)
+                .then(|| r.steps.iter().find(|s| s.state == StepState::Undone))
+                .flatten()
+        })
         .or_else(|| r.steps.iter().find(|s| s.state == StepState::Pending))
 }
 
@@ -38,6 +44,33 @@ pub fn next_action(r: &RunRecord, live: Option<&str>) -> String {
     let step = at(r).map(|s| s.key.as_str()).unwrap_or("-");
     if let Some(h) = live {
         return format!("a hoist is working on it now ({h}); wait for it");
+    }
+    if let Some((point, why)) = crate::run::point_passed(r) {
+        let past = format!(
+            "the upgrade is past its point of no return ({point}: {why}), so it cannot be rolled back"
+        );
+        match r.state {
+            RunState::Failed => {
+                let undone = at(r).is_some_and(|s| s.state == StepState::Undone);
+                return format!(
+                    "step {step} failed{}; {past}. Read the error and the log, fix the cause, then `hoist resume` to go on from {step}",
+                    if undone {
+                        " and what it changed was undone"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            RunState::Paused => {
+                return format!("stopped before {step}; {past}: `hoist resume` to go on");
+            }
+            RunState::Preparing | RunState::Applying | RunState::Verifying => {
+                return format!(
+                    "interrupted (hoist was killed or the host went down) at {step}; {past}: `hoist resume` to go on"
+                );
+            }
+            _ => {}
+        }
     }
     match r.state {
         RunState::Committed => "nothing: the upgrade is done".into(),

@@ -233,6 +233,7 @@ fn preflight_actions(req: &Request<'_>, plan: &Plan, journal: &mut Journal) -> R
         timeout: crate::context::DEFAULT_TIMEOUT,
         log: &log,
         step_dir: std::env::temp_dir(),
+        undoable: true,
         journal,
         interactive: false,
         yes: false,
@@ -308,6 +309,23 @@ fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
             format!(
                 "rolled back on request: {} is as it was at {}",
                 r.product, r.from
+            ),
+        ),
+        Ending::FailedPastPoint {
+            step,
+            error,
+            point,
+            why,
+            undo,
+        } => (
+            "failed",
+            format!(
+                "step {step} failed: {error}. Not rolled back: the upgrade is past its point of no return ({point}: {why}). {}Fix the cause, then `hoist resume` to go on (see `hoist status`)",
+                match undo {
+                    Some(Ok(())) => format!("What {step} changed was undone. "),
+                    Some(Err(e)) => format!("Undoing {step} failed too: {e}. "),
+                    None => String::new(),
+                }
             ),
         ),
         Ending::RollbackFailed { error } => (
@@ -530,6 +548,17 @@ pub fn rollback(state_dir: &Path, json: bool) -> u8 {
             }
             return Ok(EXIT_OK);
         };
+        if let Some((point, why)) = crate::run::point_passed(&run) {
+            return Ok(refuse(
+                json,
+                EXIT_REFUSED,
+                "past-point-of-no-return",
+                &format!(
+                    "run {} is past its point of no return ({point}: {why}): it cannot be rolled back. Fix the cause, then `hoist resume`",
+                    run.id
+                ),
+            ));
+        }
         wait_for_boot(json);
         journal.event(run.id, "rollback", "asked for by the admin")?;
         let mut engine = Engine::open(journal, run.id, json)?;

@@ -215,6 +215,30 @@ fn upgrades_a_cluster_then_a_failure_after_it_puts_the_old_one_back() -> hoist_t
 }
 
 #[test]
+fn pg_upgradecluster_failing_half_way_is_undone_under_systemd() -> hoist_testbed::Result<()> {
+    let (tb, h) = host(UPGRADE)?;
+    // One of pg_upgradecluster's upgrade hooks fails once the new cluster
+    // exists: it stops half way, leaving the old cluster running with
+    // restricted connections, started by itself outside systemd (which
+    // then refuses a `restart` of its unit).
+    h.write_file(
+        "/etc/postgresql-common/pg_upgradecluster.d/fail",
+        b"#!/bin/sh\n[ \"$4\" = init ] || exit 0\necho 'site check failed' >&2\nexit 1\n",
+        0o755,
+    )?;
+    let before = state(&h);
+    let (code, out, log) = upgrade(&h, "")?;
+    assert_eq!(code, Some(1), "{out}\n{log}");
+    assert!(out.contains("Rolled back"), "{out}\n{log}");
+    assert!(log.contains("site check failed"), "{log}");
+    assert_put_back(&h, &before, &log);
+    // Back under systemd, as before.
+    sh(&h, "systemctl is-active --quiet postgresql@15-main");
+    tb.teardown()?;
+    Ok(())
+}
+
+#[test]
 fn a_cluster_that_lost_rows_fails_the_step_and_is_undone() -> hoist_testbed::Result<()> {
     // pg_upgrade this time (`-m upgrade`), pg_dump and restore elsewhere.
     let (tb, h) = host(

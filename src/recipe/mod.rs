@@ -238,6 +238,11 @@ pub struct Step {
     /// to get the latest modifications to the upgrade process"): when it
     /// changed either, hoist re-executes itself and re-plans.
     pub self_update: bool,
+    /// Why the run never goes back past this step once it has started
+    /// (`point_of_no_return = "..."`): a Debian major upgrade has no
+    /// downgrade. A later failure undoes only the failed step and stops for
+    /// a fix forward; `hoist rollback` refuses.
+    pub point_of_no_return: Option<String>,
     #[serde(skip)]
     pub span: Span<usize>,
 }

@@ -460,11 +460,13 @@ struct RawStep {
     #[serde(default)]
     self_update: bool,
     #[serde(default)]
+    point_of_no_return: Option<String>,
+    #[serde(default)]
     probe: Option<Test>,
 }
 
 /// Step keys other than the action and `when`/`undo`, for suggestions.
-const STEP_KEYS: [&str; 11] = [
+const STEP_KEYS: [&str; 12] = [
     "id",
     "phase",
     "title",
@@ -473,6 +475,7 @@ const STEP_KEYS: [&str; 11] = [
     "retries",
     "once",
     "self_update",
+    "point_of_no_return",
     "probe",
     "when",
     "undo",
@@ -567,6 +570,7 @@ fn parse_step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
         retries: raw.retries,
         once: raw.once,
         self_update: raw.self_update,
+        point_of_no_return: raw.point_of_no_return,
         span,
     })
 }

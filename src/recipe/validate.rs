@@ -91,6 +91,7 @@ fn templates(r: &Recipe, problems: &mut Vec<Problem>) {
         if let Some(p) = &s.probe {
             texts.extend(crate::template::strings(p));
         }
+        texts.extend(s.title.iter().chain(&s.point_of_no_return).cloned());
         for text in texts {
             for (name, _) in crate::template::placeholders(&text) {
                 if r.catalogue.lookup(&name).is_some() {
@@ -200,6 +201,31 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
                 .label("move it to `pre` or a later phase")
                 .help("prepare only downloads and verifies, so `-d` and a failed prepare disrupt nothing"),
             );
+        }
+        if let Some(why) = &s.point_of_no_return {
+            if why.trim().is_empty() {
+                problems.push(
+                    Problem::error(
+                        "point-of-no-return",
+                        s.span.clone(),
+                        format!("step `{}`: `point_of_no_return` must say why", s.id),
+                    )
+                    .label("e.g. \"Debian has no downgrade\""),
+                );
+            }
+            if s.undo.is_some() {
+                problems.push(
+                    Problem::error(
+                        "point-of-no-return",
+                        s.undo_span.clone(),
+                        format!(
+                            "step `{}` is a point of no return: the run never goes back past it, so its undo would never run",
+                            s.id
+                        ),
+                    )
+                    .label("remove this `undo`, or the point of no return"),
+                );
+            }
         }
         if s.once && s.undo.is_some() {
             problems.push(

@@ -70,6 +70,17 @@ pub enum Ending {
     RollbackFailed {
         error: String,
     },
+    /// Failed after the run's point of no return: nothing before the
+    /// failed step is undone; the failed step's own changes are, when it
+    /// has an undo (`undo`: `Some(Err)` when that failed too). The run
+    /// stays failed for a fix forward and `hoist resume`.
+    FailedPastPoint {
+        step: String,
+        error: String,
+        point: String,
+        why: String,
+        undo: Option<Result<(), String>>,
+    },
 }
 
 impl Ending {
@@ -129,6 +140,19 @@ pub fn stop_flag() -> Arc<AtomicBool> {
 /// Whether a stop was asked for (see `stop_flag`).
 pub fn stopping() -> bool {
     stop_flag().load(Ordering::SeqCst)
+}
+
+/// The step marked `point_of_no_return` that the run has started, if any,
+/// and why it is one: past it the run only goes forward.
+pub fn point_passed(record: &RunRecord) -> Option<(String, String)> {
+    record
+        .steps
+        .iter()
+        .filter(|s| !matches!(s.state, StepState::Pending | StepState::Skipped))
+        .find_map(|s| {
+            let p = record.plan.steps.iter().find(|p| p.key == s.key)?;
+            Some((p.key.clone(), p.point_of_no_return.clone()?))
+        })
 }
 
 pub fn file_sha256(path: &Path) -> String {
@@ -273,6 +297,10 @@ impl Engine {
             match state {
                 StepState::Done => continue,
                 StepState::Pending | StepState::Running | StepState::Failed => {}
+                // Failed past the point of no return and undone alone (see
+                // `stop_past_point`): run again, forward.
+                StepState::Undone | StepState::UndoFailed
+                    if point_passed(&self.record).is_some() => {}
                 other => {
                     return Err(RunError::Refused(format!(
                         "step {key} is {other}: this run was being rolled back; finish with `hoist rollback`"
@@ -307,6 +335,10 @@ impl Engine {
                         step: key.clone(),
                         error,
                     });
+                }
+                self.reload()?;
+                if let Some((point, why)) = point_passed(&self.record) {
+                    return self.stop_past_point(&step, error, point, why);
                 }
                 return self.rollback(Some((key.clone(), error)));
             }
@@ -469,6 +501,7 @@ impl Engine {
             timeout: step.timeout.unwrap_or(DEFAULT_TIMEOUT),
             log: &self.log,
             step_dir,
+            undoable: step.point_of_no_return.is_none(),
             journal: &mut self.journal,
             interactive: self.interactive,
             yes: self.stored.options.yes,

@@ -3,6 +3,7 @@
 
 use super::{Ending, Engine, RunError, testhook};
 use crate::journal::StepUpdate;
+use crate::plan::PlannedStep;
 use crate::state::{RunState, StepState};
 
 impl Engine {
@@ -47,56 +48,8 @@ impl Engine {
                     continue;
                 }
             };
-            self.journal.set_step_state(
-                self.run,
-                key,
-                StepState::Undoing,
-                StepUpdate::default(),
-            )?;
-            self.note(&format!("undo {key}: {summary}"));
-            self.ui.event(
-                "undo-started",
-                serde_json::json!({ "step": key, "summary": summary }),
-            );
-            testhook::crash_at(key, "undo");
-            let started = std::time::Instant::now();
-            let result = match &step.undo {
-                Some(undo) => self.apply(undo, &step),
-                None => self.compensate(&step),
-            };
-            match result {
-                Ok(()) => {
-                    self.journal.set_step_state(
-                        self.run,
-                        key,
-                        StepState::Undone,
-                        StepUpdate::default(),
-                    )?;
-                    if step.once {
-                        let product = self.record.product.clone();
-                        self.journal.unmark_once(&product, &step.id)?;
-                    }
-                    self.ui
-                        .undo_finished(key, "undone", started.elapsed().as_secs_f64(), None);
-                }
-                Err(e) => {
-                    self.journal.set_step_state(
-                        self.run,
-                        key,
-                        StepState::UndoFailed,
-                        StepUpdate {
-                            error: Some(&e),
-                            ..Default::default()
-                        },
-                    )?;
-                    self.ui.undo_finished(
-                        key,
-                        "UNDO FAILED",
-                        started.elapsed().as_secs_f64(),
-                        Some(&e),
-                    );
-                    undo_errors.push(format!("{key}: {e}"));
-                }
+            if let Err(e) = self.undo_step(&step, &summary)? {
+                undo_errors.push(format!("{key}: {e}"));
             }
         }
         self.restore_services(&mut undo_errors);
@@ -114,6 +67,107 @@ impl Engine {
             self.set_state(RunState::RollbackFailed, Some(&error))?;
             Ok(Ending::RollbackFailed { error })
         }
+    }
+
+    /// Undoes one step (its recipe undo, else its action's own), journaled
+    /// undoing then undone or undo-failed. The outer `Err` is the journal's.
+    fn undo_step(
+        &mut self,
+        step: &PlannedStep,
+        summary: &str,
+    ) -> Result<Result<(), String>, RunError> {
+        let key = step.key.as_str();
+        self.journal
+            .set_step_state(self.run, key, StepState::Undoing, StepUpdate::default())?;
+        self.note(&format!("undo {key}: {summary}"));
+        self.ui.event(
+            "undo-started",
+            serde_json::json!({ "step": key, "summary": summary }),
+        );
+        testhook::crash_at(key, "undo");
+        let started = std::time::Instant::now();
+        let result = match &step.undo {
+            Some(undo) => self.apply(undo, step),
+            None => self.compensate(step),
+        };
+        match &result {
+            Ok(()) => {
+                self.journal.set_step_state(
+                    self.run,
+                    key,
+                    StepState::Undone,
+                    StepUpdate::default(),
+                )?;
+                if step.once {
+                    let product = self.record.product.clone();
+                    self.journal.unmark_once(&product, &step.id)?;
+                }
+                self.ui
+                    .undo_finished(key, "undone", started.elapsed().as_secs_f64(), None);
+            }
+            Err(e) => {
+                self.journal.set_step_state(
+                    self.run,
+                    key,
+                    StepState::UndoFailed,
+                    StepUpdate {
+                        error: Some(e),
+                        ..Default::default()
+                    },
+                )?;
+                self.ui
+                    .undo_finished(key, "UNDO FAILED", started.elapsed().as_secs_f64(), Some(e));
+            }
+        }
+        Ok(result)
+    }
+
+    /// A step failed after the run's point of no return (`point`): going
+    /// back past it is impossible (a Debian major upgrade has no
+    /// downgrade), so only the failed step's own changes are undone, when
+    /// it has an undo and is not the point itself, and the run stays
+    /// failed: the admin fixes the cause and resumes, forward.
+    pub fn stop_past_point(
+        &mut self,
+        step: &PlannedStep,
+        error: String,
+        point: String,
+        why: String,
+    ) -> Result<Ending, RunError> {
+        let undoable = step.undo.is_some() || step.action.builtin_undo();
+        let undo = if step.key != point && undoable {
+            self.ui.line(&format!(
+                "past the point of no return ({point}): undoing {} alone",
+                step.key
+            ));
+            let summary = match &step.undo {
+                Some(u) => u.summary(),
+                None => format!("put back what `{}` changed", step.action.kind()),
+            };
+            Some(self.undo_step(step, &summary)?)
+        } else {
+            None
+        };
+        self.journal.event(
+            self.run,
+            "past-point-of-no-return",
+            &format!(
+                "{} failed after {point}: not rolled back{}",
+                step.key,
+                match &undo {
+                    Some(Ok(())) => "; its own changes undone",
+                    Some(Err(_)) => "; undoing its own changes failed",
+                    None => "",
+                }
+            ),
+        )?;
+        Ok(Ending::FailedPastPoint {
+            step: step.key.clone(),
+            error,
+            point,
+            why,
+            undo,
+        })
     }
 
     /// Starts, in order, the services that ran before the run and do not

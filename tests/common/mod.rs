@@ -58,9 +58,14 @@ pub fn sh(h: &Host, script: &str) -> String {
 /// Builds the Debian package of this build's hoist into `out` with
 /// `scripts/build-deb --binary`; the package's path.
 pub fn build_deb(out: &Path) -> PathBuf {
+    build_deb_of(Path::new(env!("CARGO_BIN_EXE_hoist")), out)
+}
+
+/// Builds the Debian package of the hoist binary `binary` into `out`.
+pub fn build_deb_of(binary: &Path, out: &Path) -> PathBuf {
     let o = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/build-deb"))
         .arg("--binary")
-        .arg(env!("CARGO_BIN_EXE_hoist"))
+        .arg(binary)
         .arg("--out")
         .arg(out)
         // The package only travels to a test host: light compression.
@@ -85,6 +90,48 @@ pub fn hoist_deb() -> &'static [u8] {
         let _ = std::fs::remove_dir_all(&dir);
         bytes
     })
+}
+
+/// The Debian package of hoist linked statically (`-C
+/// target-feature=+crt-static`), for hosts of an older Debian release than
+/// the build machine: the test build needs the build machine's glibc
+/// (bookworm's 2.36), which a bullseye host (2.31) does not have. Built
+/// once per test binary, with cargo, into its own target directory (kept
+/// between runs, so only the first build is long).
+pub fn hoist_static_deb() -> &'static [u8] {
+    static DEB: OnceLock<Vec<u8>> = OnceLock::new();
+    DEB.get_or_init(|| {
+        const TRIPLE: &str = "x86_64-unknown-linux-gnu";
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("static-hoist");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let o = Command::new(cargo)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["build", "--offline", "--bin", "hoist", "--target", TRIPLE])
+            .arg("--target-dir")
+            .arg(&target)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .expect("cargo build");
+        assert!(o.status.success(), "static hoist: {}", text(&o));
+        let bin = target.join(TRIPLE).join("debug/hoist");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "deb-static-{}-{}",
+            env!("CARGO_CRATE_NAME"),
+            std::process::id()
+        ));
+        let deb = build_deb_of(&bin, &dir);
+        let bytes = std::fs::read(&deb).unwrap_or_else(|e| panic!("{}: {e}", deb.display()));
+        let _ = std::fs::remove_dir_all(&dir);
+        bytes
+    })
+}
+
+/// Installs hoist on the host from the Debian package `deb` (`dpkg -i`).
+pub fn install_hoist_deb(h: &Host, deb: &[u8]) -> hoist_testbed::Result<()> {
+    h.write_file("/root/hoist.deb", deb, 0o644)?;
+    h.exec("dpkg -i /root/hoist.deb && rm /root/hoist.deb")
+        .map(|_| ())
 }
 
 /// Installs this build's hoist on the host from its Debian package

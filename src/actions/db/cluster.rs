@@ -743,9 +743,13 @@ pub fn undo_upgrade(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
         }
         daemon_reload(ctx);
         // Running, it may still have pg_upgradecluster's restricted access
-        // or its own old port: it starts again on its own configuration.
+        // or its own old port: it starts again (below) on its own
+        // configuration. Stopped first, not restarted: when
+        // pg_upgradecluster failed half way it left the cluster running
+        // outside systemd, and a restart (redirected to systemctl) fails
+        // then; a stop goes straight to pg_ctl when the unit is inactive.
         if online(old)? {
-            tool(ctx, "pg_ctlcluster", &[old.version, old.name, "restart"])?;
+            tool(ctx, "pg_ctlcluster", &[old.version, old.name, "stop"])?;
         }
         // Done with the new cluster: a second undo (after a crash) must
         // not take an empty target created below for it.

@@ -246,7 +246,8 @@ pub fn apply(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
     }
     let args = op_args(p);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    if p.disruptive_op() && !manifest_path(ctx).exists() {
+    // A point of no return is never undone: nothing to keep for it.
+    if p.disruptive_op() && ctx.undoable && !manifest_path(ctx).exists() {
         save_before(p, ctx, &argv)?;
     }
     let held = super::hold::hold(ctx, &p.hold_restarts)?;

@@ -84,12 +84,18 @@ fn up(args: &[String]) -> hoist_testbed::Result<()> {
 }
 
 fn images() -> hoist_testbed::Result<()> {
-    for suite in [Suite::Bookworm, Suite::Bullseye] {
+    // The two host images, and the OS mirror WalT hosts upgrade from.
+    let specs = [
+        ImageSpec::new(Suite::Bookworm),
+        ImageSpec::new(Suite::Bullseye),
+        hoist_testbed::products::walt::os_mirror_image(),
+    ];
+    for spec in specs {
         let t = Instant::now();
-        let img = Image::ensure(&ImageSpec::new(suite))?;
+        let img = Image::ensure(&spec)?;
         println!(
             "{}: {} ({}, {} MiB, {:?})",
-            suite,
+            spec.suite,
             img.dir.display(),
             if img.built_in.is_some() {
                 "built"

@@ -8,6 +8,7 @@
 use crate::aptrepo::AptRepo;
 use crate::debspec::PackageSpec;
 use crate::error::Result;
+use crate::image::{DEFAULT_PACKAGES, ImageSpec};
 use crate::schema::{Engine, Schema, daemon_unit, runtime_package};
 use crate::wheel::WheelSpec;
 
@@ -146,13 +147,48 @@ pub fn package_v5() -> PackageSpec {
         )
 }
 
-/// The v4 wheel under `pip/` and the v5 package in [`SUITE_V5`]. Call
+/// The v5 client (seed 004: `pip3 install walt-server walt-client`): the
+/// `walt` command, answering with its version.
+pub fn client_v5() -> PackageSpec {
+    PackageSpec::new("walt-client", "5.0")
+        .description("WalT client (stand-in)")
+        .executable(
+            "/usr/bin/walt",
+            "#!/bin/sh\necho 'walt 5.0 (stand-in client)'\n",
+        )
+}
+
+/// What the seed installs after the OS upgrade, besides WalT: "apt install
+/// buildah podman [docker-ce docker-ce-cli containerd.io] python3-dev"
+/// (docker's packages come from docker's own repository, which hosts do
+/// not reach).
+pub const CONTAINER_TOOLS: &[&str] = &["buildah", "podman", "python3-dev"];
+
+/// The bookworm image whose packages make the OS mirror a WalT host
+/// upgrades from (`AptRepo::add_os_mirror`): the default image plus
+/// [`CONTAINER_TOOLS`], real Debian packages, so that the recipe installs
+/// them offline as it would from Debian's mirror. debootstrap does not
+/// resolve virtual packages: `netavark` is named as podman's
+/// `container-network-stack`, which apt picks by itself.
+pub fn os_mirror_image() -> ImageSpec {
+    let mut spec = ImageSpec::new(crate::Suite::Bookworm);
+    spec.packages = DEFAULT_PACKAGES
+        .iter()
+        .chain(CONTAINER_TOOLS)
+        .chain(&["netavark"])
+        .map(|s| s.to_string())
+        .collect();
+    spec
+}
+
+/// The v4 wheel under `pip/` and the v5 packages in [`SUITE_V5`]. Call
 /// [`AptRepo::publish`] afterwards.
 pub fn add_to(repo: &mut AptRepo) -> Result<()> {
     let w = wheel_v4();
     repo.add_file(&format!("pip/{}", w.file_name()), &w.build()?)?;
     repo.add(SUITE_V5, &runtime_package())?;
     repo.add(SUITE_V5, &package_v5())?;
+    repo.add(SUITE_V5, &client_v5())?;
     Ok(())
 }
 
@@ -164,5 +200,6 @@ mod tests {
     fn wheel_path_matches_its_name() {
         assert!(WHEEL_V4.ends_with(&wheel_v4().file_name()));
         package_v5().validate().expect("valid spec");
+        client_v5().validate().expect("valid spec");
     }
 }
