@@ -246,8 +246,7 @@ pub fn apply(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
     }
     let args = op_args(p);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    // A point of no return is never undone: nothing to keep for it.
-    if p.disruptive_op() && ctx.undoable && !manifest_path(ctx).exists() {
+    if p.disruptive_op() && !manifest_path(ctx).exists() {
         save_before(p, ctx, &argv)?;
     }
     let held = super::hold::hold(ctx, &p.hold_restarts)?;
@@ -403,7 +402,11 @@ fn save_before(p: &Packages, ctx: &mut Ctx<'_>, argv: &[&str]) -> Result<(), Str
     let debs = ctx.step_dir.join("debs");
     crate::fsutil::private_dir(&debs).map_err(|e| e.to_string())?;
     let mut kept = Vec::new();
-    for c in &changes {
+    // A point of no return is never undone: no old .deb is kept for it (the
+    // old release's may not be downloadable any more), but the manifest
+    // still names the new versions, which a resume after a cut unpack
+    // installs again.
+    for c in changes.iter().filter(|_| ctx.undoable) {
         if let Some(old) = &c.old {
             let deb = keep_old_deb(ctx, &c.package, old, &debs)?;
             kept.push(
