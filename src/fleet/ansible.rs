@@ -356,8 +356,20 @@ fn group(
                         continue;
                     };
                     let vars = vars(hv, pos, problems);
-                    tree.host(&host, vars, pos.span(hk));
-                    tree.group(name, span.clone()).hosts.push(host);
+                    let names = match expand(&host) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            problems.push(
+                                Problem::error("inventory-syntax", pos.span(hk), e)
+                                    .label("expected a range such as web[01:10] or db-[a:c]"),
+                            );
+                            continue;
+                        }
+                    };
+                    for host in names {
+                        tree.host(&host, vars.clone(), pos.span(hk));
+                        tree.group(name, span.clone()).hosts.push(host);
+                    }
                 }
             }
             "vars" => {

@@ -8,4 +8,11 @@
 //! redoing finished hosts.
 
 pub mod ansible;
+pub mod cli;
 pub mod inventory;
+pub mod journal;
+pub mod plan;
+pub mod run;
+pub mod simulated;
+pub mod state;
+pub mod transport;
