@@ -202,13 +202,46 @@ pub fn load_str(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
     })
 }
 
+/// A table's entries in file order (the plan's host order), each value
+/// deserialised with serde so errors keep their place.
+struct Ordered<T>(Vec<(String, T)>);
+
+impl<T> Default for Ordered<T> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = Ordered<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table of named tables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, T>()? {
+                    out.push((k, v));
+                }
+                Ok(Ordered(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawToml {
     #[serde(default)]
-    hosts: toml::map::Map<String, toml::Value>,
+    hosts: Ordered<Spanned<RawHost>>,
     #[serde(default)]
-    groups: toml::map::Map<String, toml::Value>,
+    groups: Ordered<Spanned<RawGroup>>,
 }
 
 #[derive(Deserialize)]
@@ -261,14 +294,7 @@ pub fn parse_toml(text: &str, problems: &mut Vec<Problem>) -> Tree {
         .label("here")
         .help("hosts are [hosts.NAME] tables with address, user, port, roles, vars; groups are [groups.NAME] with hosts, vars, children")
     };
-    // Spans of each host and group table, for later problems.
-    let spanned: toml::Spanned<toml::Table> = match toml::from_str(text) {
-        Ok(t) => t,
-        Err(e) => {
-            problems.push(toml_problem(e));
-            return tree;
-        }
-    };
+    // One pass with serde: a misspelt key is reported at the key itself.
     let raw: RawToml = match toml::from_str(text) {
         Ok(r) => r,
         Err(e) => {
@@ -276,33 +302,14 @@ pub fn parse_toml(text: &str, problems: &mut Vec<Problem>) -> Tree {
             return tree;
         }
     };
-    let whole = spanned.span();
-    let span_of = |name: &str| -> Span<usize> {
-        text.find(&format!(".{name}]"))
-            .or_else(|| text.find(&format!("\"{name}\"")))
-            .map_or(whole.clone(), |i| i..i + name.len() + 1)
-    };
     let vars_of = |vars: BTreeMap<String, toml::Value>, span: &Span<usize>| -> Vars {
         vars.into_iter()
             .map(|(k, v)| (k, crate::facts::value_text(&v), span.clone()))
             .collect()
     };
-    for (name, value) in raw.hosts {
-        let span = span_of(&name);
-        let host: RawHost = match value.try_into() {
-            Ok(h) => h,
-            Err(e) => {
-                problems.push(
-                    Problem::error(
-                        "inventory-syntax",
-                        span,
-                        format!("host `{name}`: {}", e.message().trim()),
-                    )
-                    .label("expected address, user, port, roles, vars"),
-                );
-                continue;
-            }
-        };
+    for (name, host) in raw.hosts.0 {
+        let span = host.span();
+        let host = host.into_inner();
         let mut vars = vars_of(host.vars, &span);
         for (k, v) in [
             ("ansible_host", host.address),
@@ -318,22 +325,9 @@ pub fn parse_toml(text: &str, problems: &mut Vec<Problem>) -> Tree {
             tree.group(&role, span.clone()).hosts.push(name.clone());
         }
     }
-    for (name, value) in raw.groups {
-        let span = span_of(&name);
-        let group: RawGroup = match value.try_into() {
-            Ok(g) => g,
-            Err(e) => {
-                problems.push(
-                    Problem::error(
-                        "inventory-syntax",
-                        span,
-                        format!("group `{name}`: {}", e.message().trim()),
-                    )
-                    .label("expected hosts, vars, children"),
-                );
-                continue;
-            }
-        };
+    for (name, group) in raw.groups.0 {
+        let span = group.span();
+        let group = group.into_inner();
         let vars = vars_of(group.vars, &span);
         let g = tree.group(&name, span.clone());
         g.vars.extend(vars);
@@ -350,7 +344,7 @@ pub fn parse_toml(text: &str, problems: &mut Vec<Problem>) -> Tree {
                 problems.push(
                     Problem::error(
                         "unknown-host",
-                        span.clone(),
+                        h.span(),
                         format!(
                             "group `{name}` names host `{}`, which has no [hosts.{}]",
                             h.get_ref(),

@@ -204,6 +204,7 @@ pub fn parse(value: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
     let (rest, taken) = super::parse::take(value, |k| k == "stages" || k == "run_once");
     let mut stages = Vec::new();
     let mut run_once = Vec::new();
+    let has_stages = taken.iter().any(|(k, _, _)| k == "stages");
     for (k, _, v) in taken {
         let list = items(&k, v, problems);
         if k == "stages" {
@@ -236,7 +237,7 @@ pub fn parse(value: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
                 .label("hosts upgraded at once"),
         );
     }
-    if stages.is_empty() {
+    if !has_stages {
         problems.push(
             Problem::error("missing-key", span.clone(), "`[fleet]` has no stage")
                 .label("add [[fleet.stages]] with `id` and `role`"),
@@ -424,9 +425,12 @@ pub fn validate(
     problems: &mut Vec<Problem>,
 ) {
     let find = |needle: &str, within: &Span<usize>| -> Span<usize> {
-        // Point at the value inside the item when it can be found.
-        let text = &source.text[within.clone()];
-        text.find(&format!("\"{needle}\""))
+        // Point at the value inside the item when it can be found. A table
+        // of an array may be spanned by its header only: look on to the
+        // next header.
+        let text = &source.text[within.start..];
+        let body = text[1..].find("\n[").map_or(text, |e| &text[..e + 1]);
+        body.find(&format!("\"{needle}\""))
             .map_or(within.clone(), |i| {
                 within.start + i..within.start + i + needle.len() + 2
             })
