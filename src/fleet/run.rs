@@ -298,7 +298,16 @@ impl<'a> Executor<'a> {
                         Msg::Ended(h, r) => ended.push((h, r)),
                     }
                 }
-                if ended.is_empty() {
+                // The crash hook journals exactly its count, then stops.
+                let room = self
+                    .options
+                    .crash_after_hosts
+                    .map(|n| n.saturating_sub(self.ended));
+                let crash = room.is_some_and(|room| ended.len() >= room);
+                if let Some(room) = room {
+                    ended.truncate(room);
+                }
+                if ended.is_empty() && !crash {
                     continue;
                 }
                 let details: Vec<String> = ended.iter().map(|(_, r)| r.detail()).collect();
@@ -329,11 +338,7 @@ impl<'a> Executor<'a> {
                     states.insert(h.clone(), to);
                     (self.progress)(Progress::HostEnded(h, r));
                 }
-                if self
-                    .options
-                    .crash_after_hosts
-                    .is_some_and(|n| self.ended >= n)
-                {
+                if crash {
                     return Ok(BatchEnd::Crashed);
                 }
                 if stopping.is_none() {
