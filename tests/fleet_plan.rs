@@ -307,3 +307,49 @@ fn a_group_loop_is_an_error_not_a_hang() {
     let got = problems("hosts", "[a:children]\nb\n[b:children]\na\n[a]\nh1\n");
     assert!(got.iter().any(|g| g.contains("group-cycle")), "{got:#?}");
 }
+
+#[test]
+fn hoist_fleet_plan_prints_the_plan_and_its_json() {
+    let hoist = env!("CARGO_BIN_EXE_hoist");
+    let inv = root().join("tests/fixtures/fleet/xivo-ha.toml");
+    let out = std::process::Command::new(hoist)
+        .args(["fleet", "plan", "-i"])
+        .arg(&inv)
+        .arg("-r")
+        .arg(root().join("recipes/xivo"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("  2. stage slave, batch 1/1 (1 host(s)): xivo-2"),
+        "{text}"
+    );
+    let out = std::process::Command::new(hoist)
+        .args(["fleet", "plan", "--json", "--to", "1.2.4", "-i"])
+        .arg(&inv)
+        .arg("-r")
+        .arg(root().join("recipes/xivo"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["target"], "1.2.4");
+    assert_eq!(v["items"][0]["item"], "run_once");
+    assert_eq!(v["items"][1]["hosts"], serde_json::json!(["xivo-2"]));
+    // A bad inventory: exit 2 and the place of the mistake.
+    let bad = std::env::temp_dir().join(format!("hoist-fleet-bad-{}.ini", std::process::id()));
+    std::fs::write(&bad, "[web]\nweb1 port\n").unwrap();
+    let out = std::process::Command::new(hoist)
+        .args(["fleet", "plan", "-i"])
+        .arg(&bad)
+        .arg("-r")
+        .arg(root().join("recipes/xivo"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&bad);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(":2:6]"), "{err}");
+    assert!(err.contains("expected key=value"), "{err}");
+}

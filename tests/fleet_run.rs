@@ -312,3 +312,33 @@ fn simulated_failed_gate_fails_the_rollout_before_the_next_stage() {
     assert!(s.contains("db-healthy on db1 failed"), "{s}");
     assert!(s.contains("hoist fleet resume` runs it again"), "{s}");
 }
+
+#[test]
+fn simulated_rollout_then_hoist_fleet_status_says_where_it_stands() {
+    let d = scratch("cli-status");
+    let t = SimulatedTransport::new(QUICK).fault("web2", Fault::HealthCheck);
+    run(&d.0, &t, &six_hosts(""), Options::default());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["--state-dir"])
+        .arg(&d.0)
+        .args(["fleet", "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.starts_with("Rollout 1 of demo to 2.0: stopped"),
+        "{text}"
+    );
+    assert!(text.contains("not started (untouched): 3"), "{text}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["--json", "--state-dir"])
+        .arg(&d.0)
+        .args(["fleet", "status"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["state"], "stopped");
+    assert_eq!(v["untouched"], serde_json::json!(["web4", "web5", "web6"]));
+    assert_eq!(v["failed"][0]["host"], "web2");
+}

@@ -60,7 +60,7 @@ pub enum Item {
         host: String,
         gate: bool,
         summary: String,
-        action: Action,
+        action: Box<Action>,
     },
     /// A run-once step that has no host to run on.
     Skipped { id: String, reason: String },
@@ -272,7 +272,7 @@ fn run_once(r: &FleetStep, inventory: &Inventory) -> Result<Item, FleetPlanError
         host: host.name.clone(),
         gate: r.is_gate(),
         summary: r.action.summary(),
-        action: r.action.clone(),
+        action: Box::new(r.action.clone()),
     })
 }
 

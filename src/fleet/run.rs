@@ -166,7 +166,13 @@ impl<'a> Executor<'a> {
                 } => {
                     self.journal.item(run, seq, ItemState::Running, None)?;
                     let target = host_ref(plan, host);
-                    match self.transport.run_once(&target, &OnceJob { id, action }) {
+                    match self.transport.run_once(
+                        &target,
+                        &OnceJob {
+                            id,
+                            action: action.as_ref(),
+                        },
+                    ) {
                         Ok(()) => self.journal.item(run, seq, ItemState::Done, None)?,
                         Err(e) => {
                             self.journal.item(run, seq, ItemState::Failed, Some(&e))?;
