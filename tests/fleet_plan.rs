@@ -353,3 +353,31 @@ fn hoist_fleet_plan_prints_the_plan_and_its_json() {
     assert!(err.contains(":2:6]"), "{err}");
     assert!(err.contains("expected key=value"), "{err}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Whatever the text, reading an inventory ends in hosts or in located
+    /// problems, never a panic.
+    #[test]
+    fn inventories_never_panic(text in "(\\PC|\\[|\\]|:|=|\\n| |-|#){0,120}") {
+        for name in ["hosts", "inv.yml", "inv.toml"] {
+            if let Err(InventoryError::Invalid(p)) = inventory::load_str(Path::new(name), &text) {
+                proptest::prop_assert!(!p.is_empty());
+                for p in &p {
+                    let _ = p.short();
+                }
+            }
+        }
+    }
+
+    /// Nor does a `[fleet]` section, however wrong.
+    #[test]
+    fn fleet_sections_never_panic(body in "(\\PC|\\[|\\]|=|\"|%|\\n| |stages|run_once|batch|after|on|role){0,120}") {
+        let text = format!("[product]\nname = \"d\"\nversion = {{ package = \"d\" }}\n[fleet]\n{body}");
+        let loaded = recipe::load_str(Path::new("r.toml"), &text);
+        for p in &loaded.problems {
+            let _ = p.short();
+        }
+    }
+}

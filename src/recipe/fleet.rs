@@ -428,8 +428,8 @@ pub fn validate(
         // Point at the value inside the item when it can be found. A table
         // of an array may be spanned by its header only: look on to the
         // next header.
-        let text = &source.text[within.start..];
-        let body = text[1..].find("\n[").map_or(text, |e| &text[..e + 1]);
+        let text = source.text.get(within.start..).unwrap_or("");
+        let body = text.find("\n[").map_or(text, |e| &text[..e + 1]);
         body.find(&format!("\"{needle}\""))
             .map_or(within.clone(), |i| {
                 within.start + i..within.start + i + needle.len() + 2
