@@ -99,6 +99,9 @@ pub enum Command {
     Firewall(crate::actions::firewall::leftovers::FirewallCommand),
     /// The database dumps `db` backups took, newest first.
     Backups,
+    /// A rollout across the hosts of an inventory: `hoist fleet plan | status`.
+    #[command(subcommand)]
+    Fleet(crate::fleet::cli::FleetCommand),
     /// Upgrade an embedded demo product from v1 to v2, showing the whole
     /// flow (and with --fail-at, the automatic rollback).
     Demo(crate::demo::DemoArgs),
@@ -167,6 +170,7 @@ pub fn main() -> ExitCode {
             crate::actions::firewall::leftovers::main(c, &cli.state_dir, cli.json)
         }
         Command::Backups => crate::backups::list(&cli.state_dir, cli.json),
+        Command::Fleet(c) => crate::fleet::cli::main(c, &cli.state_dir, cli.json),
         Command::Demo(args) => crate::demo::main(args),
         Command::DemoInternal(args) => crate::demo::internal(args),
     };

@@ -11,6 +11,7 @@ pub mod context;
 pub mod demo;
 pub mod diag;
 pub mod facts;
+pub mod fleet;
 pub mod fsutil;
 pub mod journal;
 pub mod lock;

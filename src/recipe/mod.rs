@@ -6,6 +6,7 @@
 //! checks across the whole recipe (`validate`).
 
 pub mod duration;
+pub mod fleet;
 pub mod parse;
 mod validate;
 
@@ -256,6 +257,8 @@ pub struct Recipe {
     pub services: Vec<ServiceSpec>,
     pub checks: Vec<Check>,
     pub steps: Vec<Step>,
+    /// How the product is rolled out across hosts (`[fleet]`), if it says.
+    pub fleet: Option<fleet::FleetSpec>,
     pub catalogue: Catalogue,
 }
 

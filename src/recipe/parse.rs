@@ -18,7 +18,9 @@ use crate::diag::{Problem, Source, suggest};
 use crate::facts::{Catalogue, FactDef, FactType};
 use crate::version::{Range, Version};
 
-const SECTIONS: [&str; 6] = ["product", "paths", "facts", "services", "checks", "steps"];
+const SECTIONS: [&str; 7] = [
+    "product", "paths", "facts", "services", "checks", "steps", "fleet",
+];
 
 /// Deserialises one value into `T`; a mismatch becomes a problem.
 pub fn de<T: DeserializeOwned>(
@@ -66,9 +68,9 @@ fn serde_problem(e: &toml::de::Error, fallback: Span<usize>) -> Problem {
 
 /// Splits `keys` out of a table: they are read by hand (conditions,
 /// actions), the rest goes through serde.
-type Taken<'i> = Vec<(String, Span<usize>, Spanned<DeValue<'i>>)>;
+pub(super) type Taken<'i> = Vec<(String, Span<usize>, Spanned<DeValue<'i>>)>;
 
-fn take<'i>(
+pub(super) fn take<'i>(
     value: Spanned<DeValue<'i>>,
     wanted: impl Fn(&str) -> bool,
 ) -> (Spanned<DeValue<'i>>, Taken<'i>) {
@@ -129,7 +131,7 @@ pub fn parse(source: &Source, problems: &mut Vec<Problem>) -> Option<Recipe> {
     if !syntax.is_empty() {
         return None;
     }
-    let mut sections: [Option<Spanned<DeValue<'_>>>; 6] = Default::default();
+    let mut sections: [Option<Spanned<DeValue<'_>>>; 7] = Default::default();
     for (k, v) in root.into_inner() {
         match SECTIONS.iter().position(|s| *s == k.get_ref()) {
             Some(i) => sections[i] = Some(v),
@@ -144,7 +146,7 @@ pub fn parse(source: &Source, problems: &mut Vec<Problem>) -> Option<Recipe> {
             ),
         }
     }
-    let [product_value, paths, facts, services, checks, steps] = sections;
+    let [product_value, paths, facts, services, checks, steps, fleet] = sections;
     let Some(product_value) = product_value else {
         problems.push(
             Problem::error("missing-key", 0..0, "the recipe has no [product] section")
@@ -194,6 +196,7 @@ pub fn parse(source: &Source, problems: &mut Vec<Problem>) -> Option<Recipe> {
         .into_iter()
         .filter_map(|i| parse_step(i, problems))
         .collect();
+    let fleet = fleet.and_then(|f| super::fleet::parse(f, problems));
 
     let product = product?;
     let mut catalogue = Catalogue::builtin(Some(product.roles.clone()));
@@ -213,6 +216,7 @@ pub fn parse(source: &Source, problems: &mut Vec<Problem>) -> Option<Recipe> {
         services,
         checks,
         steps,
+        fleet,
         catalogue,
     })
 }

@@ -17,6 +17,9 @@ pub fn validate(r: &mut Recipe, problems: &mut Vec<Problem>) {
     steps(r, problems);
     services(r, problems);
     held_restarts(r, problems);
+    if let Some(f) = &r.fleet {
+        super::fleet::validate(f, &r.product.roles, &r.source, problems);
+    }
 }
 
 fn unique_ids(r: &Recipe, problems: &mut Vec<Problem>) {

@@ -1,0 +1,370 @@
+//! The controller's journal: SQLite in the state directory (`fleet.db`),
+//! WAL and `synchronous=FULL` as each host's own journal, one transaction
+//! per state change, every change checked against `fleet::state`.
+//!
+//! It holds the rollout's plan (so `resume` walks the same items), each
+//! host's state and each item's. A host is committed `running` before its
+//! upgrade is started, so after a controller crash `resume` knows which
+//! hosts to ask (through the transport) rather than start again. Results
+//! that arrive together are committed together: still one fsync before the
+//! controller acts on any of them.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use super::plan::{FleetPlan, Item};
+use super::state::{FleetState, HostState, ItemState};
+use crate::journal::{JournalError, now};
+
+type Result<T> = std::result::Result<T, JournalError>;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS fleet_runs (
+    id INTEGER PRIMARY KEY,
+    product TEXT NOT NULL,
+    state TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    plan_hash TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS fleet_hosts (
+    run_id INTEGER NOT NULL REFERENCES fleet_runs(id),
+    host TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    detail TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, host)
+);
+CREATE TABLE IF NOT EXISTS fleet_items (
+    run_id INTEGER NOT NULL REFERENCES fleet_runs(id),
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    detail TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+";
+
+pub struct FleetJournal {
+    conn: Connection,
+}
+
+/// A rollout as the journal knows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RolloutView {
+    pub id: i64,
+    pub state: FleetState,
+    pub error: Option<String>,
+    pub started_at: String,
+    pub updated_at: String,
+    #[serde(skip)]
+    pub plan: FleetPlan,
+    /// Every host of the rollout in plan order, with its state and detail.
+    pub hosts: Vec<(String, HostState, Option<String>)>,
+    pub items: Vec<(ItemState, Option<String>)>,
+}
+
+impl FleetJournal {
+    /// Opens (creating) `fleet.db` in the state directory.
+    pub fn open(dir: &Path) -> Result<FleetJournal> {
+        crate::fsutil::private_dir(dir).map_err(|source| JournalError::Dir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Self::at(&dir.join("fleet.db"))
+    }
+
+    /// `None` when no rollout ever ran from this state directory.
+    pub fn open_existing(dir: &Path) -> Result<Option<FleetJournal>> {
+        let path = dir.join("fleet.db");
+        if !path.exists() {
+            return Ok(None);
+        }
+        Self::at(&path).map(Some)
+    }
+
+    fn at(path: &Path) -> Result<FleetJournal> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(JournalError::Corrupt(format!(
+                "journal_mode is {mode}, not wal"
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(FleetJournal { conn })
+    }
+
+    /// The rollout, its plan, every host `pending` and every item
+    /// `pending`, in one transaction.
+    pub fn create(&mut self, plan: &FleetPlan) -> Result<i64> {
+        let tx = self.conn.transaction()?;
+        let at = now();
+        tx.execute(
+            "INSERT INTO fleet_runs (product, state, plan, plan_hash, started_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            params![
+                plan.product,
+                FleetState::Planned.as_str(),
+                serde_json::to_string(plan).map_err(|e| JournalError::Corrupt(e.to_string()))?,
+                plan.hash,
+                at
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut host = tx.prepare(
+                "INSERT INTO fleet_hosts (run_id, host, seq, state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (seq, h) in plan.upgraded().enumerate() {
+                host.execute(params![id, h, seq as i64, HostState::Pending.as_str(), at])?;
+            }
+            let mut item = tx.prepare(
+                "INSERT INTO fleet_items (run_id, seq, state, updated_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for seq in 0..plan.items.len() {
+                item.execute(params![id, seq as i64, ItemState::Pending.as_str(), at])?;
+            }
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    pub fn set_state(&mut self, run: i64, to: FleetState, error: Option<&str>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let from: String =
+            tx.query_row("SELECT state FROM fleet_runs WHERE id = ?1", [run], |r| {
+                r.get(0)
+            })?;
+        let from: FleetState = from.parse().map_err(JournalError::Corrupt)?;
+        if !from.can_go(to) {
+            return Err(transition("rollout", from, to));
+        }
+        tx.execute(
+            "UPDATE fleet_runs SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
+            params![run, to.as_str(), error, now()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Several hosts' changes that happened together, in one transaction.
+    pub fn hosts(&mut self, run: i64, changes: &[(&str, HostState, Option<&str>)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let at = now();
+        for (host, to, detail) in changes {
+            let from: String = tx.query_row(
+                "SELECT state FROM fleet_hosts WHERE run_id = ?1 AND host = ?2",
+                params![run, host],
+                |r| r.get(0),
+            )?;
+            let from: HostState = from.parse().map_err(JournalError::Corrupt)?;
+            if !from.can_go(*to) {
+                return Err(transition(&format!("host {host}"), from, *to));
+            }
+            tx.execute(
+                "UPDATE fleet_hosts SET state = ?3, detail = ?4, updated_at = ?5 WHERE run_id = ?1 AND host = ?2",
+                params![run, host, to.as_str(), detail, at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn item(
+        &mut self,
+        run: i64,
+        seq: usize,
+        to: ItemState,
+        detail: Option<&str>,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let from: String = tx.query_row(
+            "SELECT state FROM fleet_items WHERE run_id = ?1 AND seq = ?2",
+            params![run, seq as i64],
+            |r| r.get(0),
+        )?;
+        let from: ItemState = from.parse().map_err(JournalError::Corrupt)?;
+        if !from.can_go(to) {
+            return Err(transition(&format!("item {}", seq + 1), from, to));
+        }
+        tx.execute(
+            "UPDATE fleet_items SET state = ?3, detail = ?4, updated_at = ?5 WHERE run_id = ?1 AND seq = ?2",
+            params![run, seq as i64, to.as_str(), detail, now()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn latest(&self) -> Result<Option<RolloutView>> {
+        let id: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(id) FROM fleet_runs", [], |r| r.get(0))
+            .optional()?
+            .flatten();
+        id.map(|id| self.load(id)).transpose()
+    }
+
+    pub fn load(&self, id: i64) -> Result<RolloutView> {
+        let (state, error, started_at, updated_at, plan): (
+            String,
+            Option<String>,
+            String,
+            String,
+            String,
+        ) = self.conn.query_row(
+            "SELECT state, error, started_at, updated_at, plan FROM fleet_runs WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
+        let plan: FleetPlan =
+            serde_json::from_str(&plan).map_err(|e| JournalError::Corrupt(e.to_string()))?;
+        let mut q = self.conn.prepare(
+            "SELECT host, state, detail FROM fleet_hosts WHERE run_id = ?1 ORDER BY seq",
+        )?;
+        let hosts = q
+            .query_map([id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+            })?
+            .map(|r| {
+                let (h, s, d) = r?;
+                Ok((h, s.parse().map_err(JournalError::Corrupt)?, d))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut q = self
+            .conn
+            .prepare("SELECT state, detail FROM fleet_items WHERE run_id = ?1 ORDER BY seq")?;
+        let items = q
+            .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?
+            .map(|r| {
+                let (s, d) = r?;
+                Ok((s.parse().map_err(JournalError::Corrupt)?, d))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RolloutView {
+            id,
+            state: state.parse().map_err(JournalError::Corrupt)?,
+            error,
+            started_at,
+            updated_at,
+            plan,
+            hosts,
+            items,
+        })
+    }
+}
+
+fn transition(
+    what: &str,
+    from: impl std::fmt::Display,
+    to: impl std::fmt::Display,
+) -> JournalError {
+    JournalError::Transition {
+        what: what.to_string(),
+        from: from.to_string(),
+        to: to.to_string(),
+    }
+}
+
+impl RolloutView {
+    pub fn host_state(&self, name: &str) -> Option<HostState> {
+        self.hosts.iter().find(|h| h.0 == name).map(|h| h.1)
+    }
+
+    fn with(&self, state: HostState) -> Vec<&(String, HostState, Option<String>)> {
+        self.hosts.iter().filter(|h| h.1 == state).collect()
+    }
+
+    /// `hoist fleet status`: where the rollout stands and what to do next.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Rollout {} of {} to {}: {}{}",
+            self.id,
+            self.plan.product,
+            self.plan
+                .target
+                .as_deref()
+                .unwrap_or("each host's candidate"),
+            self.state,
+            self.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+        for (state, what) in [
+            (HostState::Done, "upgraded"),
+            (HostState::Failed, "failed"),
+            (HostState::Running, "in progress"),
+            (HostState::Pending, "not started (untouched)"),
+        ] {
+            let hosts = self.with(state);
+            if hosts.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "  {what}: {}", hosts.len());
+            for (h, _, detail) in hosts.iter().take(20) {
+                match detail {
+                    Some(d) if state != HostState::Done => {
+                        let _ = writeln!(out, "    {h}: {d}");
+                    }
+                    _ => {
+                        let _ = writeln!(out, "    {h}");
+                    }
+                }
+            }
+            if hosts.len() > 20 {
+                let _ = writeln!(out, "    ... and {} more", hosts.len() - 20);
+            }
+        }
+        for ((state, detail), item) in self.items.iter().zip(&self.plan.items) {
+            if let (ItemState::Failed, Item::RunOnce { id, host, .. }) = (state, item) {
+                let _ = writeln!(
+                    out,
+                    "  {id} on {host} failed: {}",
+                    detail.as_deref().unwrap_or("")
+                );
+            }
+        }
+        let next = match self.state {
+            FleetState::Done => "nothing: every host of the plan is upgraded.",
+            FleetState::Stopped => {
+                "look at each failed host (`hoist status` there); hosts not started were left as they were."
+            }
+            FleetState::Paused => "`hoist fleet resume` goes on with the next batch.",
+            FleetState::Failed => {
+                "fix what the failed step needs, then `hoist fleet resume` runs it again."
+            }
+            FleetState::Running | FleetState::Planned => {
+                "if no controller is running, `hoist fleet resume` carries on; finished hosts are not upgraded again."
+            }
+        };
+        let _ = writeln!(out, "Next: {next}");
+        out
+    }
+
+    pub fn summary_json(&self) -> serde_json::Value {
+        let names =
+            |s: HostState| -> Vec<&str> { self.with(s).iter().map(|h| h.0.as_str()).collect() };
+        serde_json::json!({
+            "id": self.id,
+            "product": self.plan.product,
+            "target": self.plan.target,
+            "state": self.state,
+            "error": self.error,
+            "done": names(HostState::Done),
+            "failed": self.with(HostState::Failed).iter().map(|h| serde_json::json!({"host": h.0, "detail": h.2})).collect::<Vec<_>>(),
+            "running": names(HostState::Running),
+            "untouched": names(HostState::Pending),
+        })
+    }
+}

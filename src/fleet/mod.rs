@@ -1,0 +1,18 @@
+//! Fleet: one product rolled out across many hosts (DESIGN "Fleet"; issue 7).
+//!
+//! Inventory + the recipe's `[fleet]` + a target --`plan`--> a [`plan::FleetPlan`]
+//! (stages, batches, hosts, run-once steps and gates, in order);
+//! the plan --`run::Executor`--> each host's own upgrade through a
+//! [`transport::Transport`], the controller's own journal (`journal`)
+//! recording every state change so a crashed controller resumes without
+//! redoing finished hosts.
+
+pub mod ansible;
+pub mod cli;
+pub mod inventory;
+pub mod journal;
+pub mod plan;
+pub mod run;
+pub mod simulated;
+pub mod state;
+pub mod transport;

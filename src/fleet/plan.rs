@@ -1,0 +1,382 @@
+//! Inventory + the recipe's `[fleet]` + target -> the fleet plan: every
+//! stage, batch, host, run-once step and gate, in the order they will run.
+//!
+//! Deterministic: hosts keep inventory order, run-once steps at the same
+//! place keep recipe order, so the same inputs give the same plan (and the
+//! same hash, which the controller's journal keeps to tell a changed plan
+//! on resume). As for one host, the plan *is* the run: the executor walks
+//! exactly these items.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::inventory::{Host, Inventory};
+use crate::actions::Action;
+use crate::recipe::Recipe;
+use crate::recipe::fleet::{Anchor, FleetSpec, FleetStep};
+
+/// A host as the plan (and the controller's journal) keeps it: how to reach
+/// it and its roles. Variables stay in the inventory (they may hold secrets).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRef {
+    pub name: String,
+    pub address: String,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub roles: Vec<String>,
+}
+
+impl From<&Host> for HostRef {
+    fn from(h: &Host) -> Self {
+        HostRef {
+            name: h.name.clone(),
+            address: h.address.clone(),
+            user: h.user.clone(),
+            port: h.port,
+            roles: h.roles.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StagePlan {
+    pub id: String,
+    pub role: String,
+    /// The hosts this stage upgrades, in batches.
+    pub batches: Vec<Vec<String>>,
+    /// Hosts with the role that an earlier stage upgrades (a host with two
+    /// roles is upgraded once, in its first stage), with that stage.
+    pub earlier: Vec<(String, String)>,
+}
+
+/// One thing the rollout does, in order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "item", rename_all = "snake_case")]
+pub enum Item {
+    /// One action on one host (a gate when `gate`: it waits, changes nothing).
+    RunOnce {
+        id: String,
+        title: Option<String>,
+        host: String,
+        gate: bool,
+        summary: String,
+        action: Box<Action>,
+    },
+    /// A run-once step that has no host to run on.
+    Skipped { id: String, reason: String },
+    /// Hosts upgraded together (in parallel, bounded).
+    Batch {
+        stage: String,
+        number: usize,
+        of: usize,
+        hosts: Vec<String>,
+    },
+    /// The rollout stops here until `hoist fleet resume`.
+    Pause { after: String },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FleetPlan {
+    pub product: String,
+    /// `--to`; none: each host's own candidate.
+    pub target: Option<String>,
+    pub inventory: String,
+    pub hosts: Vec<HostRef>,
+    pub stages: Vec<StagePlan>,
+    pub items: Vec<Item>,
+    /// Hosts of the inventory no stage upgrades.
+    pub not_in_rollout: Vec<String>,
+    pub max_fail: Option<u32>,
+    pub max_fail_percentage: Option<u8>,
+    pub parallel: u32,
+    /// SHA-256 of everything above.
+    pub hash: String,
+}
+
+/// At most this many hosts upgrade at once when `[fleet]` does not say.
+pub const DEFAULT_PARALLEL: u32 = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetPlanError {
+    #[error("{recipe} has no [fleet] section: it does not say how to roll out across hosts")]
+    NoFleet { recipe: String },
+    #[error("run-once step `{step}` runs on host `{host}`, which is not in the inventory")]
+    UnknownHost { step: String, host: String },
+    #[error("the inventory has no host")]
+    Empty,
+}
+
+impl FleetPlan {
+    pub fn host(&self, name: &str) -> Option<&HostRef> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// Every host the rollout upgrades, in order.
+    pub fn upgraded(&self) -> impl Iterator<Item = &str> {
+        self.stages
+            .iter()
+            .flat_map(|s| s.batches.iter().flatten())
+            .map(String::as_str)
+    }
+}
+
+pub fn plan(
+    recipe: &Recipe,
+    inventory: &Inventory,
+    target: Option<&str>,
+) -> Result<FleetPlan, FleetPlanError> {
+    let spec: &FleetSpec = recipe
+        .fleet
+        .as_ref()
+        .ok_or_else(|| FleetPlanError::NoFleet {
+            recipe: recipe.source.path.display().to_string(),
+        })?;
+    if inventory.hosts.is_empty() {
+        return Err(FleetPlanError::Empty);
+    }
+    // Each host belongs to the first stage (in order) with one of its roles.
+    let mut stage_of: std::collections::HashMap<&str, &str> = Default::default();
+    let mut stages = Vec::new();
+    for s in &spec.stages {
+        let mut mine = Vec::new();
+        let mut earlier = Vec::new();
+        for h in inventory.with_role(&s.role) {
+            match stage_of.get(h.name.as_str()) {
+                Some(first) => earlier.push((h.name.clone(), (*first).to_string())),
+                None => {
+                    stage_of.insert(&h.name, &s.id);
+                    mine.push(h.name.clone());
+                }
+            }
+        }
+        stages.push(StagePlan {
+            id: s.id.clone(),
+            role: s.role.clone(),
+            batches: batches(&mine, &s.batch),
+            earlier,
+        });
+    }
+    let at = |anchor: &Anchor| -> Vec<&FleetStep> {
+        spec.run_once.iter().filter(|r| &r.at == anchor).collect()
+    };
+    let mut items = Vec::new();
+    for (s, sp) in spec.stages.iter().zip(&stages) {
+        for r in at(&Anchor::Before(s.id.clone())) {
+            items.push(run_once(r, inventory)?);
+        }
+        for (i, hosts) in sp.batches.iter().enumerate() {
+            items.push(Item::Batch {
+                stage: s.id.clone(),
+                number: i + 1,
+                of: sp.batches.len(),
+                hosts: hosts.clone(),
+            });
+            for r in at(&Anchor::AfterBatch(s.id.clone(), i as u32 + 1)) {
+                items.push(run_once(r, inventory)?);
+            }
+        }
+        // `after_batch` past the stage's last batch: said, not silently lost.
+        for r in spec.run_once.iter().filter(|r| {
+            matches!(&r.at, Anchor::AfterBatch(st, n) if st == &s.id && *n as usize > sp.batches.len())
+        }) {
+            items.push(Item::Skipped {
+                id: r.id.clone(),
+                reason: format!(
+                    "stage `{}` has {} batch(es) on this inventory",
+                    s.id,
+                    sp.batches.len()
+                ),
+            });
+        }
+        for r in at(&Anchor::After(s.id.clone())) {
+            items.push(run_once(r, inventory)?);
+        }
+        if s.pause_after {
+            items.push(Item::Pause {
+                after: s.id.clone(),
+            });
+        }
+    }
+    let not_in_rollout = inventory
+        .hosts
+        .iter()
+        .filter(|h| !stage_of.contains_key(h.name.as_str()))
+        .map(|h| h.name.clone())
+        .collect();
+    let mut plan = FleetPlan {
+        product: recipe.product.name.clone(),
+        target: target.map(str::to_string),
+        inventory: inventory.path.display().to_string(),
+        hosts: inventory.hosts.iter().map(HostRef::from).collect(),
+        stages,
+        items,
+        not_in_rollout,
+        max_fail: spec.max_fail_effective(),
+        max_fail_percentage: spec.max_fail_percentage,
+        parallel: spec.parallel.unwrap_or(DEFAULT_PARALLEL),
+        hash: String::new(),
+    };
+    plan.hash = hash(&plan);
+    Ok(plan)
+}
+
+/// Cuts a stage's hosts into batches: each size in turn, the last one
+/// repeating, percentages of the stage's host count.
+pub fn batches(hosts: &[String], sizes: &[crate::recipe::fleet::BatchSize]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut rest = hosts;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let size = sizes[i.min(sizes.len() - 1)]
+            .of(hosts.len())
+            .clamp(1, rest.len());
+        let (now, later) = rest.split_at(size);
+        out.push(now.to_vec());
+        rest = later;
+        i += 1;
+    }
+    out
+}
+
+fn run_once(r: &FleetStep, inventory: &Inventory) -> Result<Item, FleetPlanError> {
+    let host = match (&r.on.host, &r.on.role) {
+        (Some(h), _) => match inventory.host(h) {
+            Some(h) => h,
+            None => {
+                return Err(FleetPlanError::UnknownHost {
+                    step: r.id.clone(),
+                    host: h.clone(),
+                });
+            }
+        },
+        (None, Some(role)) => match inventory.with_role(role).next() {
+            Some(h) => h,
+            None => {
+                return Ok(Item::Skipped {
+                    id: r.id.clone(),
+                    reason: format!("no host of the inventory has role `{role}`"),
+                });
+            }
+        },
+        // Lint refuses it; a recipe that got here unlinted gets no panic.
+        (None, None) => {
+            return Ok(Item::Skipped {
+                id: r.id.clone(),
+                reason: "`on` names no host nor role".into(),
+            });
+        }
+    };
+    Ok(Item::RunOnce {
+        id: r.id.clone(),
+        title: r.title.clone(),
+        host: host.name.clone(),
+        gate: r.is_gate(),
+        summary: r.action.summary(),
+        action: Box::new(r.action.clone()),
+    })
+}
+
+fn hash(plan: &FleetPlan) -> String {
+    let json = serde_json::to_vec(plan).unwrap_or_default();
+    Sha256::digest(&json)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl FleetPlan {
+    /// The plan as an admin reads it.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let upgraded = self.upgraded().count();
+        let _ = writeln!(
+            out,
+            "Rolling out {} to {} across {upgraded} of {} host(s) ({}), {} stage(s)",
+            self.product,
+            self.target
+                .as_deref()
+                .unwrap_or("each host's candidate version"),
+            self.hosts.len(),
+            self.inventory,
+            self.stages.len()
+        );
+        let _ = writeln!(out, "Stops when: {}", self.thresholds());
+        let _ = writeln!(out, "At most {} host(s) at once.", self.parallel);
+        for (i, item) in self.items.iter().enumerate() {
+            let n = i + 1;
+            let _ = match item {
+                Item::RunOnce {
+                    id,
+                    title,
+                    host,
+                    gate,
+                    summary,
+                    ..
+                } => writeln!(
+                    out,
+                    "{n:>3}. {} on {host}: {id}{}\n       {summary}",
+                    if *gate { "gate" } else { "run once" },
+                    title
+                        .as_deref()
+                        .map(|t| format!(" ({t})"))
+                        .unwrap_or_default()
+                ),
+                Item::Skipped { id, reason } => {
+                    writeln!(out, "{n:>3}. skip {id}: {reason}")
+                }
+                Item::Batch {
+                    stage,
+                    number,
+                    of,
+                    hosts,
+                } => writeln!(
+                    out,
+                    "{n:>3}. stage {stage}, batch {number}/{of} ({} host(s)): {}",
+                    hosts.len(),
+                    hosts.join(", ")
+                ),
+                Item::Pause { after } => writeln!(
+                    out,
+                    "{n:>3}. pause after stage {after}: `hoist fleet resume` goes on"
+                ),
+            };
+        }
+        for s in &self.stages {
+            if s.batches.is_empty() && s.earlier.is_empty() {
+                let _ = writeln!(out, "Stage {}: no host has role `{}`.", s.id, s.role);
+            }
+            for (h, first) in &s.earlier {
+                let _ = writeln!(
+                    out,
+                    "Stage {}: {h} is upgraded once, in stage {first}.",
+                    s.id
+                );
+            }
+        }
+        if !self.not_in_rollout.is_empty() {
+            let _ = writeln!(
+                out,
+                "Not upgraded (no stage has their roles): {}",
+                self.not_in_rollout.join(", ")
+            );
+        }
+        out
+    }
+
+    /// The failure thresholds, in words.
+    pub fn thresholds(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(n) = self.max_fail {
+            parts.push(if n == 0 {
+                "a host fails".to_string()
+            } else {
+                format!("more than {n} host(s) have failed")
+            });
+        }
+        if let Some(p) = self.max_fail_percentage {
+            parts.push(format!("a batch's failed hosts are more than {p}% of it"));
+        }
+        parts.join(", or ")
+    }
+}

@@ -1,0 +1,159 @@
+//! `SimulatedTransport`: a transport that sleeps instead of connecting.
+//!
+//! For the executor's tests and the fleet bench (issue 7, bench (a): "a test
+//! transport that sleeps instead of connecting; say so"). Each host's
+//! upgrade takes a fixed time; faults are injected per host. The simulated
+//! hosts' journals live in this value, not in the executor, so they outlive
+//! a controller dropped mid-rollout, as real hosts outlive a crashed
+//! controller. Nothing here touches the network or the disk.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::plan::HostRef;
+use super::transport::{HostEvent, HostJob, HostResult, OnceJob, RemoteStatus, Transport};
+
+/// A fault injected on one simulated host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Its health check fails after the upgrade; it rolls back.
+    HealthCheck,
+    /// It stops answering mid-upgrade (counted failed after the wait).
+    Unreachable,
+    /// A run-once step on it fails.
+    OnceFails,
+}
+
+#[derive(Default)]
+struct SimHost {
+    status: Option<RemoteStatus>,
+    upgrades: u32,
+}
+
+pub struct SimulatedTransport {
+    duration: Duration,
+    faults: HashMap<String, Fault>,
+    hosts: Mutex<HashMap<String, SimHost>>,
+    /// What was done, in order: `upgrade H`, `once ID on H`.
+    log: Mutex<Vec<String>>,
+}
+
+impl SimulatedTransport {
+    /// Every host's upgrade takes `duration`.
+    pub fn new(duration: Duration) -> Self {
+        SimulatedTransport {
+            duration,
+            faults: HashMap::new(),
+            hosts: Mutex::new(HashMap::new()),
+            log: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn fault(mut self, host: &str, fault: Fault) -> Self {
+        self.faults.insert(host.to_string(), fault);
+        self
+    }
+
+    /// How many times a host's upgrade was started.
+    pub fn upgrades(&self, host: &str) -> u32 {
+        self.lock_hosts().get(host).map_or(0, |h| h.upgrades)
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn lock_hosts(&self) -> std::sync::MutexGuard<'_, HashMap<String, SimHost>> {
+        // A panicking test thread must not hide the others' results.
+        self.hosts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, line: String) {
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
+    }
+}
+
+impl Transport for SimulatedTransport {
+    fn upgrade(
+        &self,
+        host: &HostRef,
+        _job: &HostJob,
+        events: &mut dyn FnMut(HostEvent),
+    ) -> HostResult {
+        {
+            let mut hosts = self.lock_hosts();
+            let h = hosts.entry(host.name.clone()).or_default();
+            h.upgrades += 1;
+            h.status = Some(RemoteStatus::Running);
+        }
+        self.record(format!("upgrade {}", host.name));
+        events(HostEvent::Started);
+        std::thread::sleep(self.duration);
+        let result = match self.faults.get(&host.name) {
+            Some(Fault::HealthCheck) => {
+                events(HostEvent::Step {
+                    id: "health-check".into(),
+                    state: "failed".into(),
+                });
+                HostResult::RolledBack("step health-check failed (simulated)".into())
+            }
+            Some(Fault::Unreachable) => HostResult::Lost("simulated host stopped answering".into()),
+            _ => {
+                events(HostEvent::Step {
+                    id: "health-check".into(),
+                    state: "done".into(),
+                });
+                HostResult::Committed
+            }
+        };
+        // A host that stopped answering keeps `running` in its journal.
+        if !matches!(result, HostResult::Lost(_)) {
+            self.lock_hosts()
+                .entry(host.name.clone())
+                .or_default()
+                .status = Some(RemoteStatus::Ended(result.clone()));
+        }
+        result
+    }
+
+    fn status(&self, host: &HostRef, _job: &HostJob) -> RemoteStatus {
+        self.lock_hosts()
+            .get(&host.name)
+            .and_then(|h| h.status.clone())
+            .unwrap_or(RemoteStatus::NotStarted)
+    }
+
+    fn follow(
+        &self,
+        host: &HostRef,
+        job: &HostJob,
+        _events: &mut dyn FnMut(HostEvent),
+    ) -> HostResult {
+        // Bounded: a simulated upgrade never takes more than its duration.
+        let deadline = Instant::now() + self.duration * 4 + Duration::from_secs(1);
+        loop {
+            match self.status(host, job) {
+                RemoteStatus::Ended(r) => return r,
+                RemoteStatus::NotStarted => {
+                    return HostResult::Lost("never started (simulated)".into());
+                }
+                RemoteStatus::Running if Instant::now() >= deadline => {
+                    return HostResult::Lost("still running after the wait (simulated)".into());
+                }
+                RemoteStatus::Running => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+
+    fn run_once(&self, host: &HostRef, job: &OnceJob<'_>) -> Result<(), String> {
+        self.record(format!("once {} on {}", job.id, host.name));
+        match self.faults.get(&host.name) {
+            Some(Fault::OnceFails) => Err(format!("{} failed (simulated)", job.action.summary())),
+            _ => Ok(()),
+        }
+    }
+}

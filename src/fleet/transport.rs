@@ -1,0 +1,108 @@
+//! How the controller reaches a host: the [`Transport`] trait.
+//!
+//! The executor only ever talks to hosts through it, so the OpenSSH
+//! transport (issue 7: the system `ssh` with ControlMaster, the admin's
+//! `~/.ssh/config`, agent and known_hosts; hoist's binary and the recipe
+//! copied and checksummed on the host; `hoist upgrade --json` run there
+//! with its JSON Lines events streamed back) plugs in as one more
+//! implementation. `simulated::SimulatedTransport` sleeps instead of
+//! connecting, for tests and the bench.
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::HostRef;
+use crate::actions::Action;
+
+/// What the controller asks a host to do.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostJob {
+    pub product: String,
+    /// `--to`; none: the host's own candidate.
+    pub target: Option<String>,
+    /// The controller's rollout, so a host's journal can name it.
+    pub rollout: i64,
+}
+
+/// One event of a host's upgrade, as its `--json` events stream them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum HostEvent {
+    Started,
+    Step { id: String, state: String },
+    Note { text: String },
+}
+
+/// How a host's upgrade ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", content = "detail", rename_all = "snake_case")]
+pub enum HostResult {
+    Committed,
+    /// It failed and its own journal put it back.
+    RolledBack(String),
+    /// It failed and stopped for the admin (`--no-rollback`, or the
+    /// rollback itself failed).
+    Failed(String),
+    /// No answer within the bounded wait (a host that died mid-upgrade):
+    /// counted failed; its own journal takes over when it is back.
+    Lost(String),
+}
+
+impl HostResult {
+    pub fn ok(&self) -> bool {
+        matches!(self, HostResult::Committed)
+    }
+
+    /// For the journal and the status: what happened, in words.
+    pub fn detail(&self) -> String {
+        match self {
+            HostResult::Committed => "committed".into(),
+            HostResult::RolledBack(e) => format!("{e}; rolled back"),
+            HostResult::Failed(e) => format!("{e}; stopped, not rolled back"),
+            HostResult::Lost(e) => format!("no answer: {e}"),
+        }
+    }
+}
+
+/// A host's upgrade as its own journal says, read after a controller crash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RemoteStatus {
+    /// This rollout's upgrade never started there.
+    NotStarted,
+    /// Still running (the host carried on while the controller was down).
+    Running,
+    Ended(HostResult),
+}
+
+/// A run-once step for a host: one action of the registry.
+#[derive(Clone, Debug)]
+pub struct OnceJob<'a> {
+    pub id: &'a str,
+    pub action: &'a Action,
+}
+
+pub trait Transport: Sync {
+    /// Runs the host's upgrade and streams its events; returns how it
+    /// ended. Bounded: a host that stops answering is `Lost`.
+    fn upgrade(
+        &self,
+        host: &HostRef,
+        job: &HostJob,
+        events: &mut dyn FnMut(HostEvent),
+    ) -> HostResult;
+
+    /// Reads the host's own journal: did this rollout's upgrade start
+    /// there, and how did it end?
+    fn status(&self, host: &HostRef, job: &HostJob) -> RemoteStatus;
+
+    /// Follows an upgrade already running on the host (found so on resume)
+    /// to its end, bounded as `upgrade`.
+    fn follow(
+        &self,
+        host: &HostRef,
+        job: &HostJob,
+        events: &mut dyn FnMut(HostEvent),
+    ) -> HostResult;
+
+    /// Runs one action on the host (a run-once step, or a gate's wait).
+    fn run_once(&self, host: &HostRef, job: &OnceJob<'_>) -> Result<(), String>;
+}

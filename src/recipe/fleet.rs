@@ -1,0 +1,521 @@
+//! `[fleet]`: how a product is rolled out across the hosts of an inventory.
+//!
+//! Seed 000's "Cluster Upgrade" (XiVO's HA pair: replication cron off on the
+//! master, the slave first, then the master, replication run by hand, cron
+//! back on) and seed 003 (CloudStack: every management and usage server
+//! stopped, the first management server alone until the database is
+//! upgraded, the others one at a time, then usage servers, then every KVM
+//! host, then all hosts Up) are what this section must say.
+//!
+//! A rollout is **stages** (one role each, in order, each cut into batches)
+//! and **run-once steps** (one action from the action registry, on one
+//! chosen host, before or after a stage or after one of its batches). A
+//! gate is a run-once step whose action is `wait` (or `gate`): the rollout
+//! goes on only once it holds, reusing `wait`'s `until` conditions.
+
+use std::ops::Range as Span;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+use toml::de::DeValue;
+
+use crate::actions::{Action, KINDS};
+use crate::diag::{Problem, suggest};
+
+/// The rollout of a product across a fleet.
+#[derive(Clone, Debug, Serialize)]
+pub struct FleetSpec {
+    pub stages: Vec<Stage>,
+    pub run_once: Vec<FleetStep>,
+    /// The rollout stops once more than this many hosts have failed in
+    /// total. Default 0 when neither threshold is given: the first failed
+    /// host stops it (seed 003: "If the hosts do not come to the Up state,
+    /// contact support").
+    pub max_fail: Option<u32>,
+    /// The rollout stops once the failed hosts of one batch are more than
+    /// this percentage of that batch (strictly more, as Ansible's
+    /// `max_fail_percentage`: 20 with a batch of 5 tolerates 1, stops at 2).
+    pub max_fail_percentage: Option<u8>,
+    /// At most this many hosts upgrade at once within a batch.
+    pub parallel: Option<u32>,
+    #[serde(skip)]
+    pub span: Span<usize>,
+}
+
+impl FleetSpec {
+    /// The absolute threshold in force: `max_fail`, or 0 when no threshold
+    /// is given at all, or none when only a percentage is given.
+    pub fn max_fail_effective(&self) -> Option<u32> {
+        match (self.max_fail, self.max_fail_percentage) {
+            (Some(n), _) => Some(n),
+            (None, None) => Some(0),
+            (None, Some(_)) => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Stage {
+    pub id: String,
+    /// Hosts with this role (inventory order) are this stage's.
+    pub role: String,
+    /// Batch sizes; the last one repeats for the rest (`[1, 5, "20%"]`).
+    pub batch: Vec<BatchSize>,
+    /// Stop after this stage until `hoist fleet resume`.
+    pub pause_after: bool,
+    #[serde(skip)]
+    pub span: Span<usize>,
+}
+
+/// A batch: a number of hosts, or a percentage of the stage's hosts,
+/// rounded down with a minimum of 1 (as Ansible's `serial`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchSize {
+    Count(u32),
+    Percent(u8),
+}
+
+impl BatchSize {
+    /// The number of hosts out of a stage of `total`.
+    pub fn of(self, total: usize) -> usize {
+        match self {
+            BatchSize::Count(n) => n as usize,
+            BatchSize::Percent(p) => (total * p as usize / 100).max(1),
+        }
+    }
+}
+
+impl std::fmt::Display for BatchSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchSize::Count(n) => write!(f, "{n}"),
+            BatchSize::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Where a run-once step runs in the rollout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anchor {
+    Before(String),
+    After(String),
+    /// After the given batch (1-based) of a stage, before its next one.
+    AfterBatch(String, u32),
+}
+
+impl Anchor {
+    pub fn stage(&self) -> &str {
+        match self {
+            Anchor::Before(s) | Anchor::After(s) | Anchor::AfterBatch(s, _) => s,
+        }
+    }
+}
+
+/// The host a run-once step runs on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub struct Target {
+    /// The first host (inventory order) with this role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// This host, by its inventory name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.role, &self.host) {
+            (_, Some(h)) => write!(f, "host {h}"),
+            (Some(r), None) => write!(f, "the first {r}"),
+            (None, None) => f.write_str("no host"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FleetStep {
+    pub id: String,
+    pub title: Option<String>,
+    pub at: Anchor,
+    pub on: Target,
+    pub action: Action,
+    #[serde(skip)]
+    pub span: Span<usize>,
+}
+
+impl FleetStep {
+    /// A gate holds the rollout until a condition is true; it changes
+    /// nothing on the host.
+    pub fn is_gate(&self) -> bool {
+        matches!(self.action.kind(), "wait" | "gate")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    #[serde(default)]
+    max_fail: Option<u32>,
+    #[serde(default)]
+    max_fail_percentage: Option<Spanned<i64>>,
+    #[serde(default)]
+    parallel: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    id: String,
+    role: Spanned<String>,
+    #[serde(default)]
+    batch: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pause_after: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    id: String,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    before: Option<String>,
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    after_batch: Option<u32>,
+    on: Spanned<Target>,
+}
+
+/// Reads `[fleet]`; checks against the rest of the recipe are in
+/// [`validate`].
+pub fn parse(value: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<FleetSpec> {
+    let span = value.span();
+    if !value.get_ref().is_table() {
+        problems.push(
+            Problem::error("wrong-type", span, "`fleet` is a table").label("write it as [fleet]"),
+        );
+        return None;
+    }
+    let (rest, taken) = super::parse::take(value, |k| k == "stages" || k == "run_once");
+    let mut stages = Vec::new();
+    let mut run_once = Vec::new();
+    let has_stages = taken.iter().any(|(k, _, _)| k == "stages");
+    for (k, _, v) in taken {
+        let list = items(&k, v, problems);
+        if k == "stages" {
+            stages = list
+                .into_iter()
+                .filter_map(|i| stage(i, problems))
+                .collect();
+        } else {
+            run_once = list.into_iter().filter_map(|i| step(i, problems)).collect();
+        }
+    }
+    let raw: RawFleet = super::parse::de(rest, problems)?;
+    if let Some(p) = &raw.max_fail_percentage
+        && !(0..=100).contains(p.get_ref())
+    {
+        problems.push(
+            Problem::error(
+                "bad-threshold",
+                p.span(),
+                format!("`max_fail_percentage` is {}, not a percentage", p.get_ref()),
+            )
+            .label("expected 0 to 100"),
+        );
+    }
+    if let Some(p) = &raw.parallel
+        && *p.get_ref() == 0
+    {
+        problems.push(
+            Problem::error("bad-batch", p.span(), "`parallel` must be at least 1")
+                .label("hosts upgraded at once"),
+        );
+    }
+    if !has_stages {
+        problems.push(
+            Problem::error("missing-key", span.clone(), "`[fleet]` has no stage")
+                .label("add [[fleet.stages]] with `id` and `role`"),
+        );
+    }
+    Some(FleetSpec {
+        stages,
+        run_once,
+        max_fail: raw.max_fail,
+        max_fail_percentage: raw
+            .max_fail_percentage
+            .map(|p| p.into_inner().clamp(0, 100) as u8),
+        parallel: raw.parallel.map(Spanned::into_inner),
+        span,
+    })
+}
+
+fn items<'i>(
+    name: &str,
+    value: Spanned<DeValue<'i>>,
+    problems: &mut Vec<Problem>,
+) -> Vec<Spanned<DeValue<'i>>> {
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Array(a) => a.into_iter().collect(),
+        other => {
+            problems.push(
+                Problem::error(
+                    "wrong-type",
+                    span,
+                    format!(
+                        "`fleet.{name}` is a list of tables, found a {}",
+                        other.type_str()
+                    ),
+                )
+                .label(format!("write each item as [[fleet.{name}]]")),
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn stage(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Stage> {
+    let span = item.span();
+    let raw: RawStage = super::parse::de(item, problems)?;
+    let batch = match &raw.batch {
+        None => vec![BatchSize::Count(1)],
+        Some(b) => batch(b, problems)?,
+    };
+    Some(Stage {
+        id: raw.id,
+        role: raw.role.into_inner(),
+        batch,
+        pause_after: raw.pause_after,
+        span,
+    })
+}
+
+/// `1`, `"20%"` or `[1, 5, "20%"]`.
+fn batch(value: &Spanned<toml::Value>, problems: &mut Vec<Problem>) -> Option<Vec<BatchSize>> {
+    let bad = |problems: &mut Vec<Problem>, what: String| {
+        problems.push(
+            Problem::error("bad-batch", value.span(), what)
+                .label("expected a count, a percentage or a list of them")
+                .help("write e.g. 1, \"20%\" or [1, 5, \"20%\"]"),
+        );
+    };
+    let one = |v: &toml::Value| -> Result<BatchSize, String> {
+        match v {
+            toml::Value::Integer(n) if *n >= 1 && *n <= i64::from(u32::MAX) => {
+                Ok(BatchSize::Count(*n as u32))
+            }
+            toml::Value::Integer(n) => Err(format!("a batch of {n} hosts")),
+            toml::Value::String(s) => s
+                .strip_suffix('%')
+                .and_then(|p| p.trim().parse::<u8>().ok())
+                .filter(|p| (1..=100).contains(p))
+                .map(BatchSize::Percent)
+                .ok_or_else(|| format!("`{s}` is not a percentage from 1% to 100%")),
+            other => Err(format!("a batch size cannot be a {}", other.type_str())),
+        }
+    };
+    let sizes = match value.get_ref() {
+        toml::Value::Array(a) if a.is_empty() => Err("the list of batch sizes is empty".into()),
+        toml::Value::Array(a) => a.iter().map(one).collect(),
+        v => one(v).map(|b| vec![b]),
+    };
+    sizes.map_err(|e| bad(problems, e)).ok()
+}
+
+fn step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<FleetStep> {
+    let span = item.span();
+    let (rest, taken) = super::parse::take(item, |k| KINDS.contains(&k));
+    let raw: Option<RawStep> = super::parse::de(rest, problems);
+    let action = match taken.as_slice() {
+        [] => {
+            problems.push(
+                Problem::error(
+                    "missing-action",
+                    span.clone(),
+                    "a run-once step names no action",
+                )
+                .label("what does this step do?")
+                .help(format!("add one of: {}", KINDS.join(", "))),
+            );
+            None
+        }
+        [(name, _, value)] => Action::parse(name, value.clone(), problems),
+        [_, (name, kspan, _), ..] => {
+            problems.push(
+                Problem::error(
+                    "several-actions",
+                    kspan.clone(),
+                    format!("a step does one thing: `{name}` is a second action"),
+                )
+                .label("second action")
+                .help("split it into two run-once steps"),
+            );
+            None
+        }
+    };
+    let raw = raw?;
+    let at = match (raw.before, raw.after, raw.after_batch) {
+        (Some(s), None, None) => Anchor::Before(s),
+        (None, Some(s), None) => Anchor::After(s),
+        (None, Some(s), Some(n)) if n >= 1 => Anchor::AfterBatch(s, n),
+        (None, Some(_), Some(_)) => {
+            problems.push(
+                Problem::error("bad-batch", span, "`after_batch` counts from 1")
+                    .label("the batch after which this step runs"),
+            );
+            return None;
+        }
+        (Some(_), None, Some(_)) => {
+            problems.push(
+                Problem::error(
+                    "one-of",
+                    span,
+                    "`after_batch` goes with `after`, not `before`",
+                )
+                .label("before a stage, no batch of it has run"),
+            );
+            return None;
+        }
+        _ => {
+            problems.push(
+                Problem::error(
+                    "one-of",
+                    span,
+                    format!(
+                        "run-once step `{}` needs exactly one of `before` and `after`",
+                        raw.id
+                    ),
+                )
+                .label("when in the rollout does it run?")
+                .help("name a stage: before = \"slave\" or after = \"master\""),
+            );
+            return None;
+        }
+    };
+    let on_span = raw.on.span();
+    let on = raw.on.into_inner();
+    crate::actions::exactly_one(
+        "on",
+        &on_span,
+        &[("role", on.role.is_some()), ("host", on.host.is_some())],
+        problems,
+    );
+    Some(FleetStep {
+        id: raw.id,
+        title: raw.title,
+        at,
+        on,
+        action: action?,
+        span,
+    })
+}
+
+/// Checks across the recipe: unique ids, stages named by run-once steps,
+/// roles the product declares.
+pub fn validate(
+    spec: &FleetSpec,
+    roles: &[String],
+    source: &crate::diag::Source,
+    problems: &mut Vec<Problem>,
+) {
+    let find = |needle: &str, within: &Span<usize>| -> Span<usize> {
+        // Point at the value inside the item when it can be found. A table
+        // of an array may be spanned by its header only: look on to the
+        // next header.
+        let text = source.text.get(within.start..).unwrap_or("");
+        let body = text.find("\n[").map_or(text, |e| &text[..e + 1]);
+        body.find(&format!("\"{needle}\""))
+            .map_or(within.clone(), |i| {
+                within.start + i..within.start + i + needle.len() + 2
+            })
+    };
+    let mut seen = std::collections::HashSet::new();
+    for s in &spec.stages {
+        if !seen.insert(s.id.as_str()) {
+            problems.push(
+                Problem::error(
+                    "duplicate-id",
+                    s.span.clone(),
+                    format!("stage id `{}` is used twice", s.id),
+                )
+                .label("second use"),
+            );
+        }
+        if !roles.is_empty() && !roles.contains(&s.role) {
+            problems.push(unknown_role(&s.role, roles, find(&s.role, &s.span)));
+        }
+    }
+    let stage_ids: Vec<&str> = spec.stages.iter().map(|s| s.id.as_str()).collect();
+    let mut seen = std::collections::HashSet::new();
+    for r in &spec.run_once {
+        if !seen.insert(r.id.as_str()) {
+            problems.push(
+                Problem::error(
+                    "duplicate-id",
+                    r.span.clone(),
+                    format!("run-once step id `{}` is used twice", r.id),
+                )
+                .label("second use"),
+            );
+        }
+        let stage = r.at.stage();
+        if !stage_ids.contains(&stage) {
+            problems.push(
+                Problem::error(
+                    "unknown-stage",
+                    find(stage, &r.span),
+                    format!("no stage `{stage}` in [fleet]"),
+                )
+                .label(format!("expected one of: {}", stage_ids.join(", ")))
+                .help_opt(suggest(stage, stage_ids.iter().copied())),
+            );
+        }
+        if let Some(role) = &r.on.role
+            && !roles.is_empty()
+            && !roles.contains(role)
+        {
+            problems.push(unknown_role(role, roles, find(role, &r.span)));
+        }
+        if r.action.kind() == "reboot" {
+            problems.push(
+                Problem::error(
+                    "reboot-in-fleet-step",
+                    r.span.clone(),
+                    "a run-once step cannot reboot its host",
+                )
+                .label("the controller would lose the host mid-step")
+                .help("reboot inside the host's own upgrade, as a step"),
+            );
+        }
+    }
+}
+
+fn unknown_role(role: &str, roles: &[String], span: Span<usize>) -> Problem {
+    Problem::error(
+        "unknown-role",
+        span,
+        format!("`{role}` is not a role of this product"),
+    )
+    .label(format!("[product].roles: {}", roles.join(", ")))
+    .help_opt(suggest(role, roles.iter().map(String::as_str)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_round_down_with_a_minimum_of_one() {
+        assert_eq!(BatchSize::Percent(50).of(5), 2);
+        assert_eq!(BatchSize::Percent(10).of(1000), 100);
+        assert_eq!(BatchSize::Percent(10).of(5), 1);
+        assert_eq!(BatchSize::Percent(100).of(3), 3);
+        assert_eq!(BatchSize::Count(3).of(2), 3);
+    }
+}

@@ -1,0 +1,344 @@
+//! The fleet executor against `SimulatedTransport` (hosts that sleep
+//! instead of being connected to; every test here says "simulated"): the
+//! XiVO pair's order, thresholds and their boundaries, hosts not started
+//! left untouched, a controller crash then resume without upgrading any
+//! host twice, pause and resume, a failed gate, and `hoist fleet status`'s
+//! text. No timing is asserted.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hoist::fleet::inventory::{self, Inventory};
+use hoist::fleet::journal::FleetJournal;
+use hoist::fleet::plan::{FleetPlan, plan};
+use hoist::fleet::run::{Executor, Options, Outcome, Progress};
+use hoist::fleet::simulated::{Fault, SimulatedTransport};
+use hoist::fleet::state::{FleetState, HostState};
+use hoist::recipe::{self, Recipe};
+
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
+    let d = std::env::temp_dir().join(format!("hoist-fleet-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    Scratch(d)
+}
+
+fn with_fleet(fleet: &str) -> Recipe {
+    let text = format!(
+        "[product]\nname = \"demo\"\nversion = {{ package = \"demo\" }}\nroles = [\"web\", \"db\"]\n\n[[paths]]\nid = \"main\"\nfrom = \"1.*\"\nto = \"2.0\"\n\n{fleet}"
+    );
+    let loaded = recipe::load_str(Path::new("fleet.toml"), &text);
+    let problems: Vec<String> = loaded.problems.iter().map(|p| p.short()).collect();
+    loaded.recipe.unwrap_or_else(|| panic!("{problems:#?}"))
+}
+
+fn web_hosts(n: usize) -> Inventory {
+    let text: String = (1..=n)
+        .map(|i| format!("[hosts.web{i}]\nroles = [\"web\"]\n"))
+        .collect();
+    inventory::load_str(Path::new("inv.toml"), &text).unwrap()
+}
+
+fn six_hosts(thresholds: &str) -> FleetPlan {
+    let r = with_fleet(&format!(
+        "[fleet]\n{thresholds}\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\nbatch = [1, 2, \"50%\"]\n"
+    ));
+    plan(&r, &web_hosts(6), Some("2.0")).unwrap()
+}
+
+const QUICK: Duration = Duration::from_millis(20);
+
+fn run(dir: &Path, transport: &SimulatedTransport, plan: &FleetPlan, options: Options) -> Outcome {
+    let mut journal = FleetJournal::open(dir).unwrap();
+    let mut progress = |_: Progress<'_>| {};
+    let mut ex = Executor::new(&mut journal, transport, options, &mut progress);
+    ex.start(plan).unwrap().1
+}
+
+fn resume(dir: &Path, transport: &SimulatedTransport) -> Option<Outcome> {
+    let mut journal = FleetJournal::open(dir).unwrap();
+    let mut progress = |_: Progress<'_>| {};
+    let mut ex = Executor::new(&mut journal, transport, Options::default(), &mut progress);
+    ex.resume().unwrap().map(|r| r.1)
+}
+
+fn status(dir: &Path) -> String {
+    FleetJournal::open(dir)
+        .unwrap()
+        .latest()
+        .unwrap()
+        .unwrap()
+        .summary()
+}
+
+fn host_state(dir: &Path, host: &str) -> HostState {
+    let view = FleetJournal::open(dir).unwrap().latest().unwrap().unwrap();
+    view.host_state(host).unwrap()
+}
+
+#[test]
+fn simulated_xivo_pair_runs_in_the_seed_order() {
+    let d = scratch("xivo");
+    let r = recipe::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("recipes/xivo"))
+        .unwrap()
+        .recipe
+        .unwrap();
+    let inv = inventory::load(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet/xivo-ha.toml"),
+    )
+    .unwrap();
+    let p = plan(&r, &inv, None).unwrap();
+    let t = SimulatedTransport::new(QUICK);
+    assert_eq!(run(&d.0, &t, &p, Options::default()), Outcome::Done);
+    assert_eq!(
+        t.log(),
+        [
+            "once replication-cron-off on xivo-1",
+            "upgrade xivo-2",
+            "upgrade xivo-1",
+            "once replication-run on xivo-1",
+            "once replication-cron-on on xivo-1",
+        ]
+    );
+    let s = status(&d.0);
+    assert!(s.contains(": done"), "{s}");
+    assert!(s.contains("upgraded: 2"), "{s}");
+}
+
+#[test]
+fn simulated_failure_stops_at_the_threshold_and_leaves_later_hosts_untouched() {
+    let d = scratch("stop");
+    // max_fail defaults to 0: the first failed host stops the rollout.
+    let p = six_hosts("");
+    let t = SimulatedTransport::new(QUICK).fault("web2", Fault::HealthCheck);
+    let out = run(&d.0, &t, &p, Options::default());
+    assert_eq!(
+        out,
+        Outcome::Stopped("1 host(s) failed, more than max_fail = 0".into())
+    );
+    // Batch 2 (web2, web3) ran in parallel and ended; batch 3 never began.
+    for h in ["web1", "web2", "web3"] {
+        assert_eq!(t.upgrades(h), 1, "{h}");
+    }
+    for h in ["web4", "web5", "web6"] {
+        assert_eq!(t.upgrades(h), 0, "{h} was touched");
+        assert_eq!(host_state(&d.0, h), HostState::Pending);
+    }
+    assert_eq!(host_state(&d.0, "web2"), HostState::Failed);
+    let s = status(&d.0);
+    for want in [
+        "stopped: 1 host(s) failed, more than max_fail = 0",
+        "upgraded: 2",
+        "failed: 1",
+        "web2: step health-check failed (simulated); rolled back",
+        "not started (untouched): 3",
+        "web4\n",
+    ] {
+        assert!(s.contains(want), "missing {want:?} in\n{s}");
+    }
+    // A stopped rollout is not resumed: the admin looks at web2 first.
+    assert_eq!(resume(&d.0, &t), None);
+    assert_eq!(t.upgrades("web4"), 0);
+}
+
+#[test]
+fn simulated_percentage_threshold_boundary_is_strictly_more_than() {
+    // Batch 2 has 2 hosts and 1 fails: 50% of it.
+    let d = scratch("pct50");
+    let t = SimulatedTransport::new(QUICK).fault("web2", Fault::HealthCheck);
+    let out = run(
+        &d.0,
+        &t,
+        &six_hosts("max_fail_percentage = 50"),
+        Options::default(),
+    );
+    assert_eq!(out, Outcome::Done, "50% failed is not more than 50%");
+    assert_eq!(t.upgrades("web6"), 1);
+
+    let d = scratch("pct49");
+    let t = SimulatedTransport::new(QUICK).fault("web2", Fault::HealthCheck);
+    let out = run(
+        &d.0,
+        &t,
+        &six_hosts("max_fail_percentage = 49"),
+        Options::default(),
+    );
+    assert_eq!(
+        out,
+        Outcome::Stopped(
+            "stage web, batch 2: 1 of 2 host(s) failed, more than max_fail_percentage = 49%".into()
+        )
+    );
+    assert_eq!(t.upgrades("web4"), 0);
+}
+
+#[test]
+fn simulated_absolute_threshold_counts_the_whole_rollout() {
+    let d = scratch("abs");
+    let t = SimulatedTransport::new(QUICK)
+        .fault("web1", Fault::HealthCheck)
+        .fault("web5", Fault::Unreachable);
+    let out = run(&d.0, &t, &six_hosts("max_fail = 1"), Options::default());
+    assert_eq!(
+        out,
+        Outcome::Stopped("2 host(s) failed, more than max_fail = 1".into())
+    );
+    // web5 stopped answering: counted failed, said so.
+    let s = status(&d.0);
+    assert!(
+        s.contains("web5: no answer: simulated host stopped answering"),
+        "{s}"
+    );
+}
+
+#[test]
+fn simulated_controller_crash_then_resume_upgrades_no_host_twice() {
+    let d = scratch("crash");
+    let r = with_fleet(
+        "[fleet]\nparallel = 5\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\nbatch = 5\n\n[[fleet.run_once]]\nid = \"after\"\nafter = \"web\"\non = { role = \"web\" }\nexec = { argv = [\"true\"] }\n",
+    );
+    let p = plan(&r, &web_hosts(20), None).unwrap();
+    let t = SimulatedTransport::new(QUICK);
+    // The controller "dies" after 7 host results: mid batch 2, with hosts
+    // of that batch still upgrading (they go on, as real hosts would).
+    let out = run(
+        &d.0,
+        &t,
+        &p,
+        Options {
+            crash_after_hosts: Some(7),
+            ..Options::default()
+        },
+    );
+    assert_eq!(out, Outcome::Crashed);
+    let view = FleetJournal::open(&d.0).unwrap().latest().unwrap().unwrap();
+    assert_eq!(view.state, FleetState::Running, "a crash leaves it running");
+    let running = view
+        .hosts
+        .iter()
+        .filter(|h| h.1 == HostState::Running)
+        .count();
+    assert!(
+        running > 0,
+        "some hosts were left running: {:?}",
+        view.hosts
+    );
+    assert!(status(&d.0).contains("finished hosts are not upgraded again"));
+
+    assert_eq!(resume(&d.0, &t), Some(Outcome::Done));
+    for i in 1..=20 {
+        assert_eq!(t.upgrades(&format!("web{i}")), 1, "web{i}");
+    }
+    let log = t.log();
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("once after")).count(),
+        1
+    );
+    assert_eq!(log.last().map(String::as_str), Some("once after on web1"));
+    assert!(status(&d.0).contains("upgraded: 20"));
+}
+
+#[test]
+fn simulated_pause_after_a_stage_and_on_request_then_resume() {
+    let d = scratch("pause");
+    let r = with_fleet(
+        "[fleet]\n[[fleet.stages]]\nid = \"db\"\nrole = \"db\"\npause_after = true\n\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\nbatch = 1\n",
+    );
+    let inv = inventory::load_str(
+        Path::new("inv.toml"),
+        "[hosts.db1]\nroles = [\"db\"]\n[hosts.web1]\nroles = [\"web\"]\n[hosts.web2]\nroles = [\"web\"]\n",
+    )
+    .unwrap();
+    let p = plan(&r, &inv, None).unwrap();
+    let t = SimulatedTransport::new(QUICK);
+    assert_eq!(run(&d.0, &t, &p, Options::default()), Outcome::Paused);
+    assert_eq!((t.upgrades("db1"), t.upgrades("web1")), (1, 0));
+    assert!(status(&d.0).contains("paused: paused after stage db"));
+
+    // Asked to pause while web1 upgrades: it finishes, web2 waits.
+    let flag = Arc::new(AtomicBool::new(false));
+    let mut journal = FleetJournal::open(&d.0).unwrap();
+    let f = flag.clone();
+    let mut progress = move |p: Progress<'_>| {
+        if let Progress::HostEnded(h, _) = p
+            && h == "web1"
+        {
+            f.store(true, Ordering::SeqCst);
+        }
+    };
+    let options = Options {
+        pause: Some(flag.clone()),
+        ..Options::default()
+    };
+    let mut ex = Executor::new(&mut journal, &t, options, &mut progress);
+    assert_eq!(ex.resume().unwrap().map(|r| r.1), Some(Outcome::Paused));
+    assert_eq!((t.upgrades("web1"), t.upgrades("web2")), (1, 0));
+
+    assert_eq!(resume(&d.0, &t), Some(Outcome::Done));
+    assert_eq!(t.upgrades("web2"), 1);
+    assert_eq!(t.upgrades("db1"), 1);
+}
+
+#[test]
+fn simulated_failed_gate_fails_the_rollout_before_the_next_stage() {
+    let d = scratch("gate");
+    let r = with_fleet(
+        "[fleet]\n[[fleet.stages]]\nid = \"db\"\nrole = \"db\"\n\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\n\n[[fleet.run_once]]\nid = \"db-healthy\"\nafter = \"db\"\non = { role = \"db\" }\nwait = { until = { tcp = \"127.0.0.1:5432\" }, timeout = \"1m\" }\n",
+    );
+    let inv = inventory::load_str(
+        Path::new("inv.toml"),
+        "[hosts.db1]\nroles = [\"db\"]\n[hosts.web1]\nroles = [\"web\"]\n",
+    )
+    .unwrap();
+    let p = plan(&r, &inv, None).unwrap();
+    let t = SimulatedTransport::new(QUICK).fault("db1", Fault::OnceFails);
+    let out = run(&d.0, &t, &p, Options::default());
+    assert!(
+        matches!(&out, Outcome::Failed(e) if e.starts_with("db-healthy on db1: wait until 127.0.0.1:5432")),
+        "{out:?}"
+    );
+    assert_eq!(t.upgrades("web1"), 0);
+    let s = status(&d.0);
+    assert!(s.contains("db-healthy on db1 failed"), "{s}");
+    assert!(s.contains("hoist fleet resume` runs it again"), "{s}");
+}
+
+#[test]
+fn simulated_rollout_then_hoist_fleet_status_says_where_it_stands() {
+    let d = scratch("cli-status");
+    let t = SimulatedTransport::new(QUICK).fault("web2", Fault::HealthCheck);
+    run(&d.0, &t, &six_hosts(""), Options::default());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["--state-dir"])
+        .arg(&d.0)
+        .args(["fleet", "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.starts_with("Rollout 1 of demo to 2.0: stopped"),
+        "{text}"
+    );
+    assert!(text.contains("not started (untouched): 3"), "{text}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["--json", "--state-dir"])
+        .arg(&d.0)
+        .args(["fleet", "status"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["state"], "stopped");
+    assert_eq!(v["untouched"], serde_json::json!(["web4", "web5", "web6"]));
+    assert_eq!(v["failed"][0]["host"], "web2");
+}
