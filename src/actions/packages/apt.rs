@@ -377,10 +377,14 @@ fn reinstall_half_installed(ctx: &Ctx<'_>) -> Result<(), String> {
         );
     }
     let mut c = Command::new("dpkg");
-    c.args(["--install", "--force-confdef", "--force-confold"])
+    // Unpack only: in the middle of a large upgrade the packages these
+    // need are themselves unpacked and not yet configured, so configuring
+    // these alone would fail; the `dpkg --configure -a` that follows
+    // configures everything together.
+    c.args(["--unpack", "--force-confdef", "--force-confold"])
         .args(&debs)
         .env("DEBIAN_FRONTEND", "noninteractive");
-    ctx.run(c, "install the half-installed packages again", ctx.timeout)
+    ctx.run(c, "unpack the half-installed packages again", ctx.timeout)
 }
 
 /// The durability point of the undo: which packages change, and their old
