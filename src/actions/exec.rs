@@ -65,7 +65,10 @@ impl Kind for Exec {
         exactly_one(
             "exec",
             span,
-            &[("argv", self.argv.is_some()), ("shell", self.shell.is_some())],
+            &[
+                ("argv", self.argv.is_some()),
+                ("shell", self.shell.is_some()),
+            ],
             problems,
         );
         if let Some(argv) = &self.argv {
@@ -74,21 +77,11 @@ impl Kind for Exec {
     }
 }
 
-/// argv as an admin would type it, quoted where needed.
+/// argv as an admin would type it, quoted where needed (a shell runs it
+/// as the same words: `service`'s command backend relies on it).
 pub fn shell_words(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    // Only a NUL byte cannot be quoted, and no argv can hold one.
+    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| format!("{argv:?}"))
 }
 
 pub fn first_line(s: &str) -> String {
