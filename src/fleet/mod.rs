@@ -9,10 +9,13 @@
 
 pub mod ansible;
 pub mod cli;
+pub mod events;
 pub mod inventory;
 pub mod journal;
 pub mod plan;
+pub mod remote;
 pub mod run;
 pub mod simulated;
+pub mod ssh;
 pub mod state;
 pub mod transport;
