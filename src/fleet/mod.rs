@@ -9,6 +9,7 @@
 
 pub mod ansible;
 pub mod cli;
+pub mod drive;
 pub mod events;
 pub mod inventory;
 pub mod journal;

@@ -85,7 +85,6 @@ impl SshTransport {
         recipe: &Recipe,
         inventory: &Inventory,
         plan: &FleetPlan,
-        rollout: i64,
     ) -> Result<SshTransport, String> {
         let binary = std::fs::read(&settings.binary)
             .map_err(|e| format!("the hoist binary {}: {e}", settings.binary.display()))?;
@@ -125,10 +124,9 @@ impl SshTransport {
             }
             args.insert(h.name.clone(), a);
         }
-        let tag = tag(rollout, plan);
         Ok(SshTransport {
-            dir: format!("{REMOTE_ROOT}/{tag}"),
-            tag,
+            dir: String::new(),
+            tag: String::new(),
             payload: Payload {
                 binary_sha: hex(&Sha256::digest(&binary)),
                 binary,
@@ -141,6 +139,14 @@ impl SshTransport {
             sessions: Mutex::new(HashMap::new()),
             copied: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Ties the transport to rollout `id` of `plan` (its tag and its
+    /// directory on the hosts).
+    pub fn for_rollout(mut self, id: i64, plan: &FleetPlan) -> SshTransport {
+        self.tag = tag(id, plan);
+        self.dir = format!("{REMOTE_ROOT}/{}", self.tag);
+        self
     }
 
     pub fn tag(&self) -> &str {
