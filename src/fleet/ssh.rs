@@ -349,7 +349,9 @@ impl SshTransport {
             &[
                 "sh",
                 "-c",
-                "cd \"$1\" 2>/dev/null || { echo '{\"runs\":0}'; exit 0; }; \
+                // No copy of hoist (the controller died while copying):
+                // nothing of this rollout ran there.
+                "cd \"$1\" 2>/dev/null && test -x hoist || { echo '{\"runs\":0}'; exit 0; }; \
                  test -e upgrade.jsonl && echo launched >&2; exec ./hoist --json status",
                 "hoist-status",
                 &self.dir,
