@@ -513,6 +513,10 @@ fn xivo_ha_pair_is_upgraded_in_the_seeds_order() {
         "the slave's upgrade was never seen running: {samples:?}"
     );
     assert!(
+        busy.iter().any(|(_, _, m)| *m == "running"),
+        "the master's upgrade was never seen running: {samples:?}"
+    );
+    assert!(
         busy.iter().all(|(c, _, _)| *c == Some(true)),
         "the cron was on during an upgrade: {samples:?}"
     );
