@@ -145,10 +145,15 @@ id = "main"
 from = "1.*"
 to = "2.0"
 
+[[facts]]
+name = "site"
+default = "nowhere"
+{FACTS}
+
 [[steps]]
 id = "install"
 phase = "install"
-exec.shell = "sleep {SLEEP}; echo 2.0 > /etc/demo/VERSION"
+exec.shell = "sleep {SLEEP}; echo {{ site }} > /etc/demo/SITE; echo 2.0 > /etc/demo/VERSION"
 undo = { exec.shell = "echo 1.0 > /etc/demo/VERSION" }
 
 [[steps]]
@@ -171,7 +176,8 @@ fn demo_recipe(dir: &Path, sleep: u32, fleet: &str, batch: &str) -> PathBuf {
     let text = DEMO
         .replace("{SLEEP}", &sleep.to_string())
         .replace("{FLEET}", fleet)
-        .replace("{BATCH}", batch);
+        .replace("{BATCH}", batch)
+        .replace("{FACTS}", "");
     std::fs::write(d.join("recipe.toml"), text).unwrap();
     d
 }
@@ -179,7 +185,7 @@ fn demo_recipe(dir: &Path, sleep: u32, fleet: &str, batch: &str) -> PathBuf {
 fn web_inventory(dir: &Path, names: &[String]) -> PathBuf {
     let text: String = names
         .iter()
-        .map(|n| format!("[hosts.{n}]\nroles = [\"web\"]\n"))
+        .map(|n| format!("[hosts.{n}]\nroles = [\"web\"]\nvars = {{ site = \"site-of-{n}\" }}\n"))
         .collect();
     let p = dir.join("inventory.toml");
     std::fs::write(&p, text).unwrap();
@@ -246,6 +252,11 @@ fn six_hosts_one_failing_health_check_stop_at_the_threshold() {
     ] {
         let h = tb.host(name).unwrap();
         assert_eq!(version(&h), want, "{name}");
+        // The inventory's variable reached the host as a fact.
+        assert_eq!(
+            sh(&h, "cat /etc/demo/SITE").trim(),
+            format!("site-of-{name}")
+        );
         let runs = host_runs(&h);
         assert_eq!(runs.len(), 1, "{name}: {runs:?}");
         assert_eq!(runs[0]["state"], state_, "{name}: {runs:?}");
@@ -295,10 +306,38 @@ fn six_hosts_one_failing_health_check_stop_at_the_threshold() {
 }
 
 // ---------------------------------------------------------------------
-// The controller killed mid-rollout, then resumed.
+// The controller paused, then killed mid-rollout, then resumed.
+
+fn spawn(mut c: Command) -> std::process::Child {
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hoist runs")
+}
+
+/// The child's output; killed if it is still there after `BOUND`.
+fn finish(mut child: std::process::Child) -> std::process::Output {
+    let start = Instant::now();
+    while child.try_wait().ok().flatten().is_none() {
+        if start.elapsed() > BOUND {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Until the host's own run of this rollout has started.
+fn wait_running(h: &Host) {
+    let start = Instant::now();
+    while upgrading(h) != "running" {
+        assert!(start.elapsed() < BOUND, "{} never started", h.name());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
 
 #[test]
-fn controller_killed_mid_rollout_then_resumed_upgrades_no_host_twice() {
+fn controller_paused_then_killed_then_resumed_upgrades_no_host_twice() {
     let (tb, names) = web_site(4);
     let dir = scratch("kill");
     let state = dir.0.join("state");
@@ -306,24 +345,31 @@ fn controller_killed_mid_rollout_then_resumed_upgrades_no_host_twice() {
     let inv = web_inventory(&dir.0, &names);
     let args = ["-i", inv.to_str().unwrap(), "-r", recipe.to_str().unwrap()];
 
-    let mut up = fleet(
+    // SIGINT while web1 upgrades: its batch ends, then the rollout pauses.
+    let up = fleet(
         &state,
         &tb,
         &[&["upgrade", "--yes"][..], &args[..]].concat(),
     );
-    let mut child = up
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hoist fleet upgrade");
-    // Killed while web2's own run is under way (web1 done): the host
+    let child = spawn(up);
+    wait_running(&tb.host("web1").unwrap());
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = finish(child);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(said.contains("web1: UPGRADED"), "{said}");
+    assert!(said.contains("hoist fleet resume"), "{said}");
+    let j = status_json(&state, &tb);
+    assert_eq!(j["state"], "paused", "{j}");
+    assert_eq!(j["done"], serde_json::json!(["web1"]), "{j}");
+    untouched(&tb.host("web2").unwrap());
+
+    // Resumed, then killed while web2's own run is under way: the host
     // carries on without its controller.
-    let web2 = tb.host("web2").unwrap();
-    let start = Instant::now();
-    while upgrading(&web2) != "running" {
-        assert!(start.elapsed() < BOUND, "web2 never started");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut child = spawn(fleet(&state, &tb, &[&["resume"][..], &args[..]].concat()));
+    wait_running(&tb.host("web2").unwrap());
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     let j = status_json(&state, &tb);
@@ -333,7 +379,7 @@ fn controller_killed_mid_rollout_then_resumed_upgrades_no_host_twice() {
     let out = bounded(fleet(&state, &tb, &[&["resume"][..], &args[..]].concat()));
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
-    assert!(said.contains("resuming rollout 1"), "{said}");
+    assert!(said.contains("resuming rollout 1 (running)"), "{said}");
     let j = status_json(&state, &tb);
     assert_eq!(j["state"], "done", "{j}");
     assert_eq!(
@@ -566,4 +612,51 @@ fn xivo_ha_pair_is_upgraded_in_the_seeds_order() {
     drop(dir);
     drop(mirror);
     tb.teardown().expect("teardown");
+}
+
+// ---------------------------------------------------------------------
+// A secret is never put on a command line.
+
+#[test]
+fn a_secret_inventory_variable_that_is_a_fact_is_refused_before_anything() {
+    let dir = scratch("secret");
+    let state = dir.0.join("state");
+    let d = dir.0.join("recipe");
+    std::fs::create_dir_all(&d).unwrap();
+    let recipe_text = DEMO
+        .replace("{SLEEP}", "0")
+        .replace("{FLEET}", "")
+        .replace("{BATCH}", "1")
+        .replace(
+            "{FACTS}",
+            "\n[[facts]]\nname = \"api_token\"\ndefault = \"\"\n",
+        );
+    std::fs::write(d.join("recipe.toml"), recipe_text).unwrap();
+    let inv = dir.0.join("inventory.toml");
+    std::fs::write(
+        &inv,
+        "[hosts.web1]\nroles = [\"web\"]\nvars = { api_token = \"s3cret-value\" }\n",
+    )
+    .unwrap();
+    let mut c = hoist_in(&state);
+    c.args(["fleet", "upgrade", "--yes", "-i"])
+        .arg(&inv)
+        .arg("-r")
+        .arg(&d)
+        .stdin(Stdio::null());
+    let out = bounded(c);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(
+            "host web1: variable `api_token` is a fact of the recipe and looks like a secret"
+        ),
+        "{said}"
+    );
+    assert!(!said.contains("s3cret-value"), "{said}");
+    // No rollout was journaled.
+    let mut c = hoist_in(&state);
+    c.args(["fleet", "status"]);
+    let st = bounded(c);
+    assert!(text(&st).contains("no fleet rollout"), "{}", text(&st));
 }
