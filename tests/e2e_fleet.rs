@@ -660,3 +660,126 @@ fn a_secret_inventory_variable_that_is_a_fact_is_refused_before_anything() {
     let st = bounded(c);
     assert!(text(&st).contains("no fleet rollout"), "{}", text(&st));
 }
+
+// ---------------------------------------------------------------------
+// Bench (b) of issue 7: the same rolling upgrade of 6 hosts by hoist and
+// by an equivalent Ansible playbook (`serial`, `max_fail_percentage`).
+// `scripts/bench-fleet-ansible` runs it.
+
+const PLAYBOOK: &str = r#"- hosts: web
+  serial: [1, 2, "50%"]
+  max_fail_percentage: 40
+  gather_facts: false
+  tasks:
+    - block:
+        - name: install
+          shell: "sleep 1; echo {{ site }} > /etc/demo/SITE; echo 2.0 > /etc/demo/VERSION"
+        - name: health-check
+          command: test ! -e /etc/demo/broken
+          register: health
+          retries: 2
+          delay: 1
+          until: health.rc == 0
+      rescue:
+        - name: undo install
+          shell: echo 1.0 > /etc/demo/VERSION
+        - name: failed
+          fail:
+            msg: health check failed; rolled back
+"#;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+#[test]
+#[ignore = "bench: scripts/bench-fleet-ansible"]
+fn bench_rolling_upgrade_against_ansible() {
+    let (tb, names) = web_site(6);
+    let dir = scratch("bench");
+    let recipe = demo_recipe(&dir.0, 1, "max_fail_percentage = 40", r#"[1, 2, "50%"]"#);
+    let inv = web_inventory(&dir.0, &names);
+    let ini: String = std::iter::once("[web]\n".to_string())
+        .chain(names.iter().map(|n| format!("{n} site=site-of-{n}\n")))
+        .collect();
+    let ini_path = dir.0.join("inventory.ini");
+    std::fs::write(&ini_path, ini).unwrap();
+    let book = dir.0.join("playbook.yml");
+    std::fs::write(&book, PLAYBOOK).unwrap();
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let reset = |broken: bool| {
+        for h in tb.hosts() {
+            sh(
+                &h,
+                "echo 1.0 > /etc/demo/VERSION; rm -rf /var/lib/hoist /etc/demo/broken /etc/demo/SITE",
+            );
+        }
+        if broken {
+            sh(&tb.host("web3").unwrap(), "touch /etc/demo/broken");
+        }
+    };
+    let upgraded = || {
+        names
+            .iter()
+            .filter(|n| version(&tb.host(n).unwrap()) == "2.0")
+            .count()
+    };
+    for (scenario, broken, want) in [("all succeed", false, 6), ("web3 fails", true, 2)] {
+        let (mut hoist_s, mut ansible_s) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            reset(broken);
+            let state = dir.0.join(format!("state-{scenario}-{round}"));
+            let t = Instant::now();
+            let out = bounded(fleet(
+                &state,
+                &tb,
+                &[
+                    "upgrade",
+                    "-i",
+                    inv.to_str().unwrap(),
+                    "-r",
+                    recipe.to_str().unwrap(),
+                    "--yes",
+                ],
+            ));
+            hoist_s.push(t.elapsed().as_secs_f64());
+            assert_eq!(out.status.success(), !broken, "{}", text(&out));
+            assert_eq!(upgraded(), want, "hoist, {scenario}");
+
+            reset(broken);
+            let mut c = Command::new("ansible-playbook");
+            c.arg("-i")
+                .arg(&ini_path)
+                .arg(&book)
+                .env(
+                    "ANSIBLE_SSH_ARGS",
+                    format!(
+                        "-F {} -o ControlMaster=auto -o ControlPersist=60s",
+                        tb.ssh_config().display()
+                    ),
+                )
+                .env("ANSIBLE_PIPELINING", "True")
+                .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3")
+                .env("ANSIBLE_HOST_KEY_CHECKING", "False")
+                .env("ANSIBLE_FORKS", "10")
+                .env("ANSIBLE_LOCAL_TEMP", dir.0.join("ansible-tmp"))
+                .stdin(Stdio::null());
+            let t = Instant::now();
+            let out = bounded(c);
+            ansible_s.push(t.elapsed().as_secs_f64());
+            assert_eq!(out.status.success(), !broken, "{}", text(&out));
+            assert_eq!(upgraded(), want, "ansible, {scenario}");
+        }
+        let (h, a) = (median(hoist_s.clone()), median(ansible_s.clone()));
+        println!(
+            "bench fleet (6 hosts, batches [1, 2, 50%], {scenario}): hoist {h:.2} s, ansible-playbook {a:.2} s, hoist/ansible {:.2} (medians of {rounds}; hoist {hoist_s:.2?}, ansible {ansible_s:.2?})",
+            h / a
+        );
+    }
+    drop(dir);
+    tb.teardown().expect("teardown");
+}
