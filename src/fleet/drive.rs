@@ -158,7 +158,9 @@ pub fn upgrade(args: &RunArgs, to: Option<&str>, yes: bool, state_dir: &Path, js
         Ok(_) => {}
         Err(e) => return fail(json, EXIT_USAGE, "journal", &e.to_string()),
     }
-    if !json {
+    if json {
+        event(json, "fleet-plan", serde_json::json!({ "plan": &plan }));
+    } else {
         print!("{}", plan.render());
     }
     if !yes {
