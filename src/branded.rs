@@ -66,6 +66,7 @@ pub fn main(product: &str) -> u8 {
             },
             skip: Vec::new(),
             state_dir: &args.state_dir,
+            rollout: None,
         }))
     };
     run().unwrap_or_else(|code| code)

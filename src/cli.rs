@@ -80,6 +80,11 @@ pub enum Command {
         /// Skip a preflight check the recipe marks skippable (journaled).
         #[arg(long = "skip", value_name = "CHECK")]
         skip: Vec<String>,
+        /// The fleet rollout this upgrade belongs to (set by `hoist fleet
+        /// upgrade`): journaled with the run, so the controller can tell
+        /// its rollout's run from any other.
+        #[arg(long, hide = true, value_name = "ID")]
+        rollout: Option<String>,
     },
     /// Continue the interrupted or failed run from its first step not done.
     Resume {
@@ -99,9 +104,14 @@ pub enum Command {
     Firewall(crate::actions::firewall::leftovers::FirewallCommand),
     /// The database dumps `db` backups took, newest first.
     Backups,
-    /// A rollout across the hosts of an inventory: `hoist fleet plan | status`.
+    /// A rollout across the hosts of an inventory: `hoist fleet plan |
+    /// upgrade | resume | status`.
     #[command(subcommand)]
     Fleet(crate::fleet::cli::FleetCommand),
+    /// Runs one fleet run-once step on this host (sent by the controller,
+    /// the action as JSON on stdin).
+    #[command(hide = true, name = "fleet-action")]
+    FleetAction(crate::fleet::remote::ActionArgs),
     /// Upgrade an embedded demo product from v1 to v2, showing the whole
     /// flow (and with --fail-at, the automatic rollback).
     Demo(crate::demo::DemoArgs),
@@ -150,6 +160,7 @@ pub fn main() -> ExitCode {
             yes,
             no_rollback,
             skip,
+            rollout,
         } => upgrade(
             host,
             &cli.state_dir,
@@ -161,6 +172,7 @@ pub fn main() -> ExitCode {
                 branded: false,
             },
             skip,
+            rollout.clone(),
         ),
         Command::Resume { replan } => crate::upgrade::resume(&cli.state_dir, *replan, cli.json),
         Command::Rollback => crate::upgrade::rollback(&cli.state_dir, cli.json),
@@ -171,6 +183,7 @@ pub fn main() -> ExitCode {
         }
         Command::Backups => crate::backups::list(&cli.state_dir, cli.json),
         Command::Fleet(c) => crate::fleet::cli::main(c, &cli.state_dir, cli.json),
+        Command::FleetAction(a) => crate::fleet::remote::action(a, &cli.state_dir),
         Command::Demo(args) => crate::demo::main(args),
         Command::DemoInternal(args) => crate::demo::internal(args),
     };
@@ -373,6 +386,7 @@ fn upgrade(
     state_dir: &std::path::Path,
     options: crate::run::Options,
     skip: &[String],
+    rollout: Option<String>,
 ) -> u8 {
     let json = options.json;
     let run = || -> Result<u8, u8> {
@@ -386,6 +400,7 @@ fn upgrade(
             options,
             skip: skip.to_vec(),
             state_dir,
+            rollout: rollout.clone(),
         }))
     };
     run().unwrap_or_else(|code| code)

@@ -30,7 +30,14 @@ pub struct Lock {
 }
 
 pub fn acquire(state_dir: &Path, what: &str) -> Result<Lock, LockError> {
-    let path = state_dir.join("lock");
+    acquire_file(state_dir, "lock", what)
+}
+
+/// The lock in another file of the state directory: the fleet
+/// controller's (`fleet.lock`) is not the host's own, so a controller that
+/// is also one of its hosts can upgrade itself.
+pub fn acquire_file(state_dir: &Path, file: &str, what: &str) -> Result<Lock, LockError> {
+    let path = state_dir.join(file);
     let io = |source| LockError::Io {
         path: path.display().to_string(),
         source,

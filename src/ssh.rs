@@ -155,6 +155,17 @@ impl Session {
         timeout: Duration,
         on_line: &mut dyn FnMut(&str),
     ) -> Result<Option<i32>, String> {
+        self.stream_err(argv, timeout, on_line)
+            .map(|(code, _)| code)
+    }
+
+    /// `stream`, and the command's standard error with its exit code.
+    pub fn stream_err(
+        &self,
+        argv: &[&str],
+        timeout: Duration,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<(Option<i32>, String), String> {
         use std::os::unix::process::CommandExt;
         let mut c = self.command(argv)?;
         c.stdin(Stdio::null())
@@ -184,7 +195,7 @@ impl Session {
         let killed = deadline.release();
         let stderr = err.join().unwrap_or_default();
         if killed {
-            return Ok(None);
+            return Ok((None, stderr));
         }
         match status.code() {
             Some(255) => Err(format!(
@@ -192,7 +203,7 @@ impl Session {
                 self.target.host,
                 last_line(&stderr)
             )),
-            code => Ok(code),
+            code => Ok((code, stderr)),
         }
     }
 

@@ -125,7 +125,12 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
     let record = match journal.latest_run() {
         Ok(Some(r)) => r,
         Ok(None) => {
-            println!("no upgrade has run on this host");
+            // A journal with no run yet (a fleet run-once step opened it).
+            if json {
+                println!("{}", serde_json::json!({ "runs": 0 }));
+            } else {
+                println!("no upgrade has run on this host");
+            }
             return 0;
         }
         Err(e) => {

@@ -23,6 +23,8 @@ pub struct Request<'a> {
     pub options: Options,
     pub skip: Vec<String>,
     pub state_dir: &'a Path,
+    /// `--rollout`: the fleet rollout this run belongs to.
+    pub rollout: Option<String>,
 }
 
 fn say(json: bool, error: &str, message: &str) {
@@ -198,6 +200,9 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     let facts_json = serde_json::to_string(&req.facts.to_text_map()).unwrap_or_default();
     let stored_json = serde_json::to_value(&stored).unwrap_or_default();
     let run = journal.create_run(&plan, &facts_json, &stored_json, &services_before)?;
+    if let Some(r) = &req.rollout {
+        journal.event(run, crate::fleet::remote::ROLLOUT_EVENT, r)?;
+    }
     for s in &req.skip {
         journal.event(
             run,

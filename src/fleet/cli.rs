@@ -1,12 +1,11 @@
-//! `hoist fleet plan | status`: the fleet's commands (see `cli` for the
-//! exit codes). `upgrade` and `resume` come with the SSH transport; the
-//! executor they will drive is `run::Executor`.
+//! `hoist fleet plan | upgrade | resume | status`: the fleet's commands
+//! (see `cli` for the exit codes); `upgrade` and `resume` are in `drive`.
 
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use crate::cli::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
+use crate::cli::{EXIT_OK, EXIT_USAGE};
 
 #[derive(Subcommand, Debug)]
 pub enum FleetCommand {
@@ -23,6 +22,24 @@ pub enum FleetCommand {
         #[arg(long, value_name = "VERSION")]
         to: Option<String>,
     },
+    /// Roll out: show the plan, ask (unless --yes), then upgrade each host
+    /// over SSH in the plan's order, with its gates and thresholds.
+    Upgrade {
+        #[command(flatten)]
+        run: super::drive::RunArgs,
+        /// The version every host goes to (default: each host's candidate).
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(short = 'f', long = "yes")]
+        yes: bool,
+    },
+    /// Carry on with the last rollout (after a pause, a failed step, or a
+    /// controller that died): hosts already ended are never upgraded again.
+    Resume {
+        #[command(flatten)]
+        run: super::drive::RunArgs,
+    },
     /// Where the last rollout stands: hosts done, failed, running, not
     /// started, and what to do next.
     Status,
@@ -36,6 +53,10 @@ pub fn main(command: &FleetCommand, state_dir: &Path, json: bool) -> u8 {
             to,
         } => plan(inventory, recipe, to.as_deref(), json),
         FleetCommand::Status => status(state_dir, json),
+        FleetCommand::Upgrade { run, to, yes } => {
+            super::drive::upgrade(run, to.as_deref(), *yes, state_dir, json)
+        }
+        FleetCommand::Resume { run } => super::drive::resume(run, state_dir, json),
     }
 }
 
@@ -52,36 +73,8 @@ fn fail(json: bool, code: u8, error: &str, message: &str) -> u8 {
 }
 
 fn plan(inventory: &Path, recipe: &Path, to: Option<&str>, json: bool) -> u8 {
-    let recipe = match crate::cli::load(recipe, json) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    if let Some(t) = to
-        && let Err(e) = crate::version::Version::parse(t)
-    {
-        return fail(json, EXIT_USAGE, "bad-version", &format!("--to: {e}"));
-    }
-    let inventory = match super::inventory::load(inventory) {
-        Ok(i) => i,
-        Err(super::inventory::InventoryError::Invalid(problems)) => {
-            for p in &problems {
-                if json {
-                    println!("{}", p.to_json());
-                } else {
-                    eprintln!("{}", p.render());
-                }
-            }
-            return fail(
-                json,
-                EXIT_USAGE,
-                "invalid-inventory",
-                &format!("{} problem(s) in the inventory", problems.len()),
-            );
-        }
-        Err(e) => return fail(json, EXIT_USAGE, "unreadable", &e.to_string()),
-    };
-    match super::plan::plan(&recipe, &inventory, to) {
-        Ok(p) => {
+    match super::drive::load(inventory, recipe, to, json) {
+        Ok((_, _, p)) => {
             if json {
                 println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
             } else {
@@ -89,10 +82,7 @@ fn plan(inventory: &Path, recipe: &Path, to: Option<&str>, json: bool) -> u8 {
             }
             EXIT_OK
         }
-        Err(e @ super::plan::FleetPlanError::NoFleet { .. }) => {
-            fail(json, EXIT_REFUSED, "no-fleet", &e.to_string())
-        }
-        Err(e) => fail(json, EXIT_USAGE, "cannot-plan", &e.to_string()),
+        Err(code) => code,
     }
 }
 

@@ -5,14 +5,20 @@
 //! the plan --`run::Executor`--> each host's own upgrade through a
 //! [`transport::Transport`], the controller's own journal (`journal`)
 //! recording every state change so a crashed controller resumes without
-//! redoing finished hosts.
+//! redoing finished hosts. Hosts are reached over SSH (`ssh`: the
+//! transport; `events`: reading a host's hoist; `remote`: the host side;
+//! `drive`: `hoist fleet upgrade | resume`).
 
 pub mod ansible;
 pub mod cli;
+pub mod drive;
+pub mod events;
 pub mod inventory;
 pub mod journal;
 pub mod plan;
+pub mod remote;
 pub mod run;
 pub mod simulated;
+pub mod ssh;
 pub mod state;
 pub mod transport;

@@ -105,6 +105,13 @@ impl<'a> Executor<'a> {
         Ok((run, outcome))
     }
 
+    /// Runs a rollout already journaled (`FleetJournal::create`): for a
+    /// transport that needs the rollout's id before it starts.
+    pub fn run(&mut self, run: i64) -> Result<Outcome> {
+        self.journal.set_state(run, FleetState::Running, None)?;
+        self.walk(run)
+    }
+
     /// Carries on with the last rollout (after a crash, a pause, a failed
     /// step); `None` when there is nothing to resume.
     pub fn resume(&mut self) -> Result<Option<(i64, Outcome)>> {

@@ -1,12 +1,12 @@
 //! How the controller reaches a host: the [`Transport`] trait.
 //!
-//! The executor only ever talks to hosts through it, so the OpenSSH
-//! transport (issue 7: the system `ssh` with ControlMaster, the admin's
+//! The executor only ever talks to hosts through it: `ssh::SshTransport`
+//! (issue 7: the system `ssh` with ControlMaster, the admin's
 //! `~/.ssh/config`, agent and known_hosts; hoist's binary and the recipe
 //! copied and checksummed on the host; `hoist upgrade --json` run there
-//! with its JSON Lines events streamed back) plugs in as one more
-//! implementation. `simulated::SimulatedTransport` sleeps instead of
-//! connecting, for tests and the bench.
+//! with its JSON Lines events streamed back) for real hosts,
+//! `simulated::SimulatedTransport` (sleeps instead of connecting) for
+//! tests and the bench.
 
 use serde::{Deserialize, Serialize};
 

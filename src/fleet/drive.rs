@@ -1,0 +1,410 @@
+//! `hoist fleet upgrade` and `hoist fleet resume`: a rollout driven over
+//! SSH. The plan is shown and confirmed, the controller's state directory
+//! locked (`fleet.lock`), SIGINT/SIGTERM set the executor's pause flag
+//! (the rollout stops cleanly before its next item; hosts upgrading finish),
+//! and every host's progress is shown as it comes (`--json`: events).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use super::inventory::Inventory;
+use super::journal::FleetJournal;
+use super::plan::{FleetPlan, Item};
+use super::run::{Executor, Options, Outcome, Progress};
+use super::ssh::{Settings, SshTransport};
+use super::transport::{HostEvent, HostResult};
+use crate::cli::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
+use crate::recipe::Recipe;
+
+/// Exit code of a rollout paused (as `hoist upgrade` paused).
+pub const EXIT_PAUSED: u8 = 3;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The inventory: hoist's TOML, or an Ansible inventory (INI, YAML).
+    #[arg(short, long, value_name = "INVENTORY")]
+    pub inventory: PathBuf,
+    /// The recipe (a file, or a directory with recipe.toml).
+    #[arg(short, long, env = "HOIST_RECIPE")]
+    pub recipe: PathBuf,
+    /// ssh's configuration file (`ssh -F`); default: the admin's own.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// The hoist binary copied to the hosts (default: this one).
+    #[arg(long, value_name = "FILE")]
+    pub hoist_binary: Option<PathBuf>,
+    /// Bound on one host's upgrade: past it the host is counted failed
+    /// (it goes on by its own journal).
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = humantime::parse_duration)]
+    pub host_timeout: Duration,
+    /// Bound on connecting to a host.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+fn fail(json: bool, code: u8, error: &str, message: &str) -> u8 {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "refused", "error": error, "message": message })
+        );
+    } else {
+        eprintln!("hoist: {message}");
+    }
+    code
+}
+
+/// The recipe, the inventory and the plan; `Err` is the exit code, the
+/// problems printed.
+pub fn load(
+    inventory: &Path,
+    recipe: &Path,
+    to: Option<&str>,
+    json: bool,
+) -> Result<(Recipe, Inventory, FleetPlan), u8> {
+    let recipe = crate::cli::load(recipe, json)?;
+    if let Some(t) = to
+        && let Err(e) = crate::version::Version::parse(t)
+    {
+        return Err(fail(json, EXIT_USAGE, "bad-version", &format!("--to: {e}")));
+    }
+    let inventory = match super::inventory::load(inventory) {
+        Ok(i) => i,
+        Err(super::inventory::InventoryError::Invalid(problems)) => {
+            for p in &problems {
+                if json {
+                    println!("{}", p.to_json());
+                } else {
+                    eprintln!("{}", p.render());
+                }
+            }
+            return Err(fail(
+                json,
+                EXIT_USAGE,
+                "invalid-inventory",
+                &format!("{} problem(s) in the inventory", problems.len()),
+            ));
+        }
+        Err(e) => return Err(fail(json, EXIT_USAGE, "unreadable", &e.to_string())),
+    };
+    match super::plan::plan(&recipe, &inventory, to) {
+        Ok(p) => Ok((recipe, inventory, p)),
+        Err(e @ super::plan::FleetPlanError::NoFleet { .. }) => {
+            Err(fail(json, EXIT_REFUSED, "no-fleet", &e.to_string()))
+        }
+        Err(e) => Err(fail(json, EXIT_USAGE, "cannot-plan", &e.to_string())),
+    }
+}
+
+fn settings(args: &RunArgs, state_dir: &Path) -> Result<Settings, String> {
+    let binary = match &args.hoist_binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().map_err(|e| format!("this hoist's own binary: {e}"))?,
+    };
+    Ok(Settings {
+        ssh: crate::ssh::Options {
+            config: args.ssh_config.clone(),
+            connect_timeout: args.connect_timeout,
+            // Short: a control socket's path must fit in 108 bytes.
+            control_dir: short_control_dir(state_dir),
+        },
+        binary,
+        host_timeout: args.host_timeout,
+        copy_timeout: Duration::from_secs(300),
+        poll: Duration::from_secs(1),
+    })
+}
+
+/// The state directory's `ssh/` when its path is short enough for a
+/// socket, else one under /tmp named after the process.
+fn short_control_dir(state_dir: &Path) -> PathBuf {
+    let d = state_dir.join("ssh");
+    if d.as_os_str().len() <= 60 {
+        d
+    } else {
+        std::env::temp_dir().join(format!("hoist-ssh-{}", std::process::id()))
+    }
+}
+
+pub fn upgrade(args: &RunArgs, to: Option<&str>, yes: bool, state_dir: &Path, json: bool) -> u8 {
+    let (recipe, inventory, plan) = match load(&args.inventory, &args.recipe, to, json) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let _lock = match crate::lock::acquire_file(state_dir, "fleet.lock", "fleet upgrade") {
+        Ok(l) => l,
+        Err(e) => return fail(json, EXIT_REFUSED, "locked", &e.to_string()),
+    };
+    let mut journal = match FleetJournal::open(state_dir) {
+        Ok(j) => j,
+        Err(e) => return fail(json, EXIT_USAGE, "journal", &e.to_string()),
+    };
+    match journal.latest() {
+        Ok(Some(v)) if v.state.resumable() => {
+            return fail(
+                json,
+                EXIT_REFUSED,
+                "unfinished",
+                &format!(
+                    "rollout {} is {}: carry on with `hoist fleet resume -i INVENTORY -r RECIPE` (see `hoist fleet status`)",
+                    v.id, v.state
+                ),
+            );
+        }
+        Ok(_) => {}
+        Err(e) => return fail(json, EXIT_USAGE, "journal", &e.to_string()),
+    }
+    if json {
+        event(json, "fleet-plan", serde_json::json!({ "plan": &plan }));
+    } else {
+        print!("{}", plan.render());
+    }
+    if !yes {
+        if !crate::ui::interactive() {
+            return fail(
+                json,
+                EXIT_USAGE,
+                "no-terminal",
+                "no terminal to ask for confirmation: add --yes to roll out without asking",
+            );
+        }
+        let n = plan.upgraded().count();
+        let answer = crate::ui::ask(&format!("Upgrade {n} host(s) as above? [y/N] "));
+        if !matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes")) {
+            println!("nothing was changed");
+            return EXIT_OK;
+        }
+    }
+    let settings = match settings(args, state_dir) {
+        Ok(s) => s,
+        Err(e) => return fail(json, EXIT_USAGE, "binary", &e),
+    };
+    // Checked before the rollout is journaled: a refusal leaves none.
+    let transport = match SshTransport::new(settings, &recipe, &inventory, &plan) {
+        Ok(t) => t,
+        Err(e) => return fail(json, EXIT_REFUSED, "cannot-start", &e),
+    };
+    let run = match journal.create(&plan) {
+        Ok(r) => r,
+        Err(e) => return fail(json, EXIT_USAGE, "journal", &e.to_string()),
+    };
+    let transport = transport.for_rollout(run, &plan);
+    drive(&mut journal, &transport, run, json, |ex| ex.run(run))
+}
+
+pub fn resume(args: &RunArgs, state_dir: &Path, json: bool) -> u8 {
+    let _lock = match crate::lock::acquire_file(state_dir, "fleet.lock", "fleet resume") {
+        Ok(l) => l,
+        Err(e) => return fail(json, EXIT_REFUSED, "locked", &e.to_string()),
+    };
+    let mut journal = match FleetJournal::open_existing(state_dir) {
+        Ok(Some(j)) => j,
+        Ok(None) => return fail(json, EXIT_OK, "no-rollout", "no fleet rollout to resume"),
+        Err(e) => return fail(json, EXIT_USAGE, "journal", &e.to_string()),
+    };
+    let view = match journal.latest() {
+        Ok(Some(v)) if v.state.resumable() => v,
+        Ok(Some(v)) => {
+            if !json {
+                println!(
+                    "nothing to resume: rollout {} is {} (see `hoist fleet status`)",
+                    v.id, v.state
+                );
+            }
+            return EXIT_OK;
+        }
+        Ok(None) => return fail(json, EXIT_OK, "no-rollout", "no fleet rollout to resume"),
+        Err(e) => return fail(json, EXIT_USAGE, "journal", &e.to_string()),
+    };
+    let (recipe, inventory, plan) = match load(
+        &args.inventory,
+        &args.recipe,
+        view.plan.target.as_deref(),
+        json,
+    ) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    // Resume walks the journaled plan: the inventory and the recipe given
+    // must make the same one, or hosts would be matched to the wrong items.
+    if plan.hash != view.plan.hash {
+        return fail(
+            json,
+            EXIT_REFUSED,
+            "plan-changed",
+            &format!(
+                "the inventory or the recipe's [fleet] changed since rollout {} started: its plan is not the same (see `hoist fleet plan`); resume with the same files",
+                view.id
+            ),
+        );
+    }
+    let settings = match settings(args, state_dir) {
+        Ok(s) => s,
+        Err(e) => return fail(json, EXIT_USAGE, "binary", &e),
+    };
+    let transport = match SshTransport::new(settings, &recipe, &inventory, &view.plan) {
+        Ok(t) => t.for_rollout(view.id, &view.plan),
+        Err(e) => return fail(json, EXIT_REFUSED, "cannot-start", &e),
+    };
+    if !json {
+        println!("resuming rollout {} ({})", view.id, view.state);
+    }
+    let id = view.id;
+    drive(&mut journal, &transport, id, json, |ex| {
+        ex.resume().map(|o| o.map_or(Outcome::Done, |(_, o)| o))
+    })
+}
+
+/// Runs the executor with live progress and the pause flag on signals;
+/// reports how it ended.
+fn drive(
+    journal: &mut FleetJournal,
+    transport: &SshTransport,
+    run: i64,
+    json: bool,
+    go: impl FnOnce(&mut Executor<'_>) -> Result<Outcome, crate::journal::JournalError>,
+) -> u8 {
+    let pause = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&pause));
+    }
+    let started = Instant::now();
+    event(
+        json,
+        "rollout-started",
+        serde_json::json!({ "rollout": run, "tag": transport.tag() }),
+    );
+    let mut progress = |p: Progress<'_>| show(json, started, p);
+    let outcome = {
+        let mut ex = Executor::new(
+            journal,
+            transport,
+            Options {
+                pause: Some(Arc::clone(&pause)),
+                crash_after_hosts: None,
+            },
+            &mut progress,
+        );
+        go(&mut ex)
+    };
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return fail(json, EXIT_REFUSED, "journal", &e.to_string()),
+    };
+    let (state, code) = match &outcome {
+        Outcome::Done => ("done", EXIT_OK),
+        Outcome::Paused => ("paused", EXIT_PAUSED),
+        Outcome::Stopped(_) => ("stopped", EXIT_REFUSED),
+        Outcome::Failed(_) => ("failed", EXIT_REFUSED),
+        Outcome::Crashed => ("crashed", EXIT_REFUSED),
+    };
+    let view = journal.load(run).ok();
+    if json {
+        event(
+            json,
+            "rollout-finished",
+            serde_json::json!({
+                "rollout": run,
+                "state": state,
+                "summary": view.as_ref().map(|v| v.summary_json()),
+                "seconds": started.elapsed().as_secs_f64(),
+            }),
+        );
+    } else {
+        if let Some(v) = &view {
+            print!("{}", v.summary());
+        }
+        if outcome == Outcome::Paused {
+            println!(
+                "paused: hosts already upgrading finished; `hoist fleet resume -i INVENTORY -r RECIPE` goes on"
+            );
+        }
+    }
+    code
+}
+
+fn event(json: bool, name: &str, fields: serde_json::Value) {
+    if !json {
+        return;
+    }
+    let mut obj = serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": name, "at": crate::journal::now() });
+    if let (Some(o), serde_json::Value::Object(f)) = (obj.as_object_mut(), fields) {
+        o.extend(f);
+    }
+    println!("{obj}");
+}
+
+/// One line per thing that happens, prefixed by the time since the start.
+fn show(json: bool, started: Instant, p: Progress<'_>) {
+    let t = started.elapsed().as_secs_f64();
+    match p {
+        Progress::Item(n, item) => {
+            let what = match item {
+                Item::RunOnce { id, host, .. } => format!("{id} on {host}"),
+                Item::Skipped { id, reason } => format!("{id}: skipped ({reason})"),
+                Item::Batch {
+                    stage,
+                    number,
+                    of,
+                    hosts,
+                } => format!("stage {stage}, batch {number}/{of}: {}", hosts.join(", ")),
+                Item::Pause { after } => format!("pause after stage {after}"),
+            };
+            if json {
+                event(
+                    json,
+                    "fleet-item",
+                    serde_json::json!({ "n": n, "item": what }),
+                );
+            } else {
+                println!("[{t:7.1}s] {what}");
+            }
+        }
+        Progress::HostStarted(h) => {
+            if json {
+                event(json, "host-started", serde_json::json!({ "host": h }));
+            } else {
+                println!("[{t:7.1}s]   {h}: started");
+            }
+        }
+        Progress::HostEvent(h, e) => {
+            if json {
+                event(
+                    json,
+                    "host-event",
+                    serde_json::json!({ "host": h, "detail": e }),
+                );
+                return;
+            }
+            match e {
+                HostEvent::Started => println!("[{t:7.1}s]   {h}: run started"),
+                HostEvent::Step { id, state } if state != "running" => {
+                    println!("[{t:7.1}s]   {h}: {id} {state}")
+                }
+                HostEvent::Step { .. } => {}
+                HostEvent::Note { text } => println!("[{t:7.1}s]   {h}: {text}"),
+            }
+        }
+        Progress::HostEnded(h, r) => {
+            if json {
+                event(
+                    json,
+                    "host-finished",
+                    serde_json::json!({ "host": h, "ok": r.ok(), "result": r }),
+                );
+            } else {
+                let word = match r {
+                    HostResult::Committed => "UPGRADED",
+                    HostResult::RolledBack(_) => "ROLLED BACK",
+                    HostResult::Failed(_) => "FAILED",
+                    HostResult::Lost(_) => "NO ANSWER",
+                };
+                println!("[{t:7.1}s]   {h}: {word}: {}", r.detail());
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Reading what a host's hoist says: the JSON Lines events of `hoist
+//! upgrade --json` into [`HostEvent`]s and a [`HostResult`], and `hoist
+//! status --json` into a [`RemoteStatus`] for this rollout.
+//!
+//! Pure functions over text, so the mapping is tested without a host.
+
+use serde_json::Value;
+
+use super::remote::ROLLOUT_EVENT;
+use super::transport::{HostEvent, HostResult, RemoteStatus};
+
+/// What the lines of one upgrade said so far.
+#[derive(Debug, Default)]
+pub struct Upgrade {
+    /// The host's run id (`run-started`).
+    pub run: Option<i64>,
+    /// `run-finished`: its state and message.
+    pub finished: Option<(String, String)>,
+    /// `up-to-date`: nothing to do there.
+    pub up_to_date: bool,
+    /// `refused` messages, in order (a refusal changes nothing).
+    pub refusals: Vec<String>,
+    /// Lines read (to read the rest from the file after a cut stream).
+    pub lines: usize,
+}
+
+impl Upgrade {
+    /// Reads one line; the event to show, if any. A line that is not an
+    /// event (a stray message) is passed over.
+    pub fn line(&mut self, line: &str) -> Option<HostEvent> {
+        self.lines += 1;
+        let v: Value = serde_json::from_str(line.trim()).ok()?;
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        match v.get("event").and_then(Value::as_str)? {
+            "run-started" => {
+                self.run = v.get("run").and_then(Value::as_i64);
+                Some(HostEvent::Started)
+            }
+            "step-started" => Some(HostEvent::Step {
+                id: s("step"),
+                state: "running".into(),
+            }),
+            "step-finished" => Some(HostEvent::Step {
+                id: s("step"),
+                state: s("state"),
+            }),
+            "undo-finished" => Some(HostEvent::Step {
+                id: s("step"),
+                state: format!("undo {}", s("state")),
+            }),
+            "refused" => {
+                self.refusals.push(s("message"));
+                Some(HostEvent::Note { text: s("message") })
+            }
+            "up-to-date" => {
+                self.up_to_date = true;
+                Some(HostEvent::Note {
+                    text: format!("already at {}: nothing to do", s("current")),
+                })
+            }
+            "run-finished" => {
+                self.finished = Some((s("state"), s("message")));
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// How the upgrade ended, once its process exited with `code`;
+    /// `stderr` is its error output (a crash says why there).
+    pub fn result(&self, code: Option<i32>, stderr: &str) -> HostResult {
+        if let Some((state, message)) = &self.finished {
+            return ended(state, message);
+        }
+        if self.up_to_date && code == Some(0) {
+            return HostResult::Committed;
+        }
+        if let Some(last) = self.refusals.last() {
+            return HostResult::Failed(format!("refused, nothing changed: {last}"));
+        }
+        let why = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message");
+        match code {
+            Some(c) => HostResult::Failed(format!("hoist exited with status {c}: {why}")),
+            None => HostResult::Lost(format!("hoist ended with no status: {why}")),
+        }
+    }
+}
+
+/// A host run's final state, as `run-finished` or the journal says it.
+fn ended(state: &str, message: &str) -> HostResult {
+    let message = if message.is_empty() {
+        state.to_string()
+    } else {
+        message.to_string()
+    };
+    match state {
+        "committed" => HostResult::Committed,
+        "rolled-back" => HostResult::RolledBack(message),
+        _ => HostResult::Failed(message),
+    }
+}
+
+/// `hoist status --json` on the host, read for the rollout tagged `tag`.
+/// `launched`: this rollout's upgrade was started there (its output file
+/// exists), so a hoist holding the lock with no run of ours yet is ours
+/// in its preflight.
+pub fn status(text: &str, tag: &str, launched: bool) -> Result<RemoteStatus, String> {
+    let v: Value = serde_json::from_str(text.trim())
+        .map_err(|e| format!("`hoist status --json` said something else than JSON: {e}"))?;
+    let live = v.get("running_now").is_some_and(|x| !x.is_null());
+    let ours = v
+        .get("events")
+        .and_then(Value::as_array)
+        .is_some_and(|evs| {
+            evs.iter().any(|e| {
+                e.get("kind").and_then(Value::as_str) == Some(ROLLOUT_EVENT)
+                    && e.get("detail").and_then(Value::as_str) == Some(tag)
+            })
+        });
+    if !ours {
+        return Ok(if live && launched {
+            RemoteStatus::Running
+        } else {
+            RemoteStatus::NotStarted
+        });
+    }
+    let run = v.get("run").ok_or("`hoist status --json` names no run")?;
+    let state = run.get("state").and_then(Value::as_str).unwrap_or("");
+    let error = run.get("error").and_then(Value::as_str).unwrap_or("");
+    let next = v.get("next").and_then(Value::as_str).unwrap_or("");
+    Ok(match state {
+        "committed" | "rolled-back" => RemoteStatus::Ended(ended(state, error)),
+        _ if live => RemoteStatus::Running,
+        // Stopped for the admin: it will not go on by itself.
+        "paused" | "failed" | "rollback-failed" | "prepared" => {
+            RemoteStatus::Ended(HostResult::Failed(format!("{state}: {error} ({next})")))
+        }
+        // Interrupted (killed, power cut): a boot-time resume may be on
+        // its way; followed, bounded.
+        _ => RemoteStatus::Running,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_and_ending_are_read() {
+        let mut u = Upgrade::default();
+        let lines = [
+            r#"{"schema":1,"event":"run-started","run":4,"product":"x"}"#,
+            "not json",
+            r#"{"schema":1,"event":"step-started","step":"install","n":1}"#,
+            r#"{"schema":1,"event":"step-finished","step":"install","state":"failed","error":"e"}"#,
+            r#"{"schema":1,"event":"undo-finished","step":"install","state":"undone"}"#,
+            r#"{"schema":1,"event":"run-finished","run":4,"state":"rolled-back","message":"step health failed"}"#,
+        ];
+        let evs: Vec<_> = lines.iter().filter_map(|l| u.line(l)).collect();
+        assert_eq!(evs.len(), 4);
+        assert_eq!(evs[0], HostEvent::Started);
+        assert_eq!(u.run, Some(4));
+        assert_eq!(u.lines, 6);
+        assert_eq!(
+            u.result(Some(1), ""),
+            HostResult::RolledBack("step health failed".into())
+        );
+    }
+
+    #[test]
+    fn refusal_up_to_date_and_crash() {
+        let mut u = Upgrade::default();
+        u.line(r#"{"event":"refused","error":"locked","message":"another hoist"}"#);
+        assert!(
+            matches!(u.result(Some(1), ""), HostResult::Failed(m) if m.contains("another hoist"))
+        );
+        let mut u = Upgrade::default();
+        u.line(r#"{"event":"up-to-date","current":"1.2.4","target":"1.2.4"}"#);
+        assert_eq!(u.result(Some(0), ""), HostResult::Committed);
+        let u = Upgrade::default();
+        assert!(
+            matches!(u.result(Some(101), "panicked\n"), HostResult::Failed(m) if m.contains("panicked"))
+        );
+        assert!(matches!(u.result(None, ""), HostResult::Lost(_)));
+    }
+
+    #[test]
+    fn status_is_read_for_this_rollout_only() {
+        let st = |state: &str, tag: &str, live: bool| {
+            serde_json::json!({
+                "run": { "state": state, "error": "boom" },
+                "running_now": if live { Value::from("pid 1") } else { Value::Null },
+                "next": "do",
+                "events": [{ "kind": ROLLOUT_EVENT, "detail": tag }],
+            })
+            .to_string()
+        };
+        assert_eq!(
+            status(&st("committed", "1-ab", false), "1-ab", true).unwrap(),
+            RemoteStatus::Ended(HostResult::Committed)
+        );
+        assert_eq!(
+            status(&st("committed", "1-zz", false), "1-ab", false).unwrap(),
+            RemoteStatus::NotStarted
+        );
+        assert_eq!(
+            status(&st("committed", "1-zz", true), "1-ab", true).unwrap(),
+            RemoteStatus::Running
+        );
+        assert_eq!(
+            status(&st("applying", "1-ab", true), "1-ab", true).unwrap(),
+            RemoteStatus::Running
+        );
+        assert_eq!(
+            status(&st("rolled-back", "1-ab", false), "1-ab", true).unwrap(),
+            RemoteStatus::Ended(HostResult::RolledBack("boom".into()))
+        );
+        assert!(matches!(
+            status(&st("failed", "1-ab", false), "1-ab", true).unwrap(),
+            RemoteStatus::Ended(HostResult::Failed(_))
+        ));
+        assert_eq!(
+            status(r#"{"runs":0}"#, "1-ab", false).unwrap(),
+            RemoteStatus::NotStarted
+        );
+        assert!(status("garbage", "1-ab", false).is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! The host side of the SSH transport: what the controller runs on a host
+//! besides `hoist upgrade --rollout ID --json` and `hoist status --json`.
+//!
+//! `hoist fleet-action -r RECIPE --id STEP` runs one run-once step (an
+//! action of the registry) with the action read as JSON on stdin, so what
+//! it carries (a command, a password of a `db` step) is never in argv.
+//! It takes the host's lock: a run-once step never runs beside an upgrade.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::actions::Action;
+use crate::cli::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
+
+/// The journal event that ties a host's run to the controller's rollout.
+pub const ROLLOUT_EVENT: &str = "fleet-rollout";
+
+#[derive(Args, Debug)]
+pub struct ActionArgs {
+    /// The recipe the step belongs to (its directory and services).
+    #[arg(short, long)]
+    pub recipe: PathBuf,
+    /// The step's id, for the log and the messages.
+    #[arg(long)]
+    pub id: String,
+}
+
+/// Always one JSON line on stdout: `{"ok": true}` or `{"ok": false,
+/// "error": ...}`, which the controller reads.
+pub fn action(args: &ActionArgs, state_dir: &Path) -> u8 {
+    let (code, error) = match run(args, state_dir) {
+        Ok(()) => (EXIT_OK, None),
+        Err((code, e)) => (code, Some(e)),
+    };
+    println!(
+        "{}",
+        serde_json::json!({ "ok": error.is_none(), "step": args.id, "error": error })
+    );
+    code
+}
+
+fn run(args: &ActionArgs, state_dir: &Path) -> Result<(), (u8, String)> {
+    let mut text = String::new();
+    std::io::stdin()
+        .take(16 << 20)
+        .read_to_string(&mut text)
+        .map_err(|e| (EXIT_USAGE, format!("reading the action on stdin: {e}")))?;
+    let action: Action = serde_json::from_str(&text)
+        .map_err(|e| (EXIT_USAGE, format!("the action on stdin is not valid: {e}")))?;
+    if !action.executable() {
+        return Err((
+            EXIT_REFUSED,
+            format!("this hoist cannot run `{}` steps", action.kind()),
+        ));
+    }
+    let loaded = crate::recipe::load(&args.recipe)
+        .map_err(|e| (EXIT_USAGE, format!("{}: {e}", args.recipe.display())))?;
+    let recipe = loaded.recipe.ok_or_else(|| {
+        (
+            EXIT_USAGE,
+            format!("{} is not a valid recipe", args.recipe.display()),
+        )
+    })?;
+    let _lock = crate::lock::acquire(state_dir, "fleet-action")
+        .map_err(|e| (EXIT_REFUSED, e.to_string()))?;
+    let mut journal =
+        crate::journal::Journal::open(state_dir).map_err(|e| (EXIT_REFUSED, e.to_string()))?;
+    // The step's output and what its undo would keep go beside the
+    // rollout's copy of the recipe, not into a run's log: there is no run.
+    let recipe_dir = recipe.dir();
+    let work = recipe_dir
+        .parent()
+        .unwrap_or(&recipe_dir)
+        .join(format!("once-{}", safe(&args.id)));
+    crate::fsutil::private_dir(&work)
+        .map_err(|e| (EXIT_REFUSED, format!("{}: {e}", work.display())))?;
+    let log_path = work.join("output.log");
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| (EXIT_REFUSED, format!("{}: {e}", log_path.display())))?;
+    let ask = |_: &str| None;
+    let mut ctx = crate::context::Ctx {
+        product: &recipe.product.name,
+        run: 0,
+        recipe_dir: &recipe_dir,
+        services: &recipe.services,
+        env: vec![("HOIST_FLEET_STEP".into(), args.id.clone())],
+        timeout: crate::context::DEFAULT_TIMEOUT,
+        log: &log,
+        step_dir: work.clone(),
+        undoable: false,
+        journal: &mut journal,
+        interactive: false,
+        yes: true,
+        ask: &ask,
+    };
+    action
+        .preflight(&ctx)
+        .and_then(|()| action.apply(&mut ctx))
+        .map_err(|e| {
+            let out = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = out.lines().rev().take(5).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            (
+                EXIT_REFUSED,
+                if tail.is_empty() {
+                    e
+                } else {
+                    format!("{e} (output: {})", tail.join(" | "))
+                },
+            )
+        })
+}
+
+/// A step id as a file name.
+fn safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
