@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+/// An enum of states with its text form (journal, JSON, display) both ways;
+/// `fleet::state` uses it too.
 macro_rules! states {
     ($name:ident { $($(#[$doc:meta])* $variant:ident = $text:literal),* $(,)? }) => {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -35,6 +37,7 @@ macro_rules! states {
         }
     };
 }
+pub(crate) use states;
 
 states!(RunState {
     Planned = "planned",

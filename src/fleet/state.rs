@@ -7,34 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-macro_rules! states {
-    ($name:ident { $($(#[$doc:meta])* $variant:ident = $text:literal),* $(,)? }) => {
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name { $($(#[$doc])* #[serde(rename = $text)] $variant),* }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),* }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($name::$variant),)*
-                    other => Err(format!("unknown {} `{other}`", stringify!($name))),
-                }
-            }
-        }
-    };
-}
+use crate::state::states;
 
 states!(FleetState {
     /// Created with its plan; nothing done yet.
