@@ -240,8 +240,15 @@ pub fn apply(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
             ctx.note(&format!(
                 "{e}: installing the half-installed packages again"
             ));
-            reinstall_half_installed(ctx)?;
-            repair(ctx)?;
+            if let Err(e) = reinstall_half_installed(ctx).and_then(|()| repair(ctx)) {
+                // Cut in the middle of a large upgrade, unpacked packages
+                // may need others apt has not unpacked yet: dpkg alone
+                // cannot finish that. The configure folded dpkg's journal
+                // in, so apt runs again, and the step's own apt command
+                // below unpacks the rest and configures everything; if it
+                // cannot, the step fails with apt's own words.
+                ctx.note(&format!("{e}: apt finishes the rest"));
+            }
         }
     }
     let args = op_args(p);
