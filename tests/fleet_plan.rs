@@ -181,7 +181,7 @@ fn run_on_every_host_of_a_role_lists_them_and_an_empty_role_is_skipped() {
 }
 
 #[test]
-fn a_stage_without_thresholds_keeps_the_plan_hash_of_before() {
+fn a_plan_without_stage_thresholds_serialises_as_before() {
     // Stage thresholds are left out of the plan's JSON when absent, so a
     // plan journaled before they existed still reads and hashes the same.
     let r = with_fleet("[fleet]\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\n");
