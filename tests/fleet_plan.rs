@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use hoist::fleet::inventory::{self, Inventory, InventoryError};
-use hoist::fleet::plan::{FleetPlan, Item, plan};
+use hoist::fleet::plan::{FleetPlan, Item, Thresholds, plan};
 use hoist::recipe::{self, Recipe};
 
 fn root() -> PathBuf {
@@ -46,6 +46,13 @@ fn items(p: &FleetPlan) -> Vec<String> {
             Item::RunOnce { id, host, gate, .. } => {
                 format!("{} {id} on {host}", if *gate { "gate" } else { "once" })
             }
+            Item::RunOnEach {
+                id, hosts, gate, ..
+            } => format!(
+                "{} {id} on each of {}",
+                if *gate { "gate" } else { "once" },
+                hosts.join(" ")
+            ),
             Item::Skipped { id, .. } => format!("skip {id}"),
             Item::Batch { stage, hosts, .. } => format!("{stage}: {}", hosts.join(" ")),
             Item::Pause { after } => format!("pause after {after}"),
@@ -96,6 +103,10 @@ fn cloudstack_first_management_alone_then_one_at_a_time_then_usage_then_kvm() {
     assert_eq!(
         items(&p),
         [
+            // Seed 003 L178-192, L2165-2180: every usage server, then every
+            // management server, stopped before the first is upgraded.
+            "once stop-every-usage-server on each of usage-1",
+            "once stop-every-management-server on each of mgmt-1 mgmt-2 mgmt-3",
             "management: mgmt-1",
             "gate database-upgraded on mgmt-1",
             "management: mgmt-2",
@@ -111,7 +122,76 @@ fn cloudstack_first_management_alone_then_one_at_a_time_then_usage_then_kvm() {
         ]
     );
     assert_eq!(p.target.as_deref(), Some("4.3.2"));
-    assert_eq!((p.max_fail, p.max_fail_percentage), (None, Some(20)));
+    // Management and usage servers: the first failure stops the rollout.
+    assert_eq!((p.max_fail, p.max_fail_percentage), (Some(0), None));
+    for stage in ["management", "usage"] {
+        assert_eq!(p.stage(stage).unwrap().thresholds, None, "{stage}");
+    }
+    // KVM hosts: their own thresholds.
+    assert_eq!(
+        p.stage("kvm").unwrap().thresholds,
+        Some(Thresholds {
+            max_fail: Some(1),
+            max_fail_percentage: Some(50)
+        })
+    );
+    let text = p.render();
+    for want in [
+        "Stops when: a host fails (stages without thresholds of their own)",
+        "  1. run once on every usage (1 host(s): usage-1): stop-every-usage-server (Stop every usage server)",
+        "  2. run once on every management (3 host(s): mgmt-1, mgmt-2, mgmt-3): stop-every-management-server",
+        "Stage kvm has thresholds of its own, counting its hosts only: stops when more than 1 host(s) have failed, or a batch's failed hosts are more than 50% of it",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["items"][1]["item"], "run_on_each");
+    assert_eq!(
+        json["items"][1]["hosts"],
+        serde_json::json!(["mgmt-1", "mgmt-2", "mgmt-3"])
+    );
+    assert_eq!(json["stages"][2]["thresholds"]["max_fail"], 1);
+    assert!(json["stages"][0].get("thresholds").is_none());
+}
+
+#[test]
+fn run_on_every_host_of_a_role_lists_them_and_an_empty_role_is_skipped() {
+    let r = with_fleet(
+        "[fleet]\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\n\n[[fleet.run_once]]\nid = \"drain\"\nbefore = \"web\"\non = { every = \"web\" }\nexec = { argv = [\"true\"] }\n\n[[fleet.run_once]]\nid = \"flush\"\nafter = \"web\"\non = { every = \"cache\" }\nexec = { argv = [\"true\"] }\n",
+    );
+    let inv = toml_inventory(
+        "[hosts.w1]\nroles = [\"web\"]\n[hosts.d1]\nroles = [\"db\"]\n[hosts.w2]\nroles = [\"web\"]\n",
+    );
+    let p = plan(&r, &inv, None).unwrap();
+    assert_eq!(
+        items(&p),
+        [
+            "once drain on each of w1 w2",
+            "web: w1",
+            "web: w2",
+            "skip flush"
+        ]
+    );
+    match &p.items[3] {
+        Item::Skipped { reason, .. } => {
+            assert_eq!(reason, "no host of the inventory has role `cache`")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_plan_without_stage_thresholds_serialises_as_before() {
+    // Stage thresholds are left out of the plan's JSON when absent, so a
+    // plan journaled before they existed still reads and hashes the same.
+    let r = with_fleet("[fleet]\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\n");
+    let p = plan(&r, &toml_inventory("[hosts.w1]\nroles = [\"web\"]\n"), None).unwrap();
+    let json = serde_json::to_string(&p).unwrap();
+    assert!(!json.contains("thresholds"), "{json}");
+    assert!(!json.contains("every"), "{json}");
+    let back: FleetPlan = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.stages[0].thresholds, None);
+    assert_eq!(p.thresholds(), "a host fails");
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! XiVO pair's order, thresholds and their boundaries, hosts not started
 //! left untouched, a controller crash then resume without upgrading any
 //! host twice, pause and resume, a failed gate, and `hoist fleet status`'s
-//! text. No timing is asserted.
+//! text; a step on every host of a role (each host once, a failed host
+//! failing it, a resume redoing no host done); thresholds of a stage's own.
+//! No timing is asserted.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use hoist::fleet::journal::FleetJournal;
 use hoist::fleet::plan::{FleetPlan, plan};
 use hoist::fleet::run::{Executor, Options, Outcome, Progress};
 use hoist::fleet::simulated::{Fault, SimulatedTransport};
-use hoist::fleet::state::{FleetState, HostState};
+use hoist::fleet::state::{FleetState, HostState, ItemState};
 use hoist::recipe::{self, Recipe};
 
 struct Scratch(PathBuf);
@@ -341,4 +343,214 @@ fn simulated_rollout_then_hoist_fleet_status_says_where_it_stands() {
     assert_eq!(v["state"], "stopped");
     assert_eq!(v["untouched"], serde_json::json!(["web4", "web5", "web6"]));
     assert_eq!(v["failed"][0]["host"], "web2");
+}
+
+/// Three web hosts and a db host; `drain` runs on every web host before
+/// the web stage (seed 003's "stop all usage servers, then all management
+/// servers" before the first is upgraded).
+fn drain_plan(parallel: u32) -> FleetPlan {
+    let r = with_fleet(&format!(
+        "[fleet]\nparallel = {parallel}\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\nbatch = \"100%\"\n\n[[fleet.run_once]]\nid = \"drain\"\nbefore = \"web\"\non = {{ every = \"web\" }}\nexec = {{ argv = [\"true\"] }}\n"
+    ));
+    let inv = inventory::load_str(
+        Path::new("inv.toml"),
+        "[hosts.web1]\nroles = [\"web\"]\n[hosts.db1]\nroles = [\"db\"]\n[hosts.web2]\nroles = [\"web\"]\n[hosts.web3]\nroles = [\"web\"]\n",
+    )
+    .unwrap();
+    plan(&r, &inv, None).unwrap()
+}
+
+fn count(log: &[String], line: &str) -> usize {
+    log.iter().filter(|l| *l == line).count()
+}
+
+fn item_host(dir: &Path, seq: usize, host: &str) -> ItemState {
+    let view = FleetJournal::open(dir).unwrap().latest().unwrap().unwrap();
+    view.item_host_state(seq, host)
+}
+
+#[test]
+fn simulated_run_on_every_host_runs_once_on_each_before_the_stage() {
+    let d = scratch("every");
+    let t = SimulatedTransport::new(QUICK);
+    assert_eq!(
+        run(&d.0, &t, &drain_plan(100), Options::default()),
+        Outcome::Done
+    );
+    let log = t.log();
+    for h in ["web1", "web2", "web3"] {
+        assert_eq!(count(&log, &format!("once drain on {h}")), 1, "{log:?}");
+        assert_eq!(item_host(&d.0, 0, h), ItemState::Done);
+        assert_eq!(t.upgrades(h), 1);
+    }
+    // Not on a host without the role, and all of it before any upgrade.
+    assert_eq!(count(&log, "once drain on db1"), 0);
+    assert!(
+        log[..3].iter().all(|l| l.starts_with("once drain on ")),
+        "{log:?}"
+    );
+    assert!(
+        log[3..].iter().all(|l| l.starts_with("upgrade ")),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn simulated_run_on_every_host_fails_on_one_host_and_resume_runs_the_rest_only() {
+    let d = scratch("every-fail");
+    // One at a time: web1 done, web2 fails, web3 is then not started.
+    let t = SimulatedTransport::new(QUICK).fault("web2", Fault::OnceFails);
+    let out = run(&d.0, &t, &drain_plan(1), Options::default());
+    assert_eq!(
+        out,
+        Outcome::Failed("drain on web2: run true failed (simulated)".into())
+    );
+    assert_eq!(t.log(), ["once drain on web1", "once drain on web2"]);
+    assert_eq!(item_host(&d.0, 0, "web1"), ItemState::Done);
+    assert_eq!(item_host(&d.0, 0, "web2"), ItemState::Failed);
+    assert_eq!(item_host(&d.0, 0, "web3"), ItemState::Pending);
+    assert_eq!(t.upgrades("web1"), 0, "the stage does not start");
+    let s = status(&d.0);
+    assert!(
+        s.contains("drain on web2 failed: run true failed (simulated)"),
+        "{s}"
+    );
+
+    // Fixed: resume runs it again where it is not done, web1 not again.
+    let fixed = SimulatedTransport::new(QUICK);
+    assert_eq!(resume(&d.0, &fixed), Some(Outcome::Done));
+    let log = fixed.log();
+    assert_eq!(count(&log, "once drain on web1"), 0, "{log:?}");
+    assert_eq!(count(&log, "once drain on web2"), 1, "{log:?}");
+    assert_eq!(count(&log, "once drain on web3"), 1, "{log:?}");
+    for h in ["web1", "web2", "web3"] {
+        assert_eq!(fixed.upgrades(h), 1, "{h}");
+        assert_eq!(item_host(&d.0, 0, h), ItemState::Done);
+    }
+}
+
+#[test]
+fn simulated_crash_mid_run_on_every_host_then_resume_does_not_redo_done_hosts() {
+    let d = scratch("every-crash");
+    let t = SimulatedTransport::new(QUICK);
+    // The controller dies once two hosts' results are journaled.
+    let out = run(
+        &d.0,
+        &t,
+        &drain_plan(1),
+        Options {
+            crash_after_hosts: Some(2),
+            ..Options::default()
+        },
+    );
+    assert_eq!(out, Outcome::Crashed);
+    let view = FleetJournal::open(&d.0).unwrap().latest().unwrap().unwrap();
+    assert_eq!(view.state, FleetState::Running);
+    assert_eq!(view.items[0].0, ItemState::Running, "crashed mid-item");
+    assert_eq!(view.item_host_state(0, "web1"), ItemState::Done);
+    assert_eq!(view.item_host_state(0, "web2"), ItemState::Done);
+    assert_eq!(view.item_host_state(0, "web3"), ItemState::Pending);
+
+    assert_eq!(resume(&d.0, &t), Some(Outcome::Done));
+    let log = t.log();
+    for h in ["web1", "web2", "web3"] {
+        assert_eq!(count(&log, &format!("once drain on {h}")), 1, "{log:?}");
+        assert_eq!(t.upgrades(h), 1, "{h}");
+    }
+}
+
+/// Six web hosts one at a time with thresholds of their own, then a db
+/// host under the fleet-wide default (`max_fail = 0`).
+fn staged(web: &str) -> FleetPlan {
+    let r = with_fleet(&format!(
+        "[fleet]\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\nbatch = 1\n{web}\n[[fleet.stages]]\nid = \"db\"\nrole = \"db\"\n"
+    ));
+    let mut inv: String = (1..=6)
+        .map(|i| format!("[hosts.web{i}]\nroles = [\"web\"]\n"))
+        .collect();
+    inv.push_str("[hosts.db1]\nroles = [\"db\"]\n");
+    plan(
+        &r,
+        &inventory::load_str(Path::new("inv.toml"), &inv).unwrap(),
+        None,
+    )
+    .unwrap()
+}
+
+#[test]
+fn simulated_stage_threshold_stops_at_the_right_host() {
+    // max_fail = 1 on the stage: web2 is tolerated, web4 is the second.
+    let d = scratch("stage-stop");
+    let t = SimulatedTransport::new(QUICK)
+        .fault("web2", Fault::HealthCheck)
+        .fault("web4", Fault::HealthCheck);
+    let out = run(&d.0, &t, &staged("max_fail = 1"), Options::default());
+    assert_eq!(
+        out,
+        Outcome::Stopped("stage web: 2 of its host(s) failed, more than its max_fail = 1".into())
+    );
+    for h in ["web1", "web2", "web3", "web4"] {
+        assert_eq!(t.upgrades(h), 1, "{h}");
+    }
+    for h in ["web5", "web6", "db1"] {
+        assert_eq!(t.upgrades(h), 0, "{h} was touched");
+        assert_eq!(host_state(&d.0, h), HostState::Pending);
+    }
+}
+
+#[test]
+fn simulated_stage_threshold_tolerated_failures_do_not_stop_the_next_stage() {
+    // web2 fails within the stage's own max_fail; the db stage (fleet-wide
+    // max_fail = 0) counts only its own stages' hosts and goes on.
+    let d = scratch("stage-tolerated");
+    let t = SimulatedTransport::new(QUICK).fault("web2", Fault::HealthCheck);
+    assert_eq!(
+        run(&d.0, &t, &staged("max_fail = 1"), Options::default()),
+        Outcome::Done
+    );
+    assert_eq!(t.upgrades("db1"), 1);
+    assert_eq!(host_state(&d.0, "web2"), HostState::Failed);
+
+    // The fleet-wide threshold still holds for the db stage.
+    let d = scratch("stage-fleet");
+    let t = SimulatedTransport::new(QUICK).fault("db1", Fault::HealthCheck);
+    assert_eq!(
+        run(&d.0, &t, &staged("max_fail = 1"), Options::default()),
+        Outcome::Stopped("1 host(s) failed, more than max_fail = 0".into())
+    );
+}
+
+#[test]
+fn simulated_stage_percentage_alone_means_no_absolute_limit_in_the_stage() {
+    // Batches of 1 and only max_fail_percentage = 100 on the stage: a
+    // failed host is 100% of its batch, not more, so nothing stops it.
+    let d = scratch("stage-pct100");
+    let t = SimulatedTransport::new(QUICK)
+        .fault("web1", Fault::HealthCheck)
+        .fault("web3", Fault::HealthCheck);
+    assert_eq!(
+        run(
+            &d.0,
+            &t,
+            &staged("max_fail_percentage = 100"),
+            Options::default()
+        ),
+        Outcome::Done
+    );
+    assert_eq!(t.upgrades("web6"), 1);
+    // 99%: the first failed host of a batch of 1 stops the stage.
+    let d = scratch("stage-pct99");
+    let t = SimulatedTransport::new(QUICK).fault("web3", Fault::HealthCheck);
+    assert_eq!(
+        run(
+            &d.0,
+            &t,
+            &staged("max_fail_percentage = 99"),
+            Options::default()
+        ),
+        Outcome::Stopped(
+            "stage web, batch 3: 1 of 1 host(s) failed, more than max_fail_percentage = 99%".into()
+        )
+    );
+    assert_eq!(t.upgrades("web4"), 0);
 }

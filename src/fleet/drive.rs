@@ -345,6 +345,9 @@ fn show(json: bool, started: Instant, p: Progress<'_>) {
         Progress::Item(n, item) => {
             let what = match item {
                 Item::RunOnce { id, host, .. } => format!("{id} on {host}"),
+                Item::RunOnEach {
+                    id, role, hosts, ..
+                } => format!("{id} on every {role}: {}", hosts.join(", ")),
                 Item::Skipped { id, reason } => format!("{id}: skipped ({reason})"),
                 Item::Batch {
                     stage,
@@ -404,6 +407,20 @@ fn show(json: bool, started: Instant, p: Progress<'_>) {
                     HostResult::Lost(_) => "NO ANSWER",
                 };
                 println!("[{t:7.1}s]   {h}: {word}: {}", r.detail());
+            }
+        }
+        Progress::OnceEnded(h, id, r) => {
+            if json {
+                event(
+                    json,
+                    "host-step-finished",
+                    serde_json::json!({ "host": h, "id": id, "ok": r.is_ok(), "error": r.as_ref().err() }),
+                );
+            } else {
+                match r {
+                    Ok(()) => println!("[{t:7.1}s]   {h}: {id} done"),
+                    Err(e) => println!("[{t:7.1}s]   {h}: {id} FAILED: {e}"),
+                }
             }
         }
     }

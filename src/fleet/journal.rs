@@ -48,6 +48,15 @@ CREATE TABLE IF NOT EXISTS fleet_items (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
+CREATE TABLE IF NOT EXISTS fleet_item_hosts (
+    run_id INTEGER NOT NULL REFERENCES fleet_runs(id),
+    seq INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    state TEXT NOT NULL,
+    detail TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq, host)
+);
 ";
 
 pub struct FleetJournal {
@@ -67,6 +76,9 @@ pub struct RolloutView {
     /// Every host of the rollout in plan order, with its state and detail.
     pub hosts: Vec<(String, HostState, Option<String>)>,
     pub items: Vec<(ItemState, Option<String>)>,
+    /// Each host of a run-on-each item (`on = { every = ROLE }`) that was
+    /// started: item index, host, state, detail. A host absent is pending.
+    pub item_hosts: Vec<(usize, String, ItemState, Option<String>)>,
 }
 
 impl FleetJournal {
@@ -203,6 +215,48 @@ impl FleetJournal {
         Ok(())
     }
 
+    /// Several hosts of one run-on-each item that changed together, in one
+    /// transaction, each checked against `ItemState::can_go` (a host not
+    /// yet journaled for the item is `pending`).
+    pub fn item_hosts(
+        &mut self,
+        run: i64,
+        seq: usize,
+        changes: &[(&str, ItemState, Option<&str>)],
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let at = now();
+        for (host, to, detail) in changes {
+            let from: Option<String> = tx
+                .query_row(
+                    "SELECT state FROM fleet_item_hosts WHERE run_id = ?1 AND seq = ?2 AND host = ?3",
+                    params![run, seq as i64, host],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let from: ItemState = match from {
+                Some(f) => f.parse().map_err(JournalError::Corrupt)?,
+                None => ItemState::Pending,
+            };
+            if !from.can_go(*to) {
+                return Err(transition(
+                    &format!("item {} on {host}", seq + 1),
+                    from,
+                    *to,
+                ));
+            }
+            tx.execute(
+                "INSERT INTO fleet_item_hosts (run_id, seq, host, state, detail, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (run_id, seq, host) DO UPDATE
+                 SET state = excluded.state, detail = excluded.detail, updated_at = excluded.updated_at",
+                params![run, seq as i64, host, to.as_str(), detail, at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn latest(&self) -> Result<Option<RolloutView>> {
         let id: Option<i64> = self
             .conn
@@ -248,6 +302,28 @@ impl FleetJournal {
                 Ok((s.parse().map_err(JournalError::Corrupt)?, d))
             })
             .collect::<Result<Vec<_>>>()?;
+        let mut q = self.conn.prepare(
+            "SELECT seq, host, state, detail FROM fleet_item_hosts WHERE run_id = ?1 ORDER BY seq, rowid",
+        )?;
+        let item_hosts = q
+            .query_map([id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get(3)?,
+                ))
+            })?
+            .map(|r| {
+                let (seq, h, s, d) = r?;
+                Ok((
+                    seq as usize,
+                    h,
+                    s.parse().map_err(JournalError::Corrupt)?,
+                    d,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(RolloutView {
             id,
             state: state.parse().map_err(JournalError::Corrupt)?,
@@ -257,6 +333,7 @@ impl FleetJournal {
             plan,
             hosts,
             items,
+            item_hosts,
         })
     }
 }
@@ -276,6 +353,15 @@ fn transition(
 impl RolloutView {
     pub fn host_state(&self, name: &str) -> Option<HostState> {
         self.hosts.iter().find(|h| h.0 == name).map(|h| h.1)
+    }
+
+    /// The state of `host` in run-on-each item `seq` (pending when it was
+    /// never started there).
+    pub fn item_host_state(&self, seq: usize, host: &str) -> ItemState {
+        self.item_hosts
+            .iter()
+            .find(|(s, h, _, _)| *s == seq && h == host)
+            .map_or(ItemState::Pending, |x| x.2)
     }
 
     fn with(&self, state: HostState) -> Vec<&(String, HostState, Option<String>)> {
@@ -326,13 +412,28 @@ impl RolloutView {
                 let _ = writeln!(out, "    ... and {} more", hosts.len() - 20);
             }
         }
-        for ((state, detail), item) in self.items.iter().zip(&self.plan.items) {
-            if let (ItemState::Failed, Item::RunOnce { id, host, .. }) = (state, item) {
-                let _ = writeln!(
-                    out,
-                    "  {id} on {host} failed: {}",
-                    detail.as_deref().unwrap_or("")
-                );
+        for (seq, ((state, detail), item)) in self.items.iter().zip(&self.plan.items).enumerate() {
+            match (state, item) {
+                (ItemState::Failed, Item::RunOnce { id, host, .. }) => {
+                    let _ = writeln!(
+                        out,
+                        "  {id} on {host} failed: {}",
+                        detail.as_deref().unwrap_or("")
+                    );
+                }
+                (ItemState::Failed, Item::RunOnEach { id, hosts, .. }) => {
+                    for h in hosts {
+                        let detail = self
+                            .item_hosts
+                            .iter()
+                            .find(|(s, n, st, _)| *s == seq && n == h && *st == ItemState::Failed)
+                            .map(|x| x.3.as_deref().unwrap_or(""));
+                        if let Some(d) = detail {
+                            let _ = writeln!(out, "  {id} on {h} failed: {d}");
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         let next = match self.state {

@@ -47,6 +47,21 @@ pub struct StagePlan {
     /// Hosts with the role that an earlier stage upgrades (a host with two
     /// roles is upgraded once, in its first stage), with that stage.
     pub earlier: Vec<(String, String)>,
+    /// The stage's own thresholds, in force for its batches instead of the
+    /// fleet-wide ones; none: the fleet-wide ones. Left out of the JSON
+    /// (and so of the hash) when none, so plans journaled before stages
+    /// had thresholds still read and hash the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Thresholds>,
+}
+
+/// A pair of failure thresholds as the executor applies it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Stop once more than this many hosts (of the scope) have failed.
+    pub max_fail: Option<u32>,
+    /// Stop once a batch's failed hosts are more than this % of it.
+    pub max_fail_percentage: Option<u8>,
 }
 
 /// One thing the rollout does, in order.
@@ -58,6 +73,18 @@ pub enum Item {
         id: String,
         title: Option<String>,
         host: String,
+        gate: bool,
+        summary: String,
+        action: Box<Action>,
+    },
+    /// One action on every host of a role (`on = { every = ROLE }`), at
+    /// most `parallel` at once, each host journaled on its own: a resume
+    /// runs it again only where it is not done.
+    RunOnEach {
+        id: String,
+        title: Option<String>,
+        role: String,
+        hosts: Vec<String>,
         gate: bool,
         summary: String,
         action: Box<Action>,
@@ -111,6 +138,10 @@ impl FleetPlan {
         self.hosts.iter().find(|h| h.name == name)
     }
 
+    pub fn stage(&self, id: &str) -> Option<&StagePlan> {
+        self.stages.iter().find(|s| s.id == id)
+    }
+
     /// Every host the rollout upgrades, in order.
     pub fn upgraded(&self) -> impl Iterator<Item = &str> {
         self.stages
@@ -154,6 +185,12 @@ pub fn plan(
             role: s.role.clone(),
             batches: batches(&mine, &s.batch),
             earlier,
+            thresholds: s
+                .own_thresholds()
+                .map(|(max_fail, max_fail_percentage)| Thresholds {
+                    max_fail,
+                    max_fail_percentage,
+                }),
         });
     }
     let at = |anchor: &Anchor| -> Vec<&FleetStep> {
@@ -239,6 +276,26 @@ pub fn batches(hosts: &[String], sizes: &[crate::recipe::fleet::BatchSize]) -> V
 }
 
 fn run_once(r: &FleetStep, inventory: &Inventory) -> Result<Item, FleetPlanError> {
+    if r.on.host.is_none()
+        && let Some(role) = &r.on.every
+    {
+        let hosts: Vec<String> = inventory.with_role(role).map(|h| h.name.clone()).collect();
+        if hosts.is_empty() {
+            return Ok(Item::Skipped {
+                id: r.id.clone(),
+                reason: format!("no host of the inventory has role `{role}`"),
+            });
+        }
+        return Ok(Item::RunOnEach {
+            id: r.id.clone(),
+            title: r.title.clone(),
+            role: role.clone(),
+            hosts,
+            gate: r.is_gate(),
+            summary: r.action.summary(),
+            action: Box::new(r.action.clone()),
+        });
+    }
     let host = match (&r.on.host, &r.on.role) {
         (Some(h), _) => match inventory.host(h) {
             Some(h) => h,
@@ -262,7 +319,7 @@ fn run_once(r: &FleetStep, inventory: &Inventory) -> Result<Item, FleetPlanError
         (None, None) => {
             return Ok(Item::Skipped {
                 id: r.id.clone(),
-                reason: "`on` names no host nor role".into(),
+                reason: "`on` names no host, role nor `every`".into(),
             });
         }
     };
@@ -322,6 +379,25 @@ impl FleetPlan {
                         .map(|t| format!(" ({t})"))
                         .unwrap_or_default()
                 ),
+                Item::RunOnEach {
+                    id,
+                    title,
+                    role,
+                    hosts,
+                    gate,
+                    summary,
+                    ..
+                } => writeln!(
+                    out,
+                    "{n:>3}. {} on every {role} ({} host(s): {}): {id}{}\n       {summary}",
+                    if *gate { "gate" } else { "run once" },
+                    hosts.len(),
+                    hosts.join(", "),
+                    title
+                        .as_deref()
+                        .map(|t| format!(" ({t})"))
+                        .unwrap_or_default()
+                ),
                 Item::Skipped { id, reason } => {
                     writeln!(out, "{n:>3}. skip {id}: {reason}")
                 }
@@ -343,6 +419,14 @@ impl FleetPlan {
             };
         }
         for s in &self.stages {
+            if let Some(t) = &s.thresholds {
+                let _ = writeln!(
+                    out,
+                    "Stage {} has thresholds of its own, counting its hosts only: stops when {}",
+                    s.id,
+                    describe(t)
+                );
+            }
             if s.batches.is_empty() && s.earlier.is_empty() {
                 let _ = writeln!(out, "Stage {}: no host has role `{}`.", s.id, s.role);
             }
@@ -364,19 +448,39 @@ impl FleetPlan {
         out
     }
 
-    /// The failure thresholds, in words.
+    /// The fleet-wide failure thresholds, in words.
     pub fn thresholds(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(n) = self.max_fail {
-            parts.push(if n == 0 {
-                "a host fails".to_string()
-            } else {
-                format!("more than {n} host(s) have failed")
-            });
+        let text = describe(&self.fleet_thresholds());
+        if self.stages.iter().any(|s| s.thresholds.is_some()) {
+            format!("{text} (stages without thresholds of their own)")
+        } else {
+            text
         }
-        if let Some(p) = self.max_fail_percentage {
-            parts.push(format!("a batch's failed hosts are more than {p}% of it"));
-        }
-        parts.join(", or ")
     }
+
+    pub fn fleet_thresholds(&self) -> Thresholds {
+        Thresholds {
+            max_fail: self.max_fail,
+            max_fail_percentage: self.max_fail_percentage,
+        }
+    }
+}
+
+/// A pair of thresholds in words.
+fn describe(t: &Thresholds) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = t.max_fail {
+        parts.push(if n == 0 {
+            "a host fails".to_string()
+        } else {
+            format!("more than {n} host(s) have failed")
+        });
+    }
+    if let Some(p) = t.max_fail_percentage {
+        parts.push(format!("a batch's failed hosts are more than {p}% of it"));
+    }
+    if parts.is_empty() {
+        return "never (no threshold)".into();
+    }
+    parts.join(", or ")
 }

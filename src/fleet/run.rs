@@ -5,9 +5,16 @@
 //! the failure thresholds are checked: once one is crossed no new host is
 //! started (hosts already upgrading finish, each ending committed or
 //! rolled back on its own), and the rollout is `stopped` with the hosts
-//! not started left untouched. Run-once steps and gates run between
-//! batches on their host; a failed one fails the rollout (`resume` runs it
-//! again). Pause is checked between items.
+//! not started left untouched. Which thresholds: a stage's own when it has
+//! any (its `max_fail` counting its own failed hosts), else the fleet-wide
+//! ones (their `max_fail` counting the failed hosts of every stage without
+//! thresholds of its own). Run-once steps and gates run between batches on
+//! their host; a failed one fails the rollout (`resume` runs it again). A
+//! run-on-each step (`on = { every = ROLE }`) runs on its hosts as a batch
+//! does, at most `parallel` at once, each host journaled `running` before
+//! it starts and its end after; after a failed host none is started, the
+//! running ones finish, and the item fails; `resume` runs it again only on
+//! the hosts where it is not done. Pause is checked between items.
 //!
 //! Durability (as a host's run): a host is journaled `running` before its
 //! upgrade starts, and its end before anything is decided from it. After a
@@ -21,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use super::journal::FleetJournal;
-use super::plan::{FleetPlan, HostRef, Item};
+use super::plan::{FleetPlan, HostRef, Item, StagePlan, Thresholds};
 use super::state::{FleetState, HostState, ItemState};
 use super::transport::{HostEvent, HostJob, HostResult, OnceJob, RemoteStatus, Transport};
 use crate::journal::JournalError;
@@ -46,6 +53,8 @@ pub enum Progress<'a> {
     HostStarted(&'a str),
     HostEvent(&'a str, &'a HostEvent),
     HostEnded(&'a str, &'a HostResult),
+    /// One host of a run-on-each step ended: its host, the step, the result.
+    OnceEnded(&'a str, &'a str, &'a std::result::Result<(), String>),
 }
 
 #[derive(Default, Clone)]
@@ -53,9 +62,10 @@ pub struct Options {
     /// Set from outside (a signal, `hoist fleet pause`): the rollout stops
     /// cleanly before its next item.
     pub pause: Option<Arc<AtomicBool>>,
-    /// Test hook: after this many host results are journaled the executor
-    /// returns at once, journaling nothing more, as if killed; hosts still
-    /// upgrading carry on in the transport.
+    /// Test hook: after this many host results (a host's upgrade, or one
+    /// host of a run-on-each step) are journaled the executor returns at
+    /// once, journaling nothing more, as if killed; hosts still upgrading
+    /// carry on in the transport.
     pub crash_after_hosts: Option<usize>,
 }
 
@@ -76,6 +86,12 @@ enum Msg {
 enum BatchEnd {
     Ok,
     Stop(String),
+    Crashed,
+}
+
+enum EachEnd {
+    Ok,
+    Failed(String),
     Crashed,
 }
 
@@ -190,6 +206,39 @@ impl<'a> Executor<'a> {
                         }
                     }
                 }
+                Item::RunOnEach {
+                    id,
+                    hosts: names,
+                    action,
+                    ..
+                } => {
+                    self.journal.item(run, seq, ItemState::Running, None)?;
+                    let done: Vec<&str> = view
+                        .item_hosts
+                        .iter()
+                        .filter(|(s, _, st, _)| *s == seq && *st == ItemState::Done)
+                        .map(|(_, h, _, _)| h.as_str())
+                        .collect();
+                    let todo: Vec<HostRef> = names
+                        .iter()
+                        .filter(|h| !done.contains(&h.as_str()))
+                        .map(|h| host_ref(plan, h))
+                        .collect();
+                    let job = OnceJob {
+                        id,
+                        action: action.as_ref(),
+                    };
+                    match self.each(run, seq, plan, &job, todo)? {
+                        EachEnd::Ok => self.journal.item(run, seq, ItemState::Done, None)?,
+                        EachEnd::Crashed => return Ok(Outcome::Crashed),
+                        EachEnd::Failed(why) => {
+                            self.journal.item(run, seq, ItemState::Failed, Some(&why))?;
+                            self.journal
+                                .set_state(run, FleetState::Failed, Some(&why))?;
+                            return Ok(Outcome::Failed(why));
+                        }
+                    }
+                }
                 Item::Batch {
                     stage,
                     number,
@@ -200,7 +249,8 @@ impl<'a> Executor<'a> {
                         self.journal.item(run, seq, ItemState::Running, None)?;
                     }
                     let label = format!("stage {stage}, batch {number}");
-                    match self.batch(run, plan, &job, names, &label, &mut hosts)? {
+                    let limits = Limits::of(plan, stage);
+                    match self.batch(run, plan, &job, names, &label, &limits, &mut hosts)? {
                         BatchEnd::Ok => self.journal.item(run, seq, ItemState::Done, None)?,
                         BatchEnd::Crashed => return Ok(Outcome::Crashed),
                         BatchEnd::Stop(why) => {
@@ -216,7 +266,95 @@ impl<'a> Executor<'a> {
         Ok(Outcome::Done)
     }
 
+    /// One run-on-each step on the hosts where it is not done yet: in
+    /// parallel, at most `parallel` at once, each host journaled `running`
+    /// before it starts and its end before anything is decided from it.
+    fn each(
+        &mut self,
+        run: i64,
+        seq: usize,
+        plan: &FleetPlan,
+        job: &OnceJob<'_>,
+        todo: Vec<HostRef>,
+    ) -> Result<EachEnd> {
+        let mut queue: VecDeque<HostRef> = todo.into();
+        let parallel = plan.parallel.max(1) as usize;
+        let transport = self.transport;
+        let mut failures: Vec<String> = Vec::new();
+        std::thread::scope(|scope| -> Result<EachEnd> {
+            let (tx, rx) = mpsc::channel::<(String, std::result::Result<(), String>)>();
+            let mut inflight = 0usize;
+            loop {
+                let mut starting = Vec::new();
+                // After a failed host none is started: the item has failed
+                // whatever the others do, and hosts not started stay as
+                // they were (the same rule as a batch past its threshold).
+                while failures.is_empty() && inflight + starting.len() < parallel {
+                    match queue.pop_front() {
+                        Some(h) => starting.push(h),
+                        None => break,
+                    }
+                }
+                if !starting.is_empty() {
+                    let changes: Vec<_> = starting
+                        .iter()
+                        .map(|h| (h.name.as_str(), ItemState::Running, None))
+                        .collect();
+                    self.journal.item_hosts(run, seq, &changes)?;
+                    for host in starting {
+                        (self.progress)(Progress::HostStarted(&host.name));
+                        let tx = tx.clone();
+                        let job = job.clone();
+                        inflight += 1;
+                        scope.spawn(move || {
+                            let result = transport.run_once(&host, &job);
+                            let _ = tx.send((host.name, result));
+                        });
+                    }
+                }
+                if inflight == 0 {
+                    break;
+                }
+                let Ok(first) = rx.recv() else { break };
+                let mut ended: Vec<_> = std::iter::once(first).chain(rx.try_iter()).collect();
+                let room = self
+                    .options
+                    .crash_after_hosts
+                    .map(|n| n.saturating_sub(self.ended));
+                let crash = room.is_some_and(|room| ended.len() >= room);
+                if let Some(room) = room {
+                    ended.truncate(room);
+                }
+                let changes: Vec<_> = ended
+                    .iter()
+                    .map(|(h, r)| match r {
+                        Ok(()) => (h.as_str(), ItemState::Done, None),
+                        Err(e) => (h.as_str(), ItemState::Failed, Some(e.as_str())),
+                    })
+                    .collect();
+                self.journal.item_hosts(run, seq, &changes)?;
+                for (h, r) in &ended {
+                    inflight -= 1;
+                    self.ended += 1;
+                    if let Err(e) = r {
+                        failures.push(format!("{} on {h}: {e}", job.id));
+                    }
+                    (self.progress)(Progress::OnceEnded(h, job.id, r));
+                }
+                if crash {
+                    return Ok(EachEnd::Crashed);
+                }
+            }
+            Ok(if failures.is_empty() {
+                EachEnd::Ok
+            } else {
+                EachEnd::Failed(failures.join("; "))
+            })
+        })
+    }
+
     /// One batch: its hosts in parallel, bounded, thresholds after each end.
+    #[allow(clippy::too_many_arguments)]
     fn batch(
         &mut self,
         run: i64,
@@ -224,6 +362,7 @@ impl<'a> Executor<'a> {
         job: &HostJob,
         names: &[String],
         label: &str,
+        limits: &Limits,
         states: &mut HashMap<String, HostState>,
     ) -> Result<BatchEnd> {
         let state = |h: &str| states.get(h).copied().unwrap_or(HostState::Pending);
@@ -242,8 +381,20 @@ impl<'a> Executor<'a> {
                 .filter(|h| states.get(*h) == Some(&HostState::Failed))
                 .count()
         };
-        let mut failed_total = states.values().filter(|s| **s == HostState::Failed).count();
-        let mut stopping = threshold(plan, failed_total, failed_in(states), names.len(), label);
+        let failed_scope = |states: &HashMap<String, HostState>| {
+            limits
+                .hosts
+                .iter()
+                .filter(|h| states.get(*h) == Some(&HostState::Failed))
+                .count()
+        };
+        let mut stopping = threshold(
+            limits,
+            failed_scope(states),
+            failed_in(states),
+            names.len(),
+            label,
+        );
         let parallel = plan.parallel.max(1) as usize;
         let transport = self.transport;
         std::thread::scope(|scope| -> Result<BatchEnd> {
@@ -345,9 +496,6 @@ impl<'a> Executor<'a> {
                     } else {
                         HostState::Failed
                     };
-                    if to == HostState::Failed {
-                        failed_total += 1;
-                    }
                     states.insert(h.clone(), to);
                     (self.progress)(Progress::HostEnded(h, r));
                 }
@@ -355,7 +503,13 @@ impl<'a> Executor<'a> {
                     return Ok(BatchEnd::Crashed);
                 }
                 if stopping.is_none() {
-                    stopping = threshold(plan, failed_total, failed_in(states), names.len(), label);
+                    stopping = threshold(
+                        limits,
+                        failed_scope(states),
+                        failed_in(states),
+                        names.len(),
+                        label,
+                    );
                 }
             }
             Ok(match stopping {
@@ -366,24 +520,64 @@ impl<'a> Executor<'a> {
     }
 }
 
+/// The thresholds in force for a stage's batches and the hosts its
+/// `max_fail` counts.
+struct Limits {
+    thresholds: Thresholds,
+    /// A stage with thresholds of its own counts its own hosts; the
+    /// fleet-wide thresholds count the hosts of every stage without (so a
+    /// host a stage's own threshold tolerated does not stop a later stage
+    /// before it starts).
+    hosts: Vec<String>,
+    /// `Some(stage)` when the stage's own thresholds are in force.
+    own: Option<String>,
+}
+
+impl Limits {
+    fn of(plan: &FleetPlan, stage: &str) -> Limits {
+        let hosts_of =
+            |s: &StagePlan| -> Vec<String> { s.batches.iter().flatten().cloned().collect() };
+        match plan.stage(stage).and_then(|s| s.thresholds.map(|t| (s, t))) {
+            Some((s, t)) => Limits {
+                thresholds: t,
+                hosts: hosts_of(s),
+                own: Some(stage.to_string()),
+            },
+            None => Limits {
+                thresholds: plan.fleet_thresholds(),
+                hosts: plan
+                    .stages
+                    .iter()
+                    .filter(|s| s.thresholds.is_none())
+                    .flat_map(hosts_of)
+                    .collect(),
+                own: None,
+            },
+        }
+    }
+}
+
 /// The reason to stop, when a threshold is crossed. `max_fail`: more than
-/// N hosts failed in the whole rollout. `max_fail_percentage`: more than P%
-/// of this batch failed (strictly more, as Ansible's).
+/// N hosts of the scope failed. `max_fail_percentage`: more than P% of this
+/// batch failed (strictly more, as Ansible's).
 fn threshold(
-    plan: &FleetPlan,
-    failed_total: usize,
+    limits: &Limits,
+    failed_scope: usize,
     failed_batch: usize,
     batch_len: usize,
     label: &str,
 ) -> Option<String> {
-    if let Some(n) = plan.max_fail
-        && failed_total > n as usize
+    if let Some(n) = limits.thresholds.max_fail
+        && failed_scope > n as usize
     {
-        return Some(format!(
-            "{failed_total} host(s) failed, more than max_fail = {n}"
-        ));
+        return Some(match &limits.own {
+            None => format!("{failed_scope} host(s) failed, more than max_fail = {n}"),
+            Some(stage) => format!(
+                "stage {stage}: {failed_scope} of its host(s) failed, more than its max_fail = {n}"
+            ),
+        });
     }
-    if let Some(p) = plan.max_fail_percentage
+    if let Some(p) = limits.thresholds.max_fail_percentage
         && failed_batch * 100 > p as usize * batch_len
     {
         return Some(format!(

@@ -7,11 +7,13 @@
 //! upgraded, the others one at a time, then usage servers, then every KVM
 //! host, then all hosts Up) are what this section must say.
 //!
-//! A rollout is **stages** (one role each, in order, each cut into batches)
-//! and **run-once steps** (one action from the action registry, on one
-//! chosen host, before or after a stage or after one of its batches). A
-//! gate is a run-once step whose action is `wait` (or `gate`): the rollout
-//! goes on only once it holds, reusing `wait`'s `until` conditions.
+//! A rollout is **stages** (one role each, in order, each cut into batches,
+//! each with the fleet-wide failure thresholds or its own) and **run-once
+//! steps** (one action from the action registry, on one chosen host or on
+//! every host of a role, before or after a stage or after one of its
+//! batches). A gate is a run-once step whose action is `wait` (or `gate`):
+//! the rollout goes on only once it holds, reusing `wait`'s `until`
+//! conditions.
 
 use std::ops::Range as Span;
 
@@ -63,8 +65,24 @@ pub struct Stage {
     pub batch: Vec<BatchSize>,
     /// Stop after this stage until `hoist fleet resume`.
     pub pause_after: bool,
+    /// This stage's own thresholds. Either one given replaces the
+    /// fleet-wide pair for this stage's batches (seed 003: a failed KVM
+    /// host may be tolerated where a failed management server may not);
+    /// `max_fail` then counts this stage's failed hosts only.
+    pub max_fail: Option<u32>,
+    pub max_fail_percentage: Option<u8>,
     #[serde(skip)]
     pub span: Span<usize>,
+}
+
+impl Stage {
+    /// `(max_fail, max_fail_percentage)` in force for this stage's batches
+    /// when it has thresholds of its own; none: the fleet-wide ones apply.
+    /// Only a percentage given: no absolute limit in this stage.
+    pub fn own_thresholds(&self) -> Option<(Option<u32>, Option<u8>)> {
+        (self.max_fail.is_some() || self.max_fail_percentage.is_some())
+            .then_some((self.max_fail, self.max_fail_percentage))
+    }
 }
 
 /// A batch: a number of hosts, or a percentage of the stage's hosts,
@@ -113,7 +131,7 @@ impl Anchor {
     }
 }
 
-/// The host a run-once step runs on.
+/// The host (or hosts) a run-once step runs on: exactly one of the three.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub struct Target {
@@ -123,14 +141,20 @@ pub struct Target {
     /// This host, by its inventory name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// Every host (inventory order) with this role: seed 003's "Stop your
+    /// management server or servers. Run this on all management server
+    /// hosts" (L178-192), before the first of them is upgraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<String>,
 }
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.role, &self.host) {
-            (_, Some(h)) => write!(f, "host {h}"),
-            (Some(r), None) => write!(f, "the first {r}"),
-            (None, None) => f.write_str("no host"),
+        match (&self.role, &self.host, &self.every) {
+            (_, Some(h), _) => write!(f, "host {h}"),
+            (_, None, Some(r)) => write!(f, "every {r}"),
+            (Some(r), None, None) => write!(f, "the first {r}"),
+            (None, None, None) => f.write_str("no host"),
         }
     }
 }
@@ -174,6 +198,10 @@ struct RawStage {
     batch: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pause_after: bool,
+    #[serde(default)]
+    max_fail: Option<Spanned<i64>>,
+    #[serde(default)]
+    max_fail_percentage: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -217,18 +245,7 @@ pub fn parse(value: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
         }
     }
     let raw: RawFleet = super::parse::de(rest, problems)?;
-    if let Some(p) = &raw.max_fail_percentage
-        && !(0..=100).contains(p.get_ref())
-    {
-        problems.push(
-            Problem::error(
-                "bad-threshold",
-                p.span(),
-                format!("`max_fail_percentage` is {}, not a percentage", p.get_ref()),
-            )
-            .label("expected 0 to 100"),
-        );
-    }
+    let max_fail_percentage = percentage(raw.max_fail_percentage.as_ref(), problems);
     if let Some(p) = &raw.parallel
         && *p.get_ref() == 0
     {
@@ -247,9 +264,7 @@ pub fn parse(value: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
         stages,
         run_once,
         max_fail: raw.max_fail,
-        max_fail_percentage: raw
-            .max_fail_percentage
-            .map(|p| p.into_inner().clamp(0, 100) as u8),
+        max_fail_percentage,
         parallel: raw.parallel.map(Spanned::into_inner),
         span,
     })
@@ -287,13 +302,56 @@ fn stage(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Stag
         None => vec![BatchSize::Count(1)],
         Some(b) => batch(b, problems)?,
     };
+    let max_fail = count(raw.max_fail.as_ref(), problems);
+    let max_fail_percentage = percentage(raw.max_fail_percentage.as_ref(), problems);
     Some(Stage {
         id: raw.id,
         role: raw.role.into_inner(),
         batch,
         pause_after: raw.pause_after,
+        max_fail,
+        max_fail_percentage,
         span,
     })
+}
+
+/// `max_fail_percentage`: 0 to 100, or a `bad-threshold` at the value.
+fn percentage(value: Option<&Spanned<i64>>, problems: &mut Vec<Problem>) -> Option<u8> {
+    let p = value?;
+    match u8::try_from(*p.get_ref()) {
+        Ok(n) if n <= 100 => Some(n),
+        _ => {
+            problems.push(
+                Problem::error(
+                    "bad-threshold",
+                    p.span(),
+                    format!("`max_fail_percentage` is {}, not a percentage", p.get_ref()),
+                )
+                .label("expected 0 to 100"),
+            );
+            None
+        }
+    }
+}
+
+/// A stage's `max_fail`: a count of hosts from 0, or a `bad-threshold`.
+fn count(value: Option<&Spanned<i64>>, problems: &mut Vec<Problem>) -> Option<u32> {
+    let n = value?;
+    match u32::try_from(*n.get_ref()) {
+        Ok(n) => Some(n),
+        Err(_) => {
+            problems.push(
+                Problem::error(
+                    "bad-threshold",
+                    n.span(),
+                    format!("`max_fail` is {}, not a number of hosts", n.get_ref()),
+                )
+                .label("expected 0 or more")
+                .help("0 stops at the first failed host of the stage"),
+            );
+            None
+        }
+    }
 }
 
 /// `1`, `"20%"` or `[1, 5, "20%"]`.
@@ -403,7 +461,11 @@ fn step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Fleet
     crate::actions::exactly_one(
         "on",
         &on_span,
-        &[("role", on.role.is_some()), ("host", on.host.is_some())],
+        &[
+            ("role", on.role.is_some()),
+            ("host", on.host.is_some()),
+            ("every", on.every.is_some()),
+        ],
         problems,
     );
     Some(FleetStep {
@@ -476,11 +538,10 @@ pub fn validate(
                 .help_opt(suggest(stage, stage_ids.iter().copied())),
             );
         }
-        if let Some(role) = &r.on.role
-            && !roles.is_empty()
-            && !roles.contains(role)
-        {
-            problems.push(unknown_role(role, roles, find(role, &r.span)));
+        for role in [&r.on.role, &r.on.every].into_iter().flatten() {
+            if !roles.is_empty() && !roles.contains(role) {
+                problems.push(unknown_role(role, roles, find(role, &r.span)));
+            }
         }
         if r.action.kind() == "reboot" {
             problems.push(
