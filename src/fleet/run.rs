@@ -285,16 +285,14 @@ impl<'a> Executor<'a> {
             let (tx, rx) = mpsc::channel::<(String, std::result::Result<(), String>)>();
             let mut inflight = 0usize;
             loop {
-                let mut starting = Vec::new();
                 // After a failed host none is started: the item has failed
                 // whatever the others do, and hosts not started stay as
                 // they were (the same rule as a batch past its threshold).
-                while failures.is_empty() && inflight + starting.len() < parallel {
-                    match queue.pop_front() {
-                        Some(h) => starting.push(h),
-                        None => break,
-                    }
-                }
+                let starting = next_hosts(
+                    &mut queue,
+                    parallel.saturating_sub(inflight),
+                    failures.is_empty(),
+                );
                 if !starting.is_empty() {
                     let changes: Vec<_> = starting
                         .iter()
@@ -421,13 +419,11 @@ impl<'a> Executor<'a> {
                 });
             }
             loop {
-                let mut starting = Vec::new();
-                while stopping.is_none() && inflight + starting.len() < parallel {
-                    match queue.pop_front() {
-                        Some(h) => starting.push(h),
-                        None => break,
-                    }
-                }
+                let starting = next_hosts(
+                    &mut queue,
+                    parallel.saturating_sub(inflight),
+                    stopping.is_none(),
+                );
                 if !starting.is_empty() {
                     let changes: Vec<_> = starting
                         .iter()
@@ -595,4 +591,14 @@ fn host_ref(plan: &FleetPlan, name: &str) -> HostRef {
         port: None,
         roles: Vec::new(),
     })
+}
+
+/// The next hosts to start: up to `room` from the front of `queue`, none
+/// once `open` is false.
+fn next_hosts(queue: &mut VecDeque<HostRef>, room: usize, open: bool) -> Vec<HostRef> {
+    if !open {
+        return Vec::new();
+    }
+    let n = room.min(queue.len());
+    queue.drain(..n).collect()
 }
