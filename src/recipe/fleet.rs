@@ -390,33 +390,14 @@ fn step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Fleet
     let span = item.span();
     let (rest, taken) = super::parse::take(item, |k| KINDS.contains(&k));
     let raw: Option<RawStep> = super::parse::de(rest, problems);
-    let action = match taken.as_slice() {
-        [] => {
-            problems.push(
-                Problem::error(
-                    "missing-action",
-                    span.clone(),
-                    "a run-once step names no action",
-                )
-                .label("what does this step do?")
-                .help(format!("add one of: {}", KINDS.join(", "))),
-            );
-            None
-        }
-        [(name, _, value)] => Action::parse(name, value.clone(), problems),
-        [_, (name, kspan, _), ..] => {
-            problems.push(
-                Problem::error(
-                    "several-actions",
-                    kspan.clone(),
-                    format!("a step does one thing: `{name}` is a second action"),
-                )
-                .label("second action")
-                .help("split it into two run-once steps"),
-            );
-            None
-        }
-    };
+    let actions: Vec<_> = taken.iter().collect();
+    let action = super::parse::one_action(
+        &actions,
+        &span,
+        "a run-once step",
+        "split it into two run-once steps",
+        problems,
+    );
     let raw = raw?;
     let at = match (raw.before, raw.after, raw.after_batch) {
         (Some(s), None, None) => Anchor::Before(s),

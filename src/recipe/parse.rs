@@ -522,38 +522,15 @@ fn parse_step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
         .collect();
     let undo = taken.iter().find(|(k, _, _)| k == "undo");
     let raw: Option<RawStep> = de(rest, problems);
+    let subject = format!(
+        "step{}",
+        raw.as_ref()
+            .map(|r| format!(" `{}`", r.id))
+            .unwrap_or_default()
+    );
     let action = match actions.as_slice() {
         [] if misspelt_action => None,
-        [] => {
-            problems.push(
-                Problem::error(
-                    "missing-action",
-                    span.clone(),
-                    format!(
-                        "step{} names no action",
-                        raw.as_ref()
-                            .map(|r| format!(" `{}`", r.id))
-                            .unwrap_or_default()
-                    ),
-                )
-                .label("what does this step do?")
-                .help(format!("add one of: {}", KINDS.join(", "))),
-            );
-            None
-        }
-        [(name, _, value)] => Action::parse(name, value.clone(), problems),
-        [_, (name, kspan, _), ..] => {
-            problems.push(
-                Problem::error(
-                    "several-actions",
-                    kspan.clone(),
-                    format!("a step does one thing: `{name}` is a second action"),
-                )
-                .label("second action")
-                .help("split it into two steps"),
-            );
-            None
-        }
+        a => one_action(a, &span, &subject, "split it into two steps", problems),
     };
     let undo = undo.and_then(|(_, _, v)| parse_undo(v, problems));
     let raw = raw?;
@@ -577,6 +554,44 @@ fn parse_step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
         point_of_no_return: raw.point_of_no_return,
         span,
     })
+}
+
+/// The one action of a step's table (`actions`: the action-kind keys it
+/// holds): none and more than one are errors, said about `subject`.
+pub(super) fn one_action(
+    actions: &[&(String, Span<usize>, Spanned<DeValue<'_>>)],
+    span: &Span<usize>,
+    subject: &str,
+    split: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Action> {
+    match actions {
+        [] => {
+            problems.push(
+                Problem::error(
+                    "missing-action",
+                    span.clone(),
+                    format!("{subject} names no action"),
+                )
+                .label("what does this step do?")
+                .help(format!("add one of: {}", KINDS.join(", "))),
+            );
+            None
+        }
+        [(name, _, value)] => Action::parse(name, value.clone(), problems),
+        [_, (name, kspan, _), ..] => {
+            problems.push(
+                Problem::error(
+                    "several-actions",
+                    kspan.clone(),
+                    format!("a step does one thing: `{name}` is a second action"),
+                )
+                .label("second action")
+                .help(split),
+            );
+            None
+        }
+    }
 }
 
 /// `undo = { <kind> = { ... } }`: exactly one action.
