@@ -92,10 +92,6 @@ impl Session {
         Ok(session)
     }
 
-    pub fn target(&self) -> &Target {
-        &self.target
-    }
-
     /// `ssh` with the options every use shares.
     fn base(&self) -> Command {
         let mut c = Command::new("ssh");
