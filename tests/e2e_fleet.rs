@@ -531,15 +531,30 @@ fn xivo_ha_pair_is_upgraded_in_the_seeds_order() {
 
     // The cron and both hosts' upgrades, sampled while the rollout runs.
     let stop = AtomicBool::new(false);
-    let (out, samples) = std::thread::scope(|s| {
+    let (out, (samples, steady)) = std::thread::scope(|s| {
         let watcher = s.spawn(|| {
+            // Each sample reads the hosts, the cron, then the hosts again.
+            // `seen`: the master's first read before the slave's, so a
+            // master seen started while the slave is then seen unfinished
+            // is a real overlap (the slave's end only moves forward), not
+            // the gap between two reads. `steady`: a host counts as
+            // running only when both its reads say so, so it ran across
+            // the cron's read.
             let mut seen = Vec::new();
+            let mut steady = Vec::new();
             let start = Instant::now();
             while !stop.load(Ordering::SeqCst) && start.elapsed() < BOUND {
-                seen.push((cron_off(&master), upgrading(&slave), upgrading(&master)));
+                let m1 = upgrading(&master);
+                let s1 = upgrading(&slave);
+                let cron = cron_off(&master);
+                let s2 = upgrading(&slave);
+                let m2 = upgrading(&master);
+                let both = |a: &'static str, b: &'static str| if a == b { a } else { "changing" };
+                seen.push((cron, s1, m1));
+                steady.push((cron, both(s1, s2), both(m1, m2)));
                 std::thread::sleep(Duration::from_millis(200));
             }
-            seen
+            (seen, steady)
         });
         let out = bounded(fleet(
             &state,
@@ -562,21 +577,21 @@ fn xivo_ha_pair_is_upgraded_in_the_seeds_order() {
     assert_eq!(out.status.code(), Some(0), "{said}");
 
     // While either host upgraded, the replication cron was off.
-    let busy: Vec<_> = samples
+    let busy: Vec<_> = steady
         .iter()
         .filter(|(_, s, m)| *s == "running" || *m == "running")
         .collect();
     assert!(
         busy.iter().any(|(_, s, _)| *s == "running"),
-        "the slave's upgrade was never seen running: {samples:?}"
+        "the slave's upgrade was never seen running: {steady:?}"
     );
     assert!(
         busy.iter().any(|(_, _, m)| *m == "running"),
-        "the master's upgrade was never seen running: {samples:?}"
+        "the master's upgrade was never seen running: {steady:?}"
     );
     assert!(
         busy.iter().all(|(c, _, _)| *c == Some(true)),
-        "the cron was on during an upgrade: {samples:?}"
+        "the cron was on during an upgrade: {steady:?}"
     );
     // Never both at once; the master only once the slave had finished.
     assert!(
