@@ -40,6 +40,9 @@ pub struct Ctx<'a> {
     /// Asks the person at the terminal (with the progress display out of
     /// the way); `None` when nothing can be read.
     pub ask: &'a dyn Fn(&str) -> Option<String>,
+    /// Shows a line to the admin while the step runs (a followed log, where
+    /// a long wait stands); with `--json`, a `step-progress` event.
+    pub progress: &'a dyn Fn(&str),
 }
 
 impl Ctx<'_> {
@@ -65,18 +68,65 @@ impl Ctx<'_> {
     pub fn run(&self, mut cmd: Command, what: &str, timeout: Duration) -> Result<(), String> {
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.note(&format!("run {what}"));
-        let out = process::run_logged(&mut cmd, timeout, self.log)
-            .map_err(|e| format!("{what}: cannot run: {e}"))?;
-        if out.timed_out() {
-            return Err(format!(
-                "{what}: no end after {}, killed",
-                humantime::format_duration(timeout)
-            ));
-        }
-        match out.status.and_then(|s| s.code()) {
-            Some(0) => Ok(()),
-            Some(c) => Err(format!("{what}: exited with status {c}")),
-            None => Err(format!("{what}: killed by a signal")),
-        }
+        verdict(
+            what,
+            timeout,
+            process::run_logged(&mut cmd, timeout, self.log),
+        )
+    }
+
+    /// [`Ctx::run`], showing each line appended to `follow` while the
+    /// command runs (see [`crate::follow`]); the lines go to the run log
+    /// too.
+    pub fn run_following(
+        &self,
+        mut cmd: Command,
+        what: &str,
+        timeout: Duration,
+        follow: &Path,
+    ) -> Result<(), String> {
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        self.note(&format!("run {what}, following {}", follow.display()));
+        let mut follower = crate::follow::Follower::start(follow);
+        let show = |lines: Vec<String>| {
+            for line in lines {
+                self.note(&format!("{}: {line}", follow.display()));
+                (self.progress)(&line);
+            }
+        };
+        let log = self.log;
+        let out = std::thread::scope(|scope| {
+            let child = scope.spawn(move || process::run_logged(&mut cmd, timeout, log));
+            // Bounded: the child's own deadline ends it, and with it this loop.
+            while !child.is_finished() {
+                show(follower.poll());
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            child.join()
+        });
+        show(follower.finish());
+        let out =
+            out.unwrap_or_else(|_| Err(std::io::Error::other("the command's waiter panicked")));
+        verdict(what, timeout, out)
+    }
+}
+
+/// What a finished command means for the step.
+fn verdict(
+    what: &str,
+    timeout: Duration,
+    out: std::io::Result<process::Output>,
+) -> Result<(), String> {
+    let out = out.map_err(|e| format!("{what}: cannot run: {e}"))?;
+    if out.timed_out() {
+        return Err(format!(
+            "{what}: no end after {}, killed",
+            humantime::format_duration(timeout)
+        ));
+    }
+    match out.status.and_then(|s| s.code()) {
+        Some(0) => Ok(()),
+        Some(c) => Err(format!("{what}: exited with status {c}")),
+        None => Err(format!("{what}: killed by a signal")),
     }
 }

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod diag;
 pub mod facts;
 pub mod fleet;
+pub mod follow;
 pub mod fsutil;
 pub mod journal;
 pub mod lock;

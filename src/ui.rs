@@ -105,6 +105,15 @@ impl Reporter {
         }
     }
 
+    /// A line from a running step (a followed log, a long wait).
+    pub fn progress(&self, key: &str, line: &str) {
+        self.event(
+            "step-progress",
+            serde_json::json!({ "step": key, "line": line }),
+        );
+        self.line(&format!("      {key}: {line}"));
+    }
+
     pub fn undo_finished(&self, key: &str, state: &str, secs: f64, error: Option<&str>) {
         self.event(
             "undo-finished",

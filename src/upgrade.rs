@@ -243,6 +243,7 @@ fn preflight_actions(req: &Request<'_>, plan: &Plan, journal: &mut Journal) -> R
         interactive: false,
         yes: false,
         ask: &ask,
+        progress: &|_| {},
     };
     for s in &plan.steps {
         s.action

@@ -20,6 +20,10 @@ pub struct Exec {
     pub env: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// A log file the command writes its progress to: its new lines are
+    /// shown while the command runs (seed 003's `cloudstack-sysvmadm -l`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow: Option<String>,
 }
 
 impl Kind for Exec {
@@ -58,7 +62,10 @@ impl Kind for Exec {
         if let Some(dir) = &self.cwd {
             cmd.current_dir(ctx.path(dir));
         }
-        ctx.run(cmd, &self.summary(), ctx.timeout)
+        match &self.follow {
+            Some(log) => ctx.run_following(cmd, &self.summary(), ctx.timeout, &ctx.path(log)),
+            None => ctx.run(cmd, &self.summary(), ctx.timeout),
+        }
     }
 
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
@@ -73,6 +80,12 @@ impl Kind for Exec {
         );
         if let Some(argv) = &self.argv {
             non_empty("argv", argv, span, problems);
+        }
+        if self.follow.as_deref().is_some_and(|f| f.trim().is_empty()) {
+            problems.push(
+                Problem::error("empty", span.clone(), "`follow` names no file")
+                    .label("expected the path of the log file the command writes"),
+            );
         }
     }
 }

@@ -45,6 +45,9 @@ pub struct Until {
     pub sql: Option<Sql>,
 }
 
+/// How often a wait says where it stands.
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
 impl Until {
     /// Every check runs (SQL ones through the `db` clients).
     pub fn executable(&self) -> bool {
@@ -83,13 +86,7 @@ impl Until {
         } else if let Some(q) = &self.sql {
             // Each poll's answer goes to the run log: the admin following
             // a long wait (seed 003: all hosts Up) sees where it stands.
-            let got = super::db::query_value(
-                ctx,
-                q.engine,
-                &q.database,
-                &q.query,
-                &q.credentials,
-            );
+            let got = super::db::query_value(ctx, q.engine, &q.database, &q.query, &q.credentials);
             let seen = match (&got, &q.expect) {
                 (Ok(Some(v)), Some(e)) if v == e => return Ok(()),
                 (Ok(Some(_)), None) => return Ok(()),
@@ -106,13 +103,26 @@ impl Until {
 
     /// Polls until it holds, at most `timeout`.
     pub fn wait(&self, ctx: &Ctx<'_>, timeout: Duration, interval: Duration) -> Result<(), String> {
-        let deadline = std::time::Instant::now() + timeout;
+        let start = std::time::Instant::now();
+        let deadline = start + timeout;
+        let mut shown: Option<std::time::Instant> = None;
         loop {
             let seen = match self.holds(ctx) {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
             let now = std::time::Instant::now();
+            // Where a long wait stands (seed 003: "You may need to wait 20
+            // or 30 minutes"), at the first miss and then every
+            // PROGRESS_EVERY, not at every poll.
+            if shown.is_none_or(|t| now - t >= PROGRESS_EVERY) {
+                shown = Some(now);
+                (ctx.progress)(&format!(
+                    "waiting, {} of at most {}: {seen}",
+                    humantime::format_duration(Duration::from_secs((now - start).as_secs())),
+                    humantime::format_duration(timeout)
+                ));
+            }
             if now >= deadline {
                 return Err(format!(
                     "not true after {}: {}; last seen: {seen}",
@@ -161,8 +171,12 @@ impl Until {
                 .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
         {
             problems.push(
-                Problem::error("bad-address", span.clone(), format!("`{t}` is not host:port"))
-                    .label("expected e.g. \"127.0.0.1:5432\""),
+                Problem::error(
+                    "bad-address",
+                    span.clone(),
+                    format!("`{t}` is not host:port"),
+                )
+                .label("expected e.g. \"127.0.0.1:5432\""),
             );
         }
         if let Some(q) = &self.sql {

@@ -48,6 +48,9 @@ impl Upgrade {
                 id: s("step"),
                 state: format!("undo {}", s("state")),
             }),
+            "step-progress" => Some(HostEvent::Note {
+                text: format!("{}: {}", s("step"), s("line")),
+            }),
             "refused" => {
                 self.refusals.push(s("message"));
                 Some(HostEvent::Note { text: s("message") })

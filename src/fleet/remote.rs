@@ -94,6 +94,7 @@ fn run(args: &ActionArgs, state_dir: &Path) -> Result<(), (u8, String)> {
         interactive: false,
         yes: true,
         ask: &ask,
+        progress: &|_| {},
     };
     action
         .preflight(&ctx)

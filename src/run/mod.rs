@@ -492,6 +492,8 @@ impl Engine {
         let step_dir = self.step_dir(&step.key);
         let ui = &self.ui;
         let ask = |q: &str| ui.suspend(|| crate::ui::ask(q));
+        let key = step.key.as_str();
+        let progress = |line: &str| ui.progress(key, line);
         let mut ctx = Ctx {
             product: &self.record.product,
             run: self.run,
@@ -506,6 +508,7 @@ impl Engine {
             interactive: self.interactive,
             yes: self.stored.options.yes,
             ask: &ask,
+            progress: &progress,
         };
         f(&mut ctx)
     }
