@@ -13,6 +13,7 @@ pub mod ansible;
 pub mod cli;
 pub mod drive;
 pub mod events;
+pub mod host_rollback;
 pub mod inventory;
 pub mod journal;
 pub mod plan;
