@@ -18,6 +18,7 @@ pub mod inventory;
 pub mod journal;
 pub mod plan;
 pub mod remote;
+pub mod rollback;
 pub mod run;
 pub mod simulated;
 pub mod ssh;
