@@ -593,6 +593,16 @@ const ROLLOUT_LOG: [&str; 6] = [
     "upgrade web1",
 ];
 
+/// The transport's calls of a whole rollback of `rollback_plan` with web2
+/// failed: web3 untouched, web2 rolled back by itself (its journal says
+/// so), the note has no undo, the gate changed nothing.
+const FULL_ROLLBACK: [&str; 4] = [
+    "rollback web1",
+    "once drain-undo on db1",
+    "once stop-db-undo on db2",
+    "once stop-db-undo on db1",
+];
+
 fn roll_back(dir: &Path, transport: &SimulatedTransport, options: RbOptions) -> RbOutcome {
     let mut journal = FleetJournal::open(dir).unwrap();
     let id = journal.latest().unwrap().unwrap().id;
@@ -620,17 +630,7 @@ fn simulated_fleet_rollback_undoes_the_committed_host_then_run_once_steps_newest
         roll_back(&d.0, &t, RbOptions::default()),
         RbOutcome::RolledBack
     );
-    // web3 untouched, web2 rolled back by itself (its journal says so),
-    // the note has no undo, the gate changed nothing.
-    assert_eq!(
-        after_rollout(&t),
-        [
-            "rollback web1",
-            "once drain-undo on db1",
-            "once stop-db-undo on db2",
-            "once stop-db-undo on db1",
-        ]
-    );
+    assert_eq!(after_rollout(&t), FULL_ROLLBACK);
     let s = status(&d.0);
     let lines: Vec<&str> = s.lines().collect();
     assert_eq!(
@@ -728,15 +728,7 @@ fn simulated_fleet_rollback_killed_then_run_again_does_not_redo_done_undos() {
         roll_back(&d.0, &t, RbOptions::default()),
         RbOutcome::RolledBack
     );
-    assert_eq!(
-        after_rollout(&t),
-        [
-            "rollback web1",
-            "once drain-undo on db1",
-            "once stop-db-undo on db2",
-            "once stop-db-undo on db1",
-        ]
-    );
+    assert_eq!(after_rollout(&t), FULL_ROLLBACK);
 }
 
 #[test]

@@ -148,24 +148,18 @@ pub fn upgrade(args: &RunArgs, to: Option<&str>, yes: bool, state_dir: &Path, js
         Err(e) => return fail(json, EXIT_USAGE, "journal", &e.to_string()),
     };
     match journal.latest() {
-        Ok(Some(v)) if v.state.rolling_back() => {
+        Ok(Some(v)) if v.state.rolling_back() || v.state.resumable() => {
+            let (error, next) = if v.state.rolling_back() {
+                ("rolling-back", "finish it with `hoist fleet rollback")
+            } else {
+                ("unfinished", "carry on with `hoist fleet resume")
+            };
             return fail(
                 json,
                 EXIT_REFUSED,
-                "rolling-back",
+                error,
                 &format!(
-                    "rollout {} is {}: finish it with `hoist fleet rollback -i INVENTORY -r RECIPE` (see `hoist fleet status`)",
-                    v.id, v.state
-                ),
-            );
-        }
-        Ok(Some(v)) if v.state.resumable() => {
-            return fail(
-                json,
-                EXIT_REFUSED,
-                "unfinished",
-                &format!(
-                    "rollout {} is {}: carry on with `hoist fleet resume -i INVENTORY -r RECIPE` (see `hoist fleet status`)",
+                    "rollout {} is {}: {next} -i INVENTORY -r RECIPE` (see `hoist fleet status`)",
                     v.id, v.state
                 ),
             );
@@ -178,21 +172,10 @@ pub fn upgrade(args: &RunArgs, to: Option<&str>, yes: bool, state_dir: &Path, js
     } else {
         print!("{}", plan.render());
     }
-    if !yes {
-        if !crate::ui::interactive() {
-            return fail(
-                json,
-                EXIT_USAGE,
-                "no-terminal",
-                "no terminal to ask for confirmation: add --yes to roll out without asking",
-            );
-        }
-        let n = plan.upgraded().count();
-        let answer = crate::ui::ask(&format!("Upgrade {n} host(s) as above? [y/N] "));
-        if !matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes")) {
-            println!("nothing was changed");
-            return EXIT_OK;
-        }
+    let n = plan.upgraded().count();
+    let question = format!("Upgrade {n} host(s) as above? [y/N] ");
+    if let Err(code) = confirm(json, yes, &question, "roll out") {
+        return code;
     }
     let settings = match settings(args, state_dir) {
         Ok(s) => s,
@@ -236,6 +219,28 @@ pub fn resume(args: &RunArgs, state_dir: &Path, json: bool) -> u8 {
     drive(&mut journal, &transport, id, json, |ex| {
         ex.resume().map(|o| o.map_or(Outcome::Done, |(_, o)| o))
     })
+}
+
+/// Asks `question` unless `yes`; `Err` is the exit code: no terminal to
+/// ask on (usage), or not confirmed (nothing was changed).
+fn confirm(json: bool, yes: bool, question: &str, verb: &str) -> Result<(), u8> {
+    if yes {
+        return Ok(());
+    }
+    if !crate::ui::interactive() {
+        return Err(fail(
+            json,
+            EXIT_USAGE,
+            "no-terminal",
+            &format!("no terminal to ask for confirmation: add --yes to {verb} without asking"),
+        ));
+    }
+    let answer = crate::ui::ask(question);
+    if !matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes")) {
+        println!("nothing was changed");
+        return Err(EXIT_OK);
+    }
+    Ok(())
 }
 
 /// `fleet.lock` (held: a controller runs this rollout now, refused), the
@@ -349,20 +354,8 @@ pub fn rollback(args: &RunArgs, yes: bool, state_dir: &Path, json: bool) -> u8 {
             println!("  nothing left to undo");
         }
     }
-    if !yes {
-        if !crate::ui::interactive() {
-            return fail(
-                json,
-                EXIT_USAGE,
-                "no-terminal",
-                "no terminal to ask for confirmation: add --yes to roll back without asking",
-            );
-        }
-        let answer = crate::ui::ask("Roll back as above? [y/N] ");
-        if !matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes")) {
-            println!("nothing was changed");
-            return EXIT_OK;
-        }
+    if let Err(code) = confirm(json, yes, "Roll back as above? [y/N] ", "roll back") {
+        return code;
     }
     let started = Instant::now();
     let mut progress = |p: RbProgress<'_>| {

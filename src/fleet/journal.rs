@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::plan::{FleetPlan, Item};
-use super::state::{FleetState, HostState, ItemState, UndoState};
+use super::state::{FleetState, HostState, ItemState, PerHost, UndoState};
 use crate::journal::{JournalError, now};
 
 type Result<T> = std::result::Result<T, JournalError>;
@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS fleet_undos (
 );
 ";
 
+/// A row keyed by (item, host): item index, host, state, detail.
+pub type PerHostRow<S> = (usize, String, S, Option<String>);
+
 pub struct FleetJournal {
     conn: Connection,
 }
@@ -87,10 +90,10 @@ pub struct RolloutView {
     pub items: Vec<(ItemState, Option<String>)>,
     /// Each host of a run-on-each item (`on = { every = ROLE }`) that was
     /// started: item index, host, state, detail. A host absent is pending.
-    pub item_hosts: Vec<(usize, String, ItemState, Option<String>)>,
+    pub item_hosts: Vec<PerHostRow<ItemState>>,
     /// `hoist fleet rollback`'s undos in the order they were started:
     /// item index, host, state, detail (`fleet::rollback`).
-    pub undos: Vec<(usize, String, UndoState, Option<String>)>,
+    pub undos: Vec<PerHostRow<UndoState>>,
 }
 
 impl FleetJournal {
@@ -236,37 +239,7 @@ impl FleetJournal {
         seq: usize,
         changes: &[(&str, ItemState, Option<&str>)],
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        let at = now();
-        for (host, to, detail) in changes {
-            let from: Option<String> = tx
-                .query_row(
-                    "SELECT state FROM fleet_item_hosts WHERE run_id = ?1 AND seq = ?2 AND host = ?3",
-                    params![run, seq as i64, host],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let from: ItemState = match from {
-                Some(f) => f.parse().map_err(JournalError::Corrupt)?,
-                None => ItemState::Pending,
-            };
-            if !from.can_go(*to) {
-                return Err(transition(
-                    &format!("item {} on {host}", seq + 1),
-                    from,
-                    *to,
-                ));
-            }
-            tx.execute(
-                "INSERT INTO fleet_item_hosts (run_id, seq, host, state, detail, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (run_id, seq, host) DO UPDATE
-                 SET state = excluded.state, detail = excluded.detail, updated_at = excluded.updated_at",
-                params![run, seq as i64, host, to.as_str(), detail, at],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.per_host("fleet_item_hosts", "item", run, seq, changes)
     }
 
     /// One undo of `hoist fleet rollback` (the host's rollback of batch
@@ -280,34 +253,91 @@ impl FleetJournal {
         to: UndoState,
         detail: Option<&str>,
     ) -> Result<()> {
+        self.per_host(
+            "fleet_undos",
+            "undo of item",
+            run,
+            seq,
+            &[(host, to, detail)],
+        )
+    }
+
+    /// Rows of `table` keyed by (run, item, host) changed together, in one
+    /// transaction, each checked against its state's table.
+    fn per_host<S: PerHost>(
+        &mut self,
+        table: &str,
+        what: &str,
+        run: i64,
+        seq: usize,
+        changes: &[(&str, S, Option<&str>)],
+    ) -> Result<()> {
         let tx = self.conn.transaction()?;
-        let from: Option<String> = tx
-            .query_row(
-                "SELECT state FROM fleet_undos WHERE run_id = ?1 AND seq = ?2 AND host = ?3",
-                params![run, seq as i64, host],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let from: UndoState = match from {
-            Some(f) => f.parse().map_err(JournalError::Corrupt)?,
-            None => UndoState::Pending,
-        };
-        if !from.can_go(to) {
-            return Err(transition(
-                &format!("undo of item {} on {host}", seq + 1),
-                from,
-                to,
-            ));
+        let at = now();
+        for (host, to, detail) in changes {
+            let from: Option<String> = tx
+                .query_row(
+                    &format!(
+                        "SELECT state FROM {table} WHERE run_id = ?1 AND seq = ?2 AND host = ?3"
+                    ),
+                    params![run, seq as i64, host],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let from: S = match from {
+                Some(f) => f.parse().map_err(JournalError::Corrupt)?,
+                None => S::PENDING,
+            };
+            if !from.allows(*to) {
+                return Err(transition(
+                    &format!("{what} {} on {host}", seq + 1),
+                    from,
+                    *to,
+                ));
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO {table} (run_id, seq, host, state, detail, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (run_id, seq, host) DO UPDATE
+                     SET state = excluded.state, detail = excluded.detail, updated_at = excluded.updated_at"
+                ),
+                params![run, seq as i64, host, to.text(), detail, at],
+            )?;
         }
-        tx.execute(
-            "INSERT INTO fleet_undos (run_id, seq, host, state, detail, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (run_id, seq, host) DO UPDATE
-             SET state = excluded.state, detail = excluded.detail, updated_at = excluded.updated_at",
-            params![run, seq as i64, host, to.as_str(), detail, now()],
-        )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Every row of `table` keyed by (run, item, host) for rollout `id`, in
+    /// the order `order` says.
+    fn per_host_rows<S: PerHost>(
+        &self,
+        table: &str,
+        order: &str,
+        id: i64,
+    ) -> Result<Vec<PerHostRow<S>>> {
+        let mut q = self.conn.prepare(&format!(
+            "SELECT seq, host, state, detail FROM {table} WHERE run_id = ?1 ORDER BY {order}"
+        ))?;
+        q.query_map([id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get(3)?,
+            ))
+        })?
+        .map(|r| {
+            let (seq, h, s, d) = r?;
+            Ok((
+                seq as usize,
+                h,
+                s.parse().map_err(JournalError::Corrupt)?,
+                d,
+            ))
+        })
+        .collect()
     }
 
     pub fn latest(&self) -> Result<Option<RolloutView>> {
@@ -355,50 +385,10 @@ impl FleetJournal {
                 Ok((s.parse().map_err(JournalError::Corrupt)?, d))
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut q = self.conn.prepare(
-            "SELECT seq, host, state, detail FROM fleet_item_hosts WHERE run_id = ?1 ORDER BY seq, rowid",
-        )?;
-        let item_hosts = q
-            .query_map([id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get(3)?,
-                ))
-            })?
-            .map(|r| {
-                let (seq, h, s, d) = r?;
-                Ok((
-                    seq as usize,
-                    h,
-                    s.parse().map_err(JournalError::Corrupt)?,
-                    d,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut q = self.conn.prepare(
-            "SELECT seq, host, state, detail FROM fleet_undos WHERE run_id = ?1 ORDER BY rowid",
-        )?;
-        let undos = q
-            .query_map([id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get(3)?,
-                ))
-            })?
-            .map(|r| {
-                let (seq, h, s, d) = r?;
-                Ok((
-                    seq as usize,
-                    h,
-                    s.parse().map_err(JournalError::Corrupt)?,
-                    d,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        // The hosts of a run-on-each item in the order they started, the
+        // undos in the order they ran.
+        let item_hosts = self.per_host_rows("fleet_item_hosts", "seq, rowid", id)?;
+        let undos = self.per_host_rows("fleet_undos", "rowid", id)?;
         Ok(RolloutView {
             id,
             state: state.parse().map_err(JournalError::Corrupt)?,

@@ -121,6 +121,35 @@ impl ItemState {
     }
 }
 
+/// A state kept per item and host in the controller's journal (a host of
+/// a run-on-each item, an undo of the rollback): a row absent is pending,
+/// each change checked against the state's own table.
+pub trait PerHost: Copy + fmt::Display + FromStr<Err = String> {
+    const PENDING: Self;
+    fn allows(self, to: Self) -> bool;
+    fn text(self) -> &'static str;
+}
+
+impl PerHost for ItemState {
+    const PENDING: Self = ItemState::Pending;
+    fn allows(self, to: Self) -> bool {
+        self.can_go(to)
+    }
+    fn text(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl PerHost for UndoState {
+    const PENDING: Self = UndoState::Pending;
+    fn allows(self, to: Self) -> bool {
+        self.can_go(to)
+    }
+    fn text(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 impl UndoState {
     pub fn can_go(self, to: UndoState) -> bool {
         use UndoState::*;
