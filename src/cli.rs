@@ -94,7 +94,14 @@ pub enum Command {
         replan: bool,
     },
     /// Put the host back as it was before the unfinished run.
-    Rollback,
+    Rollback {
+        /// The run of this fleet rollout instead, committed or not (sent
+        /// by `hoist fleet rollback`): refused when a later run exists or
+        /// the run is past its point of no return; nothing to do when it
+        /// is rolled back already or never ran here.
+        #[arg(long, hide = true, value_name = "TAG")]
+        rollout: Option<String>,
+    },
     /// Where the last run stands, and what to do next.
     Status,
     /// Every run on this host.
@@ -175,7 +182,10 @@ pub fn main() -> ExitCode {
             rollout.clone(),
         ),
         Command::Resume { replan } => crate::upgrade::resume(&cli.state_dir, *replan, cli.json),
-        Command::Rollback => crate::upgrade::rollback(&cli.state_dir, cli.json),
+        Command::Rollback { rollout: None } => crate::upgrade::rollback(&cli.state_dir, cli.json),
+        Command::Rollback { rollout: Some(tag) } => {
+            crate::fleet::host_rollback::rollback(&cli.state_dir, tag, cli.json)
+        }
         Command::Status => crate::status::status(&cli.state_dir, cli.json),
         Command::History => crate::status::history(&cli.state_dir, cli.json),
         Command::Firewall(c) => {

@@ -387,6 +387,53 @@ impl Journal {
         Ok(())
     }
 
+    /// The run tagged with fleet rollout `tag` (its `fleet-rollout` event),
+    /// if one was made on this host.
+    pub fn run_of_rollout(&self, tag: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT run_id FROM events WHERE kind = ?1 AND detail = ?2 ORDER BY id DESC LIMIT 1",
+                params![crate::fleet::remote::ROLLOUT_EVENT, tag],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// A committed run reopened for `hoist fleet rollback`
+    /// ([`crate::state::FLEET_ROLLBACK`], the one way out of `committed`):
+    /// `rolling-back`, with the event saying who asked and what it costs,
+    /// in one transaction.
+    pub fn reopen_for_fleet_rollback(&mut self, run: i64, why: &str) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let from: String =
+            tx.query_row("SELECT state FROM runs WHERE id = ?1", params![run], |r| {
+                r.get(0)
+            })?;
+        let from: RunState = from.parse().map_err(JournalError::Corrupt)?;
+        let (allowed_from, to) = crate::state::FLEET_ROLLBACK;
+        if from != allowed_from {
+            return Err(JournalError::Transition {
+                what: format!("run {run}"),
+                from: from.to_string(),
+                to: to.to_string(),
+            });
+        }
+        let t = now();
+        tx.execute(
+            "UPDATE runs SET state = ?2, finished_at = NULL, updated_at = ?3 WHERE id = ?1",
+            params![run, to.as_str(), t],
+        )?;
+        tx.execute(
+            "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, 'fleet-rollback', ?3)",
+            params![run, t, why],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn latest_run(&self) -> Result<Option<RunRecord>> {
         let id: Option<i64> = self
             .conn

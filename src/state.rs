@@ -131,6 +131,14 @@ pub const STEP_TRANSITIONS: &[(StepState, StepState)] = &[
     (S::UndoFailed, S::Running),
 ];
 
+/// The one way out of a final state: a committed run of a fleet rollout
+/// rolled back by `hoist fleet rollback` (`hoist rollback --rollout TAG`
+/// on the host), when another host of the rollout failed. Not in
+/// `RUN_TRANSITIONS`: `set_run_state` never takes it; only
+/// `Journal::reopen_for_fleet_rollback` does, which journals why in the
+/// same transaction. A plain `hoist rollback` never reopens a committed run.
+pub const FLEET_ROLLBACK: (RunState, RunState) = (R::Committed, R::RollingBack);
+
 pub fn run_allowed(from: RunState, to: RunState) -> bool {
     RUN_TRANSITIONS.contains(&(from, to))
 }
@@ -175,6 +183,7 @@ mod tests {
             assert_eq!(a.as_str().parse::<StepState>().unwrap(), *a);
         }
         assert!(!run_allowed(R::Committed, R::RollingBack));
+        assert!(!RUN_TRANSITIONS.contains(&FLEET_ROLLBACK));
         assert!(step_allowed(S::Done, S::Undoing));
         assert!(!step_allowed(S::Undone, S::Done));
     }

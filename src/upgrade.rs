@@ -38,7 +38,7 @@ fn say(json: bool, error: &str, message: &str) {
     }
 }
 
-fn refuse(json: bool, code: u8, error: &str, message: &str) -> u8 {
+pub(crate) fn refuse(json: bool, code: u8, error: &str, message: &str) -> u8 {
     say(json, error, message);
     code
 }
@@ -272,7 +272,7 @@ fn say_up_to_date(json: bool, product: &str, current: &Version, target: &Version
     }
 }
 
-fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
+pub(crate) fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
     engine.ui.finish();
     // The run is over for now: no banner says an upgrade is in progress.
     crate::actions::reboot::clear_banner();
@@ -388,7 +388,7 @@ const BOOT_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 /// resume or rollback typed during the boot waits, bounded, for it to end.
 /// Not from a unit (`INVOCATION_ID`): the boot-time resume is itself part
 /// of the boot it would wait for.
-fn wait_for_boot(json: bool) {
+pub(crate) fn wait_for_boot(json: bool) {
     if std::env::var_os("INVOCATION_ID").is_some() {
         return;
     }

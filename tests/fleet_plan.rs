@@ -434,6 +434,62 @@ fn hoist_fleet_plan_prints_the_plan_and_its_json() {
     assert!(err.contains("expected key=value"), "{err}");
 }
 
+#[test]
+fn hoist_fleet_plan_shows_a_run_once_undo() {
+    let dir = std::env::temp_dir().join(format!("hoist-fleet-undo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fleet = "[fleet]\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\n\n[[fleet.run_once]]\nid = \"drain\"\nbefore = \"web\"\non = { every = \"web\" }\nexec = { shell = \"touch /run/drained\" }\nundo = { exec = { shell = \"rm -f /run/drained\" } }\n";
+    std::fs::write(
+        dir.join("recipe.toml"),
+        format!(
+            "[product]\nname = \"demo\"\nversion = {{ package = \"demo\" }}\nroles = [\"web\"]\n\n[[paths]]\nid = \"main\"\nfrom = \"1.*\"\nto = \"2.0\"\n\n{fleet}"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("inv.toml"),
+        "[hosts.w1]\nroles = [\"web\"]\n[hosts.w2]\nroles = [\"web\"]\n",
+    )
+    .unwrap();
+    let fleet_plan = |json: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"));
+        if json {
+            c.arg("--json");
+        }
+        c.args(["fleet", "plan", "-i"])
+            .arg(dir.join("inv.toml"))
+            .arg("-r")
+            .arg(dir.join("recipe.toml"))
+            .output()
+            .unwrap()
+    };
+    let out = fleet_plan(false);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("  1. run once on every web (2 host(s): w1, w2): drain"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        lines[at + 1],
+        "       sh -c \"touch /run/drained\"",
+        "{text}"
+    );
+    assert_eq!(
+        lines[at + 2],
+        "       undo (fleet rollback): sh -c \"rm -f /run/drained\"",
+        "{text}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&fleet_plan(true).stdout).unwrap();
+    assert_eq!(v["items"][0]["undo"]["kind"], "exec");
+    assert_eq!(v["items"][0]["undo"]["shell"], "rm -f /run/drained");
+    // A step without an undo has no `undo` key: older plans hash the same.
+    assert!(v["items"][1].get("undo").is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
 

@@ -1,5 +1,6 @@
-//! `hoist fleet plan | upgrade | resume | status`: the fleet's commands
-//! (see `cli` for the exit codes); `upgrade` and `resume` are in `drive`.
+//! `hoist fleet plan | upgrade | resume | rollback | status`: the fleet's
+//! commands (see `cli` for the exit codes); `upgrade`, `resume` and
+//! `rollback` are in `drive`.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,18 @@ pub enum FleetCommand {
         #[command(flatten)]
         run: super::drive::RunArgs,
     },
+    /// Put every host the last rollout touched back as before it: its
+    /// run-once steps undone and its hosts' runs rolled back (committed
+    /// ones too), newest first; shows what it will do and asks (unless
+    /// --yes). Run again after a failure or a kill: what was undone is not
+    /// undone again.
+    Rollback {
+        #[command(flatten)]
+        run: super::drive::RunArgs,
+        /// Do not ask for confirmation.
+        #[arg(short = 'f', long = "yes")]
+        yes: bool,
+    },
     /// Where the last rollout stands: hosts done, failed, running, not
     /// started, and what to do next.
     Status,
@@ -57,6 +70,7 @@ pub fn main(command: &FleetCommand, state_dir: &Path, json: bool) -> u8 {
             super::drive::upgrade(run, to.as_deref(), *yes, state_dir, json)
         }
         FleetCommand::Resume { run } => super::drive::resume(run, state_dir, json),
+        FleetCommand::Rollback { run, yes } => super::drive::rollback(run, *yes, state_dir, json),
     }
 }
 

@@ -1,5 +1,5 @@
-//! `hoist fleet upgrade` and `hoist fleet resume`: a rollout driven over
-//! SSH. The plan is shown and confirmed, the controller's state directory
+//! `hoist fleet upgrade`, `hoist fleet resume` and `hoist fleet rollback`:
+//! a rollout driven (or undone, `fleet::rollback`) over SSH. The plan is shown and confirmed, the controller's state directory
 //! locked (`fleet.lock`), SIGINT/SIGTERM set the executor's pause flag
 //! (the rollout stops cleanly before its next item; hosts upgrading finish),
 //! and every host's progress is shown as it comes (`--json`: events).
@@ -12,10 +12,14 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::inventory::Inventory;
-use super::journal::FleetJournal;
+use super::journal::{FleetJournal, RolloutView};
 use super::plan::{FleetPlan, Item};
+use super::rollback::{
+    Options as RbOptions, Outcome as RbOutcome, Progress as RbProgress, Rollback, Undo, undos,
+};
 use super::run::{Executor, Options, Outcome, Progress};
 use super::ssh::{Settings, SshTransport};
+use super::state::FleetState;
 use super::transport::{HostEvent, HostResult};
 use crate::cli::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 use crate::recipe::Recipe;
@@ -144,13 +148,18 @@ pub fn upgrade(args: &RunArgs, to: Option<&str>, yes: bool, state_dir: &Path, js
         Err(e) => return fail(json, EXIT_USAGE, "journal", &e.to_string()),
     };
     match journal.latest() {
-        Ok(Some(v)) if v.state.resumable() => {
+        Ok(Some(v)) if v.state.rolling_back() || v.state.resumable() => {
+            let (error, next) = if v.state.rolling_back() {
+                ("rolling-back", "finish it with `hoist fleet rollback")
+            } else {
+                ("unfinished", "carry on with `hoist fleet resume")
+            };
             return fail(
                 json,
                 EXIT_REFUSED,
-                "unfinished",
+                error,
                 &format!(
-                    "rollout {} is {}: carry on with `hoist fleet resume -i INVENTORY -r RECIPE` (see `hoist fleet status`)",
+                    "rollout {} is {}: {next} -i INVENTORY -r RECIPE` (see `hoist fleet status`)",
                     v.id, v.state
                 ),
             );
@@ -163,21 +172,10 @@ pub fn upgrade(args: &RunArgs, to: Option<&str>, yes: bool, state_dir: &Path, js
     } else {
         print!("{}", plan.render());
     }
-    if !yes {
-        if !crate::ui::interactive() {
-            return fail(
-                json,
-                EXIT_USAGE,
-                "no-terminal",
-                "no terminal to ask for confirmation: add --yes to roll out without asking",
-            );
-        }
-        let n = plan.upgraded().count();
-        let answer = crate::ui::ask(&format!("Upgrade {n} host(s) as above? [y/N] "));
-        if !matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes")) {
-            println!("nothing was changed");
-            return EXIT_OK;
-        }
+    let n = plan.upgraded().count();
+    let question = format!("Upgrade {n} host(s) as above? [y/N] ");
+    if let Err(code) = confirm(json, yes, &question, "roll out") {
+        return code;
     }
     let settings = match settings(args, state_dir) {
         Ok(s) => s,
@@ -197,58 +195,22 @@ pub fn upgrade(args: &RunArgs, to: Option<&str>, yes: bool, state_dir: &Path, js
 }
 
 pub fn resume(args: &RunArgs, state_dir: &Path, json: bool) -> u8 {
-    let _lock = match crate::lock::acquire_file(state_dir, "fleet.lock", "fleet resume") {
-        Ok(l) => l,
-        Err(e) => return fail(json, EXIT_REFUSED, "locked", &e.to_string()),
-    };
-    let mut journal = match FleetJournal::open_existing(state_dir) {
-        Ok(Some(j)) => j,
-        Ok(None) => return fail(json, EXIT_OK, "no-rollout", "no fleet rollout to resume"),
-        Err(e) => return fail(json, EXIT_USAGE, "journal", &e.to_string()),
-    };
-    let view = match journal.latest() {
-        Ok(Some(v)) if v.state.resumable() => v,
-        Ok(Some(v)) => {
-            if !json {
-                println!(
-                    "nothing to resume: rollout {} is {} (see `hoist fleet status`)",
-                    v.id, v.state
-                );
-            }
-            return EXIT_OK;
-        }
-        Ok(None) => return fail(json, EXIT_OK, "no-rollout", "no fleet rollout to resume"),
-        Err(e) => return fail(json, EXIT_USAGE, "journal", &e.to_string()),
-    };
-    let (recipe, inventory, plan) = match load(
-        &args.inventory,
-        &args.recipe,
-        view.plan.target.as_deref(),
-        json,
-    ) {
+    let (_lock, mut journal, view) = match last_rollout(state_dir, json, "resume") {
         Ok(x) => x,
         Err(code) => return code,
     };
-    // Resume walks the journaled plan: the inventory and the recipe given
-    // must make the same one, or hosts would be matched to the wrong items.
-    if plan.hash != view.plan.hash {
-        return fail(
-            json,
-            EXIT_REFUSED,
-            "plan-changed",
-            &format!(
-                "the inventory or the recipe's [fleet] changed since rollout {} started: its plan is not the same (see `hoist fleet plan`); resume with the same files",
-                view.id
-            ),
-        );
+    if !view.state.resumable() {
+        if !json {
+            println!(
+                "nothing to resume: rollout {} is {} (see `hoist fleet status`)",
+                view.id, view.state
+            );
+        }
+        return EXIT_OK;
     }
-    let settings = match settings(args, state_dir) {
-        Ok(s) => s,
-        Err(e) => return fail(json, EXIT_USAGE, "binary", &e),
-    };
-    let transport = match SshTransport::new(settings, &recipe, &inventory, &view.plan) {
-        Ok(t) => t.for_rollout(view.id, &view.plan),
-        Err(e) => return fail(json, EXIT_REFUSED, "cannot-start", &e),
+    let transport = match transport_for(args, &view, state_dir, json) {
+        Ok(t) => t,
+        Err(code) => return code,
     };
     if !json {
         println!("resuming rollout {} ({})", view.id, view.state);
@@ -257,6 +219,201 @@ pub fn resume(args: &RunArgs, state_dir: &Path, json: bool) -> u8 {
     drive(&mut journal, &transport, id, json, |ex| {
         ex.resume().map(|o| o.map_or(Outcome::Done, |(_, o)| o))
     })
+}
+
+/// Asks `question` unless `yes`; `Err` is the exit code: no terminal to
+/// ask on (usage), or not confirmed (nothing was changed).
+fn confirm(json: bool, yes: bool, question: &str, verb: &str) -> Result<(), u8> {
+    if yes {
+        return Ok(());
+    }
+    if !crate::ui::interactive() {
+        return Err(fail(
+            json,
+            EXIT_USAGE,
+            "no-terminal",
+            &format!("no terminal to ask for confirmation: add --yes to {verb} without asking"),
+        ));
+    }
+    let answer = crate::ui::ask(question);
+    if !matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes")) {
+        println!("nothing was changed");
+        return Err(EXIT_OK);
+    }
+    Ok(())
+}
+
+/// `fleet.lock` (held: a controller runs this rollout now, refused), the
+/// controller's journal and its last rollout; `Err` is the exit code.
+fn last_rollout(
+    state_dir: &Path,
+    json: bool,
+    what: &str,
+) -> Result<(crate::lock::Lock, FleetJournal, RolloutView), u8> {
+    let lock = crate::lock::acquire_file(state_dir, "fleet.lock", &format!("fleet {what}"))
+        .map_err(|e| {
+            fail(
+                json,
+                EXIT_REFUSED,
+                "locked",
+                &format!("refused: the rollout's controller is running ({e}); `hoist fleet {what}` once it has stopped"),
+            )
+        })?;
+    let none = || {
+        fail(
+            json,
+            EXIT_OK,
+            "no-rollout",
+            &format!("no fleet rollout to {what}"),
+        )
+    };
+    let journal = match FleetJournal::open_existing(state_dir) {
+        Ok(Some(j)) => j,
+        Ok(None) => return Err(none()),
+        Err(e) => return Err(fail(json, EXIT_USAGE, "journal", &e.to_string())),
+    };
+    match journal.latest() {
+        Ok(Some(v)) => Ok((lock, journal, v)),
+        Ok(None) => Err(none()),
+        Err(e) => Err(fail(json, EXIT_USAGE, "journal", &e.to_string())),
+    }
+}
+
+/// The SSH transport for a journaled rollout, from the inventory and the
+/// recipe given, which must make the same plan: the journal's items are
+/// walked, and hosts would be matched to the wrong ones.
+fn transport_for(
+    args: &RunArgs,
+    view: &RolloutView,
+    state_dir: &Path,
+    json: bool,
+) -> Result<SshTransport, u8> {
+    let (recipe, inventory, plan) = load(
+        &args.inventory,
+        &args.recipe,
+        view.plan.target.as_deref(),
+        json,
+    )?;
+    if plan.hash != view.plan.hash {
+        return Err(fail(
+            json,
+            EXIT_REFUSED,
+            "plan-changed",
+            &format!(
+                "the inventory or the recipe's [fleet] changed since rollout {} started: its plan is not the same (see `hoist fleet plan`); use the same files",
+                view.id
+            ),
+        ));
+    }
+    let settings = settings(args, state_dir).map_err(|e| fail(json, EXIT_USAGE, "binary", &e))?;
+    SshTransport::new(settings, &recipe, &inventory, &view.plan)
+        .map(|t| t.for_rollout(view.id, &view.plan))
+        .map_err(|e| fail(json, EXIT_REFUSED, "cannot-start", &e))
+}
+
+/// `hoist fleet rollback`: the last rollout's undos (`fleet::rollback`),
+/// shown and confirmed, then run over SSH; stops at the first failure.
+pub fn rollback(args: &RunArgs, yes: bool, state_dir: &Path, json: bool) -> u8 {
+    let (_lock, mut journal, view) = match last_rollout(state_dir, json, "rollback") {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if view.state == FleetState::RolledBack {
+        if !json {
+            println!(
+                "nothing to roll back: rollout {} is rolled back (see `hoist fleet status`)",
+                view.id
+            );
+        }
+        return EXIT_OK;
+    }
+    let transport = match transport_for(args, &view, state_dir, json) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let todo: Vec<Undo> = undos(&view)
+        .into_iter()
+        .filter(|u| !view.undo_state(u.seq(), u.host()).ended())
+        .collect();
+    if json {
+        let list: Vec<String> = todo.iter().map(Undo::describe).collect();
+        event(
+            json,
+            "fleet-rollback-plan",
+            serde_json::json!({ "rollout": view.id, "state": view.state, "undos": list }),
+        );
+    } else {
+        println!(
+            "Rolling back rollout {} of {} ({}), newest first:",
+            view.id, view.plan.product, view.state
+        );
+        for (n, u) in todo.iter().enumerate() {
+            println!("{:>3}. {}", n + 1, u.describe());
+        }
+        if todo.is_empty() {
+            println!("  nothing left to undo");
+        }
+    }
+    if let Err(code) = confirm(json, yes, "Roll back as above? [y/N] ", "roll back") {
+        return code;
+    }
+    let started = Instant::now();
+    let mut progress = |p: RbProgress<'_>| {
+        let t = started.elapsed().as_secs_f64();
+        match p {
+            RbProgress::Started(u) if json => event(
+                json,
+                "undo-started",
+                serde_json::json!({ "what": u.describe() }),
+            ),
+            RbProgress::Started(u) => println!("[{t:7.1}s] {}", u.describe()),
+            RbProgress::Ended(u, state, detail) if json => event(
+                json,
+                "undo-finished",
+                serde_json::json!({ "what": u.label(), "host": u.host(), "state": state, "detail": detail }),
+            ),
+            RbProgress::Ended(u, state, detail) => println!(
+                "[{t:7.1}s]   {}: {state}{}",
+                u.label(),
+                detail.map(|d| format!(": {d}")).unwrap_or_default()
+            ),
+        }
+    };
+    let outcome = Rollback::new(
+        &mut journal,
+        &transport,
+        RbOptions::default(),
+        &mut progress,
+    )
+    .run(view.id);
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return fail(json, EXIT_REFUSED, "journal", &e.to_string()),
+    };
+    let after = journal.load(view.id).ok();
+    if json {
+        event(
+            json,
+            "rollback-finished",
+            serde_json::json!({
+                "rollout": view.id,
+                "state": after.as_ref().map(|v| v.state),
+                "error": match &outcome { RbOutcome::Failed(e) => Some(e.as_str()), _ => None },
+                "summary": after.as_ref().map(|v| v.summary_json()),
+            }),
+        );
+    } else {
+        if let RbOutcome::Failed(why) = &outcome {
+            println!("rollback stopped: {why}");
+        }
+        if let Some(v) = &after {
+            print!("{}", v.summary());
+        }
+    }
+    match outcome {
+        RbOutcome::RolledBack => EXIT_OK,
+        RbOutcome::Failed(_) | RbOutcome::Crashed => EXIT_REFUSED,
+    }
 }
 
 /// Runs the executor with live progress and the pause flag on signals;

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::remote::ROLLOUT_EVENT;
-use super::transport::{HostEvent, HostResult, RemoteStatus};
+use super::transport::{HostEvent, HostResult, HostRollback, RemoteStatus};
 
 /// What the lines of one upgrade said so far.
 #[derive(Debug, Default)]
@@ -148,9 +148,63 @@ pub fn status(text: &str, tag: &str, launched: bool) -> Result<RemoteStatus, Str
     })
 }
 
+/// The output of `hoist --json rollback --rollout TAG` on a host: its last
+/// answer (`run-finished`, `nothing-to-roll-back`, `refused`) read from
+/// the end; `stderr` and the exit code when it said none (it died).
+pub fn rollback(stdout: &str, stderr: &str, code: Option<i32>) -> Result<HostRollback, String> {
+    let said = stdout.lines().rev().find_map(|l| {
+        let v: Value = serde_json::from_str(l.trim()).ok()?;
+        let event = v.get("event").and_then(Value::as_str)?;
+        matches!(event, "run-finished" | "nothing-to-roll-back" | "refused").then_some(v)
+    });
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    match said {
+        Some(v) => match (s(&v, "event").as_str(), s(&v, "state").as_str()) {
+            ("run-finished", "rolled-back") => Ok(HostRollback::RolledBack),
+            ("nothing-to-roll-back", _) => Ok(HostRollback::NothingToDo(s(&v, "message"))),
+            ("run-finished", state) => Err(format!("{state}: {}", s(&v, "message"))),
+            _ => Err(s(&v, "message")),
+        },
+        None => Err(format!(
+            "hoist rollback ended ({}) without an answer: {}",
+            code.map_or("killed".to_string(), |c| format!("exit {c}")),
+            stderr.lines().last().unwrap_or("no output")
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hosts_rollback_answer_is_read() {
+        let done = r#"{"schema":1,"event":"undo-finished","step":"x","state":"undone"}
+{"schema":1,"event":"run-finished","run":2,"state":"rolled-back","message":"rolled back on request"}"#;
+        assert_eq!(rollback(done, "", Some(0)), Ok(HostRollback::RolledBack));
+        let again = r#"{"schema":1,"event":"nothing-to-roll-back","run":2,"reason":"rolled-back","message":"nothing to roll back: run 2 is rolled back already"}"#;
+        assert_eq!(
+            rollback(again, "", Some(0)),
+            Ok(HostRollback::NothingToDo(
+                "nothing to roll back: run 2 is rolled back already".into()
+            ))
+        );
+        let refused = r#"{"schema":1,"event":"refused","error":"past-point-of-no-return","message":"run 2 is past its point of no return"}"#;
+        assert_eq!(
+            rollback(refused, "", Some(1)),
+            Err("run 2 is past its point of no return".into())
+        );
+        let failed = r#"{"schema":1,"event":"run-finished","run":2,"state":"rollback-failed","message":"the rollback did not finish: x"}"#;
+        assert_eq!(
+            rollback(failed, "", Some(1)),
+            Err("rollback-failed: the rollback did not finish: x".into())
+        );
+        assert!(
+            rollback("", "Segmentation fault", None)
+                .unwrap_err()
+                .contains("killed")
+        );
+    }
 
     #[test]
     fn events_and_ending_are_read() {

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::plan::{FleetPlan, Item};
-use super::state::{FleetState, HostState, ItemState};
+use super::state::{FleetState, HostState, ItemState, PerHost, UndoState};
 use crate::journal::{JournalError, now};
 
 type Result<T> = std::result::Result<T, JournalError>;
@@ -57,7 +57,19 @@ CREATE TABLE IF NOT EXISTS fleet_item_hosts (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (run_id, seq, host)
 );
+CREATE TABLE IF NOT EXISTS fleet_undos (
+    run_id INTEGER NOT NULL REFERENCES fleet_runs(id),
+    seq INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    state TEXT NOT NULL,
+    detail TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq, host)
+);
 ";
+
+/// A row keyed by (item, host): item index, host, state, detail.
+pub type PerHostRow<S> = (usize, String, S, Option<String>);
 
 pub struct FleetJournal {
     conn: Connection,
@@ -78,7 +90,10 @@ pub struct RolloutView {
     pub items: Vec<(ItemState, Option<String>)>,
     /// Each host of a run-on-each item (`on = { every = ROLE }`) that was
     /// started: item index, host, state, detail. A host absent is pending.
-    pub item_hosts: Vec<(usize, String, ItemState, Option<String>)>,
+    pub item_hosts: Vec<PerHostRow<ItemState>>,
+    /// `hoist fleet rollback`'s undos in the order they were started:
+    /// item index, host, state, detail (`fleet::rollback`).
+    pub undos: Vec<PerHostRow<UndoState>>,
 }
 
 impl FleetJournal {
@@ -224,37 +239,105 @@ impl FleetJournal {
         seq: usize,
         changes: &[(&str, ItemState, Option<&str>)],
     ) -> Result<()> {
+        self.per_host("fleet_item_hosts", "item", run, seq, changes)
+    }
+
+    /// One undo of `hoist fleet rollback` (the host's rollback of batch
+    /// item `seq`, or a run-once item's undo on `host`), checked against
+    /// `UndoState::can_go` (a row absent is `pending`), one transaction.
+    pub fn undo(
+        &mut self,
+        run: i64,
+        seq: usize,
+        host: &str,
+        to: UndoState,
+        detail: Option<&str>,
+    ) -> Result<()> {
+        self.per_host(
+            "fleet_undos",
+            "undo of item",
+            run,
+            seq,
+            &[(host, to, detail)],
+        )
+    }
+
+    /// Rows of `table` keyed by (run, item, host) changed together, in one
+    /// transaction, each checked against its state's table.
+    fn per_host<S: PerHost>(
+        &mut self,
+        table: &str,
+        what: &str,
+        run: i64,
+        seq: usize,
+        changes: &[(&str, S, Option<&str>)],
+    ) -> Result<()> {
         let tx = self.conn.transaction()?;
         let at = now();
         for (host, to, detail) in changes {
             let from: Option<String> = tx
                 .query_row(
-                    "SELECT state FROM fleet_item_hosts WHERE run_id = ?1 AND seq = ?2 AND host = ?3",
+                    &format!(
+                        "SELECT state FROM {table} WHERE run_id = ?1 AND seq = ?2 AND host = ?3"
+                    ),
                     params![run, seq as i64, host],
                     |r| r.get(0),
                 )
                 .optional()?;
-            let from: ItemState = match from {
+            let from: S = match from {
                 Some(f) => f.parse().map_err(JournalError::Corrupt)?,
-                None => ItemState::Pending,
+                None => S::PENDING,
             };
-            if !from.can_go(*to) {
+            if !from.allows(*to) {
                 return Err(transition(
-                    &format!("item {} on {host}", seq + 1),
+                    &format!("{what} {} on {host}", seq + 1),
                     from,
                     *to,
                 ));
             }
             tx.execute(
-                "INSERT INTO fleet_item_hosts (run_id, seq, host, state, detail, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (run_id, seq, host) DO UPDATE
-                 SET state = excluded.state, detail = excluded.detail, updated_at = excluded.updated_at",
-                params![run, seq as i64, host, to.as_str(), detail, at],
+                &format!(
+                    "INSERT INTO {table} (run_id, seq, host, state, detail, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (run_id, seq, host) DO UPDATE
+                     SET state = excluded.state, detail = excluded.detail, updated_at = excluded.updated_at"
+                ),
+                params![run, seq as i64, host, to.text(), detail, at],
             )?;
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Every row of `table` keyed by (run, item, host) for rollout `id`, in
+    /// the order `order` says.
+    fn per_host_rows<S: PerHost>(
+        &self,
+        table: &str,
+        order: &str,
+        id: i64,
+    ) -> Result<Vec<PerHostRow<S>>> {
+        let mut q = self.conn.prepare(&format!(
+            "SELECT seq, host, state, detail FROM {table} WHERE run_id = ?1 ORDER BY {order}"
+        ))?;
+        q.query_map([id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get(3)?,
+            ))
+        })?
+        .map(|r| {
+            let (seq, h, s, d) = r?;
+            Ok((
+                seq as usize,
+                h,
+                s.parse().map_err(JournalError::Corrupt)?,
+                d,
+            ))
+        })
+        .collect()
     }
 
     pub fn latest(&self) -> Result<Option<RolloutView>> {
@@ -302,28 +385,10 @@ impl FleetJournal {
                 Ok((s.parse().map_err(JournalError::Corrupt)?, d))
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut q = self.conn.prepare(
-            "SELECT seq, host, state, detail FROM fleet_item_hosts WHERE run_id = ?1 ORDER BY seq, rowid",
-        )?;
-        let item_hosts = q
-            .query_map([id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get(3)?,
-                ))
-            })?
-            .map(|r| {
-                let (seq, h, s, d) = r?;
-                Ok((
-                    seq as usize,
-                    h,
-                    s.parse().map_err(JournalError::Corrupt)?,
-                    d,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        // The hosts of a run-on-each item in the order they started, the
+        // undos in the order they ran.
+        let item_hosts = self.per_host_rows("fleet_item_hosts", "seq, rowid", id)?;
+        let undos = self.per_host_rows("fleet_undos", "rowid", id)?;
         Ok(RolloutView {
             id,
             state: state.parse().map_err(JournalError::Corrupt)?,
@@ -334,6 +399,7 @@ impl FleetJournal {
             hosts,
             items,
             item_hosts,
+            undos,
         })
     }
 }
@@ -362,6 +428,15 @@ impl RolloutView {
             .iter()
             .find(|(s, h, _, _)| *s == seq && h == host)
             .map_or(ItemState::Pending, |x| x.2)
+    }
+
+    /// The state of the undo of item `seq` on `host` (pending when never
+    /// started).
+    pub fn undo_state(&self, seq: usize, host: &str) -> UndoState {
+        self.undos
+            .iter()
+            .find(|(s, h, _, _)| *s == seq && h == host)
+            .map_or(UndoState::Pending, |x| x.2)
     }
 
     fn with(&self, state: HostState) -> Vec<&(String, HostState, Option<String>)> {
@@ -436,6 +511,9 @@ impl RolloutView {
                 _ => {}
             }
         }
+        for line in super::rollback::status_lines(self) {
+            let _ = writeln!(out, "{line}");
+        }
         let next = match self.state {
             FleetState::Done => "nothing: every host of the plan is upgraded.",
             FleetState::Stopped => {
@@ -448,6 +526,15 @@ impl RolloutView {
             FleetState::Running | FleetState::Planned => {
                 "if no controller is running, `hoist fleet resume` carries on; finished hosts are not upgraded again."
             }
+            FleetState::RollingBack => {
+                "if no `hoist fleet rollback` is running, run it again: what was undone is not undone again."
+            }
+            FleetState::RolledBack => {
+                "nothing: every host the rollout touched is back as before it (each host's `hoist status` says so)."
+            }
+            FleetState::RollbackFailed => {
+                "fix what the failed undo needs (`hoist status` on that host), then `hoist fleet rollback` again: what was undone is not undone again."
+            }
         };
         let _ = writeln!(out, "Next: {next}");
         out
@@ -456,7 +543,7 @@ impl RolloutView {
     pub fn summary_json(&self) -> serde_json::Value {
         let names =
             |s: HostState| -> Vec<&str> { self.with(s).iter().map(|h| h.0.as_str()).collect() };
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "id": self.id,
             "product": self.plan.product,
             "target": self.plan.target,
@@ -466,6 +553,10 @@ impl RolloutView {
             "failed": self.with(HostState::Failed).iter().map(|h| serde_json::json!({"host": h.0, "detail": h.2})).collect::<Vec<_>>(),
             "running": names(HostState::Running),
             "untouched": names(HostState::Pending),
-        })
+        });
+        if let Some(o) = v.as_object_mut() {
+            o.extend(super::rollback::status_json(self));
+        }
+        v
     }
 }

@@ -76,6 +76,11 @@ pub enum Item {
         gate: bool,
         summary: String,
         action: Box<Action>,
+        /// The recipe's `undo`, run by `hoist fleet rollback`. Left out of
+        /// the JSON (and so of the hash) when none, so plans journaled
+        /// before run-once steps had undos read and hash the same.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        undo: Option<Box<Action>>,
     },
     /// One action on every host of a role (`on = { every = ROLE }`), at
     /// most `parallel` at once, each host journaled on its own: a resume
@@ -88,6 +93,11 @@ pub enum Item {
         gate: bool,
         summary: String,
         action: Box<Action>,
+        /// The recipe's `undo`, run by `hoist fleet rollback`. Left out of
+        /// the JSON (and so of the hash) when none, so plans journaled
+        /// before run-once steps had undos read and hash the same.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        undo: Option<Box<Action>>,
     },
     /// A run-once step that has no host to run on.
     Skipped { id: String, reason: String },
@@ -294,6 +304,7 @@ fn run_once(r: &FleetStep, inventory: &Inventory) -> Result<Item, FleetPlanError
             gate: r.is_gate(),
             summary: r.action.summary(),
             action: Box::new(r.action.clone()),
+            undo: r.undo.clone().map(Box::new),
         });
     }
     let host = match (&r.on.host, &r.on.role) {
@@ -330,6 +341,7 @@ fn run_once(r: &FleetStep, inventory: &Inventory) -> Result<Item, FleetPlanError
         gate: r.is_gate(),
         summary: r.action.summary(),
         action: Box::new(r.action.clone()),
+        undo: r.undo.clone().map(Box::new),
     })
 }
 
@@ -369,15 +381,17 @@ impl FleetPlan {
                     host,
                     gate,
                     summary,
+                    undo,
                     ..
                 } => writeln!(
                     out,
-                    "{n:>3}. {} on {host}: {id}{}\n       {summary}",
+                    "{n:>3}. {} on {host}: {id}{}\n       {summary}{}",
                     if *gate { "gate" } else { "run once" },
                     title
                         .as_deref()
                         .map(|t| format!(" ({t})"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    undo_line(undo.as_deref())
                 ),
                 Item::RunOnEach {
                     id,
@@ -386,17 +400,19 @@ impl FleetPlan {
                     hosts,
                     gate,
                     summary,
+                    undo,
                     ..
                 } => writeln!(
                     out,
-                    "{n:>3}. {} on every {role} ({} host(s): {}): {id}{}\n       {summary}",
+                    "{n:>3}. {} on every {role} ({} host(s): {}): {id}{}\n       {summary}{}",
                     if *gate { "gate" } else { "run once" },
                     hosts.len(),
                     hosts.join(", "),
                     title
                         .as_deref()
                         .map(|t| format!(" ({t})"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    undo_line(undo.as_deref())
                 ),
                 Item::Skipped { id, reason } => {
                     writeln!(out, "{n:>3}. skip {id}: {reason}")
@@ -464,6 +480,12 @@ impl FleetPlan {
             max_fail_percentage: self.max_fail_percentage,
         }
     }
+}
+
+/// A run-once step's undo as the plan shows it, under its action.
+fn undo_line(undo: Option<&Action>) -> String {
+    undo.map(|u| format!("\n       undo (fleet rollback): {}", u.summary()))
+        .unwrap_or_default()
 }
 
 /// A pair of thresholds in words.

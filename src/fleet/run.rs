@@ -583,7 +583,7 @@ fn threshold(
     None
 }
 
-fn host_ref(plan: &FleetPlan, name: &str) -> HostRef {
+pub(super) fn host_ref(plan: &FleetPlan, name: &str) -> HostRef {
     plan.host(name).cloned().unwrap_or_else(|| HostRef {
         name: name.to_string(),
         address: name.to_string(),

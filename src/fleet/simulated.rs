@@ -12,7 +12,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::plan::HostRef;
-use super::transport::{HostEvent, HostJob, HostResult, OnceJob, RemoteStatus, Transport};
+use super::rollback::UNDO_SUFFIX;
+use super::transport::{
+    HostEvent, HostJob, HostResult, HostRollback, OnceJob, RemoteStatus, Transport,
+};
 
 /// A fault injected on one simulated host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +26,11 @@ pub enum Fault {
     Unreachable,
     /// A run-once step on it fails.
     OnceFails,
+    /// Its upgrade commits, and its run is past its point of no return:
+    /// its rollback is refused.
+    PastPoint,
+    /// Its upgrade and run-once steps succeed; an undo on it fails.
+    UndoFails,
 }
 
 #[derive(Default)]
@@ -35,7 +43,7 @@ pub struct SimulatedTransport {
     duration: Duration,
     faults: HashMap<String, Fault>,
     hosts: Mutex<HashMap<String, SimHost>>,
-    /// What was done, in order: `upgrade H`, `once ID on H`.
+    /// What was done, in order: `upgrade H`, `once ID on H`, `rollback H`.
     log: Mutex<Vec<String>>,
 }
 
@@ -153,7 +161,36 @@ impl Transport for SimulatedTransport {
         self.record(format!("once {} on {}", job.id, host.name));
         match self.faults.get(&host.name) {
             Some(Fault::OnceFails) => Err(format!("{} failed (simulated)", job.action.summary())),
+            Some(Fault::UndoFails) if job.id.ends_with(UNDO_SUFFIX) => {
+                Err(format!("{} failed (simulated)", job.action.summary()))
+            }
             _ => Ok(()),
+        }
+    }
+
+    fn rollback(&self, host: &HostRef, _job: &HostJob) -> Result<HostRollback, String> {
+        self.record(format!("rollback {}", host.name));
+        if self.faults.get(&host.name) == Some(&Fault::PastPoint) {
+            return Err(
+                "run 1 is past its point of no return (dist-upgrade: Debian has no downgrade): it cannot be rolled back (simulated)"
+                    .into(),
+            );
+        }
+        let mut hosts = self.lock_hosts();
+        let h = hosts.entry(host.name.clone()).or_default();
+        match &h.status {
+            None | Some(RemoteStatus::NotStarted) => {
+                Ok(HostRollback::NothingToDo("no run of this rollout".into()))
+            }
+            Some(RemoteStatus::Ended(HostResult::RolledBack(_))) => {
+                Ok(HostRollback::NothingToDo("rolled back already".into()))
+            }
+            Some(_) => {
+                h.status = Some(RemoteStatus::Ended(HostResult::RolledBack(
+                    "rolled back by the fleet rollback (simulated)".into(),
+                )));
+                Ok(HostRollback::RolledBack)
+            }
         }
     }
 }

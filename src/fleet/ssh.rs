@@ -25,7 +25,9 @@ use sha2::{Digest, Sha256};
 use super::events::{self, Upgrade};
 use super::inventory::{Inventory, is_secret};
 use super::plan::{FleetPlan, HostRef};
-use super::transport::{HostEvent, HostJob, HostResult, OnceJob, RemoteStatus, Transport};
+use super::transport::{
+    HostEvent, HostJob, HostResult, HostRollback, OnceJob, RemoteStatus, Transport,
+};
 use crate::recipe::Recipe;
 use crate::ssh::{Session, Target};
 
@@ -478,6 +480,41 @@ impl Transport for SshTransport {
                 out.stderr.lines().last().unwrap_or("no answer")
             )),
         }
+    }
+
+    fn rollback(&self, host: &HostRef, _job: &HostJob) -> Result<HostRollback, String> {
+        let s = self.session(host)?;
+        self.ensure_copy(host, &s)
+            .inspect_err(|_| self.drop_session(host))?;
+        // `setsid` and a file: a connection cut mid-rollback does not kill
+        // it (a write to a closed pipe would); asked again, the host's
+        // lock says it still runs, then its journal that it is done.
+        let script = "cd \"$1\" || exit 97; shift; \
+             setsid -w \"$@\" </dev/null >rollback.jsonl 2>rollback.err; rc=$?; \
+             cat rollback.jsonl; tail -n 5 rollback.err >&2; exit $rc";
+        let hoist = self.hoist();
+        let argv = [
+            "sh",
+            "-c",
+            script,
+            "hoist-fleet",
+            &self.dir,
+            &hoist,
+            "--json",
+            "rollback",
+            "--rollout",
+            &self.tag,
+        ];
+        let out = s
+            .run(&argv, None, self.settings.host_timeout)
+            .inspect_err(|_| self.drop_session(host))?;
+        if out.timed_out() {
+            return Err(format!(
+                "no end within {} (the rollback goes on there; `hoist fleet rollback` again asks it)",
+                humantime::format_duration(self.settings.host_timeout)
+            ));
+        }
+        events::rollback(&out.stdout, &out.stderr, out.status.and_then(|s| s.code()))
     }
 }
 

@@ -21,6 +21,13 @@ states!(FleetState {
     /// A run-once step or a gate failed; `resume` tries it again.
     Failed = "failed",
     Done = "done",
+    /// `hoist fleet rollback` is putting back what the rollout did (or was
+    /// killed doing it: run it again, done undos are not done again).
+    RollingBack = "rolling-back",
+    /// Every host the rollout touched rolled back, every run-once undo run.
+    RolledBack = "rolled-back",
+    /// An undo failed or a host refused: `hoist fleet status` says which.
+    RollbackFailed = "rollback-failed",
 });
 
 states!(HostState {
@@ -43,6 +50,17 @@ states!(ItemState {
     Skipped = "skipped",
 });
 
+states!(UndoState {
+    /// Not undone yet (a row absent from the journal is pending).
+    Pending = "pending",
+    Running = "running",
+    Done = "done",
+    Failed = "failed",
+    /// Nothing to undo there (the host rolled back by itself, its run never
+    /// started), or nothing to undo with (a run-once step without `undo`).
+    Skipped = "skipped",
+});
+
 impl FleetState {
     /// The one table of allowed rollout transitions.
     pub fn can_go(self, to: FleetState) -> bool {
@@ -52,7 +70,20 @@ impl FleetState {
             (Planned, Running)
                 | (Running, Paused | Stopped | Failed | Done)
                 | (Paused | Failed, Running)
+                // `hoist fleet rollback`, from wherever the rollout ended
+                // (`running` or `planned`: a controller that died, since
+                // the rollback holds the lock), and again after a failure.
+                | (
+                    Planned | Running | Paused | Stopped | Failed | Done | RollbackFailed,
+                    RollingBack
+                )
+                | (RollingBack, RolledBack | RollbackFailed)
         )
+    }
+
+    /// A rollback started and not finished: `hoist fleet rollback` again.
+    pub fn rolling_back(self) -> bool {
+        matches!(self, FleetState::RollingBack | FleetState::RollbackFailed)
     }
 
     /// `resume` may carry on from here (a crash leaves `running`).
@@ -90,6 +121,55 @@ impl ItemState {
     }
 }
 
+/// A state kept per item and host in the controller's journal (a host of
+/// a run-on-each item, an undo of the rollback): a row absent is pending,
+/// each change checked against the state's own table.
+pub trait PerHost: Copy + fmt::Display + FromStr<Err = String> {
+    const PENDING: Self;
+    fn allows(self, to: Self) -> bool;
+    fn text(self) -> &'static str;
+}
+
+impl PerHost for ItemState {
+    const PENDING: Self = ItemState::Pending;
+    fn allows(self, to: Self) -> bool {
+        self.can_go(to)
+    }
+    fn text(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl PerHost for UndoState {
+    const PENDING: Self = UndoState::Pending;
+    fn allows(self, to: Self) -> bool {
+        self.can_go(to)
+    }
+    fn text(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl UndoState {
+    pub fn can_go(self, to: UndoState) -> bool {
+        use UndoState::*;
+        matches!(
+            (self, to),
+            (Pending, Running | Skipped)
+                | (Running, Done | Failed | Skipped)
+                // Found running after a killed rollback: asked again (a
+                // host's rollback and the recipe's undos are idempotent).
+                | (Running, Running)
+                | (Failed, Running)
+        )
+    }
+
+    /// Nothing more to do for it.
+    pub fn ended(self) -> bool {
+        matches!(self, UndoState::Done | UndoState::Skipped)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +183,20 @@ mod tests {
         assert!(HostState::Pending.can_go(HostState::Running));
         assert!(!FleetState::Stopped.can_go(FleetState::Running));
         assert!(FleetState::Paused.can_go(FleetState::Running));
+    }
+
+    #[test]
+    fn a_rolled_back_rollout_goes_nowhere_and_a_done_undo_is_not_redone() {
+        for to in [FleetState::Running, FleetState::RollingBack] {
+            assert!(!FleetState::RolledBack.can_go(to));
+        }
+        assert!(FleetState::Stopped.can_go(FleetState::RollingBack));
+        assert!(FleetState::RollbackFailed.can_go(FleetState::RollingBack));
+        assert!(!FleetState::RollingBack.can_go(FleetState::Running));
+        assert!(!FleetState::RollingBack.resumable());
+        for to in [UndoState::Running, UndoState::Pending] {
+            assert!(!UndoState::Done.can_go(to));
+            assert!(!UndoState::Skipped.can_go(to));
+        }
     }
 }

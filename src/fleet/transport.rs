@@ -73,6 +73,19 @@ pub enum RemoteStatus {
     Ended(HostResult),
 }
 
+/// How a host's rollback of this rollout's run ended, when it did not
+/// fail (a refusal or a failed undo is the `Err` of
+/// [`Transport::rollback`], with the host's own words).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", content = "detail", rename_all = "snake_case")]
+pub enum HostRollback {
+    /// Its run is rolled back now (it was committed, failed, paused or
+    /// interrupted).
+    RolledBack,
+    /// Nothing to do there, and why (rolled back already, never ran).
+    NothingToDo(String),
+}
+
 /// A run-once step for a host: one action of the registry.
 #[derive(Clone, Debug)]
 pub struct OnceJob<'a> {
@@ -103,6 +116,12 @@ pub trait Transport: Sync {
         events: &mut dyn FnMut(HostEvent),
     ) -> HostResult;
 
-    /// Runs one action on the host (a run-once step, or a gate's wait).
+    /// Runs one action on the host (a run-once step, a gate's wait, or a
+    /// run-once step's undo).
     fn run_once(&self, host: &HostRef, job: &OnceJob<'_>) -> Result<(), String>;
+
+    /// Rolls back the host's run of this rollout, committed or not
+    /// (`hoist rollback --rollout TAG` there); idempotent. Bounded as
+    /// `upgrade`.
+    fn rollback(&self, host: &HostRef, job: &HostJob) -> Result<HostRollback, String>;
 }

@@ -166,6 +166,12 @@ pub struct FleetStep {
     pub at: Anchor,
     pub on: Target,
     pub action: Action,
+    /// What puts back what `action` did, for `hoist fleet rollback`: the
+    /// same shape and the same rules as a step's `undo`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undo: Option<Action>,
+    #[serde(skip)]
+    pub undo_span: Span<usize>,
     #[serde(skip)]
     pub span: Span<usize>,
 }
@@ -388,9 +394,13 @@ fn batch(value: &Spanned<toml::Value>, problems: &mut Vec<Problem>) -> Option<Ve
 
 fn step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<FleetStep> {
     let span = item.span();
-    let (rest, taken) = super::parse::take(item, |k| KINDS.contains(&k));
+    let (rest, taken) = super::parse::take(item, |k| k == "undo" || KINDS.contains(&k));
     let raw: Option<RawStep> = super::parse::de(rest, problems);
-    let actions: Vec<_> = taken.iter().collect();
+    let actions: Vec<_> = taken.iter().filter(|(k, _, _)| k != "undo").collect();
+    let undo = taken
+        .iter()
+        .find(|(k, _, _)| k == "undo")
+        .and_then(|(_, _, v)| super::parse::parse_undo(v, problems));
     let action = super::parse::one_action(
         &actions,
         &span,
@@ -455,6 +465,8 @@ fn step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Fleet
         at,
         on,
         action: action?,
+        undo_span: undo.as_ref().map(|(_, s)| s.clone()).unwrap_or(0..0),
+        undo: undo.map(|(a, _)| a),
         span,
     })
 }
@@ -524,18 +536,32 @@ pub fn validate(
                 problems.push(unknown_role(role, roles, find(role, &r.span)));
             }
         }
-        if r.action.kind() == "reboot" {
-            problems.push(
-                Problem::error(
-                    "reboot-in-fleet-step",
-                    r.span.clone(),
-                    "a run-once step cannot reboot its host",
-                )
-                .label("the controller would lose the host mid-step")
-                .help("reboot inside the host's own upgrade, as a step"),
+        if let Some(undo) = &r.undo {
+            super::validate::undo_kind(
+                &format!("run-once step `{}`", r.id),
+                &r.action,
+                undo,
+                &r.undo_span,
+                problems,
             );
+            if undo.kind() == "reboot" {
+                problems.push(reboot_in_fleet_step(r.undo_span.clone()));
+            }
+        }
+        if r.action.kind() == "reboot" {
+            problems.push(reboot_in_fleet_step(r.span.clone()));
         }
     }
+}
+
+fn reboot_in_fleet_step(span: Span<usize>) -> Problem {
+    Problem::error(
+        "reboot-in-fleet-step",
+        span,
+        "a run-once step cannot reboot its host",
+    )
+    .label("the controller would lose the host mid-step")
+    .help("reboot inside the host's own upgrade, as a step")
 }
 
 fn unknown_role(role: &str, roles: &[String], span: Span<usize>) -> Problem {

@@ -595,7 +595,7 @@ pub(super) fn one_action(
 }
 
 /// `undo = { <kind> = { ... } }`: exactly one action.
-fn parse_undo(
+pub(super) fn parse_undo(
     v: &Spanned<DeValue<'_>>,
     problems: &mut Vec<Problem>,
 ) -> Option<(Action, Span<usize>)> {

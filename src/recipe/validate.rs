@@ -161,34 +161,13 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
             }
         }
         if let Some(undo) = &s.undo {
-            let allowed = s.action.undo_kinds();
-            if allowed.is_empty() {
-                problems.push(
-                    Problem::error(
-                        "undo-kind",
-                        s.undo_span.clone(),
-                        format!(
-                            "step `{}` is a `{}`, which changes nothing: there is nothing to undo",
-                            s.id,
-                            s.action.kind()
-                        ),
-                    )
-                    .label("remove this `undo`"),
-                );
-            } else if !allowed.contains(&undo.kind()) {
-                problems.push(
-                    Problem::error(
-                        "undo-kind",
-                        s.undo_span.clone(),
-                        format!(
-                            "a `{}` step cannot be undone by a `{}` action",
-                            s.action.kind(),
-                            undo.kind()
-                        ),
-                    )
-                    .label(format!("expected one of: {}", allowed.join(", "))),
-                );
-            }
+            undo_kind(
+                &format!("step `{}`", s.id),
+                &s.action,
+                undo,
+                &s.undo_span,
+                problems,
+            );
         }
         if s.phase == Phase::Prepare && s.action.disruptive() {
             problems.push(
@@ -240,6 +219,45 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
                 .label("check that this is meant"),
             );
         }
+    }
+}
+
+/// An `undo` must be an action that can put back what `action` changed
+/// (`Kind::undo_kinds`); an action that changes nothing has none. For a
+/// step's `undo` and a run-once step's alike; `subject` names which.
+pub(super) fn undo_kind(
+    subject: &str,
+    action: &crate::actions::Action,
+    undo: &crate::actions::Action,
+    span: &std::ops::Range<usize>,
+    problems: &mut Vec<Problem>,
+) {
+    let allowed = action.undo_kinds();
+    if allowed.is_empty() {
+        problems.push(
+            Problem::error(
+                "undo-kind",
+                span.clone(),
+                format!(
+                    "{subject} is a `{}`, which changes nothing: there is nothing to undo",
+                    action.kind()
+                ),
+            )
+            .label("remove this `undo`"),
+        );
+    } else if !allowed.contains(&undo.kind()) {
+        problems.push(
+            Problem::error(
+                "undo-kind",
+                span.clone(),
+                format!(
+                    "a `{}` step cannot be undone by a `{}` action",
+                    action.kind(),
+                    undo.kind()
+                ),
+            )
+            .label(format!("expected one of: {}", allowed.join(", "))),
+        );
     }
 }
 

@@ -1,0 +1,413 @@
+//! `hoist fleet rollback`: every host the last rollout touched put back as
+//! it was before it, and its run-once steps undone, newest first.
+//!
+//! After a stop (a host failed past the threshold), hosts upgraded before
+//! the failure stay committed: for a product whose hosts must agree
+//! (CloudStack's management servers share one database) the fleet is then
+//! half upgraded. The rollback walks the rollout's plan items backwards,
+//! the reverse of what happened:
+//!
+//! - a batch: its hosts in reverse order, one at a time (a deterministic
+//!   order, and the first failure stops it before another host changes).
+//!   A host whose run committed, failed, paused or was interrupted is asked
+//!   to roll back its run of this rollout (`Transport::rollback`: `hoist
+//!   rollback --rollout TAG` there, idempotent); a failed host whose own
+//!   journal says it rolled back by itself, or never started, is skipped;
+//!   a host not started is untouched and not listed at all;
+//! - a run-once step that ran (done, failed or interrupted: its partial
+//!   effect is covered, as a step's undo covers a failed step): its `undo`
+//!   on its host, or on each host of a run-on-each step it ran on, in
+//!   reverse host order; without an `undo` it is said, "not undone", as a
+//!   host's rollback says of a step without one;
+//! - gates, pauses and skipped items: nothing to undo.
+//!
+//! Each undo is journaled in `fleet_undos` (`running` before it starts, its
+//! end before the next), so a rollback killed and run again passes what is
+//! done; the first failure stops it `rollback-failed`, the host and the
+//! reason journaled for `hoist fleet status`. Limits: a database restored
+//! from its dump loses what was written after the dump (the host's journal
+//! says so); a host's run past its point of no return, or under a later run,
+//! is refused by the host.
+
+use serde_json::{Map, Value, json};
+
+use super::journal::{FleetJournal, RolloutView};
+use super::plan::Item;
+use super::run::host_ref;
+use super::state::{FleetState, HostState, ItemState, UndoState};
+use super::transport::{HostJob, HostResult, HostRollback, OnceJob, RemoteStatus, Transport};
+use crate::actions::Action;
+use crate::journal::JournalError;
+
+/// Appended to a run-once step's id when its undo runs on a host (its log
+/// and `HOIST_FLEET_STEP` there).
+pub const UNDO_SUFFIX: &str = "-undo";
+
+/// One thing the rollback does, in the order it does them.
+#[derive(Clone, Debug)]
+pub enum Undo {
+    /// The host's run of this rollout rolled back (batch item `seq`).
+    Host { seq: usize, host: String },
+    /// A run-once step's `undo` on one host it ran on.
+    Once {
+        seq: usize,
+        id: String,
+        host: String,
+        action: Box<Action>,
+    },
+    /// A run-once step that ran and has no `undo`: said, not done.
+    NotUndone {
+        seq: usize,
+        id: String,
+        host: String,
+    },
+}
+
+impl Undo {
+    pub fn seq(&self) -> usize {
+        match self {
+            Undo::Host { seq, .. } | Undo::Once { seq, .. } | Undo::NotUndone { seq, .. } => *seq,
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        match self {
+            Undo::Host { host, .. } | Undo::Once { host, .. } | Undo::NotUndone { host, .. } => {
+                host
+            }
+        }
+    }
+
+    /// What it is, for the admin: the host, or the step on its host.
+    pub fn label(&self) -> String {
+        match self {
+            Undo::Host { host, .. } => host.clone(),
+            Undo::Once { id, host, .. } | Undo::NotUndone { id, host, .. } => {
+                format!("{id} on {host}")
+            }
+        }
+    }
+
+    /// What it will do, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Undo::Host { host, .. } => format!("roll back {host} (its run of this rollout)"),
+            Undo::Once {
+                id, host, action, ..
+            } => format!("undo {id} on {host}: {}", action.summary()),
+            Undo::NotUndone { id, host, .. } => {
+                format!("not undone: {id} on {host} (no undo in the recipe)")
+            }
+        }
+    }
+}
+
+/// Everything the rollout did that the rollback goes back over, newest
+/// first (see the module's comment for what is listed).
+pub fn undos(view: &RolloutView) -> Vec<Undo> {
+    let ran = |s: ItemState| matches!(s, ItemState::Done | ItemState::Failed | ItemState::Running);
+    let once = |seq: usize, id: &str, host: &str, undo: &Option<Box<Action>>| match undo {
+        Some(action) => Undo::Once {
+            seq,
+            id: id.to_string(),
+            host: host.to_string(),
+            action: action.clone(),
+        },
+        None => Undo::NotUndone {
+            seq,
+            id: id.to_string(),
+            host: host.to_string(),
+        },
+    };
+    let mut out = Vec::new();
+    for (seq, item) in view.plan.items.iter().enumerate().rev() {
+        let state = view.items.get(seq).map_or(ItemState::Pending, |x| x.0);
+        match item {
+            Item::Batch { hosts, .. } => {
+                for h in hosts.iter().rev() {
+                    if view.host_state(h).is_some_and(|s| s != HostState::Pending) {
+                        out.push(Undo::Host {
+                            seq,
+                            host: h.clone(),
+                        });
+                    }
+                }
+            }
+            Item::RunOnce {
+                id,
+                host,
+                gate: false,
+                undo,
+                ..
+            } if ran(state) => out.push(once(seq, id, host, undo)),
+            Item::RunOnEach {
+                id,
+                hosts,
+                gate: false,
+                undo,
+                ..
+            } => {
+                for h in hosts.iter().rev() {
+                    if ran(view.item_host_state(seq, h)) {
+                        out.push(once(seq, id, h, undo));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// How a rollback ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    RolledBack,
+    /// An undo failed or a host refused: which, and why.
+    Failed(String),
+    /// Test hook only: stopped as if killed.
+    Crashed,
+}
+
+#[derive(Debug)]
+pub enum Progress<'a> {
+    Started(&'a Undo),
+    Ended(&'a Undo, UndoState, Option<&'a str>),
+}
+
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Test hook: after this many undos are journaled ended, return at
+    /// once, journaling nothing more, as if killed.
+    pub crash_after: Option<usize>,
+}
+
+pub struct Rollback<'a> {
+    journal: &'a mut FleetJournal,
+    transport: &'a dyn Transport,
+    options: Options,
+    progress: &'a mut dyn FnMut(Progress<'_>),
+}
+
+type Result<T> = std::result::Result<T, JournalError>;
+
+impl<'a> Rollback<'a> {
+    pub fn new(
+        journal: &'a mut FleetJournal,
+        transport: &'a dyn Transport,
+        options: Options,
+        progress: &'a mut dyn FnMut(Progress<'_>),
+    ) -> Self {
+        Rollback {
+            journal,
+            transport,
+            options,
+            progress,
+        }
+    }
+
+    /// Rolls back rollout `run`: every undo of [`undos`] not done yet, in
+    /// order, each journaled; stops at the first failure.
+    pub fn run(&mut self, run: i64) -> Result<Outcome> {
+        let view = self.journal.load(run)?;
+        if view.state == FleetState::RolledBack {
+            return Ok(Outcome::RolledBack);
+        }
+        if view.state != FleetState::RollingBack {
+            self.journal.set_state(run, FleetState::RollingBack, None)?;
+        }
+        let job = HostJob {
+            product: view.plan.product.clone(),
+            target: view.plan.target.clone(),
+            rollout: run,
+        };
+        let mut ended = 0usize;
+        for u in undos(&view) {
+            let (seq, host) = (u.seq(), u.host());
+            if view.undo_state(seq, host).ended() {
+                continue;
+            }
+            let (state, detail) = self.one(run, &view, &job, &u)?;
+            self.journal
+                .undo(run, seq, host, state, detail.as_deref())?;
+            (self.progress)(Progress::Ended(&u, state, detail.as_deref()));
+            ended += 1;
+            if self.options.crash_after.is_some_and(|n| ended >= n) {
+                return Ok(Outcome::Crashed);
+            }
+            if state == UndoState::Failed {
+                let why = format!("{}: {}", u.label(), detail.unwrap_or_default());
+                self.journal
+                    .set_state(run, FleetState::RollbackFailed, Some(&why))?;
+                return Ok(Outcome::Failed(why));
+            }
+        }
+        self.journal.set_state(run, FleetState::RolledBack, None)?;
+        Ok(Outcome::RolledBack)
+    }
+
+    /// One undo: its end state and detail (the journal's `running` is
+    /// written here, before anything is asked of the host).
+    fn one(
+        &mut self,
+        run: i64,
+        view: &RolloutView,
+        job: &HostJob,
+        u: &Undo,
+    ) -> Result<(UndoState, Option<String>)> {
+        let (seq, name) = (u.seq(), u.host());
+        let host = host_ref(&view.plan, name);
+        let started = |me: &mut Self| -> Result<()> {
+            me.journal.undo(run, seq, name, UndoState::Running, None)?;
+            (me.progress)(Progress::Started(u));
+            Ok(())
+        };
+        Ok(match u {
+            Undo::NotUndone { .. } => (
+                UndoState::Skipped,
+                Some("not undone: no undo in the recipe".into()),
+            ),
+            Undo::Host { .. } => {
+                // A host that failed may have rolled back by itself, or
+                // never started: its own journal says (a committed host is
+                // asked directly).
+                if view.host_state(name) != Some(HostState::Done) {
+                    match self.transport.status(&host, job) {
+                        RemoteStatus::NotStarted => {
+                            return Ok((
+                                UndoState::Skipped,
+                                Some("its upgrade never started there".into()),
+                            ));
+                        }
+                        RemoteStatus::Ended(HostResult::RolledBack(_)) => {
+                            return Ok((
+                                UndoState::Skipped,
+                                Some("it rolled back by itself when its upgrade failed".into()),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+                started(self)?;
+                match self.transport.rollback(&host, job) {
+                    Ok(HostRollback::RolledBack) => (UndoState::Done, None),
+                    Ok(HostRollback::NothingToDo(why)) => (UndoState::Skipped, Some(why)),
+                    Err(e) => (UndoState::Failed, Some(e)),
+                }
+            }
+            Undo::Once { id, action, .. } => {
+                started(self)?;
+                let id = format!("{id}{UNDO_SUFFIX}");
+                match self.transport.run_once(&host, &OnceJob { id: &id, action }) {
+                    Ok(()) => (UndoState::Done, None),
+                    Err(e) => (UndoState::Failed, Some(e)),
+                }
+            }
+        })
+    }
+}
+
+/// A journaled undo as an [`Undo`]'s label: the host, or the step on it.
+fn label(view: &RolloutView, seq: usize, host: &str) -> (bool, String) {
+    match view.plan.items.get(seq) {
+        Some(Item::RunOnce { id, .. } | Item::RunOnEach { id, .. }) => {
+            (false, format!("{id} on {host}"))
+        }
+        _ => (true, host.to_string()),
+    }
+}
+
+/// `hoist fleet status`'s lines about run-on-each steps (each host's
+/// state) and the rollback (what was undone, skipped, failed), after the
+/// lines it always had.
+pub fn status_lines(view: &RolloutView) -> Vec<String> {
+    let mut out = Vec::new();
+    for (seq, item) in view.plan.items.iter().enumerate() {
+        if let Item::RunOnEach {
+            id, role, hosts, ..
+        } = item
+            && view.item_hosts.iter().any(|x| x.0 == seq)
+        {
+            let each: Vec<String> = hosts
+                .iter()
+                .map(|h| format!("{h} {}", view.item_host_state(seq, h)))
+                .collect();
+            out.push(format!("  {id} on every {role}: {}", each.join(", ")));
+        }
+    }
+    if view.undos.is_empty() && !view.state.rolling_back() {
+        return out;
+    }
+    let count = |s: UndoState| view.undos.iter().filter(|u| u.2 == s).count();
+    out.push(format!(
+        "  rollback: {} undone, {} skipped, {} failed",
+        count(UndoState::Done),
+        count(UndoState::Skipped),
+        count(UndoState::Failed)
+    ));
+    for (seq, host, state, detail) in &view.undos {
+        let (is_host, what) = label(view, *seq, host);
+        let detail = detail.as_deref().unwrap_or("");
+        out.push(match state {
+            UndoState::Done if is_host => format!("    rolled back: {what}"),
+            UndoState::Done => format!("    undone: {what}"),
+            UndoState::Skipped => format!("    skipped {what}: {detail}"),
+            UndoState::Failed => format!("    FAILED {what}: {detail}"),
+            UndoState::Running | UndoState::Pending => format!("    in progress: {what}"),
+        });
+    }
+    out
+}
+
+/// `hoist fleet status --json`'s keys about run-on-each steps
+/// (`run_on_each`) and the rollback (`rollback`), beside its others.
+pub fn status_json(view: &RolloutView) -> Map<String, Value> {
+    let mut out = Map::new();
+    let each: Vec<Value> = view
+        .plan
+        .items
+        .iter()
+        .enumerate()
+        .filter_map(|(seq, item)| match item {
+            Item::RunOnEach {
+                id, role, hosts, ..
+            } => Some(json!({
+                "item": seq + 1,
+                "id": id,
+                "role": role,
+                "hosts": hosts.iter().map(|h| json!({
+                    "host": h,
+                    "state": view.item_host_state(seq, h),
+                    "detail": view.item_hosts.iter().find(|x| x.0 == seq && &x.1 == h).and_then(|x| x.3.clone()),
+                })).collect::<Vec<_>>(),
+            })),
+            _ => None,
+        })
+        .collect();
+    if !each.is_empty() {
+        out.insert("run_on_each".into(), Value::Array(each));
+    }
+    if !view.undos.is_empty() || view.state.rolling_back() {
+        let undos: Vec<Value> = view
+            .undos
+            .iter()
+            .map(|(seq, host, state, detail)| {
+                let (is_host, _) = label(view, *seq, host);
+                let id = match view.plan.items.get(*seq) {
+                    Some(Item::RunOnce { id, .. } | Item::RunOnEach { id, .. }) => Some(id),
+                    _ => None,
+                };
+                json!({
+                    "item": seq + 1,
+                    "kind": if is_host { "host" } else { "run_once" },
+                    "id": id,
+                    "host": host,
+                    "state": state,
+                    "detail": detail,
+                })
+            })
+            .collect();
+        out.insert("rollback".into(), json!({ "undos": undos }));
+    }
+    out
+}
