@@ -162,15 +162,40 @@ impl Session {
         timeout: Duration,
         on_line: &mut dyn FnMut(&str),
     ) -> Result<(Option<i32>, String), String> {
+        self.stream_fed(argv, None, timeout, on_line)
+    }
+
+    /// `stream_err`, with `stdin` fed to the command (what must not be in
+    /// argv).
+    pub fn stream_fed(
+        &self,
+        argv: &[&str],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<(Option<i32>, String), String> {
         use std::os::unix::process::CommandExt;
         let mut c = self.command(argv)?;
-        c.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+        c.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
         let mut child = c
             .spawn()
             .map_err(|e| format!("ssh {}: {e}", self.target.host))?;
+        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            // A writer thread: a command that does not read must not hold
+            // us past the deadline. A closed pipe (it exited) ends it.
+            let bytes = bytes.to_vec();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = pipe.write_all(&bytes);
+            });
+        }
         let stdout = child.stdout.take().ok_or("ssh: no stdout")?;
         let mut stderr = child.stderr.take().ok_or("ssh: no stderr")?;
         let err = std::thread::spawn(move || {

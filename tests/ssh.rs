@@ -92,6 +92,24 @@ fn one_master_connection_serves_every_command() -> hoist_testbed::Result<()> {
         "the first line was held back: {seen:?}"
     );
 
+    // Fed on stdin and streamed: what the command reads comes back line
+    // by line (run-once steps: the action in, progress lines out).
+    let mut lines = Vec::new();
+    let (code, _) = s
+        .stream_fed(
+            &[
+                "sh",
+                "-c",
+                "read a; echo \"got $a\"; read b; echo \"got $b\"",
+            ],
+            Some(b"first\nsecond\n"),
+            Duration::from_secs(20),
+            &mut |l| lines.push(l.to_string()),
+        )
+        .expect("streams");
+    assert_eq!(code, Some(0));
+    assert_eq!(lines, ["got first", "got second"]);
+
     // A command past its bound is killed, and said so.
     let code = s
         .stream(&["sleep", "30"], Duration::from_secs(1), &mut |_| {})

@@ -80,6 +80,18 @@ fn run(args: &ActionArgs, state_dir: &Path) -> Result<(), (u8, String)> {
     let log = std::fs::File::create(&log_path)
         .map_err(|e| (EXIT_REFUSED, format!("{}: {e}", log_path.display())))?;
     let ask = |_: &str| None;
+    // Before the answer line, one JSON line per progress line (a long
+    // wait, a followed log), which the controller shows as they come.
+    let progress = |line: &str| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "event": "step-progress", "step": args.id, "line": line })
+        );
+        let _ = out.flush();
+    };
     let mut ctx = crate::context::Ctx {
         product: &recipe.product.name,
         run: 0,
@@ -94,7 +106,7 @@ fn run(args: &ActionArgs, state_dir: &Path) -> Result<(), (u8, String)> {
         interactive: false,
         yes: true,
         ask: &ask,
-        progress: &|_| {},
+        progress: &progress,
     };
     action
         .preflight(&ctx)

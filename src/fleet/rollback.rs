@@ -298,7 +298,10 @@ impl<'a> Rollback<'a> {
             Undo::Once { id, action, .. } => {
                 started(self)?;
                 let id = format!("{id}{UNDO_SUFFIX}");
-                match self.transport.run_once(&host, &OnceJob { id: &id, action }) {
+                // The undo's own progress lines are in the host's output
+                // file; the rollback reports each undo's end.
+                let job = OnceJob { id: &id, action };
+                match self.transport.run_once(&host, &job, &mut |_| {}) {
                     Ok(()) => (UndoState::Done, None),
                     Err(e) => (UndoState::Failed, Some(e)),
                 }

@@ -83,6 +83,12 @@ enum Msg {
     Ended(String, HostResult),
 }
 
+/// What a run-on-each step's host thread says.
+enum OnceMsg {
+    Event(String, HostEvent),
+    Ended(String, std::result::Result<(), String>),
+}
+
 enum BatchEnd {
     Ok,
     Stop(String),
@@ -189,13 +195,14 @@ impl<'a> Executor<'a> {
                 } => {
                     self.journal.item(run, seq, ItemState::Running, None)?;
                     let target = host_ref(plan, host);
-                    match self.transport.run_once(
-                        &target,
-                        &OnceJob {
-                            id,
-                            action: action.as_ref(),
-                        },
-                    ) {
+                    let job = OnceJob {
+                        id,
+                        action: action.as_ref(),
+                    };
+                    let transport = self.transport;
+                    let progress = &mut self.progress;
+                    let mut events = |e: HostEvent| progress(Progress::HostEvent(host, &e));
+                    match transport.run_once(&target, &job, &mut events) {
                         Ok(()) => self.journal.item(run, seq, ItemState::Done, None)?,
                         Err(e) => {
                             self.journal.item(run, seq, ItemState::Failed, Some(&e))?;
@@ -282,7 +289,7 @@ impl<'a> Executor<'a> {
         let transport = self.transport;
         let mut failures: Vec<String> = Vec::new();
         std::thread::scope(|scope| -> Result<EachEnd> {
-            let (tx, rx) = mpsc::channel::<(String, std::result::Result<(), String>)>();
+            let (tx, rx) = mpsc::channel::<OnceMsg>();
             let mut inflight = 0usize;
             loop {
                 // After a failed host none is started: the item has failed
@@ -305,8 +312,11 @@ impl<'a> Executor<'a> {
                         let job = job.clone();
                         inflight += 1;
                         scope.spawn(move || {
-                            let result = transport.run_once(&host, &job);
-                            let _ = tx.send((host.name, result));
+                            let name = host.name.clone();
+                            let mut events =
+                                |e: HostEvent| drop(tx.send(OnceMsg::Event(name.clone(), e)));
+                            let result = transport.run_once(&host, &job, &mut events);
+                            let _ = tx.send(OnceMsg::Ended(host.name, result));
                         });
                     }
                 }
@@ -314,7 +324,16 @@ impl<'a> Executor<'a> {
                     break;
                 }
                 let Ok(first) = rx.recv() else { break };
-                let mut ended: Vec<_> = std::iter::once(first).chain(rx.try_iter()).collect();
+                let mut ended = Vec::new();
+                for msg in std::iter::once(first).chain(rx.try_iter()) {
+                    match msg {
+                        OnceMsg::Event(h, e) => (self.progress)(Progress::HostEvent(&h, &e)),
+                        OnceMsg::Ended(h, r) => ended.push((h, r)),
+                    }
+                }
+                if ended.is_empty() {
+                    continue;
+                }
                 let room = self
                     .options
                     .crash_after_hosts

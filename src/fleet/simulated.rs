@@ -157,7 +157,12 @@ impl Transport for SimulatedTransport {
         }
     }
 
-    fn run_once(&self, host: &HostRef, job: &OnceJob<'_>) -> Result<(), String> {
+    fn run_once(
+        &self,
+        host: &HostRef,
+        job: &OnceJob<'_>,
+        _events: &mut dyn FnMut(HostEvent),
+    ) -> Result<(), String> {
         self.record(format!("once {} on {}", job.id, host.name));
         match self.faults.get(&host.name) {
             Some(Fault::OnceFails) => Err(format!("{} failed (simulated)", job.action.summary())),

@@ -441,7 +441,12 @@ impl Transport for SshTransport {
         }
     }
 
-    fn run_once(&self, host: &HostRef, job: &OnceJob<'_>) -> Result<(), String> {
+    fn run_once(
+        &self,
+        host: &HostRef,
+        job: &OnceJob<'_>,
+        events: &mut dyn FnMut(HostEvent),
+    ) -> Result<(), String> {
         let s = self.session(host)?;
         self.ensure_copy(host, &s)
             .inspect_err(|_| self.drop_session(host))?;
@@ -449,24 +454,36 @@ impl Transport for SshTransport {
         let action = serde_json::to_vec(job.action).map_err(|e| e.to_string())?;
         let hoist = self.hoist();
         let recipe = self.recipe();
-        let out = s
-            .run(
+        // Progress lines (a long wait, a followed log) are shown as they
+        // come; the last JSON line is the answer.
+        let mut said = None;
+        let mut on_line = |line: &str| {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                return;
+            };
+            if v.get("event").and_then(serde_json::Value::as_str) == Some("step-progress") {
+                let text = v.get("line").and_then(serde_json::Value::as_str);
+                events(HostEvent::Note {
+                    text: format!("{}: {}", job.id, text.unwrap_or_default()),
+                });
+            } else {
+                said = Some(v);
+            }
+        };
+        let (code, stderr) = s
+            .stream_fed(
                 &[&hoist, "fleet-action", "-r", &recipe, "--id", job.id],
                 Some(&action),
                 self.settings.host_timeout,
+                &mut on_line,
             )
             .inspect_err(|_| self.drop_session(host))?;
-        if out.timed_out() {
+        if code.is_none() {
             return Err(format!(
                 "no end within {}",
                 humantime::format_duration(self.settings.host_timeout)
             ));
         }
-        let said = out
-            .stdout
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok());
         match said {
             Some(v) if v.get("ok").and_then(serde_json::Value::as_bool) == Some(true) => Ok(()),
             Some(v) => Err(v
@@ -477,7 +494,7 @@ impl Transport for SshTransport {
             None => Err(format!(
                 "hoist fleet-action on {}: {}",
                 host.name,
-                out.stderr.lines().last().unwrap_or("no answer")
+                stderr.lines().last().unwrap_or("no answer")
             )),
         }
     }

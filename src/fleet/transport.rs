@@ -118,7 +118,12 @@ pub trait Transport: Sync {
 
     /// Runs one action on the host (a run-once step, a gate's wait, or a
     /// run-once step's undo).
-    fn run_once(&self, host: &HostRef, job: &OnceJob<'_>) -> Result<(), String>;
+    fn run_once(
+        &self,
+        host: &HostRef,
+        job: &OnceJob<'_>,
+        events: &mut dyn FnMut(HostEvent),
+    ) -> Result<(), String>;
 
     /// Rolls back the host's run of this rollout, committed or not
     /// (`hoist rollback --rollout TAG` there); idempotent. Bounded as
