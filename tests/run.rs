@@ -586,3 +586,49 @@ fn each_once_hooks_run_once_per_host_ever() {
     assert!(p.upgrade(&[]).status.success());
     assert_eq!(p.read("once-count").as_deref(), Some("x\ny\n"));
 }
+
+#[test]
+fn a_stop_is_undone_by_starting_only_what_was_running_before_it() {
+    let dir = std::env::temp_dir().join(format!("hoist-run-{}-stop-undo", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display();
+    std::fs::write(dir.join("VERSION"), "1.0\n").unwrap();
+    // `web` runs; `worker` was stopped by someone else before the run.
+    std::fs::write(dir.join("web.running"), "").unwrap();
+    let service = |name: &str| {
+        format!(
+            "[[services]]\nname = \"{name}\"\nbackend = \"command\"\n\
+             start = [\"sh\", \"-c\", \"touch {d}/{name}.running; echo {name} >> {d}/started\"]\n\
+             stop = [\"rm\", \"-f\", \"{d}/{name}.running\"]\n\
+             status = [\"test\", \"-e\", \"{d}/{name}.running\"]\n"
+        )
+    };
+    let recipe = format!(
+        "[product]\nname = \"app\"\nversion = {{ file = \"{d}/VERSION\" }}\n\n\
+         [[paths]]\nid = \"main\"\nfrom = \"1.*\"\nto = \"2.0\"\n\n{}\n{}\n\
+         [[steps]]\nid = \"stop-all\"\nphase = \"stop\"\n\
+         service = {{ op = \"stop\", units = [\"web\", \"worker\"] }}\n\n\
+         [[steps]]\nid = \"install\"\nphase = \"install\"\nexec = {{ shell = \"exit 3\" }}\n",
+        service("web"),
+        service("worker"),
+    );
+    std::fs::write(dir.join("recipe.toml"), recipe).unwrap();
+    let o = hoist_in(&dir.join("state"))
+        .args(["upgrade", "--yes", "-r"])
+        .arg(dir.join("recipe.toml"))
+        .output()
+        .unwrap();
+    let said = text(&o);
+    assert!(!o.status.success(), "{said}");
+    assert!(said.contains("[undo] stop-all: undone"), "{said}");
+    assert!(dir.join("web.running").exists(), "{said}");
+    assert!(!dir.join("worker.running").exists(), "{said}");
+    // Started once, by the stop's own undo, and `worker` never.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("started")).unwrap_or_default(),
+        "web\n"
+    );
+    assert!(!said.contains("not undone"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -49,6 +49,39 @@ impl Kind for Service {
         &["service", "exec"]
     }
 
+    /// A stop puts back what it found: the units that were running before
+    /// it are started again, those already stopped stay so. A unit someone
+    /// else stopped first (seed 003: a fleet stops every management server
+    /// before the first one is upgraded) is not started by this host's
+    /// rollback against a database another host has already upgraded.
+    fn builtin_undo(&self) -> bool {
+        self.op == Op::Stop
+    }
+
+    fn compensate(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let saved = ctx.step_dir.join(RUNNING_BEFORE);
+        let Ok(text) = std::fs::read_to_string(&saved) else {
+            // Interrupted before it stopped anything.
+            return Ok(());
+        };
+        let units: Vec<String> = text.lines().map(str::to_string).collect();
+        if units.is_empty() {
+            ctx.note("no unit was running before the stop: none to start");
+        }
+        for unit in crate::order::sort_units(ctx.services, &units, false) {
+            let spec = ctx.services.iter().find(|s| s.name == unit);
+            if is_running(spec, &unit) {
+                continue;
+            }
+            ctx.run(
+                command(spec, &unit, Op::Start)?,
+                &format!("start {unit}"),
+                ctx.timeout,
+            )?;
+        }
+        Ok(())
+    }
+
     fn disruptive(&self) -> bool {
         true
     }
@@ -62,6 +95,22 @@ impl Kind for Service {
     }
 
     fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        if self.op == Op::Stop && ctx.undoable {
+            // Durable before anything stops: a crash mid-stop is undone
+            // from it.
+            let running: Vec<&str> = self
+                .units
+                .iter()
+                .filter(|u| is_running(ctx.services.iter().find(|s| &s.name == *u), u))
+                .map(String::as_str)
+                .collect();
+            let mut text = running.join("\n");
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            crate::fsutil::write_atomic(&ctx.step_dir.join(RUNNING_BEFORE), text.as_bytes())
+                .map_err(|e| format!("saving which units run: {e}"))?;
+        }
         // Several units restarted together go down and come up as a set:
         // all stopped in reverse order, then all started in order (seed
         // 001's "restarted in the right order", as `xivo-service restart`
@@ -76,6 +125,9 @@ impl Kind for Service {
         self.each(ctx, self.op, matches!(self.op, Op::Stop | Op::Disable))
     }
 }
+
+/// The units a stop found running, in its step directory.
+const RUNNING_BEFORE: &str = "running-before";
 
 impl Service {
     fn each(&self, ctx: &mut Ctx<'_>, op: Op, stopping: bool) -> Result<(), String> {
