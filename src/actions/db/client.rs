@@ -180,9 +180,10 @@ impl Client {
                 Engine::Postgresql => client.env.push(("PGPASSFILE".into(), f.clone())),
             }
         }
-        if let (Some(file), Some(uk), Some(pk)) =
+        if let (Some(files), Some(uk), Some(pk)) =
             (&creds.properties, &creds.user_key, &creds.password_key)
         {
+            let file = files.resolve()?;
             let props = read_properties(Path::new(file))?;
             let user = property(&props, uk, file)?;
             let password = property(&props, pk, file)?;
