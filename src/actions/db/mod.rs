@@ -20,6 +20,7 @@
 
 mod client;
 mod cluster;
+mod jasypt;
 mod ops;
 
 use std::ops::Range;
