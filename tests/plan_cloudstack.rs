@@ -242,11 +242,25 @@ fn every_fixture_plans_to_4_3_2_on_the_path_of_its_version() {
                 _ => None,
             };
             if let Some(c) = creds {
-                assert!(
-                    c.properties
-                        .as_deref()
-                        .is_some_and(|f| f.ends_with("/db.properties")),
+                // The file moved in 4.1: the new place first, then the old.
+                assert_eq!(
+                    c.properties.as_ref().map(|f| f.candidates().to_vec()),
+                    Some(vec![
+                        "/etc/cloudstack/management/db.properties".to_string(),
+                        "/etc/cloud/management/db.properties".to_string()
+                    ]),
                     "{name}: `{}` reads no db.properties",
+                    s.id
+                );
+                // The database is on the host db.properties names.
+                let db = c.user_key.as_deref().unwrap_or("").split('.').nth(1);
+                assert_eq!(
+                    (c.host_key.clone(), c.port_key.clone()),
+                    (
+                        db.map(|d| format!("db.{d}.host")),
+                        db.map(|d| format!("db.{d}.port"))
+                    ),
+                    "{name}: `{}`",
                     s.id
                 );
             }
@@ -321,7 +335,7 @@ fn from_4_3_1_ubuntu() {
     assert_other_hop(
         &p,
         &[
-            "system-vm-template-ready-4.2",
+            "system-vm-template-ready",
             "system-vm-template-ready",
             "apt-repo-4.2",
             "apt-repo-legacy",
@@ -349,7 +363,7 @@ fn from_4_3_0_ubuntu() {
     assert_eq!(route(&p), ["4.3.0", "4.3.2"]);
     assert_eq!(paths(&p), ["4.3.x"]);
     assert_taken(&p, &["management-upgrade-apt", "kvm-local-storage-path"]);
-    assert_other_hop(&p, &["restart-system-vms", "system-vm-template-ready-4.2"]);
+    assert_other_hop(&p, &["restart-system-vms", "system-vm-template-ready"]);
 }
 
 #[test]
@@ -360,7 +374,7 @@ fn from_4_2_1_ubuntu_kvm() {
     assert_taken(
         &p,
         &[
-            "system-vm-template-ready-4.2",
+            "system-vm-template-ready",
             "apt-repo-4.2",
             "apt-update",
             "download-management",
@@ -382,7 +396,6 @@ fn from_4_2_1_ubuntu_kvm() {
     assert_other_hop(
         &p,
         &[
-            "system-vm-template-ready-4.1",
             "apt-repo-4.1",
             "md5-compat-authenticator",
             "setup-encryption",
@@ -392,7 +405,7 @@ fn from_4_2_1_ubuntu_kvm() {
     assert_when_false(&p, &VMWARE_STEPS, "hypervisor is [kvm]");
     assert_when_false(&p, &["xen-vhd-util"], "hypervisor is [kvm]");
     // The template is READY before anything stops; packages come down first.
-    assert!(position(&p, "system-vm-template-ready-4.2") < position(&p, "stop-management"));
+    assert!(position(&p, "system-vm-template-ready") < position(&p, "stop-management"));
     assert!(position(&p, "download-management") < position(&p, "stop-management"));
     assert!(position(&p, "api-port-listening") < position(&p, "restart-system-vms"));
 }
@@ -451,7 +464,7 @@ fn from_4_1_1_ubuntu() {
     assert_taken(
         &p,
         &[
-            "system-vm-template-ready-4.1",
+            "system-vm-template-ready",
             "apt-repo-4.1",
             "stop-management",
             "backup-cloud-db",
@@ -463,19 +476,10 @@ fn from_4_1_1_ubuntu() {
             "restart-system-vms",
         ],
     );
-    assert_other_hop(
-        &p,
-        &[
-            "system-vm-template-ready-4.2",
-            "management-upgrade-apt",
-            "md5-compat-authenticator",
-        ],
-    );
-    assert_when_false(
-        &p,
-        &["backup-cloud-db-legacy", "backup-cloud-usage-db-legacy"],
-        "from is 4.1.1",
-    );
+    assert_other_hop(&p, &["management-upgrade-apt", "md5-compat-authenticator"]);
+    // One backup step per database for every source: the credentials
+    // file is the first of /etc/cloudstack and /etc/cloud that exists.
+    assert_taken(&p, &["backup-cloud-db", "backup-cloud-usage-db"]);
     assert_when_false(
         &p,
         &["vmware-encrypt-vcenter-password"],
@@ -494,8 +498,8 @@ fn from_4_0_2_ubuntu() {
             "system-vm-template-ready",
             "apt-repo-4.0",
             "stop-management-legacy",
-            "backup-cloud-db-legacy",
-            "backup-cloud-usage-db-legacy",
+            "backup-cloud-db",
+            "backup-cloud-usage-db",
             "management-install-apt",
             "components-to-componentcontext",
             // E never starts the management server: the recipe does.
@@ -520,7 +524,6 @@ fn from_4_0_2_ubuntu() {
         &["md5-compat-authenticator"],
         "md5_compat_auth is false",
     );
-    assert_when_false(&p, &["backup-cloud-db"], "from is 4.0.2");
     assert_when_false(&p, &["xen-vhd-util"], "hypervisor is [kvm]");
 }
 
@@ -551,8 +554,8 @@ fn from_3_0_7_ubuntu() {
             "system-vm-template-ready",
             "apt-repo-legacy",
             "stop-management-legacy",
-            "backup-cloud-db-legacy",
-            "backup-cloud-usage-db-legacy",
+            "backup-cloud-db",
+            "backup-cloud-usage-db",
             "management-install-apt",
             "components-xml-merge",
             "start-management",
@@ -589,8 +592,8 @@ fn from_2_2_14_ubuntu() {
             "system-vm-template-ready",
             "apt-repo-legacy",
             "stop-management-legacy",
-            "backup-cloud-db-legacy",
-            "backup-cloud-usage-db-legacy",
+            "backup-cloud-db",
+            "backup-cloud-usage-db",
             "management-install-apt",
             "components-xml-merge",
             "db-properties-merge",
@@ -601,7 +604,14 @@ fn from_2_2_14_ubuntu() {
             "restart-system-vms",
         ],
     );
-    assert_other_hop(&p, &["upgrade-to-2.2.14", "kvm-local-storage-path"]);
+    assert_other_hop(
+        &p,
+        &[
+            "management-install-2.2.14-apt",
+            "start-management-2.2.14",
+            "kvm-local-storage-path",
+        ],
+    );
     // The database is encrypted before the management server first starts.
     assert!(position(&p, "setup-encryption") < position(&p, "start-management"));
     assert!(position(&p, "db-properties-merge") < position(&p, "setup-encryption"));
@@ -612,39 +622,64 @@ fn from_2_2_5_ubuntu_kvm_goes_through_2_2_14() {
     let p = plan("2.2.5-ubuntu-kvm");
     assert_eq!(route(&p), ["2.2.5", "2.2.14", "4.3.2"]);
     assert_eq!(paths(&p), ["to-2.2.14", "2.2.14"]);
-    // The first hop is only the 2.2.14 Release Notes, done by a person and
-    // checked in the database.
+    // The first hop is the 2.2.14 Release Notes done as section G does
+    // for 4.3: stop, dump both databases, install 2.2.14 pinned, start the
+    // management server (which upgrades the database), wait for the
+    // database to say 2.2.14.
     let first: Vec<&str> = p
         .steps
         .iter()
         .filter(|s| s.hop == 0)
         .map(|s| s.id.as_str())
         .collect();
-    assert_eq!(first, ["upgrade-to-2.2.14"]);
-    let Action::Gate(g) = &p
+    assert_eq!(
+        first,
+        [
+            "stop-management-legacy",
+            "backup-cloud-db",
+            "backup-cloud-usage-db",
+            "management-install-2.2.14-apt",
+            "start-management-2.2.14",
+            "database-at-2.2.14",
+        ]
+    );
+    let Action::Packages(k) = &p
         .steps
         .iter()
-        .find(|s| s.id == "upgrade-to-2.2.14")
+        .find(|s| s.id == "management-install-2.2.14-apt")
         .unwrap()
         .action
     else {
-        panic!("upgrade-to-2.2.14 is a gate");
+        panic!("management-install-2.2.14-apt installs packages");
+    };
+    assert_eq!(k.names, ["cloud-client=2.2.14", "cloud-deps=2.2.14"]);
+    let Action::Wait(w) = &p
+        .steps
+        .iter()
+        .find(|s| s.id == "database-at-2.2.14")
+        .unwrap()
+        .action
+    else {
+        panic!("database-at-2.2.14 waits");
     };
     assert_eq!(
-        g.until
-            .as_ref()
-            .unwrap()
-            .sql
-            .as_ref()
-            .unwrap()
-            .expect
-            .as_deref(),
+        w.until.sql.as_ref().unwrap().expect.as_deref(),
         Some("2.2.14")
     );
+    // A second management server finds the database already upgraded by
+    // the first: it installs 2.2.14 but starts no 2.2.14 server.
+    let given = Given {
+        facts: vec![("database_past_2_2_13".into(), "true".into())],
+        roles: Vec::new(),
+    };
+    let p2 = plan_with("2.2.5-ubuntu-kvm", &given);
+    assert!(taken_on(&p2, "management-install-2.2.14-apt", 0));
+    for id in ["start-management-2.2.14", "database-at-2.2.14"] {
+        assert!(!taken_on(&p2, id, 0), "{id}");
+    }
     // The source tarball is verified once, for 4.3.2, before any hop.
     assert!(taken_on(&p, "verify-source-4.3.2", 1));
     assert!(!taken_on(&p, "verify-source-4.3.2", 0));
-    assert_eq!(p.steps[0].id, "import-release-keys");
     // Then the 2.2.14 procedure, with the KVM checks.
     assert_taken(
         &p,
@@ -654,7 +689,7 @@ fn from_2_2_5_ubuntu_kvm_goes_through_2_2_14() {
             "apt-repo-legacy",
             "apt-update",
             "stop-management-legacy",
-            "backup-cloud-db-legacy",
+            "backup-cloud-db",
             "management-install-apt",
             "setup-encryption",
             "start-management",
@@ -698,7 +733,7 @@ fn from_2_2_5_on_a_ubuntu_kvm_host() {
         .filter(|s| s.hop == 0)
         .map(|s| s.id.as_str())
         .collect();
-    assert_eq!(first, ["upgrade-to-2.2.14-host"]);
+    assert_eq!(first, ["stop-agent-legacy", "agent-install-2.2.14-apt"]);
     assert_taken(
         &p,
         &[
@@ -708,7 +743,7 @@ fn from_2_2_5_on_a_ubuntu_kvm_host() {
             "end-stale-agent-jvm",
             "agent-install-apt",
             "agent-environment-properties",
-            "agent-log4j-merge",
+            "agent-log4j-packaged",
             "agent-resource-class",
             "agent-bridge-names",
             "libvirt-qemu-hook",
@@ -732,7 +767,7 @@ fn from_2_2_5_on_a_ubuntu_kvm_host() {
         &p,
         &[
             "system-vm-template-ready",
-            "backup-cloud-db-legacy",
+            "backup-cloud-db",
             "restart-system-vms",
             "kvm-host-credentials",
         ],
@@ -752,7 +787,7 @@ fn from_4_0_2_on_a_ubuntu_kvm_host() {
             "stop-agent-legacy",
             "agent-install-apt",
             "agent-environment-properties",
-            "agent-log4j-merge",
+            "agent-log4j-packaged",
             "start-agent",
             "purge-cloud-agent",
         ],
@@ -805,7 +840,7 @@ fn from_4_2_1_rhel_plan_only_no_rpm_host() {
     assert_taken(
         &p,
         &[
-            "system-vm-template-ready-4.2",
+            "system-vm-template-ready",
             "yum-repo-4.2",
             "management-upgrade-yum",
             "restart-system-vms",
@@ -832,7 +867,7 @@ fn from_4_1_1_rhel_plan_only_no_rpm_host() {
     assert_taken(
         &p,
         &[
-            "system-vm-template-ready-4.1",
+            "system-vm-template-ready",
             "yum-repo-4.1",
             "management-upgrade-yum",
         ],

@@ -38,6 +38,9 @@ pub struct AptRepo {
     cosigned_by: BTreeMap<String, String>,
     dir: tempfile::TempDir,
     suites: BTreeSet<String>,
+    /// Codenames published with components of their own
+    /// (`dists/precise/4.3`): component -> the pool suites it indexes.
+    components: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl AptRepo {
@@ -62,6 +65,7 @@ impl AptRepo {
             cosigned_by: BTreeMap::new(),
             dir,
             suites: BTreeSet::new(),
+            components: BTreeMap::new(),
         })
     }
 
@@ -177,8 +181,66 @@ impl AptRepo {
         Ok(suite)
     }
 
+    /// Also publish `pool_suite`'s packages as component `component` of
+    /// `codename`, the layout of a vendor's repository whose lines name a
+    /// series (`deb URL precise 4.3`: `dists/precise/4.3/binary-amd64`).
+    /// Several pool suites may make one component. Signed with the
+    /// repository key by [`AptRepo::publish`].
+    pub fn add_component(&mut self, codename: &str, component: &str, pool_suite: &str) {
+        self.components
+            .entry(codename.to_owned())
+            .or_default()
+            .entry(component.to_owned())
+            .or_default()
+            .insert(pool_suite.to_owned());
+    }
+
+    fn publish_components(&self) -> Result<()> {
+        let root = self.root();
+        for (codename, comps) in &self.components {
+            let dist = root.join("dists").join(codename);
+            for (comp, pools) in comps {
+                let bin = dist.join(comp).join("binary-amd64");
+                fs::create_dir_all(&bin).ctx("create", &bin)?;
+                let mut index = Vec::new();
+                for pool in pools {
+                    let out = cmd::run(
+                        Command::new("apt-ftparchive")
+                            .current_dir(&root)
+                            .args(["packages", &format!("pool/{pool}")]),
+                        INDEX_TIMEOUT,
+                    )?;
+                    index.extend(out.stdout.into_bytes());
+                }
+                fs::write(bin.join("Packages"), index).ctx("write", &bin)?;
+            }
+            for f in ["Release", "InRelease", "Release.gpg"] {
+                let _ = fs::remove_file(dist.join(f));
+            }
+            let names: Vec<&str> = comps.keys().map(String::as_str).collect();
+            let opt = |k: &str, v: &str| format!("-oAPT::FTPArchive::Release::{k}={v}");
+            let release = cmd::run(
+                Command::new("apt-ftparchive")
+                    .arg(opt("Origin", "hoist-testbed"))
+                    .arg(opt("Label", "hoist-testbed"))
+                    .arg(opt("Suite", codename))
+                    .arg(opt("Codename", codename))
+                    .arg(opt("Architectures", "amd64 all"))
+                    .arg(opt("Components", &names.join(" ")))
+                    .arg("release")
+                    .arg(&dist),
+                INDEX_TIMEOUT,
+            )?;
+            let rel = dist.join("Release");
+            fs::write(&rel, release.stdout).ctx("write", &rel)?;
+            self.key.sign_release(&rel)?;
+        }
+        Ok(())
+    }
+
     /// Index and sign every suite. Run again after adding packages.
     pub fn publish(&self) -> Result<()> {
+        self.publish_components()?;
         let root = self.root();
         for suite in &self.suites {
             let dist = root.join("dists").join(suite);

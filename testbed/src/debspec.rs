@@ -56,6 +56,9 @@ pub struct PackageSpec {
     pub postrm: Option<String>,
     pub units: Vec<UnitSpec>,
     pub schema: Option<Schema>,
+    /// Enable the units on install but do not start or restart them
+    /// (debhelper's `--no-start`): the admin starts the service.
+    pub no_start: bool,
 }
 
 impl PackageSpec {
@@ -81,7 +84,14 @@ impl PackageSpec {
             postrm: None,
             units: Vec::new(),
             schema: None,
+            no_start: false,
         }
+    }
+
+    /// Units enabled but not started by the postinst (`--no-start`).
+    pub fn no_start(mut self) -> Self {
+        self.no_start = true;
+        self
     }
 
     pub fn description(mut self, d: &str) -> Self {
@@ -319,13 +329,17 @@ impl PackageSpec {
         post.push(self.postinst.clone().unwrap_or_default());
         if !units.is_empty() {
             let names = units.join(" ");
+            let restart = if self.no_start {
+                String::new()
+            } else {
+                format!("\n\x20   deb-systemd-invoke restart {names}")
+            };
             post.push(format!(
                 "if [ \"$1\" = configure ] || [ \"$1\" = abort-upgrade ]; then\n\
                  \x20 for u in {names}; do deb-systemd-helper unmask \"$u\" >/dev/null || true; \
                  deb-systemd-helper enable \"$u\" >/dev/null || true; done\n\
                  \x20 if [ -d /run/systemd/system ]; then\n\
-                 \x20   systemctl --system daemon-reload >/dev/null || true\n\
-                 \x20   deb-systemd-invoke restart {names}\n\
+                 \x20   systemctl --system daemon-reload >/dev/null || true{restart}\n\
                  \x20 fi\nfi"
             ));
         }

@@ -55,7 +55,10 @@ pub use image::{DEFAULT_PACKAGES, Image, ImageSpec, MIRROR_ENV};
 pub use mirror::Mirror;
 pub use preflight::check as preflight;
 pub use run::sweep_dead as sweep_dead_runs;
-pub use schema::{DAEMON, Engine, MIGRATE, RUNTIME_PACKAGE, Schema, daemon_unit, runtime_package};
+pub use schema::{
+    DAEMON, Engine, MIGRATE, RUNTIME_PACKAGE, Schema, daemon_unit, daemon_unit_with,
+    runtime_package,
+};
 pub use ssh::SshFiles;
 pub use suite::Suite;
 pub use testbed::{Testbed, TestbedBuilder};

@@ -111,7 +111,25 @@ pub fn daemon_unit(
     needs: &[(&str, u16)],
     config: Option<&str>,
 ) -> String {
+    daemon_unit_with(name, version, port, db, needs, config, &[])
+}
+
+/// [`daemon_unit`] with more arguments for the daemon (`--path`,
+/// `--require`, `--port-setting`: see `runtime/daemon.py`).
+pub fn daemon_unit_with(
+    name: &str,
+    version: &str,
+    port: u16,
+    db: Option<(&Schema, &str)>,
+    needs: &[(&str, u16)],
+    config: Option<&str>,
+    extra: &[String],
+) -> String {
     let mut args = format!("--name {name} --version {version} --port {port}");
+    for e in extra {
+        args.push(' ');
+        args.push_str(e);
+    }
     let mut after = vec!["network.target".to_owned()];
     let mut pre = String::new();
     if let Some((schema, package)) = db {

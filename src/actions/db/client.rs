@@ -130,12 +130,27 @@ fn property(props: &[(String, String)], key: &str, file: &str) -> Result<String,
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.clone())
         .ok_or_else(|| format!("{file} has no `{key}`"))?;
-    // CloudStack's encrypted db.properties (db.cloud.encryption.type=file
-    // or web) holds ENC(...): only CloudStack's own key can open it.
-    if v.starts_with("ENC(") {
-        return Err(format!(
-            "`{key}` in {file} is encrypted (ENC(...)); give the credentials in a 0600 `defaults_file` instead"
-        ));
+    // CloudStack's encrypted db.properties holds ENC(...) under the
+    // management server key: with encryption type `file` that key is the
+    // file `key` beside it (root only); with `web` it was typed at start.
+    if let Some(inner) = v.strip_prefix("ENC(").and_then(|r| r.strip_suffix(')')) {
+        let kind = props
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "db.cloud.encryption.type")
+            .map(|(_, v)| v.as_str());
+        if kind != Some("file") {
+            return Err(format!(
+                "`{key}` in {file} is encrypted (ENC(...)) and its key is not in a file (db.cloud.encryption.type is not `file`); give the credentials in a 0600 `defaults_file` instead"
+            ));
+        }
+        let key_file = Path::new(file).with_file_name("key");
+        refuse_world_readable(&key_file)?;
+        let secret = std::fs::read_to_string(&key_file)
+            .map_err(|e| format!("`{key}` in {file} is encrypted: {}: {e}", key_file.display()))?;
+        return super::jasypt::decrypt(inner, secret.trim_end_matches(['\n', '\r'])).map_err(|e| {
+            format!("`{key}` in {file} is encrypted and {} does not open it: {e}", key_file.display())
+        });
     }
     Ok(v)
 }
@@ -180,9 +195,10 @@ impl Client {
                 Engine::Postgresql => client.env.push(("PGPASSFILE".into(), f.clone())),
             }
         }
-        if let (Some(file), Some(uk), Some(pk)) =
+        if let (Some(files), Some(uk), Some(pk)) =
             (&creds.properties, &creds.user_key, &creds.password_key)
         {
+            let file = files.resolve()?;
             let props = read_properties(Path::new(file))?;
             let user = property(&props, uk, file)?;
             let password = property(&props, pk, file)?;

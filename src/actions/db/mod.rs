@@ -20,6 +20,7 @@
 
 mod client;
 mod cluster;
+mod jasypt;
 mod ops;
 
 use std::ops::Range;
@@ -95,9 +96,11 @@ pub struct Credentials {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults_file: Option<String>,
     /// A properties file and the keys holding user and password
-    /// (CloudStack's `db.properties`: `db.cloud.username`, `db.cloud.password`).
+    /// (CloudStack's `db.properties`: `db.cloud.username`, `db.cloud.password`),
+    /// or a list of such files of which the first that exists is read
+    /// (CloudStack moved it from /etc/cloud to /etc/cloudstack in 4.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub properties: Option<String>,
+    pub properties: Option<PropertiesFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +111,36 @@ pub struct Credentials {
     pub host_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_key: Option<String>,
+}
+
+/// `properties`: one file, or files tried in order.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum PropertiesFile {
+    One(String),
+    FirstOf(Vec<String>),
+}
+
+impl PropertiesFile {
+    /// The files, in the order they are tried.
+    pub fn candidates(&self) -> &[String] {
+        match self {
+            PropertiesFile::One(f) => std::slice::from_ref(f),
+            PropertiesFile::FirstOf(v) => v,
+        }
+    }
+
+    /// The first file that exists on this host, or why none does.
+    pub fn resolve(&self) -> Result<&str, String> {
+        let c = self.candidates();
+        c.iter()
+            .find(|f| std::path::Path::new(f).exists())
+            .map(String::as_str)
+            .ok_or_else(|| match c {
+                [one] => format!("{one}: no such file"),
+                _ => format!("none of {} exists", c.join(", ")),
+            })
+    }
 }
 
 impl Credentials {
@@ -141,6 +174,18 @@ impl Credentials {
                     "`host_key` and `port_key` name keys of `credentials.properties`",
                 )
                 .label("add `properties`"),
+            );
+        }
+        if let Some(PropertiesFile::FirstOf(files)) = &self.properties
+            && files.iter().all(|f| f.trim().is_empty())
+        {
+            problems.push(
+                Problem::error(
+                    "bad-value",
+                    span.clone(),
+                    "`credentials.properties` lists no file",
+                )
+                .label("name the file, or the files to try in order"),
             );
         }
         if self.properties.is_some() && (self.user_key.is_none() || self.password_key.is_none()) {
@@ -374,5 +419,58 @@ impl Kind for Db {
             ),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds(toml_text: &str) -> Credentials {
+        toml::from_str(toml_text).expect("credentials parse")
+    }
+
+    #[test]
+    fn properties_is_a_file_or_the_first_existing_of_a_list() {
+        let dir = std::env::temp_dir().join(format!("hoist-props-list-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = dir.join("old.properties");
+        let new = dir.join("new.properties");
+        std::fs::write(&old, "db.cloud.username=cloud\n").unwrap();
+        let (o, n) = (old.display().to_string(), new.display().to_string());
+
+        let one = creds(&format!(
+            "properties = {o:?}\nuser_key = \"u\"\npassword_key = \"p\""
+        ));
+        assert_eq!(one.properties, Some(PropertiesFile::One(o.clone())));
+        assert_eq!(one.properties.as_ref().unwrap().resolve().unwrap(), o);
+        // A plain string still serialises as a string (plans keep their hash).
+        assert_eq!(
+            serde_json::to_value(&one).unwrap()["properties"],
+            serde_json::json!(o)
+        );
+
+        let list = creds(&format!(
+            "properties = [{n:?}, {o:?}]\nuser_key = \"u\"\npassword_key = \"p\""
+        ));
+        let files = list.properties.clone().unwrap();
+        assert_eq!(files.candidates(), [n.clone(), o.clone()]);
+        // The new one does not exist yet: the old one is read.
+        assert_eq!(files.resolve().unwrap(), o);
+        std::fs::write(&new, "db.cloud.username=cloud\n").unwrap();
+        assert_eq!(files.resolve().unwrap(), n);
+        std::fs::remove_file(&new).unwrap();
+        std::fs::remove_file(&old).unwrap();
+        let err = files.resolve().unwrap_err();
+        assert!(err.contains("none of") && err.contains(&n) && err.contains(&o), "{err}");
+
+        let mut problems = Vec::new();
+        list.validate(&(0..1), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let empty = creds("properties = []\nuser_key = \"u\"\npassword_key = \"p\"");
+        empty.validate(&(0..1), &mut problems);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("lists no file"), "{problems:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -23,6 +24,9 @@ p.add_argument("--db", help="ENGINE:DATABASE (postgresql or mariadb)")
 p.add_argument("--schema", type=int, help="schema version this build needs")
 p.add_argument("--needs", action="append", default=[], help="port of a local daemon that must answer first")
 p.add_argument("--config", help="key=value file read at start")
+p.add_argument("--path", action="append", default=[], help="another path answered like /health (CloudStack's /client/)")
+p.add_argument("--require", action="append", default=[], help="KEY=VALUE the conffile must hold, or the daemon does not start")
+p.add_argument("--port-setting", help="a configuration row (table configuration, column value) naming another port to listen on too")
 a = p.parse_args()
 
 config = {}
@@ -37,6 +41,10 @@ if a.config:
     except OSError as e:
         sys.exit(f"{a.name}: cannot read {a.config}: {e}")
 port = int(config.get("port", a.port))
+for req in a.require:
+    k, v = req.split("=", 1)
+    if config.get(k) != v:
+        sys.exit(f"{a.name}: {a.config}: {k} is {config.get(k)!r}, this version needs {v!r}")
 
 
 def schema_version():
@@ -48,6 +56,10 @@ def schema_version():
         cmd = ["runuser", "-u", "postgres", "--", "psql", "-qAt", "-d", db, "-c", q]
     else:
         cmd = ["mysql", "--batch", "--skip-column-names", db, "-e", q]
+    return query(cmd)
+
+
+def query(cmd):
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
         return int(r.stdout.strip()) if r.returncode == 0 else -1
@@ -71,9 +83,24 @@ for dep in a.needs:
         time.sleep(0.2)
 
 
+def setting_port():
+    """The port a configuration row names (MariaDB), or None."""
+    if not (a.port_setting and a.db):
+        return None
+    db = a.db.split(":", 1)[1]
+    q = f"SELECT value FROM configuration WHERE name = '{a.port_setting}'"
+    try:
+        r = subprocess.run(["mysql", "--batch", "--skip-column-names", db, "-e", q],
+                           capture_output=True, text=True, timeout=10)
+    except subprocess.SubprocessError:
+        return None
+    v = r.stdout.strip()
+    return int(v) if r.returncode == 0 and v.isdigit() else None
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        if self.path != "/health":
+        if self.path != "/health" and self.path not in a.path:
             self.send_error(404)
             return
         s = schema_version()
@@ -91,6 +118,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)
+extra = setting_port()
+if extra and extra != port:
+    # CloudStack's unauthenticated API port (integration.api.port), read
+    # from the database at start: a change needs a restart.
+    second = http.server.ThreadingHTTPServer(("0.0.0.0", extra), Handler)
+    threading.Thread(target=second.serve_forever, daemon=True).start()
+    print(f"{a.name}: API port {extra} (integration.api.port)", flush=True)
 addr = os.environ.get("NOTIFY_SOCKET")
 if addr:
     if addr.startswith("@"):

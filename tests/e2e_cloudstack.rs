@@ -1,0 +1,551 @@
+//! Issue 8: seed 003's CloudStack 4.3 upgrade by the shipped recipe
+//! (`recipes/cloudstack`), driven by one `hoist fleet upgrade --yes` over
+//! real SSH across management servers, usage servers and KVM hosts that
+//! share a MariaDB server on its own host (see `cloudstack/mod.rs`).
+//!
+//! - 4.2.1 on the full cloud (2 management, 1 usage, 3 KVM): the rollout
+//!   waits at the system VM template gate, with nothing stopped, until the
+//!   template rows appear; then every host is upgraded, in the guide's
+//!   order across hosts, read from the hosts' own journals.
+
+mod cloudstack;
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cloudstack::{Cloud, Running, Template, Topology, dpkg_known, dpkg_version, host_runs, sql};
+use common::{sh, text};
+use hoist_testbed::Host;
+use hoist_testbed::products::cloudstack as cs;
+
+/// Seconds since the epoch of a time as hoist's journal or `date` writes it.
+fn epoch(h: &Host, at: &str) -> f64 {
+    sh(h, &format!("date -d {} +%s.%N", cloudstack::shq(at)))
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{at}: {e}"))
+}
+
+/// When systemd began stopping `unit` on `h` after `since` (seconds since
+/// the epoch), from the host's journal.
+fn stopped_after(h: &Host, unit: &str, since: f64) -> Option<f64> {
+    let out = sh(
+        h,
+        &format!(
+            "journalctl -q -u {unit}.service -o short-unix --no-pager | grep -E 'Stopping|Stopped' || true"
+        ),
+    );
+    out.lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .find(|t| *t >= since)
+}
+
+fn now(h: &Host) -> f64 {
+    sh(h, "date +%s.%N").trim().parse().unwrap()
+}
+
+fn active(h: &Host, unit: &str) -> bool {
+    h.exec_unchecked(&format!("systemctl is-active --quiet {unit}"))
+        .expect("exec")
+        .success()
+}
+
+/// The host's only run of the rollout: committed, to `to`.
+fn the_run(h: &Host, to: &str) -> serde_json::Value {
+    let runs = host_runs(h);
+    assert_eq!(runs.len(), 1, "{}: {runs:#?}", h.name());
+    assert_eq!(runs[0]["state"], "committed", "{}: {}", h.name(), runs[0]);
+    // `--to 4.3` is the series: the run says which release it took.
+    let got = runs[0]["to"].as_str().unwrap_or("");
+    assert!(
+        got == to || got.starts_with(&format!("{to}.")),
+        "{}: to {got}",
+        h.name()
+    );
+    let st = sh(
+        h,
+        "set -- /var/lib/hoist/fleet/*/hoist; \"$1\" --json status",
+    );
+    serde_json::from_str::<serde_json::Value>(&st).unwrap()["run"].clone()
+}
+
+/// When the step `key` of `run` started.
+fn step_started(h: &Host, run: &serde_json::Value, key: &str) -> f64 {
+    let s = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == key)
+        .unwrap_or_else(|| panic!("{}: no step {key}", h.name()));
+    assert_eq!(s["state"], "done", "{}: {s}", h.name());
+    epoch(h, s["started_at"].as_str().unwrap())
+}
+
+/// The cloud at 4.3 everywhere: packages, services, configuration, the
+/// database's rows.
+fn assert_upgraded(cloud: &Cloud, to: &str) {
+    let db = cloud.db_host();
+    for n in &cloud.management {
+        let h = cloud.host(n);
+        assert_eq!(dpkg_version(&h, "cloudstack-management"), to, "{n}");
+        assert_eq!(dpkg_version(&h, "cloudstack-common"), to, "{n}");
+        assert!(active(&h, "cloudstack-management"), "{n}");
+        let (code, body) = h.http_get(cs::MANAGEMENT_PORT, "/client/").unwrap();
+        assert_eq!(code, 200, "{n}: {body}");
+        assert!(
+            body.contains(&format!("\"version\": \"{to}\"")),
+            "{n}: {body}"
+        );
+        assert!(!dpkg_known(&h, "cloud-client"), "{n}: cloud-client left");
+    }
+    for n in &cloud.usage {
+        let h = cloud.host(n);
+        assert_eq!(dpkg_version(&h, "cloudstack-usage"), to, "{n}");
+        assert!(active(&h, "cloudstack-usage"), "{n}");
+        assert!(!dpkg_known(&h, "cloud-usage"), "{n}: cloud-usage left");
+    }
+    for n in &cloud.kvm {
+        let h = cloud.host(n);
+        assert_eq!(dpkg_version(&h, "cloudstack-agent"), to, "{n}");
+        assert!(active(&h, "cloudstack-agent"), "{n}");
+        assert!(!dpkg_known(&h, "cloud-agent"), "{n}: cloud-agent left");
+        let env = sh(&h, "cat /etc/cloudstack/agent/environment.properties");
+        assert!(
+            env.lines()
+                .any(|l| l == "paths.script=/usr/share/cloudstack-common"),
+            "{n}: {env}"
+        );
+        let props = sh(&h, "cat /etc/cloudstack/agent/agent.properties");
+        assert!(
+            props.contains(&format!("resource={}", cs::resource_class("4.3.2"))),
+            "{n}: {props}"
+        );
+    }
+    // The database: upgraded to the target's schema, the 4.3 rows
+    // Complete, the KVM local storage paths without their slash, the API
+    // port closed again, the system VMs restarted.
+    assert_eq!(
+        sql(&db, "SELECT max(version) FROM cloud.schema_version"),
+        [cs::cloud_schema_version(to).to_string()]
+    );
+    assert_eq!(
+        sql(
+            &db,
+            &format!("SELECT step FROM cloud.version WHERE version = '{to}'")
+        ),
+        ["Complete"]
+    );
+    assert_eq!(
+        sql(
+            &db,
+            "SELECT COUNT(*) FROM cloud.storage_pool WHERE pool_type = 'Filesystem' AND path LIKE '%/'"
+        ),
+        ["0"]
+    );
+    assert_eq!(
+        sql(
+            &db,
+            "SELECT DISTINCT path FROM cloud.storage_pool WHERE pool_type = 'Filesystem'"
+        ),
+        ["/var/lib/libvirt/images"]
+    );
+    assert_eq!(
+        sql(
+            &db,
+            "SELECT path FROM cloud.storage_pool WHERE name = 'primary'"
+        ),
+        ["/export/primary/"],
+        "only local storage paths lose their slash"
+    );
+    assert_eq!(
+        sql(
+            &db,
+            "SELECT value FROM cloud.configuration WHERE name = 'integration.api.port'"
+        ),
+        ["NULL"]
+    );
+}
+
+/// The order across hosts, from the hosts' journals (systemd's and
+/// hoist's): every usage and management server stopped (after `since`)
+/// before the first management server's first install step `install`;
+/// management 1 finished before management 2 started; usage servers after
+/// the management servers; KVM hosts after the usage servers, the first
+/// one alone. What the rollout stopped was recorded, then forgotten.
+fn assert_order(cloud: &Cloud, since: f64, install: &str, to: &str) {
+    let (ms, us, _) = cs::services(&cloud.version);
+    let runs: Vec<(String, serde_json::Value)> = cloud
+        .cloudstack_hosts()
+        .into_iter()
+        .map(|n| {
+            let r = the_run(&cloud.host(&n), to);
+            (n, r)
+        })
+        .collect();
+    let run = |n: &str| &runs.iter().find(|(m, _)| m == n).unwrap().1;
+    let t = |n: &str, k: &str| epoch(&cloud.host(n), run(n)[k].as_str().unwrap());
+    let first = &cloud.management[0];
+    let install = step_started(&cloud.host(first), run(first), install);
+    for (n, unit) in cloud
+        .management
+        .iter()
+        .map(|n| (n, ms))
+        .chain(cloud.usage.iter().map(|n| (n, us)))
+    {
+        let stop = stopped_after(&cloud.host(n), unit, since)
+            .unwrap_or_else(|| panic!("{n}: {unit} never stopped"));
+        assert!(
+            stop < install,
+            "{n} stopped at {stop}, after {first}'s install at {install}"
+        );
+        sh(
+            &cloud.host(n),
+            "test ! -e /var/lib/hoist-cloudstack/stopped-by-rollout",
+        );
+    }
+    for w in cloud.management.windows(2) {
+        assert!(t(&w[0], "finished_at") < t(&w[1], "started_at"), "{w:?}");
+    }
+    let last_mgmt = cloud.management.last().unwrap();
+    for u in &cloud.usage {
+        assert!(t(last_mgmt, "finished_at") < t(u, "started_at"), "{u}");
+        for k in &cloud.kvm {
+            assert!(t(u, "finished_at") < t(k, "started_at"), "{k}");
+        }
+    }
+    for k in cloud.kvm.iter().skip(1) {
+        assert!(t(&cloud.kvm[0], "finished_at") < t(k, "started_at"), "{k}");
+    }
+}
+
+/// The state of step `key` in the host's run.
+fn step_state(h: &Host, key: &str) -> String {
+    let st = sh(
+        h,
+        "set -- /var/lib/hoist/fleet/*/hoist; \"$1\" --json status",
+    );
+    let v: serde_json::Value = serde_json::from_str(&st).unwrap();
+    v["run"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == key)
+        .map(|s| s["state"].as_str().unwrap_or("").to_string())
+        .unwrap_or_else(|| panic!("{}: no step {key}", h.name()))
+}
+
+#[test]
+fn from_4_2_the_full_cloud_waits_for_the_template_then_upgrades_in_the_guides_order() {
+    let t0 = Instant::now();
+    let cloud = Cloud::build("4.2", &Topology::full(), "4.2.1", Template::Missing);
+    let built = t0.elapsed();
+    // The admin's own edit: the line the guide says to check is missing on
+    // one KVM host.
+    sh(
+        &cloud.host("kvm2"),
+        "sed -i '/^paths.script=/d' /etc/cloudstack/agent/environment.properties",
+    );
+    let mgmt1 = cloud.host("mgmt1");
+    let since = now(&mgmt1);
+
+    let child = Running::spawn(cloud.upgrade_command(Some("4.3.2")));
+
+    // The rollout waits at the gate: nothing stopped, no host's upgrade
+    // started, while the gate's query on the first management server
+    // answers 1 (one zone's KVM lacks its template) again and again.
+    let asked = || -> usize {
+        let o = mgmt1
+            .exec_unchecked(
+                "cat /var/lib/hoist/fleet/*/once-system-vm-template-registered/output.log 2>/dev/null \
+                 | grep -c 'returned \"1\"' || true",
+            )
+            .expect("exec");
+        o.stdout.trim().parse().unwrap_or(0)
+    };
+    let start = Instant::now();
+    while asked() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "the rollout never reached the gate"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let before = asked();
+    std::thread::sleep(Duration::from_secs(12));
+    assert!(asked() > before, "the gate stopped asking");
+    let j = cloud.status_json();
+    assert_eq!(j["state"], "running", "{j}");
+    assert_eq!(j["done"], serde_json::json!([]), "{j}");
+    assert_eq!(j["running"], serde_json::json!([]), "{j}");
+    for n in cloud.cloudstack_hosts() {
+        let h = cloud.host(&n);
+        assert!(
+            host_runs(&h).is_empty(),
+            "{n} started its upgrade before the gate opened"
+        );
+        let unit = match n.chars().next() {
+            Some('m') => "cloudstack-management",
+            Some('u') => "cloudstack-usage",
+            _ => "cloudstack-agent",
+        };
+        assert!(
+            active(&h, unit),
+            "{n}: {unit} stopped while the gate was closed"
+        );
+        assert_eq!(dpkg_version(&h, "cloudstack-common"), "4.2.1", "{n}");
+    }
+
+    // The admin registers the template in the UI of the running cloud.
+    cloud.register_template();
+    let out = child.finish();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let rollout = start.elapsed();
+    let j = cloud.status_json();
+    assert_eq!(j["state"], "done", "{j}");
+    assert_eq!(
+        j["done"],
+        serde_json::json!(cloud.cloudstack_hosts()),
+        "{j}"
+    );
+    assert_upgraded(&cloud, "4.3.2");
+
+    assert_order(&cloud, since, "management-upgrade-apt", "4.3.2");
+    // The system VMs were restarted through the API port.
+    let log = sh(&mgmt1, "cat /var/log/cloudstack/management/sysvmadm.log");
+    assert!(log.contains("Done restarting 3 system VM(s)"), "{log}");
+    assert_eq!(
+        sql(
+            &cloud.db_host(),
+            "SELECT MIN(update_count) FROM cloud.vm_instance WHERE type <> 'User'"
+        ),
+        ["2"],
+        "each management server's run restarts them (seed L2594)"
+    );
+    eprintln!(
+        "4.2 full cloud: built in {:.0} s, rollout {:.0} s, test {:.0} s",
+        built.as_secs_f64(),
+        rollout.as_secs_f64(),
+        t0.elapsed().as_secs_f64()
+    );
+    cloud.teardown();
+}
+
+/// What every path from before 4.1 leaves: the admin's db.properties
+/// carried to /etc/cloudstack by the new package, the old packages purged.
+fn assert_moved_from_etc_cloud(cloud: &Cloud) {
+    let db_addr = cloud.db_host().addr().to_string();
+    for n in &cloud.management {
+        let p = sh(
+            &cloud.host(n),
+            "cat /etc/cloudstack/management/db.properties",
+        );
+        assert!(p.contains(&format!("db.cloud.host={db_addr}")), "{n}: {p}");
+        assert!(p.contains("db.cloud.username=cloud"), "{n}: {p}");
+    }
+    // The agent's copied log4j-cloud.xml gave way to the packaged one
+    // (seed L1930-1942), the copy kept beside it.
+    for n in &cloud.kvm {
+        let h = cloud.host(n);
+        let now = sh(&h, "cat /etc/cloudstack/agent/log4j-cloud.xml");
+        assert!(
+            now.contains("/var/log/cloudstack/agent/agent.log"),
+            "{n}: {now}"
+        );
+        let old = sh(&h, "cat /etc/cloudstack/agent/log4j-cloud.xml.dpkg-old");
+        assert!(old.contains("/var/log/cloud/agent/agent.log"), "{n}: {old}");
+    }
+}
+
+/// The KVM steps of sections F and G (3.0.x, 2.2.14): the resource class
+/// renamed, the bridges renamed by cloudstack-agent-upgrade, the qemu
+/// hook installed, libvirtd restarted.
+fn assert_kvm_legacy_steps(cloud: &Cloud) {
+    for n in &cloud.kvm {
+        let h = cloud.host(n);
+        let props = sh(&h, "cat /etc/cloudstack/agent/agent.properties");
+        assert!(
+            props.contains("private.network.device=breth0-100"),
+            "{n}: {props}"
+        );
+        assert!(
+            !props.contains("com.cloud.agent.resource.computing"),
+            "{n}: {props}"
+        );
+        sh(
+            &h,
+            "cmp /usr/share/cloudstack-agent/lib/libvirtqemuhook /etc/libvirt/hooks/qemu && test -x /etc/libvirt/hooks/qemu",
+        );
+        let log = sh(&h, "cat /var/log/cloudstack/agent/agent-upgrade.log");
+        assert!(
+            log.contains("renamed bridge cloudVirBr100 to breth0-100"),
+            "{n}: {log}"
+        );
+        assert!(
+            stopped_after(&h, "libvirtd", 0.0).is_some(),
+            "{n}: libvirtd never restarted"
+        );
+    }
+}
+
+/// One small cloud (1 management, 1 usage, 1 KVM and the database) from
+/// `from`, upgraded to `to` by one rollout; the end state checked. The
+/// cloud is returned for the path's own checks.
+fn small_cloud_upgrade(from: &str, to: &str) -> Cloud {
+    let t0 = Instant::now();
+    let cloud = Cloud::build(from, &Topology::small(), from, Template::Registered);
+    let built = t0.elapsed();
+    let out = cloudstack::bounded(cloud.upgrade_command(Some(to)));
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{from}: {said}");
+    assert_eq!(cloud.status_json()["state"], "done");
+    assert_upgraded(&cloud, "4.3.2");
+    for n in cloud.cloudstack_hosts() {
+        the_run(&cloud.host(&n), to);
+    }
+    eprintln!(
+        "{from} small cloud: built in {:.0} s, rollout {:.0} s",
+        built.as_secs_f64(),
+        (t0.elapsed() - built).as_secs_f64()
+    );
+    cloud
+}
+
+#[test]
+fn from_4_3_1_to_4_3_2() {
+    let cloud = small_cloud_upgrade("4.3.1", "4.3.2");
+    // B restarts no system VM and needs no new template: the fleet's gate
+    // opened at once on a 4.3 database.
+    assert_eq!(
+        sql(
+            &cloud.db_host(),
+            "SELECT MAX(update_count) FROM cloud.vm_instance"
+        ),
+        ["0"]
+    );
+    cloud.teardown();
+}
+
+#[test]
+fn from_4_3_0_to_4_3_2() {
+    small_cloud_upgrade("4.3.0", "4.3.2").teardown();
+}
+
+#[test]
+fn from_4_1_to_4_3() {
+    let cloud = small_cloud_upgrade("4.1.1", "4.3");
+    assert_eq!(
+        sql(
+            &cloud.db_host(),
+            "SELECT MIN(update_count) FROM cloud.vm_instance WHERE type <> 'User'"
+        ),
+        ["1"]
+    );
+    cloud.teardown();
+}
+
+#[test]
+fn from_4_0_to_4_3() {
+    let cloud = small_cloud_upgrade("4.0.2", "4.3");
+    assert_moved_from_etc_cloud(&cloud);
+    cloud.teardown();
+}
+
+#[test]
+fn from_3_0_to_4_3() {
+    let cloud = small_cloud_upgrade("3.0.2", "4.3");
+    assert_moved_from_etc_cloud(&cloud);
+    assert_kvm_legacy_steps(&cloud);
+    cloud.teardown();
+}
+
+#[test]
+fn from_2_2_14_to_4_3_2_encrypts_the_database_properties() {
+    let cloud = small_cloud_upgrade("2.2.14", "4.3.2");
+    assert_moved_from_etc_cloud(&cloud);
+    assert_kvm_legacy_steps(&cloud);
+    assert_encrypted(&cloud);
+    cloud.teardown();
+}
+
+/// cloudstack-setup-encryption ran on every management server with the
+/// admin's keys (seed L3255-3293): the same key file everywhere, the
+/// passwords in db.properties ENC(...).
+fn assert_encrypted(cloud: &Cloud) {
+    for n in &cloud.management {
+        let h = cloud.host(n);
+        assert_eq!(
+            sh(&h, "cat /etc/cloudstack/management/key").trim(),
+            cloudstack::MS_KEY,
+            "{n}"
+        );
+        let p = sh(&h, "cat /etc/cloudstack/management/db.properties");
+        assert!(p.contains("db.cloud.encryption.type=file"), "{n}: {p}");
+        assert!(p.contains("db.cloud.password=ENC("), "{n}: {p}");
+        assert!(!p.contains(cloudstack::DB_PASSWORD), "{n}: {p}");
+    }
+}
+
+#[test]
+fn from_2_2_5_the_full_cloud_goes_through_2_2_14() {
+    let t0 = Instant::now();
+    let cloud = Cloud::build("2.2.5", &Topology::full(), "2.2.5", Template::Registered);
+    let built = t0.elapsed();
+    let since = now(&cloud.host("mgmt1"));
+    let out = cloudstack::bounded(cloud.upgrade_command(Some("4.3.2")));
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let rollout = t0.elapsed() - built;
+    assert_eq!(cloud.status_json()["state"], "done");
+    assert_upgraded(&cloud, "4.3.2");
+    assert_moved_from_etc_cloud(&cloud);
+    assert_kvm_legacy_steps(&cloud);
+    assert_encrypted(&cloud);
+    assert_order(
+        &cloud,
+        since,
+        "management-install-2.2.14-apt@2.2.14",
+        "4.3.2",
+    );
+    // Both hops in each host's one run. Only the first management server
+    // started 2.2.14 against the database; the second found it further.
+    let (m1, m2) = (cloud.host("mgmt1"), cloud.host("mgmt2"));
+    for (h, key, want) in [
+        (&m1, "management-install-2.2.14-apt@2.2.14", "done"),
+        (&m1, "start-management-2.2.14@2.2.14", "done"),
+        (&m1, "database-at-2.2.14@2.2.14", "done"),
+        (&m1, "setup-encryption@4.3.2", "done"),
+        (&m1, "start-management@4.3.2", "done"),
+        (&m2, "management-install-2.2.14-apt@2.2.14", "done"),
+        (&m2, "start-management-2.2.14@2.2.14", "skipped"),
+        (&m2, "database-at-2.2.14@2.2.14", "skipped"),
+        (&m2, "start-management@4.3.2", "done"),
+    ] {
+        assert_eq!(step_state(h, key), want, "{}: {key}", h.name());
+    }
+    assert_eq!(
+        step_state(&cloud.host("usage1"), "usage-install-2.2.14-apt@2.2.14"),
+        "done"
+    );
+    for k in &cloud.kvm {
+        assert_eq!(
+            step_state(&cloud.host(k), "agent-install-2.2.14-apt@2.2.14"),
+            "done",
+            "{k}"
+        );
+    }
+    // The database went through 2.2.14, once.
+    assert_eq!(
+        sql(
+            &cloud.db_host(),
+            "SELECT version FROM cloud.version WHERE version LIKE '2.2.%' ORDER BY id"
+        ),
+        ["2.2.5", "2.2.14"]
+    );
+    eprintln!(
+        "2.2.5 full cloud: built in {:.0} s, rollout {:.0} s",
+        built.as_secs_f64(),
+        rollout.as_secs_f64()
+    );
+    cloud.teardown();
+}
