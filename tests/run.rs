@@ -632,3 +632,38 @@ fn a_stop_is_undone_by_starting_only_what_was_running_before_it() {
     assert!(!said.contains("not undone"), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_recipe_undo_of_the_same_kind_does_not_read_what_the_step_saved() {
+    let dir = std::env::temp_dir().join(format!("hoist-run-{}-undo-dir", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display();
+    std::fs::write(dir.join("VERSION"), "1.0\n").unwrap();
+    let list = "deb http://mirror.test precise 4.2\n";
+    std::fs::write(dir.join("cloudstack.list"), list).unwrap();
+    // The guide's switch and its switch back (seed 003, L923-946).
+    let recipe = format!(
+        "[product]\nname = \"app\"\nversion = {{ file = \"{d}/VERSION\" }}\n\n\
+         [[paths]]\nid = \"main\"\nfrom = \"1.*\"\nto = \"2.0\"\n\n\
+         [[steps]]\nid = \"repo-4.3\"\nphase = \"pre\"\n\
+         repo = {{ op = \"switch\", file = \"{d}/cloudstack.list\", from = \"precise 4.2\", to = \"precise 4.3\" }}\n\
+         undo = {{ repo = {{ op = \"switch\", file = \"{d}/cloudstack.list\", from = \"precise 4.3\", to = \"precise 4.2\" }} }}\n\n\
+         [[steps]]\nid = \"install\"\nphase = \"install\"\nexec = {{ shell = \"grep -q 'precise 4.3' {d}/cloudstack.list && exit 3\" }}\n",
+    );
+    std::fs::write(dir.join("recipe.toml"), recipe).unwrap();
+    let o = hoist_in(&dir.join("state"))
+        .args(["upgrade", "--yes", "-r"])
+        .arg(dir.join("recipe.toml"))
+        .output()
+        .unwrap();
+    let said = text(&o);
+    assert!(said.contains("[2/2] install: FAILED"), "{said}");
+    assert!(said.contains("[undo] repo-4.3: undone"), "{said}");
+    assert!(said.contains("Rolled back"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cloudstack.list")).unwrap(),
+        list
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

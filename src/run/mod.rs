@@ -468,6 +468,23 @@ impl Engine {
         self.with_ctx(step, |ctx| action.apply(ctx))
     }
 
+    /// A recipe's `undo` of `step`, in a directory of its own under the
+    /// step's: what it saves never mixes with what the step saved (a `repo`
+    /// switch back would otherwise read the step's saved original, from
+    /// before the switch, and find nothing to switch).
+    fn apply_undo(
+        &mut self,
+        undo: &crate::actions::Action,
+        step: &PlannedStep,
+    ) -> Result<(), String> {
+        self.with_ctx(step, |ctx| {
+            ctx.step_dir = ctx.step_dir.join("undo");
+            crate::fsutil::private_dir(&ctx.step_dir)
+                .map_err(|e| format!("{}: {e}", ctx.step_dir.display()))?;
+            undo.apply(ctx)
+        })
+    }
+
     /// The built-in undo of the step's action.
     fn compensate(&mut self, step: &PlannedStep) -> Result<(), String> {
         self.with_ctx(step, |ctx| step.action.compensate(ctx))

@@ -87,7 +87,7 @@ impl Engine {
         testhook::crash_at(key, "undo");
         let started = std::time::Instant::now();
         let result = match &step.undo {
-            Some(undo) => self.apply(undo, step),
+            Some(undo) => self.apply_undo(undo, step),
             None => self.compensate(step),
         };
         match &result {
