@@ -588,7 +588,7 @@ fn each_once_hooks_run_once_per_host_ever() {
 }
 
 #[test]
-fn a_stop_is_undone_by_starting_only_what_was_running_before_it() {
+fn a_stop_and_a_start_are_undone_back_to_what_they_found() {
     let dir = std::env::temp_dir().join(format!("hoist-run-{}-stop-undo", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -609,7 +609,9 @@ fn a_stop_is_undone_by_starting_only_what_was_running_before_it() {
          [[paths]]\nid = \"main\"\nfrom = \"1.*\"\nto = \"2.0\"\n\n{}\n{}\n\
          [[steps]]\nid = \"stop-all\"\nphase = \"stop\"\n\
          service = {{ op = \"stop\", units = [\"web\", \"worker\"] }}\n\n\
-         [[steps]]\nid = \"install\"\nphase = \"install\"\nexec = {{ shell = \"exit 3\" }}\n",
+         [[steps]]\nid = \"start-worker\"\nphase = \"start\"\n\
+         service = {{ op = \"start\", units = [\"worker\"] }}\n\n\
+         [[steps]]\nid = \"check\"\nphase = \"verify\"\nexec = {{ shell = \"exit 3\" }}\n",
         service("web"),
         service("worker"),
     );
@@ -624,11 +626,13 @@ fn a_stop_is_undone_by_starting_only_what_was_running_before_it() {
     assert!(said.contains("[undo] stop-all: undone"), "{said}");
     assert!(dir.join("web.running").exists(), "{said}");
     assert!(!dir.join("worker.running").exists(), "{said}");
-    // Started once, by the stop's own undo, and `worker` never.
+    // `worker` started by the run and stopped again by its start's undo;
+    // `web` started by the stop's undo.
     assert_eq!(
         std::fs::read_to_string(dir.join("started")).unwrap_or_default(),
-        "web\n"
+        "worker\nweb\n"
     );
+    assert!(said.contains("[undo] start-worker: undone"), "{said}");
     assert!(!said.contains("not undone"), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }

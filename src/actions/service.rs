@@ -49,33 +49,40 @@ impl Kind for Service {
         &["service", "exec"]
     }
 
-    /// A stop puts back what it found: the units that were running before
-    /// it are started again, those already stopped stay so. A unit someone
-    /// else stopped first (seed 003: a fleet stops every management server
-    /// before the first one is upgraded) is not started by this host's
-    /// rollback against a database another host has already upgraded.
+    /// A stop or a start puts back what it found: a stop starts again the
+    /// units that were running before it, a start stops again those that
+    /// were not (a rolled-back host must not keep the new code running on
+    /// its old packages and database). A unit someone else stopped first
+    /// (seed 003: a fleet stops every management server before the first
+    /// one is upgraded) is not started by this host's rollback against a
+    /// database another host has already upgraded.
     fn builtin_undo(&self) -> bool {
-        self.op == Op::Stop
+        matches!(self.op, Op::Stop | Op::Start)
     }
 
     fn compensate(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
-        let saved = ctx.step_dir.join(RUNNING_BEFORE);
-        let Ok(text) = std::fs::read_to_string(&saved) else {
-            // Interrupted before it stopped anything.
+        let Ok(text) = std::fs::read_to_string(ctx.step_dir.join(FOUND)) else {
+            // Interrupted before it changed anything.
             return Ok(());
         };
         let units: Vec<String> = text.lines().map(str::to_string).collect();
+        // Back to what was found: the stop's units started, in order; the
+        // start's stopped, in reverse order.
+        let (op, stopping) = match self.op {
+            Op::Stop => (Op::Start, false),
+            _ => (Op::Stop, true),
+        };
         if units.is_empty() {
-            ctx.note("no unit was running before the stop: none to start");
+            ctx.note(&format!("nothing to {} again: as found", verb(op)));
         }
-        for unit in crate::order::sort_units(ctx.services, &units, false) {
+        for unit in crate::order::sort_units(ctx.services, &units, stopping) {
             let spec = ctx.services.iter().find(|s| s.name == unit);
-            if is_running(spec, &unit) {
+            if is_running(spec, &unit) == (op == Op::Start) {
                 continue;
             }
             ctx.run(
-                command(spec, &unit, Op::Start)?,
-                &format!("start {unit}"),
+                command(spec, &unit, op)?,
+                &format!("{} {unit}", verb(op)),
                 ctx.timeout,
             )?;
         }
@@ -95,20 +102,24 @@ impl Kind for Service {
     }
 
     fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
-        if self.op == Op::Stop && ctx.undoable {
-            // Durable before anything stops: a crash mid-stop is undone
-            // from it.
-            let running: Vec<&str> = self
+        if matches!(self.op, Op::Stop | Op::Start) && ctx.undoable {
+            // Durable before anything changes: a crash in the middle is
+            // undone from it. A stop keeps the units running, a start those
+            // not running.
+            let found: Vec<&str> = self
                 .units
                 .iter()
-                .filter(|u| is_running(ctx.services.iter().find(|s| &s.name == *u), u))
+                .filter(|u| {
+                    is_running(ctx.services.iter().find(|s| &s.name == *u), u)
+                        == (self.op == Op::Stop)
+                })
                 .map(String::as_str)
                 .collect();
-            let mut text = running.join("\n");
+            let mut text = found.join("\n");
             if !text.is_empty() {
                 text.push('\n');
             }
-            crate::fsutil::write_atomic(&ctx.step_dir.join(RUNNING_BEFORE), text.as_bytes())
+            crate::fsutil::write_atomic(&ctx.step_dir.join(FOUND), text.as_bytes())
                 .map_err(|e| format!("saving which units run: {e}"))?;
         }
         // Several units restarted together go down and come up as a set:
@@ -126,8 +137,9 @@ impl Kind for Service {
     }
 }
 
-/// The units a stop found running, in its step directory.
-const RUNNING_BEFORE: &str = "running-before";
+/// In the step's directory: the units a stop found running, or a start
+/// found not running (what its undo changes back).
+const FOUND: &str = "found";
 
 impl Service {
     fn each(&self, ctx: &mut Ctx<'_>, op: Op, stopping: bool) -> Result<(), String> {
