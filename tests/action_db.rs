@@ -962,3 +962,51 @@ gate = {{ message = "The database must be at 4.2.1", until = {{ sql = {{ engine 
         p.log()
     );
 }
+
+#[test]
+fn mysql_backup_restore_on_rollback_restores_its_own_dump_even_after_a_later_one() {
+    let my = Maria::start("own-dump");
+    my.sample("Cl0ud-secret");
+    let before = my.dump("cloud");
+    let creds = my.creds();
+    // Two backups to one path in one run (seed 003's 2.2.5 -> 2.2.14 -> 4.3
+    // route dumps `cloud.sql` on each hop), the database changed between
+    // them and after: rollback must end on the first dump's database.
+    let steps = format!(
+        r#"[[steps]]
+id = "backup-first"
+phase = "backup"
+db = {{ op = "backup", engine = "mysql", database = "cloud", dump = "{{DIR}}/cloud.sql", keep = 1, restore_on_rollback = true, credentials = {creds} }}
+
+[[steps]]
+id = "to-2.2.14"
+phase = "migrate"
+db = {{ op = "sql", engine = "mysql", database = "cloud", sql = "UPDATE version SET version = '2.2.14'", credentials = {creds} }}
+
+[[steps]]
+id = "backup-second"
+phase = "migrate"
+db = {{ op = "backup", engine = "mysql", database = "cloud", dump = "{{DIR}}/cloud.sql", keep = 1, restore_on_rollback = true, credentials = {creds} }}
+
+[[steps]]
+id = "to-4.3"
+phase = "migrate"
+db = {{ op = "sql", engine = "mysql", database = "cloud", sql = "CREATE TABLE audit (x INT); UPDATE version SET version = '4.3.2'", credentials = {creds} }}
+
+[[steps]]
+id = "start-management"
+phase = "start"
+exec = {{ argv = ["true"] }}
+"#
+    );
+    let p = Product::new("my-own-dump", &steps, my.env());
+    let o = p.upgrade(&[("HOIST_TEST_FAIL_AT", "start-management")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let log = p.log();
+    assert!(log.contains("restore cloud from this step's dump"), "{log}");
+    assert_eq!(
+        my.dump("cloud"),
+        before,
+        "the database after rollback differs from before the first backup"
+    );
+}

@@ -146,10 +146,17 @@ fn property(props: &[(String, String)], key: &str, file: &str) -> Result<String,
         }
         let key_file = Path::new(file).with_file_name("key");
         refuse_world_readable(&key_file)?;
-        let secret = std::fs::read_to_string(&key_file)
-            .map_err(|e| format!("`{key}` in {file} is encrypted: {}: {e}", key_file.display()))?;
+        let secret = std::fs::read_to_string(&key_file).map_err(|e| {
+            format!(
+                "`{key}` in {file} is encrypted: {}: {e}",
+                key_file.display()
+            )
+        })?;
         return super::jasypt::decrypt(inner, secret.trim_end_matches(['\n', '\r'])).map_err(|e| {
-            format!("`{key}` in {file} is encrypted and {} does not open it: {e}", key_file.display())
+            format!(
+                "`{key}` in {file} is encrypted and {} does not open it: {e}",
+                key_file.display()
+            )
         });
     }
     Ok(v)
@@ -324,8 +331,7 @@ impl Client {
                 if let Some(d) = database {
                     c.arg(format!("--database={d}"));
                 }
-                c.arg("-e")
-                    .arg(query);
+                c.arg("-e").arg(query);
                 c
             }
         };
@@ -423,11 +429,18 @@ mod tests {
         .unwrap();
         let p = read_properties(&f).unwrap();
         assert_eq!(property(&p, "db.cloud.username", "f").unwrap(), "cloud");
-        assert_eq!(property(&p, "db.cloud.password", "f").unwrap(), "s3:cr=t\\x");
+        assert_eq!(
+            property(&p, "db.cloud.password", "f").unwrap(),
+            "s3:cr=t\\x"
+        );
         assert_eq!(property(&p, "db.usage.password", "f").unwrap(), "p w");
         std::fs::write(&f, "db.cloud.password=ENC(abc)\n").unwrap();
         let p = read_properties(&f).unwrap();
-        assert!(property(&p, "db.cloud.password", "f").unwrap_err().contains("encrypted"));
+        assert!(
+            property(&p, "db.cloud.password", "f")
+                .unwrap_err()
+                .contains("encrypted")
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -81,7 +81,14 @@ mod tests {
         }
         let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
         let o = std::process::Command::new("openssl")
-            .args(["enc", "-des-cbc", "-K", &hex(&d[..8]), "-iv", &hex(&d[8..16])])
+            .args([
+                "enc",
+                "-des-cbc",
+                "-K",
+                &hex(&d[..8]),
+                "-iv",
+                &hex(&d[8..16]),
+            ])
             .args(["-provider", "legacy", "-provider", "default", "-a", "-A"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -99,7 +106,10 @@ mod tests {
             const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
             let mut s = String::new();
             for c in value.chunks(3) {
-                let n = c.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+                let n = c
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
                 for i in 0..=c.len() {
                     s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
                 }
@@ -108,7 +118,9 @@ mod tests {
             s
         };
         assert_eq!(decrypt(&b64, "password").unwrap(), "cloud-secret");
-        assert!(decrypt(&b64, "other").is_err() || decrypt(&b64, "other").unwrap() != "cloud-secret");
+        assert!(
+            decrypt(&b64, "other").is_err() || decrypt(&b64, "other").unwrap() != "cloud-secret"
+        );
         assert!(decrypt("!!", "password").is_err());
     }
 }

@@ -228,6 +228,12 @@ pub struct Db {
     /// included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep: Option<u32>,
+    /// `backup`: rollback restores the database from the very dump this
+    /// step wrote, wherever a later backup to the same path moved it (two
+    /// hops of one route both dump to `cloud.sql`: undoing the first must
+    /// restore the first's dump, not the second's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restore_on_rollback: bool,
     #[serde(default)]
     pub credentials: Credentials,
     /// `upgrade_cluster`: the old and the new major (`"13"`, `"9.6"`).
@@ -314,15 +320,18 @@ impl Kind for Db {
     }
 
     fn builtin_undo(&self) -> bool {
-        (self.op == Op::Sql && self.protect) || self.op == Op::UpgradeCluster
+        (self.op == Op::Sql && self.protect)
+            || (self.op == Op::Backup && self.restore_on_rollback)
+            || self.op == Op::UpgradeCluster
     }
 
     fn compensate(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
         match self.op {
             Op::UpgradeCluster => cluster::undo_upgrade(self, ctx),
             Op::Sql if self.protect => ops::put_back(self, ctx),
+            Op::Backup if self.restore_on_rollback => ops::restore_own_dump(self, ctx),
             _ => Err(
-                "`db` has a built-in undo only for `upgrade_cluster` and `sql` with `protect = true`"
+                "`db` has a built-in undo only for `upgrade_cluster`, `sql` with `protect = true` and `backup` with `restore_on_rollback = true`"
                     .into(),
             ),
         }
@@ -381,8 +390,21 @@ impl Kind for Db {
         let misplaced = [
             ("check", self.check.is_some() && self.op != Op::Sql, "`sql`"),
             ("protect", self.protect && self.op != Op::Sql, "`sql`"),
-            ("keep", self.keep.is_some() && self.op != Op::Backup, "`backup`"),
-            ("dump", self.dump.is_some() && self.op == Op::Sql, "`backup` and `restore`"),
+            (
+                "keep",
+                self.keep.is_some() && self.op != Op::Backup,
+                "`backup`",
+            ),
+            (
+                "restore_on_rollback",
+                self.restore_on_rollback && self.op != Op::Backup,
+                "`backup`",
+            ),
+            (
+                "dump",
+                self.dump.is_some() && self.op == Op::Sql,
+                "`backup` and `restore`",
+            ),
         ];
         for (key, wrong, ops) in misplaced {
             if wrong {
@@ -414,7 +436,10 @@ impl Kind for Db {
             Op::Sql => super::exactly_one(
                 "db",
                 span,
-                &[("sql", self.sql.is_some()), ("sql_file", self.sql_file.is_some())],
+                &[
+                    ("sql", self.sql.is_some()),
+                    ("sql_file", self.sql_file.is_some()),
+                ],
                 problems,
             ),
             _ => {}
@@ -462,7 +487,10 @@ mod tests {
         std::fs::remove_file(&new).unwrap();
         std::fs::remove_file(&old).unwrap();
         let err = files.resolve().unwrap_err();
-        assert!(err.contains("none of") && err.contains(&n) && err.contains(&o), "{err}");
+        assert!(
+            err.contains("none of") && err.contains(&n) && err.contains(&o),
+            "{err}"
+        );
 
         let mut problems = Vec::new();
         list.validate(&(0..1), &mut problems);
@@ -470,7 +498,10 @@ mod tests {
         let empty = creds("properties = []\nuser_key = \"u\"\npassword_key = \"p\"");
         empty.validate(&(0..1), &mut problems);
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].message.contains("lists no file"), "{problems:?}");
+        assert!(
+            problems[0].message.contains("lists no file"),
+            "{problems:?}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -121,7 +121,14 @@ pub fn backup(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
         .map(|(i, e)| (e.created, i))
         .collect();
     same.sort_by_key(|k| std::cmp::Reverse(*k));
-    let old: Vec<usize> = same.iter().skip(keep).map(|(_, i)| *i).collect();
+    // Never a dump of this run: an earlier hop's may be what its rollback
+    // restores.
+    let old: Vec<usize> = same
+        .iter()
+        .skip(keep)
+        .map(|(_, i)| *i)
+        .filter(|i| entries[*i].run != ctx.run)
+        .collect();
     for &i in &old {
         let p = &entries[i].path;
         match std::fs::remove_file(p) {
@@ -267,7 +274,9 @@ fn verify(engine: Engine, database: &str, dump: &Path, ctx: &Ctx<'_>) -> Result<
                 .map_err(|e| format!("{shown}: {e}"))?;
             let tail = String::from_utf8_lossy(&tail);
             if !tail.contains("-- Dump completed") {
-                return Err(format!("{shown} is incomplete: no `-- Dump completed` line at its end"));
+                return Err(format!(
+                    "{shown} is incomplete: no `-- Dump completed` line at its end"
+                ));
             }
             if !head.contains(&format!("USE `{}`;", database.replace('`', "``"))) {
                 return Err(format!("{shown} is not a dump of database {database}"));
@@ -278,6 +287,37 @@ fn verify(engine: Engine, database: &str, dump: &Path, ctx: &Ctx<'_>) -> Result<
 }
 
 /// `restore`: the database as it was dumped, exactly.
+/// The built-in undo of a `backup` with `restore_on_rollback`: the
+/// database from the dump this step wrote (found in the index by run and
+/// step, wherever it was moved aside since). No dump recorded: the step
+/// ended before its dump was complete, and nothing after it ran.
+pub fn restore_own_dump(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
+    let step = ctx
+        .step_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let slot = ctx.path(db.dump.as_deref().unwrap_or_default());
+    let state_dir = ctx.journal.dir().to_path_buf();
+    let Some(entry) = backups::load(&state_dir)
+        .into_iter()
+        .find(|e| e.run == ctx.run && e.step == step && e.slot == slot)
+    else {
+        ctx.note(&format!(
+            "no dump of {} was completed by this step: nothing to restore",
+            db.database
+        ));
+        return Ok(());
+    };
+    ctx.note(&format!(
+        "restore {} from this step's dump {}",
+        db.database,
+        entry.path.display()
+    ));
+    let client = Client::new(db.engine, &db.credentials, &ctx.step_dir)?;
+    restore_from(&client, db, ctx, &entry.path)
+}
+
 pub fn restore(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
     let dump = ctx.path(db.dump.as_deref().unwrap_or_default());
     let client = Client::new(db.engine, &db.credentials, &ctx.step_dir)?;
@@ -370,7 +410,11 @@ pub fn sql(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
             let tmp = write_dump(&client, db, ctx, &before)?;
             std::fs::rename(&tmp, &before).map_err(|e| format!("{}: {e}", before.display()))?;
             sync_parent(&before)?;
-            ctx.note(&format!("dumped {} for the undo: {}", db.database, before.display()));
+            ctx.note(&format!(
+                "dumped {} for the undo: {}",
+                db.database,
+                before.display()
+            ));
         }
     }
     let mut statements = match (&db.sql, &db.sql_file) {
@@ -423,15 +467,19 @@ pub fn sql(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
     crate::fsutil::write_atomic(&file, script.as_bytes())
         .map_err(|e| format!("{}: {e}", file.display()))?;
     let what = format!("{} on {}", client.program(), db.database);
-    ctx.run(stdin_from(client.sql_command(&db.database), &file), &what, ctx.timeout)
-        .map_err(|e| {
-            let why = if db.check.is_some() {
-                "the statements or their check failed"
-            } else {
-                "the statements failed"
-            };
-            format!("{why} ({e}); the transaction was rolled back (see the run log)")
-        })
+    ctx.run(
+        stdin_from(client.sql_command(&db.database), &file),
+        &what,
+        ctx.timeout,
+    )
+    .map_err(|e| {
+        let why = if db.check.is_some() {
+            "the statements or their check failed"
+        } else {
+            "the statements failed"
+        };
+        format!("{why} ({e}); the transaction was rolled back (see the run log)")
+    })
 }
 
 /// The built-in undo of `sql` with `protect`: the dump taken before it.
