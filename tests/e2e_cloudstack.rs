@@ -171,7 +171,7 @@ fn assert_upgraded(cloud: &Cloud, to: &str) {
 /// before the first management server's first install step `install`;
 /// management 1 finished before management 2 started; usage servers after
 /// the management servers; KVM hosts after the usage servers, the first
-/// one alone. What the rollout stopped was recorded, then forgotten.
+/// one alone. What the rollout stopped was recorded, then set aside.
 fn assert_order(cloud: &Cloud, since: f64, install: &str, to: &str) {
     let (ms, us, _) = cs::services(&cloud.version);
     let runs: Vec<(String, serde_json::Value)> = cloud
@@ -198,10 +198,14 @@ fn assert_order(cloud: &Cloud, since: f64, install: &str, to: &str) {
             stop < install,
             "{n} stopped at {stop}, after {first}'s install at {install}"
         );
-        sh(
+        // The record of what the rollout stopped is set aside, naming
+        // this host's server (what a fleet rollback would start again).
+        let set_aside = sh(
             &cloud.host(n),
-            "test ! -e /var/lib/hoist-cloudstack/stopped-by-rollout",
+            "test ! -e /var/lib/hoist-cloudstack/stopped-by-rollout && \
+             cat /var/lib/hoist-cloudstack/stopped-by-rollout.done",
         );
+        assert_eq!(set_aside.trim(), unit, "{n}");
     }
     for w in cloud.management.windows(2) {
         assert!(t(&w[0], "finished_at") < t(&w[1], "started_at"), "{w:?}");

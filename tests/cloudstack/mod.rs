@@ -528,7 +528,7 @@ impl Cloud {
     pub fn fleet(&self, args: &[&str]) -> Command {
         let mut c = hoist_in(&self.state);
         c.arg("fleet").args(args);
-        if matches!(args.first(), Some(&"upgrade" | &"resume")) {
+        if matches!(args.first(), Some(&"upgrade" | &"resume" | &"rollback")) {
             c.arg("-i")
                 .arg(&self.inventory)
                 .arg("-r")
