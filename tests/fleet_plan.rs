@@ -103,7 +103,10 @@ fn cloudstack_first_management_alone_then_one_at_a_time_then_usage_then_kvm() {
     assert_eq!(
         items(&p),
         [
-            // Seed 003 L178-192, L2165-2180: every usage server, then every
+            // Seed 003 L818-847: the 4.3 system VM template registered
+            // and READY while the old cloud still runs.
+            "gate system-vm-template-registered on mgmt-1",
+            // L178-192, L2165-2180: every usage server, then every
             // management server, stopped before the first is upgraded.
             "once stop-every-usage-server on each of usage-1",
             "once stop-every-management-server on each of mgmt-1 mgmt-2 mgmt-3",
@@ -119,6 +122,10 @@ fn cloudstack_first_management_alone_then_one_at_a_time_then_usage_then_kvm() {
             "kvm: kvm-08 kvm-09",
             "kvm: kvm-10",
             "gate all-hosts-up on mgmt-1",
+            // The record of what was stopped is set aside (a fleet
+            // rollback puts it back).
+            "once forget-stopped-usage-servers on each of usage-1",
+            "once forget-stopped-management-servers on each of mgmt-1 mgmt-2 mgmt-3",
         ]
     );
     assert_eq!(p.target.as_deref(), Some("4.3.2"));
@@ -138,16 +145,18 @@ fn cloudstack_first_management_alone_then_one_at_a_time_then_usage_then_kvm() {
     let text = p.render();
     for want in [
         "Stops when: a host fails (stages without thresholds of their own)",
-        "  1. run once on every usage (1 host(s): usage-1): stop-every-usage-server (Stop every usage server)",
-        "  2. run once on every management (3 host(s): mgmt-1, mgmt-2, mgmt-3): stop-every-management-server",
+        "  1. gate on mgmt-1: system-vm-template-registered",
+        "  2. run once on every usage (1 host(s): usage-1): stop-every-usage-server (Stop every usage server)",
+        "  3. run once on every management (3 host(s): mgmt-1, mgmt-2, mgmt-3): stop-every-management-server",
+        "       undo (fleet rollback): sh -c \"set -eu ...\"",
         "Stage kvm has thresholds of its own, counting its hosts only: stops when more than 1 host(s) have failed, or a batch's failed hosts are more than 50% of it",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
     let json = serde_json::to_value(&p).unwrap();
-    assert_eq!(json["items"][1]["item"], "run_on_each");
+    assert_eq!(json["items"][2]["item"], "run_on_each");
     assert_eq!(
-        json["items"][1]["hosts"],
+        json["items"][2]["hosts"],
         serde_json::json!(["mgmt-1", "mgmt-2", "mgmt-3"])
     );
     assert_eq!(json["stages"][2]["thresholds"]["max_fail"], 1);
