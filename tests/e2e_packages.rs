@@ -229,3 +229,87 @@ packages = { op = "dist-upgrade" }
     tb.teardown()?;
     Ok(())
 }
+
+const RENAME_RECIPE: &str = r#"[product]
+name = "demo"
+version = { shell = "for p in demo-server demo-old-server; do v=$(dpkg-query -W -f='${Status} ${Version}' $p 2>/dev/null | sed -n 's/^install ok installed //p'); [ -n \"$v\" ] && { echo $v; exit 0; }; done; exit 1" }
+
+[[paths]]
+id = "main"
+from = "1.*"
+to = "2.0"
+
+[[steps]]
+id = "switch-suite"
+phase = "pre"
+repo = { op = "switch", file = "/etc/apt/sources.list.d/hoist-testbed.list", from = " ren-1 ", to = " ren-2 " }
+
+[[steps]]
+id = "refresh"
+phase = "pre"
+packages = { op = "update" }
+
+[[steps]]
+id = "install-new-name"
+phase = "install"
+packages = { op = "install", names = ["demo-server"] }
+
+[[steps]]
+id = "works"
+phase = "verify"
+exec = { argv = ["demo-server"] }
+"#;
+
+/// Seed 003's rename (`cloud-client` -> `cloudstack-management`, which
+/// conflicts with and replaces it): a rollback brings the old name back,
+/// although the new one conflicts with it until it is gone.
+#[test]
+fn a_rollback_brings_back_a_package_the_step_replaced_under_a_new_name() -> hoist_testbed::Result<()>
+{
+    let mut repo = AptRepo::new()?;
+    let old = PackageSpec::new("demo-old-server", "1.0")
+        .executable("/usr/bin/demo-old-server", "#!/bin/sh\necho old 1.0\n")
+        .conffile("/etc/demo-old/server.conf", "port=1\n");
+    repo.add("ren-1", &old)?;
+    repo.add("ren-2", &old)?;
+    repo.add(
+        "ren-2",
+        &PackageSpec::new("demo-server", "2.0")
+            .executable("/usr/bin/demo-server", "#!/bin/sh\necho new 2.0\n")
+            .conflicts("demo-old-server")
+            .replaces("demo-old-server"),
+    )?;
+    repo.publish()?;
+    let tb = Testbed::builder()
+        .host("ren", Suite::Bookworm)
+        .repo(&repo)
+        .start()?;
+    let h = tb.host("ren")?;
+    h.use_suites(&["ren-1"])?;
+    sh(
+        &h,
+        "apt-get update -q && apt-get install -q -y demo-old-server",
+    );
+    install_hoist(&h, RENAME_RECIPE)?;
+    let out = h.exec_unchecked(
+        "HOIST_TEST_FAIL_AT=works hoist upgrade --yes -r /root/recipe.toml < /dev/null",
+    )?;
+    let log = sh(&h, "cat /var/lib/hoist/runs/1.log");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}\n{log}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(out.stdout.contains("Rolled back"), "{}\n{log}", out.stdout);
+    assert_eq!(version_of(&h, "demo-old-server"), "ii 1.0", "{log}");
+    assert!(
+        !version_of(&h, "demo-server").starts_with("ii"),
+        "the new name stays: {log}"
+    );
+    assert_eq!(sh(&h, "cat /etc/demo-old/server.conf"), "port=1\n");
+    assert_eq!(sh(&h, "demo-old-server"), "old 1.0\n");
+    tb.teardown()?;
+    Ok(())
+}

@@ -500,21 +500,39 @@ pub fn compensate(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
     if !to_reinstall.is_empty() {
         // dpkg itself, not apt: apt refuses to act while dpkg's state is
         // broken, and the kept set was consistent as installed before.
-        let mut c = Command::new("dpkg");
-        c.args(["--install", "--force-confdef", "--force-confold"])
-            .args(&to_reinstall)
-            .env("DEBIAN_FRONTEND", "noninteractive");
-        ctx.run(c, "reinstall the kept packages", ctx.timeout)?;
+        let reinstall = || {
+            let mut c = Command::new("dpkg");
+            c.args(["--install", "--force-confdef", "--force-confold"])
+                .args(&to_reinstall)
+                .env("DEBIAN_FRONTEND", "noninteractive");
+            c
+        };
+        if let Err(e) = ctx.run(reinstall(), "reinstall the kept packages", ctx.timeout) {
+            // A package renamed by the step (seed 003: cloudstack-management
+            // replaces and conflicts with cloud-client) keeps its old name
+            // from coming back while it is installed: what the step newly
+            // installed goes first, then the kept set again. Their
+            // dependencies hold again once the kept set is back.
+            let fresh = fresh_installed(&m);
+            if fresh.is_empty() {
+                return Err(e);
+            }
+            ctx.note(&format!(
+                "{e}: removing what the step newly installed ({}) first, then again",
+                fresh.join(", ")
+            ));
+            let mut c = Command::new("dpkg");
+            c.args(["--remove", "--force-depends"])
+                .args(&fresh)
+                .env("DEBIAN_FRONTEND", "noninteractive");
+            ctx.run(c, "remove what the step installed", ctx.timeout)?;
+            ctx.run(reinstall(), "reinstall the kept packages", ctx.timeout)?;
+        }
     }
     if interrupted().is_some() {
         repair(ctx)?;
     }
-    let fresh: Vec<String> = m
-        .changes
-        .iter()
-        .filter(|c| c.old.is_none() && installed(&c.package).is_some())
-        .map(|c| c.package.clone())
-        .collect();
+    let fresh = fresh_installed(&m);
     if !fresh.is_empty() {
         let mut args = vec!["remove".to_string()];
         args.extend(fresh.iter().cloned());
@@ -536,6 +554,16 @@ pub fn compensate(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
         std::fs::remove_file(&extra).map_err(|e| format!("{}: {e}", extra.display()))?;
     }
     Ok(())
+}
+
+/// The packages the step installed that were not there before, and are
+/// still installed.
+fn fresh_installed(m: &Manifest) -> Vec<String> {
+    m.changes
+        .iter()
+        .filter(|c| c.old.is_none() && installed(&c.package).is_some())
+        .map(|c| c.package.clone())
+        .collect()
 }
 
 pub fn applied(p: &Packages) -> Option<bool> {
