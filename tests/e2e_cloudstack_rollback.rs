@@ -9,6 +9,11 @@
 //! The failure is real: the 4.3 management package's postinst exits 1 on
 //! that host (`cloudstack::FAIL_POSTINST`), so dpkg stops in the middle of
 //! the install.
+//!
+//! From 3.0.2 the same failure falls across the package rename
+//! (`cloud-client` -> `cloudstack-management`, which conflicts with it):
+//! the management server goes back to `cloud-client`, and the fleet
+//! rollback starts the usage server the rollout stopped.
 
 mod cloudstack;
 mod common;
@@ -37,7 +42,9 @@ fn snapshot(cloud: &Cloud) -> Snapshot {
         let h = cloud.host(&n);
         let packages = sh(
             &h,
-            "dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' 'cloud*' 2>/dev/null | sort",
+            // Those dpkg only remembers (`un`, `pn`) leave nothing on the host.
+            "dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' 'cloud*' 2>/dev/null \
+             | grep -v ' [up]n $' | sort",
         );
         let files = sh(
             &h,
@@ -182,5 +189,46 @@ fn a_failure_on_the_second_management_server_stops_and_the_fleet_rolls_back() {
     assert_eq!(j["state"], "rolled-back", "{j:#}");
     let again = bounded(cloud.fleet(&["rollback", "--yes"]));
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    cloud.teardown();
+}
+
+#[test]
+fn from_3_0_a_failed_management_server_goes_back_across_the_rename() {
+    let cloud = Cloud::build(
+        "rollback-rename",
+        &Topology::small(),
+        "3.0.2",
+        Template::Registered,
+    );
+    let before = snapshot(&cloud);
+    cloud.fail_management_postinst("mgmt1");
+
+    let out = bounded(cloud.upgrade_command(Some("4.3.2")));
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("mgmt1: ROLLED BACK"), "{said}");
+    assert_eq!(runs(&cloud, "mgmt1"), ["rolled-back"]);
+    let mgmt1 = cloud.host("mgmt1");
+    assert_eq!(cloudstack::dpkg_version(&mgmt1, "cloud-client"), "3.0.2");
+    assert_eq!(
+        cloudstack::dpkg_version(&mgmt1, "cloudstack-management"),
+        ""
+    );
+
+    let back = bounded(cloud.fleet(&["rollback", "--yes"]));
+    assert_eq!(back.status.code(), Some(0), "{}", text(&back));
+    assert_same(&before, &snapshot(&cloud));
+    for n in cloud.cloudstack_hosts() {
+        let port = if cloud.management.contains(&n) {
+            cs::MANAGEMENT_PORT
+        } else if cloud.usage.contains(&n) {
+            cs::USAGE_PORT
+        } else {
+            cs::AGENT_PORT
+        };
+        let (code, body) = cloud.host(&n).http_get(port, "/health").expect("health");
+        assert_eq!(code, 200, "{n}: {body}");
+        assert!(body.contains("3.0.2"), "{n}: {body}");
+    }
     cloud.teardown();
 }

@@ -34,6 +34,12 @@ struct Manifest {
     /// the undo removes those the step added.
     #[serde(default)]
     leftovers_before: Vec<PathBuf>,
+    /// Packages the step installs that left nothing on the host before (no
+    /// configuration files either): the undo purges them, so none of their
+    /// files stays. One that had its configuration files left is only
+    /// removed (those files are the admin's).
+    #[serde(default)]
+    absent_before: Vec<String>,
 }
 
 /// How long to wait for another apt or dpkg to release its lock.
@@ -434,10 +440,16 @@ fn save_before(p: &Packages, ctx: &mut Ctx<'_>, argv: &[&str]) -> Result<(), Str
             .map_err(|e| e.to_string())?;
     }
     crate::fsutil::sync_dir(&debs).map_err(|e| e.to_string())?;
+    let absent_before = changes
+        .iter()
+        .filter(|c| c.old.is_none() && status_char(&c.package).is_none_or(|s| s == 'n'))
+        .map(|c| c.package.clone())
+        .collect();
     let manifest = Manifest {
         changes,
         debs: kept,
         leftovers_before: leftovers(),
+        absent_before,
     };
     let text = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
     crate::fsutil::write_atomic(&manifest_path(ctx), &text).map_err(|e| e.to_string())?;
@@ -522,7 +534,12 @@ pub fn compensate(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
                 fresh.join(", ")
             ));
             let mut c = Command::new("dpkg");
-            c.args(["--remove", "--force-depends"])
+            let how = if fresh.iter().all(|f| m.absent_before.contains(f)) {
+                "--purge"
+            } else {
+                "--remove"
+            };
+            c.args([how, "--force-depends"])
                 .args(&fresh)
                 .env("DEBIAN_FRONTEND", "noninteractive");
             ctx.run(c, "remove what the step installed", ctx.timeout)?;
@@ -532,11 +549,17 @@ pub fn compensate(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
     if interrupted().is_some() {
         repair(ctx)?;
     }
-    let fresh = fresh_installed(&m);
-    if !fresh.is_empty() {
-        let mut args = vec!["remove".to_string()];
-        args.extend(fresh.iter().cloned());
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Purged when they left nothing before (their configuration files are
+    // the step's too), else removed.
+    let (purge, remove): (Vec<String>, Vec<String>) = fresh_installed(&m)
+        .into_iter()
+        .partition(|f| m.absent_before.contains(f));
+    for (verb, names) in [("purge", purge), ("remove", remove)] {
+        if names.is_empty() {
+            continue;
+        }
+        let mut argv = vec![verb];
+        argv.extend(names.iter().map(String::as_str));
         ctx.run(
             apt_get(p, &argv),
             "remove what the step installed",
@@ -557,13 +580,40 @@ pub fn compensate(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
 }
 
 /// The packages the step installed that were not there before, and are
-/// still installed.
+/// still on the host: installed, or unpacked or half-configured by a
+/// failed postinst (seed 003's schema migration failing in dpkg).
 fn fresh_installed(m: &Manifest) -> Vec<String> {
     m.changes
         .iter()
-        .filter(|c| c.old.is_none() && installed(&c.package).is_some())
+        .filter(|c| c.old.is_none() && present(&c.package))
         .map(|c| c.package.clone())
         .collect()
+}
+
+/// dpkg has the package's files: installed, half-installed, unpacked,
+/// half-configured or awaiting triggers (not absent, not config files only).
+fn present(pkg: &str) -> bool {
+    status_char(pkg).is_some_and(|c| "iHUFWt".contains(c))
+}
+
+/// dpkg's current status letter of `pkg` (`i`, `c` for config files only,
+/// `n` not installed ...); `None` when dpkg does not know it.
+fn status_char(pkg: &str) -> Option<char> {
+    let out = crate::process::run(
+        &mut crate::process::argv(&[
+            "dpkg-query".into(),
+            "-W".into(),
+            "-f".into(),
+            "${db:Status-Abbrev}".into(),
+            pkg.into(),
+        ]),
+        Duration::from_secs(30),
+    )
+    .ok()?;
+    if !out.success() {
+        return None;
+    }
+    out.stdout.chars().nth(1)
 }
 
 pub fn applied(p: &Packages) -> Option<bool> {
