@@ -26,6 +26,12 @@ fn assert_healthy(h: &Host, port: u16, version: &str, schema: Option<u32>) {
 fn cloudstack(h: &Host) -> hoist_testbed::Result<()> {
     h.use_suites(&[&cs::suite("4.0.2")])?;
     h.exec("apt-get update -q && apt-get install -q -y cloud-client cloud-usage cloud-agent")?;
+    // As CloudStack's packages, they do not start their services: the
+    // admin does, once the database is there.
+    let (ms, us, ag) = cs::services("4.0.2");
+    h.exec(&format!(
+        "systemctl start mariadb && systemctl start {ms} {us} {ag}"
+    ))?;
     assert_healthy(
         h,
         cs::MANAGEMENT_PORT,
@@ -38,11 +44,12 @@ fn cloudstack(h: &Host) -> hoist_testbed::Result<()> {
 
     // 4.0 -> 4.3: new names replace the old, the agent keeps its identity.
     h.use_suites(&[&cs::suite("4.3.0")])?;
-    h.exec(
-        "service cloud-client stop && service cloud-usage stop && service cloud-agent stop && \
-         apt-get update -q && \
-         apt-get install -q -y cloudstack-management cloudstack-usage cloudstack-agent",
-    )?;
+    h.exec(&format!(
+        "service {ms} stop && service {us} stop && service {ag} stop && \
+             apt-get update -q && \
+             apt-get install -q -y cloudstack-management cloudstack-usage cloudstack-agent && \
+             systemctl start cloudstack-management cloudstack-usage"
+    ))?;
     h.exec("! dpkg -s cloud-client 2>/dev/null | grep -q 'Status: install ok installed'")?;
     h.exec("grep -qx guid=agent-one /etc/cloudstack/agent/agent.properties")?;
     h.exec("grep -qx 'Cloudstack Release 4.3.0' /etc/cloudstack-release")?;
@@ -53,7 +60,10 @@ fn cloudstack(h: &Host) -> hoist_testbed::Result<()> {
         Some(cs::cloud_schema_version("4.3.0")),
     );
     assert_healthy(h, cs::USAGE_PORT, "4.3.0", Some(2));
-    h.exec("mysql -N -e 'SELECT version FROM cloud.schema_version' | grep -qx 6")?;
+    h.exec(&format!(
+        "mysql -N -e 'SELECT version FROM cloud.schema_version' | grep -qx {}",
+        cs::cloud_schema_version("4.3.0")
+    ))?;
 
     // An edited db.properties that 4.3.2 also changes: dpkg asks, and with
     // nobody to answer the upgrade fails; told to keep ours, it goes on.
@@ -72,7 +82,8 @@ fn cloudstack(h: &Host) -> hoist_testbed::Result<()> {
     assert!(all.contains("db.properties"), "{all}");
     h.exec(
         "dpkg --configure -a --force-confold && \
-         apt-get install -q -y -o Dpkg::Options::=--force-confold cloudstack-management",
+         apt-get install -q -y -o Dpkg::Options::=--force-confold cloudstack-management && \
+         systemctl restart cloudstack-management",
     )?;
     h.exec("grep -q db.cloud.port=3307 /etc/cloudstack/management/db.properties")?;
     h.exec("grep -q keyStore /etc/cloudstack/management/db.properties.dpkg-dist")?;
