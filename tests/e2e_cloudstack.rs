@@ -318,6 +318,23 @@ fn from_4_2_the_full_cloud_waits_for_the_template_then_upgrades_in_the_guides_or
     // The system VMs were restarted through the API port.
     let log = sh(&mgmt1, "cat /var/log/cloudstack/management/sysvmadm.log");
     assert!(log.contains("Done restarting 3 system VM(s)"), "{log}");
+    // Shown while they ran, through the controller: the restart's log
+    // lines from each management server's run, and where the fleet's
+    // template gate stood while it waited.
+    for n in &cloud.management {
+        assert!(
+            said.lines()
+                .any(|l| l.contains(&format!("{n}: restart-system-vms: "))
+                    && l.contains("Done restarting 3 system VM(s)")),
+            "{n}: no followed log line in\n{said}"
+        );
+    }
+    assert!(
+        said.lines().any(|l| l.contains(
+            "mgmt1: system-vm-template-registered: waiting, 0s of at most 6h: cloud returned \"1\""
+        )),
+        "no progress of the template gate in\n{said}"
+    );
     assert_eq!(
         sql(
             &cloud.db_host(),
