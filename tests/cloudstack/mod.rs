@@ -19,14 +19,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use hoist_testbed::products::cloudstack as cs;
 use hoist_testbed::{AptRepo, Host, Mirror, Suite, Testbed};
 
-use crate::common::{hoist_in, sh, text};
+use crate::common::{hoist_in, sh, small_hoist, text};
 
 /// Every wait of these tests is bounded by this.
 pub const BOUND: Duration = Duration::from_secs(420);
@@ -99,30 +99,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// hoist without its debug information: what is copied to each host.
-pub fn small_hoist() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let src = Path::new(env!("CARGO_BIN_EXE_hoist"));
-        let meta = std::fs::metadata(src).unwrap();
-        let stamp = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let p = tmp.join(format!("hoist-stripped-{}-{stamp}", meta.len()));
-        if !p.exists() {
-            let part = tmp.join(format!("hoist-stripped.{}", std::process::id()));
-            std::fs::copy(src, &part).unwrap();
-            let o = Command::new("strip").arg(&part).output().expect("strip");
-            assert!(o.status.success(), "strip: {}", text(&o));
-            std::fs::rename(&part, &p).unwrap();
-        }
-        p
-    })
 }
 
 /// Runs a command, killed after `BOUND`; its output.

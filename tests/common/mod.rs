@@ -185,3 +185,29 @@ pub fn gpg_revoke(home: &Path, fpr: &str) {
         text(&o)
     );
 }
+
+/// hoist without its debug information: what is copied to each host
+/// (31 MB instead of 160). One file per build of hoist, kept between runs
+/// (named after the build's size and time), written by a rename.
+pub fn small_hoist() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let src = Path::new(env!("CARGO_BIN_EXE_hoist"));
+        let meta = std::fs::metadata(src).unwrap();
+        let stamp = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let p = tmp.join(format!("hoist-stripped-{}-{stamp}", meta.len()));
+        if !p.exists() {
+            let part = tmp.join(format!("hoist-stripped.{}", std::process::id()));
+            std::fs::copy(src, &part).unwrap();
+            let o = Command::new("strip").arg(&part).output().expect("strip");
+            assert!(o.status.success(), "strip: {}", text(&o));
+            std::fs::rename(&part, &p).unwrap();
+        }
+        p
+    })
+}
