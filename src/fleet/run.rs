@@ -78,15 +78,11 @@ pub struct Executor<'a> {
     ended: usize,
 }
 
-enum Msg {
+/// What a host's thread says: its events as they come, then how it ended
+/// (a batch's upgrade: a `HostResult`; a run-on-each step: ok or why not).
+enum Msg<R> {
     Event(String, HostEvent),
-    Ended(String, HostResult),
-}
-
-/// What a run-on-each step's host thread says.
-enum OnceMsg {
-    Event(String, HostEvent),
-    Ended(String, std::result::Result<(), String>),
+    Ended(String, R),
 }
 
 enum BatchEnd {
@@ -289,7 +285,7 @@ impl<'a> Executor<'a> {
         let transport = self.transport;
         let mut failures: Vec<String> = Vec::new();
         std::thread::scope(|scope| -> Result<EachEnd> {
-            let (tx, rx) = mpsc::channel::<OnceMsg>();
+            let (tx, rx) = mpsc::channel::<Msg<std::result::Result<(), String>>>();
             let mut inflight = 0usize;
             loop {
                 // After a failed host none is started: the item has failed
@@ -314,9 +310,9 @@ impl<'a> Executor<'a> {
                         scope.spawn(move || {
                             let name = host.name.clone();
                             let mut events =
-                                |e: HostEvent| drop(tx.send(OnceMsg::Event(name.clone(), e)));
+                                |e: HostEvent| drop(tx.send(Msg::Event(name.clone(), e)));
                             let result = transport.run_once(&host, &job, &mut events);
-                            let _ = tx.send(OnceMsg::Ended(host.name, result));
+                            let _ = tx.send(Msg::Ended(host.name, result));
                         });
                     }
                 }
@@ -327,8 +323,8 @@ impl<'a> Executor<'a> {
                 let mut ended = Vec::new();
                 for msg in std::iter::once(first).chain(rx.try_iter()) {
                     match msg {
-                        OnceMsg::Event(h, e) => (self.progress)(Progress::HostEvent(&h, &e)),
-                        OnceMsg::Ended(h, r) => ended.push((h, r)),
+                        Msg::Event(h, e) => (self.progress)(Progress::HostEvent(&h, &e)),
+                        Msg::Ended(h, r) => ended.push((h, r)),
                     }
                 }
                 if ended.is_empty() {
@@ -415,7 +411,7 @@ impl<'a> Executor<'a> {
         let parallel = plan.parallel.max(1) as usize;
         let transport = self.transport;
         std::thread::scope(|scope| -> Result<BatchEnd> {
-            let (tx, rx) = mpsc::channel::<Msg>();
+            let (tx, rx) = mpsc::channel::<Msg<HostResult>>();
             let mut inflight = 0usize;
             // Hosts left `running` by a crashed controller: their own
             // journal says how they ended, or they are followed to the end.
