@@ -6,13 +6,30 @@ use std::io::{BufRead, IsTerminal, Write};
 /// Bumped when an event's fields change incompatibly.
 pub const EVENT_SCHEMA: u32 = 1;
 
-/// Asks a question on the terminal; `None` when no answer can be read.
+/// Asks a question on the terminal; `None` when no answer can be read, or
+/// when the admin asks the run to stop while it waits for the answer (a
+/// signal must pause a gate at once, not after someone types).
 pub fn ask(question: &str) -> Option<String> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
     let mut err = std::io::stderr();
     let _ = write!(err, "{question}");
     let _ = err.flush();
+    let stdin = std::io::stdin();
+    loop {
+        if crate::process::stop::requested() {
+            return None;
+        }
+        let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(200u16)) {
+            Ok(0) => continue,
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).ok()?;
+    stdin.lock().read_line(&mut line).ok()?;
     Some(line)
 }
 

@@ -38,6 +38,42 @@ fn say(json: bool, error: &str, message: &str) {
     }
 }
 
+/// Before acting: what a previous hoist's steps left running is waited
+/// for, then ended (`run::leftover`), said, and journaled on the latest
+/// run. `Err` is the refusal's exit code when some could not be ended.
+pub(crate) fn settle_leftovers(
+    state_dir: &Path,
+    json: bool,
+    journal: &mut Journal,
+) -> Result<(), u8> {
+    let show = |line: &str| {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "leftover-processes", "message": line })
+            );
+        } else {
+            eprintln!("hoist: {line}");
+        }
+    };
+    let lines = crate::run::leftover::settle(state_dir, &show);
+    if lines.is_empty() {
+        return Ok(());
+    }
+    if let Ok(Some(run)) = journal.latest_run() {
+        let _ = journal.event(run.id, "leftover-processes", &lines.join("; "));
+    }
+    if crate::run::leftover::any_left(state_dir) {
+        return Err(refuse(
+            json,
+            EXIT_REFUSED,
+            "leftover-processes",
+            "processes a previous hoist started are still running and could not be ended; nothing was changed (see above)",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn refuse(json: bool, code: u8, error: &str, message: &str) -> u8 {
     say(json, error, message);
     code
@@ -62,6 +98,9 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
         Err(e) => return Ok(refuse(json, EXIT_REFUSED, "locked", &e.to_string())),
     };
     let mut journal = Journal::open(req.state_dir)?;
+    if let Err(code) = settle_leftovers(req.state_dir, json, &mut journal) {
+        return Ok(code);
+    }
     if let Some(r) = unfinished(&journal)? {
         return Ok(refuse(
             json,
@@ -428,6 +467,9 @@ fn resume_inner(state_dir: &Path, replan: bool, json: bool) -> Result<u8, RunErr
         Err(e) => return Ok(refuse(json, EXIT_REFUSED, "locked", &e.to_string())),
     };
     let mut journal = Journal::open(state_dir)?;
+    if let Err(code) = settle_leftovers(state_dir, json, &mut journal) {
+        return Ok(code);
+    }
     let Some(run) = unfinished(&journal)? else {
         if !json {
             println!("nothing to resume: the last run is finished (see `hoist status`)");
@@ -548,6 +590,9 @@ pub fn rollback(state_dir: &Path, json: bool) -> u8 {
             Err(e) => return Ok(refuse(json, EXIT_REFUSED, "locked", &e.to_string())),
         };
         let mut journal = Journal::open(state_dir)?;
+        if let Err(code) = settle_leftovers(state_dir, json, &mut journal) {
+            return Ok(code);
+        }
         let Some(run) = unfinished(&journal)? else {
             if !json {
                 println!("nothing to roll back: the last run is finished (see `hoist status`)");

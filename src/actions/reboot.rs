@@ -158,7 +158,7 @@ impl Kind for Reboot {
         // or failed here would be a lie either way.
         let deadline = std::time::Instant::now() + self.back_within;
         while std::time::Instant::now() < deadline {
-            if crate::run::stopping() {
+            if crate::process::stop::requested() {
                 println!("hoist: the host is rebooting; the upgrade resumes by itself at boot");
                 std::process::exit(3);
             }

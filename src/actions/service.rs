@@ -199,7 +199,13 @@ pub fn command(
     if argv.is_empty() {
         return Err(format!("service {unit}: no command to {}", verb(op)));
     }
-    Ok(crate::process::argv(&argv))
+    let mut cmd = crate::process::argv(&argv);
+    // A start script that is not systemd's leaves the service's daemon
+    // behind on purpose: it must not be ended with the step.
+    if backend != Backend::Systemd && matches!(op, Op::Start | Op::Restart | Op::Reload) {
+        crate::process::scope::detach(&mut cmd);
+    }
+    Ok(cmd)
 }
 
 /// Whether `unit` runs now (for putting services back as they were).

@@ -130,7 +130,9 @@ impl Until {
                     self.describe()
                 ));
             }
-            std::thread::sleep(interval.min(deadline - now));
+            if !crate::process::stop::sleep(interval.min(deadline - now)) {
+                return Err(format!("stopped by a signal while waiting; last seen: {seen}"));
+            }
         }
     }
 

@@ -51,6 +51,9 @@ fn inner(state_dir: &Path, tag: &str, json: bool) -> Result<u8, RunError> {
         Err(e) => return Ok(refuse(json, EXIT_REFUSED, "locked", &e.to_string())),
     };
     let mut journal = Journal::open(state_dir)?;
+    if let Err(code) = crate::upgrade::settle_leftovers(state_dir, json, &mut journal) {
+        return Ok(code);
+    }
     let Some(id) = journal.run_of_rollout(tag)? else {
         return Ok(nothing(
             json,

@@ -7,14 +7,13 @@
 //! are done, and the one found `running` is asked its probe before it is
 //! run again.
 
+pub mod leftover;
 mod rollback;
 pub mod testhook;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -115,7 +114,8 @@ pub struct Engine {
     pub stored: Stored,
     pub ui: Reporter,
     log: File,
-    stop: Arc<AtomicBool>,
+    /// Tells this state directory's processes from others' (`process::scope`).
+    state_id: String,
     interactive: bool,
     /// Hashes of hoist and of the recipe when the run (re)started, to tell a
     /// self-update that changed either.
@@ -124,22 +124,14 @@ pub struct Engine {
     deferred: Vec<StepChange>,
 }
 
-/// Set by SIGTERM or SIGINT: the run stops cleanly after the current step.
-/// One flag for the process, registered once.
-pub fn stop_flag() -> Arc<AtomicBool> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    Arc::clone(FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
-        }
-        flag
-    }))
-}
-
-/// Whether a stop was asked for (see `stop_flag`).
-pub fn stopping() -> bool {
-    stop_flag().load(Ordering::SeqCst)
+/// How one execution of a step ended.
+enum StepEnd {
+    Done,
+    Failed(String),
+    /// The admin asked the run to stop (`process::stop`) and the step did
+    /// not finish: it stays `running`, the run pauses, and `resume` asks
+    /// its probe or runs it again, as after a crash.
+    Interrupted(String),
 }
 
 /// The step marked `point_of_no_return` that the run has started, if any,
@@ -181,6 +173,8 @@ fn rank(s: RunState) -> u8 {
 
 impl Engine {
     pub fn open(journal: Journal, run: i64, json: bool) -> Result<Engine, RunError> {
+        crate::process::stop::install();
+        let dir = journal.dir().to_path_buf();
         let record = journal.load_run(run)?;
         let stored: Stored = serde_json::from_value(record.options.clone())
             .map_err(|e| RunError::Refused(format!("run {run}: unreadable options: {e}")))?;
@@ -217,7 +211,7 @@ impl Engine {
             stored,
             ui: Reporter::new(json, total),
             log,
-            stop: stop_flag(),
+            state_id: crate::process::scope::state_id(&dir),
             interactive: crate::ui::interactive(),
             started_with: (exe, recipe),
             deferred: Vec::new(),
@@ -312,7 +306,7 @@ impl Engine {
                     "step {key} is in the journal but not in its plan"
                 )));
             };
-            if self.stop.load(Ordering::SeqCst) {
+            if crate::process::stop::requested() {
                 self.set_state(RunState::Paused, Some("stopped by a signal"))?;
                 return Ok(Ending::Paused);
             }
@@ -328,7 +322,20 @@ impl Engine {
                     .step_finished(n, total, key, "done (found applied)", 0.0, None);
                 continue;
             }
-            if let Err(error) = self.execute(&step, n, total, run_to)? {
+            let error = match self.execute(&step, n, total, run_to)? {
+                StepEnd::Done => None,
+                StepEnd::Failed(e) => Some(e),
+                StepEnd::Interrupted(e) => {
+                    self.journal
+                        .event(self.run, "interrupted", &format!("{key}: {e}"))?;
+                    self.set_state(
+                        RunState::Paused,
+                        Some(&format!("stopped by a signal in {key}")),
+                    )?;
+                    return Ok(Ending::Paused);
+                }
+            };
+            if let Some(error) = error {
                 self.set_state(RunState::Failed, Some(&format!("{key}: {error}")))?;
                 if self.stored.options.no_rollback {
                     return Ok(Ending::Failed {
@@ -394,7 +401,7 @@ impl Engine {
         n: usize,
         total: usize,
         run_to: Option<RunState>,
-    ) -> Result<Result<(), String>, RunError> {
+    ) -> Result<StepEnd, RunError> {
         let key = step.key.as_str();
         // Durability point: the step is on disk as running (with the last
         // step's done) before its action starts.
@@ -414,6 +421,9 @@ impl Engine {
         } else {
             let mut result = Err(String::new());
             for attempt in 0..=step.retries {
+                if attempt > 0 && crate::process::stop::requested() {
+                    break;
+                }
                 if attempt > 0 {
                     self.note(&format!(
                         "{key}: attempt {} of {}",
@@ -431,6 +441,14 @@ impl Engine {
         testhook::crash_at(key, "after");
         let tail = self.tail_since(offset);
         let secs = started.elapsed().as_secs_f64();
+        if let Err(e) = &result
+            && crate::process::stop::requested()
+        {
+            self.note(&format!("{key} interrupted: {e}"));
+            self.ui
+                .step_finished(n, total, key, "interrupted", secs, Some(e));
+            return Ok(StepEnd::Interrupted(e.clone()));
+        }
         match &result {
             Ok(()) => {
                 // Deferred: committed with whatever comes next (the next
@@ -460,7 +478,10 @@ impl Engine {
                     .step_finished(n, total, key, "FAILED", secs, Some(e));
             }
         }
-        Ok(result)
+        Ok(match result {
+            Ok(()) => StepEnd::Done,
+            Err(e) => StepEnd::Failed(e),
+        })
     }
 
     /// Carries out `action` in the context of `step`.
@@ -511,6 +532,11 @@ impl Engine {
         let ask = |q: &str| ui.suspend(|| crate::ui::ask(q));
         let key = step.key.as_str();
         let progress = |line: &str| ui.progress(key, line);
+        crate::process::scope::enter(crate::process::scope::step_scope(
+            &self.state_id,
+            self.run,
+            &step.key,
+        ));
         let mut ctx = Ctx {
             product: &self.record.product,
             run: self.run,
@@ -527,7 +553,9 @@ impl Engine {
             ask: &ask,
             progress: &progress,
         };
-        f(&mut ctx)
+        let out = f(&mut ctx);
+        crate::process::scope::leave();
+        out
     }
 
     /// `<state>/runs/<run>/<step key>/`: what the step's built-in undo needs.

@@ -28,5 +28,13 @@ pub fn crash_at(key: &str, point: &str) {
 pub fn signal_at(key: &str) {
     if std::env::var("HOIST_TEST_SIGNAL_AT").is_ok_and(|v| v == key) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGTERM);
+        // The handler counts it on its own thread: wait until it has, so
+        // the step sees the stop as an admin's would be seen.
+        for _ in 0..200 {
+            if crate::process::stop::requested() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 }

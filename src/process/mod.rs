@@ -1,8 +1,13 @@
 //! Running a program with a bound on its time and its output.
 //!
-//! The child gets its own process group, so a timeout kills everything it
-//! started, not just the first process. Standard input is closed: nothing
-//! hoist runs may stop to ask a question.
+//! The child gets its own process group and a marker in its environment
+//! (`scope`), so a timeout ends everything it started, not just the first
+//! process, and when the first process ends, what it left behind is ended
+//! too: a command's time bound includes its descendants. Standard input is
+//! closed: nothing hoist runs may stop to ask a question.
+
+pub mod scope;
+pub mod stop;
 
 use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
@@ -10,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 /// At most this much of each stream is kept; the rest is counted, not stored.
@@ -58,6 +62,7 @@ fn run_fed(
 ) -> std::io::Result<Output> {
     use std::os::unix::process::CommandExt;
     let start = Instant::now();
+    let marker = scope::mark(cmd);
     let mut child = cmd
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -77,24 +82,47 @@ fn run_fed(
             let _ = stdin.write_all(&bytes);
         });
     }
-    let out = child.stdout.take().map(reader);
-    let err = child.stderr.take().map(reader);
-    let status = wait_bounded(child, pgid, timeout)?;
-    // The group may still hold the pipes open after the leader exits; kill
-    // what is left so the readers finish.
-    if status.is_none() {
-        let _ = killpg(pgid, Signal::SIGKILL);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().map(|r| reader(r, tx.clone()));
+    let err = child.stderr.take().map(|r| reader(r, tx.clone()));
+    drop(tx);
+    let deadline = Instant::now() + timeout;
+    let (status, killed) = wait_bounded(child, pgid, marker.clone(), deadline)?;
+    end_leftovers(marker.as_deref(), pgid, killed);
+    // Both pipes closed once nothing holds them; a process that left the
+    // group and cleared its marker could hold one: not past the deadline.
+    let mut open = usize::from(out.is_some()) + usize::from(err.is_some());
+    while open > 0 {
+        let wait = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
+        match rx.recv_timeout(wait) {
+            Ok(()) => open -= 1,
+            Err(_) => break,
+        }
     }
-    let collect = |h: Option<std::thread::JoinHandle<String>>| {
-        h.and_then(|h| h.join().ok()).unwrap_or_default()
-    };
+    let collect = |k: Option<Kept>| k.map(|k| k.take()).unwrap_or_default();
     Ok(Output {
-        status,
+        status: (!killed).then_some(status),
         stdout: collect(out),
         stderr: collect(err),
         elapsed: start.elapsed(),
     })
 }
+
+/// What the first process left behind when it ended (or everything, at a
+/// timeout): ended, its group and its marked descendants. Not for a
+/// detached command (`marker` `None`): its daemon is meant to stay.
+fn end_leftovers(marker: Option<&str>, pgid: Pid, killed: bool) {
+    let Some(marker) = marker else { return };
+    let grace = if killed {
+        Duration::ZERO
+    } else {
+        LEFTOVER_GRACE
+    };
+    scope::end(marker, Some(pgid), grace);
+}
+
+/// How long what a command left behind gets after SIGTERM.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs `cmd` with its standard output and error appended to `log` (stdin
 /// closed), for at most `timeout`. The output is on disk as it is written,
@@ -106,6 +134,7 @@ pub fn run_logged(
 ) -> std::io::Result<Output> {
     use std::os::unix::process::CommandExt;
     let start = Instant::now();
+    let marker = scope::mark(cmd);
     let child = cmd
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -113,9 +142,10 @@ pub fn run_logged(
         .process_group(0)
         .spawn()?;
     let pgid = Pid::from_raw(child.id() as i32);
-    let status = wait_bounded(child, pgid, timeout)?;
+    let (status, killed) = wait_bounded(child, pgid, marker.clone(), Instant::now() + timeout)?;
+    end_leftovers(marker.as_deref(), pgid, killed);
     Ok(Output {
-        status,
+        status: (!killed).then_some(status),
         stdout: String::new(),
         stderr: String::new(),
         elapsed: start.elapsed(),
@@ -134,7 +164,7 @@ impl Deadline {
     pub fn kill_at(child: &std::process::Child, timeout: Duration) -> Deadline {
         let killed = Arc::new(AtomicBool::new(false));
         let pgid = Pid::from_raw(child.id() as i32);
-        let id = watchdog::watch(pgid, Instant::now() + timeout, Arc::clone(&killed));
+        let id = watchdog::watch(pgid, None, Instant::now() + timeout, Arc::clone(&killed));
         Deadline { id, killed }
     }
 
@@ -145,21 +175,22 @@ impl Deadline {
     }
 }
 
-/// Waits for the child, or kills its whole group at the timeout (`None`).
-/// The wait blocks in wait(2), so the end is seen at once; one watchdog
-/// thread, shared by every child, enforces the deadlines (a thread per child
-/// cost more than the child itself for short commands).
+/// Waits for the child, or kills its whole group and its marked
+/// descendants at the deadline (`true`: killed). The wait blocks in
+/// wait(2), so the end is seen at once; one watchdog thread, shared by
+/// every child, enforces the deadlines (a thread per child cost more than
+/// the child itself for short commands).
 fn wait_bounded(
     mut child: std::process::Child,
     pgid: Pid,
-    timeout: Duration,
-) -> std::io::Result<Option<ExitStatus>> {
+    marker: Option<String>,
+    deadline: Instant,
+) -> std::io::Result<(ExitStatus, bool)> {
     let killed = Arc::new(AtomicBool::new(false));
-    let id = watchdog::watch(pgid, Instant::now() + timeout, Arc::clone(&killed));
+    let id = watchdog::watch(pgid, marker, deadline, Arc::clone(&killed));
     let status = child.wait();
     watchdog::release(id);
-    let status = status?;
-    Ok((!killed.load(Ordering::SeqCst)).then_some(status))
+    Ok((status?, killed.load(Ordering::SeqCst)))
 }
 
 mod watchdog {
@@ -173,8 +204,15 @@ mod watchdog {
     use nix::unistd::Pid;
 
     enum Msg {
-        Watch(u64, Pid, Instant, Arc<AtomicBool>),
+        Watch(u64, Watched),
         Release(u64),
+    }
+
+    struct Watched {
+        pgid: Pid,
+        marker: Option<String>,
+        deadline: Instant,
+        killed: Arc<AtomicBool>,
     }
 
     static TX: OnceLock<Mutex<Sender<Msg>>> = OnceLock::new();
@@ -191,9 +229,22 @@ mod watchdog {
         }
     }
 
-    pub fn watch(pgid: Pid, deadline: Instant, killed: Arc<AtomicBool>) -> u64 {
+    pub fn watch(
+        pgid: Pid,
+        marker: Option<String>,
+        deadline: Instant,
+        killed: Arc<AtomicBool>,
+    ) -> u64 {
         let id = NEXT.fetch_add(1, Ordering::SeqCst);
-        send(Msg::Watch(id, pgid, deadline, killed));
+        send(Msg::Watch(
+            id,
+            Watched {
+                pgid,
+                marker,
+                deadline,
+                killed,
+            },
+        ));
         id
     }
 
@@ -202,22 +253,29 @@ mod watchdog {
     }
 
     fn run(rx: Receiver<Msg>) {
-        let mut watched: HashMap<u64, (Pid, Instant, Arc<AtomicBool>)> = HashMap::new();
+        let mut watched: HashMap<u64, Watched> = HashMap::new();
         loop {
             let now = Instant::now();
-            for (pgid, _, killed) in watched.values().filter(|w| w.1 <= now) {
-                killed.store(true, Ordering::SeqCst);
-                let _ = killpg(*pgid, Signal::SIGKILL);
+            for w in watched.values().filter(|w| w.deadline <= now) {
+                w.killed.store(true, Ordering::SeqCst);
+                let _ = killpg(w.pgid, Signal::SIGKILL);
+                // Descendants that left the group go too: the bound is
+                // the command's, all of it.
+                if let Some(m) = &w.marker {
+                    for p in super::scope::members(|x| x == m) {
+                        let _ = nix::sys::signal::kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+                    }
+                }
             }
-            watched.retain(|_, w| w.1 > now);
+            watched.retain(|_, w| w.deadline > now);
             let wait = watched
                 .values()
-                .map(|w| w.1.saturating_duration_since(now))
+                .map(|w| w.deadline.saturating_duration_since(now))
                 .min()
                 .unwrap_or(Duration::from_secs(3600));
             match rx.recv_timeout(wait) {
-                Ok(Msg::Watch(id, pgid, deadline, killed)) => {
-                    watched.insert(id, (pgid, deadline, killed));
+                Ok(Msg::Watch(id, w)) => {
+                    watched.insert(id, w);
                 }
                 Ok(Msg::Release(id)) => {
                     watched.remove(&id);
@@ -229,19 +287,38 @@ mod watchdog {
     }
 }
 
-fn reader<R: Read + Send + 'static>(mut r: R) -> std::thread::JoinHandle<String> {
+/// A stream's bytes as they are read (at most `KEEP`), shared with the
+/// thread reading them, which says on `done` when the stream closed.
+struct Kept(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Kept {
+    fn take(self) -> String {
+        let bytes = self
+            .0
+            .lock()
+            .map(|mut k| std::mem::take(&mut *k))
+            .unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+fn reader<R: Read + Send + 'static>(mut r: R, done: std::sync::mpsc::Sender<()>) -> Kept {
+    let kept = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shared = Arc::clone(&kept);
     std::thread::spawn(move || {
-        let mut kept = Vec::new();
         let mut buf = [0u8; 8192];
         while let Ok(n) = r.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            let room = KEEP.saturating_sub(kept.len());
-            kept.extend_from_slice(&buf[..n.min(room)]);
+            if let Ok(mut k) = shared.lock() {
+                let room = KEEP.saturating_sub(k.len());
+                k.extend_from_slice(&buf[..n.min(room)]);
+            }
         }
-        String::from_utf8_lossy(&kept).into_owned()
-    })
+        let _ = done.send(());
+    });
+    Kept(kept)
 }
 
 /// A command from argv.
@@ -272,6 +349,26 @@ mod tests {
         assert_eq!(o.stdout, "out\n");
         assert_eq!(o.stderr, "err\n");
         assert_eq!(o.status.and_then(|s| s.code()), Some(3));
+    }
+
+    #[test]
+    fn a_background_child_ends_with_its_command() {
+        // `sleep 30 &` keeps stdout open: without ending it, the check
+        // would take 30 s and pass.
+        let o = run(&mut shell("sleep 30 & true"), Duration::from_secs(20)).unwrap();
+        assert!(o.success());
+        assert!(o.elapsed < Duration::from_secs(10), "took {:?}", o.elapsed);
+    }
+
+    #[test]
+    fn a_descendant_that_left_the_group_ends_at_the_timeout() {
+        let o = run(
+            &mut shell("setsid sleep 30 & sleep 30"),
+            Duration::from_millis(300),
+        )
+        .unwrap();
+        assert!(o.timed_out());
+        assert!(o.elapsed < Duration::from_secs(10), "took {:?}", o.elapsed);
     }
 
     #[test]
