@@ -56,6 +56,7 @@ pub fn main(product: &str) -> u8 {
         Ok(crate::upgrade::upgrade(crate::upgrade::Request {
             recipe: &recipe,
             facts,
+            probed: true,
             to: None,
             options: crate::run::Options {
                 yes: args.force,

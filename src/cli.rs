@@ -101,6 +101,14 @@ pub enum Command {
         /// is rolled back already or never ran here.
         #[arg(long, hide = true, value_name = "TAG")]
         rollout: Option<String>,
+        /// Give up on this step's undo (one that failed and cannot be
+        /// fixed): it is left as it is, journaled with `--reason`, and the
+        /// run ends partly rolled back. Repeatable.
+        #[arg(long = "skip", value_name = "STEP", requires = "reason")]
+        skip: Vec<String>,
+        /// Why the undos given with `--skip` are skipped (journaled).
+        #[arg(long, value_name = "TEXT", requires = "skip")]
+        reason: Option<String>,
     },
     /// Where the last run stands, and what to do next.
     Status,
@@ -182,10 +190,19 @@ pub fn main() -> ExitCode {
             rollout.clone(),
         ),
         Command::Resume { replan } => crate::upgrade::resume(&cli.state_dir, *replan, cli.json),
-        Command::Rollback { rollout: None } => crate::upgrade::rollback(&cli.state_dir, cli.json),
-        Command::Rollback { rollout: Some(tag) } => {
-            crate::fleet::host_rollback::rollback(&cli.state_dir, tag, cli.json)
-        }
+        Command::Rollback {
+            rollout: None,
+            skip,
+            reason,
+        } => crate::upgrade::rollback(
+            &cli.state_dir,
+            cli.json,
+            skip,
+            reason.as_deref().unwrap_or(""),
+        ),
+        Command::Rollback {
+            rollout: Some(tag), ..
+        } => crate::fleet::host_rollback::rollback(&cli.state_dir, tag, cli.json),
         Command::Status => crate::status::status(&cli.state_dir, cli.json),
         Command::History => crate::status::history(&cli.state_dir, cli.json),
         Command::Firewall(c) => {
@@ -406,6 +423,7 @@ fn upgrade(
         Ok(crate::upgrade::upgrade(crate::upgrade::Request {
             recipe: &recipe,
             facts,
+            probed: host.facts.is_none(),
             to,
             options,
             skip: skip.to_vec(),

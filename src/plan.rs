@@ -43,6 +43,10 @@ pub struct PlannedStep {
     /// Left out of the JSON when unset, so plans without one hash as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point_of_no_return: Option<String>,
+    /// `undo = "none"`: why nothing puts back what the step changes. Left
+    /// out of the JSON when unset, so plans without one hash as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_undo: Option<String>,
     /// What the step will change, shown in advance (a unified diff).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
@@ -235,6 +239,7 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
                 once: s.once,
                 self_update: s.self_update,
                 point_of_no_return,
+                no_undo: None,
             });
         }
     }

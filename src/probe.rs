@@ -224,6 +224,11 @@ pub fn candidate_version(pkg: &str) -> Option<String> {
 
 /// Runs a probe; `candidate` reads a package's candidate, not installed,
 /// version.
+/// The version `p` reads on this host now (the product's, after a run).
+pub fn version_now(p: &Probe) -> Option<Version> {
+    probe_text(p, false).and_then(|t| Version::parse(&t).ok())
+}
+
 fn probe_text(p: &Probe, candidate: bool) -> Option<String> {
     let raw = if let Some(pkg) = &p.package {
         if candidate {

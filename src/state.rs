@@ -52,6 +52,9 @@ states!(RunState {
     Failed = "failed",
     RollingBack = "rolling-back",
     RolledBack = "rolled-back",
+    /// The rollback ended, but steps that ran were not undone (no undo, or
+    /// skipped by the admin): the host is not as it was; status lists them.
+    PartlyRolledBack = "partly-rolled-back",
     /// An undo failed: the host is neither before nor after; status says where.
     RollbackFailed = "rollback-failed",
 });
@@ -66,6 +69,9 @@ states!(StepState {
     Undoing = "undoing",
     Undone = "undone",
     UndoFailed = "undo-failed",
+    /// Its undo was skipped by the admin (`hoist rollback --skip`), with a
+    /// reason in the journal: it stays as it was left.
+    UndoSkipped = "undo-skipped",
 });
 
 use RunState as R;
@@ -98,11 +104,15 @@ pub const RUN_TRANSITIONS: &[(RunState, RunState)] = &[
     // Rollback, automatic or asked for (also of an interrupted run).
     (R::Failed, R::RollingBack),
     (R::Paused, R::RollingBack),
+    // Killed between its creation and its first step: nothing to undo,
+    // but the run must end.
+    (R::Planned, R::RollingBack),
     (R::Preparing, R::RollingBack),
     (R::Applying, R::RollingBack),
     (R::Verifying, R::RollingBack),
     (R::RollingBack, R::RolledBack),
     (R::RollingBack, R::RollbackFailed),
+    (R::RollingBack, R::PartlyRolledBack),
     // A rollback that failed may be tried again once the cause is fixed.
     (R::RollbackFailed, R::RollingBack),
 ];
@@ -125,6 +135,12 @@ pub const STEP_TRANSITIONS: &[(StepState, StepState)] = &[
     (S::Undoing, S::UndoFailed),
     (S::Undoing, S::Undoing),
     (S::UndoFailed, S::Undoing),
+    // The admin gives up on an undo, with a reason (`rollback --skip`).
+    (S::Done, S::UndoSkipped),
+    (S::Failed, S::UndoSkipped),
+    (S::Running, S::UndoSkipped),
+    (S::Undoing, S::UndoSkipped),
+    (S::UndoFailed, S::UndoSkipped),
     // Failed past the run's point of no return, undone alone, and run
     // again by resume (forward is the only way from there).
     (S::Undone, S::Running),
@@ -150,7 +166,10 @@ pub fn step_allowed(from: StepState, to: StepState) -> bool {
 impl RunState {
     /// The run is over: nothing will change it again.
     pub fn is_final(self) -> bool {
-        matches!(self, R::Committed | R::Prepared | R::RolledBack)
+        matches!(
+            self,
+            R::Committed | R::Prepared | R::RolledBack | R::PartlyRolledBack
+        )
     }
 
     /// A process works on it right now, or did when it was interrupted.

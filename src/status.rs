@@ -79,6 +79,11 @@ pub fn next_action(r: &RunRecord, live: Option<&str>) -> String {
             "nothing is left half-done: the host is back at {}. Read the log, fix the cause, then upgrade again",
             r.from
         ),
+        RunState::PartlyRolledBack => format!(
+            "the rollback is over but the host is NOT as it was at {}: {}. Put those back by hand (the log says what they did), then upgrade again",
+            r.from,
+            r.error.as_deref().unwrap_or("some steps were not undone")
+        ),
         RunState::Paused => format!(
             "stopped before {step}: `hoist resume` to go on, or `hoist rollback` to go back to {}",
             r.from

@@ -19,6 +19,9 @@ pub const EXIT_USAGE: u8 = 2;
 pub struct Request<'a> {
     pub recipe: &'a Recipe,
     pub facts: Facts,
+    /// The facts were read off this host (not `--facts FILE`): the
+    /// product's version can be read again after the run to check it.
+    pub probed: bool,
     pub to: Option<Version>,
     pub options: Options,
     pub skip: Vec<String>,
@@ -235,10 +238,12 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
         options: req.options.clone(),
         recipe_dir: req.recipe.dir(),
         services: req.recipe.services.clone(),
+        version: req.probed.then(|| req.recipe.product.version.clone()),
     };
     let facts_json = serde_json::to_string(&req.facts.to_text_map()).unwrap_or_default();
     let stored_json = serde_json::to_value(&stored).unwrap_or_default();
     let run = journal.create_run(&plan, &facts_json, &stored_json, &services_before)?;
+    crate::run::testhook::crash_at("run", "created");
     if let Some(r) = &req.rollout {
         journal.event(run, crate::fleet::remote::ROLLOUT_EVENT, r)?;
     }
@@ -331,8 +336,7 @@ pub(crate) fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
         ),
         Ending::Paused => (
             "paused",
-            "stopped between two steps; `hoist resume` goes on, `hoist rollback` goes back"
-                .to_string(),
+            "stopped by a signal; `hoist resume` goes on, `hoist rollback` goes back".to_string(),
         ),
         Ending::Failed { step, error } => (
             "failed",
@@ -354,6 +358,19 @@ pub(crate) fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
             format!(
                 "rolled back on request: {} is as it was at {}",
                 r.product, r.from
+            ),
+        ),
+        Ending::PartlyRolledBack { failed, left } => (
+            "partly-rolled-back",
+            format!(
+                "{}Partly rolled back: {} is NOT as it was at {}; these steps ran and were not undone: {}. See `hoist status`",
+                failed
+                    .as_ref()
+                    .map(|(step, error)| format!("step {step} failed: {error}. "))
+                    .unwrap_or_default(),
+                r.product,
+                r.from,
+                left.join("; ")
             ),
         ),
         Ending::FailedPastPoint {
@@ -539,9 +556,81 @@ fn resume_inner(state_dir: &Path, replan: bool, json: bool) -> Result<u8, RunErr
     Ok(report_ending(&engine, &ending))
 }
 
-/// The plan the changed recipe makes with the run's own facts, and what
-/// differs from the journaled one; `None` when nothing does.
-fn changed_plan(run: &crate::journal::RunRecord) -> Result<Option<(Plan, Vec<String>)>, String> {
+/// A rollback tried again after an undo failed: the admin may have fixed
+/// the recipe's undo, and the journal still holds the old one. Each failed
+/// step's undo is taken from the recipe as it is now, and what changed is
+/// shown and journaled (a wedged `rollback-failed` run otherwise stays so).
+fn refresh_failed_undos(
+    journal: &mut Journal,
+    run: &crate::journal::RunRecord,
+    json: bool,
+) -> Result<(), RunError> {
+    let failed: Vec<&str> = run
+        .steps
+        .iter()
+        .filter(|s| s.state == crate::state::StepState::UndoFailed)
+        .map(|s| s.key.as_str())
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let fresh = match replan(run) {
+        Ok(p) => p,
+        Err(e) => {
+            say(
+                json,
+                "recipe-unusable",
+                &format!("the recipe cannot be planned now ({e}): the journaled undos are used"),
+            );
+            return Ok(());
+        }
+    };
+    let undo_of = |s: &crate::plan::PlannedStep| {
+        (
+            s.undo.as_ref().map(|u| u.summary()),
+            serde_json::to_string(&(&s.undo, &s.no_undo)).unwrap_or_default(),
+        )
+    };
+    let mut plan = run.plan.clone();
+    let mut diff = Vec::new();
+    for key in failed {
+        let (Some(old), Some(new)) = (
+            plan.steps.iter_mut().find(|s| s.key == key),
+            fresh.steps.iter().find(|s| s.key == key),
+        ) else {
+            continue;
+        };
+        let (was, now) = (undo_of(old), undo_of(new));
+        if was.1 == now.1 {
+            continue;
+        }
+        let show = |u: Option<String>| u.unwrap_or_else(|| "none".into());
+        diff.push(format!(
+            "  ~ {key}: undo {} (was: {})",
+            show(now.0),
+            show(was.0)
+        ));
+        old.undo = new.undo.clone();
+        old.no_undo = new.no_undo.clone();
+    }
+    if diff.is_empty() {
+        return Ok(());
+    }
+    say(
+        json,
+        "undo-replaced",
+        &format!(
+            "the recipe's undo changed since the rollback failed; using it now:\n{}",
+            diff.join("\n")
+        ),
+    );
+    journal.replace_plan(run.id, &plan)?;
+    journal.event(run.id, "undo-replaced", &diff.join("; "))?;
+    Ok(())
+}
+
+/// The plan the recipe makes now with the run's own facts and target.
+fn replan(run: &crate::journal::RunRecord) -> Result<Plan, String> {
     let loaded = crate::recipe::load(Path::new(&run.recipe_path)).map_err(|e| e.to_string())?;
     let recipe = loaded
         .recipe
@@ -549,13 +638,19 @@ fn changed_plan(run: &crate::journal::RunRecord) -> Result<Option<(Plan, Vec<Str
     let map: std::collections::BTreeMap<String, String> =
         serde_json::from_str(&run.facts_json).map_err(|e| e.to_string())?;
     let facts = Facts::from_text_map(&recipe.catalogue, &map)?;
-    let old = &run.plan;
-    let plan = match crate::plan::resolve(&recipe, &facts, Some(&old.target))
+    match crate::plan::resolve(&recipe, &facts, Some(&run.plan.target))
         .map_err(|e| e.to_string())?
     {
-        Outcome::Plan(p) => *p,
-        Outcome::UpToDate { .. } => return Err("the new recipe has nothing to do".into()),
-    };
+        Outcome::Plan(p) => Ok(*p),
+        Outcome::UpToDate { .. } => Err("the recipe has nothing to do now".into()),
+    }
+}
+
+/// The plan the changed recipe makes with the run's own facts, and what
+/// differs from the journaled one; `None` when nothing does.
+fn changed_plan(run: &crate::journal::RunRecord) -> Result<Option<(Plan, Vec<String>)>, String> {
+    let old = &run.plan;
+    let plan = replan(run)?;
     if plan.hash == old.hash {
         return Ok(None);
     }
@@ -583,7 +678,7 @@ fn changed_plan(run: &crate::journal::RunRecord) -> Result<Option<(Plan, Vec<Str
     Ok(Some((plan, diff)))
 }
 
-pub fn rollback(state_dir: &Path, json: bool) -> u8 {
+pub fn rollback(state_dir: &Path, json: bool, skip: &[String], reason: &str) -> u8 {
     let run = || -> Result<u8, RunError> {
         let _lock = match crate::lock::acquire(state_dir, "rollback") {
             Ok(l) => l,
@@ -610,9 +705,39 @@ pub fn rollback(state_dir: &Path, json: bool) -> u8 {
                 ),
             ));
         }
+        if let Some(bad) = skip
+            .iter()
+            .find(|k| !run.steps.iter().any(|s| &s.key == *k))
+        {
+            return Ok(refuse(
+                json,
+                EXIT_USAGE,
+                "bad-skip",
+                &format!(
+                    "--skip {bad}: run {} has no such step (its steps: {})",
+                    run.id,
+                    run.steps
+                        .iter()
+                        .map(|s| s.key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        if skip.iter().any(|_| reason.trim().is_empty()) {
+            return Ok(refuse(
+                json,
+                EXIT_USAGE,
+                "bad-skip",
+                "--skip needs a --reason",
+            ));
+        }
         wait_for_boot(json);
+        refresh_failed_undos(&mut journal, &run, json)?;
         journal.event(run.id, "rollback", "asked for by the admin")?;
         let mut engine = Engine::open(journal, run.id, json)?;
+        engine.skip_undo = skip.to_vec();
+        engine.skip_reason = reason.to_string();
         let ending = engine.rollback(None)?;
         Ok(report_ending(&engine, &ending))
     };

@@ -139,7 +139,7 @@ pub fn status(text: &str, tag: &str, launched: bool) -> Result<RemoteStatus, Str
         "committed" | "rolled-back" => RemoteStatus::Ended(ended(state, error)),
         _ if live => RemoteStatus::Running,
         // Stopped for the admin: it will not go on by itself.
-        "paused" | "failed" | "rollback-failed" | "prepared" => {
+        "paused" | "failed" | "rollback-failed" | "partly-rolled-back" | "prepared" => {
             RemoteStatus::Ended(HostResult::Failed(format!("{state}: {error} ({next})")))
         }
         // Interrupted (killed, power cut): a boot-time resume may be on

@@ -46,6 +46,11 @@ pub struct Stored {
     pub options: Options,
     pub recipe_dir: PathBuf,
     pub services: Vec<ServiceSpec>,
+    /// How to read the product's version, to check after the last step
+    /// that the run did what it said; `None` when the facts were not read
+    /// off this host (`--facts FILE`).
+    #[serde(default)]
+    pub version: Option<crate::recipe::Probe>,
 }
 
 /// How a run ended this time.
@@ -64,6 +69,12 @@ pub enum Ending {
     /// Failed and put back as it was.
     RolledBack {
         failed: Option<(String, String)>,
+    },
+    /// Rolled back, except the steps in `left` (each with why): the host
+    /// is not as it was.
+    PartlyRolledBack {
+        failed: Option<(String, String)>,
+        left: Vec<String>,
     },
     /// An undo failed.
     RollbackFailed {
@@ -122,6 +133,9 @@ pub struct Engine {
     started_with: (String, String),
     /// The last step's `done`, not yet committed (see `commit`).
     deferred: Vec<StepChange>,
+    /// Steps whose undo the admin skips (`hoist rollback --skip`), and why.
+    pub skip_undo: Vec<String>,
+    pub skip_reason: String,
 }
 
 /// How one execution of a step ended.
@@ -215,6 +229,8 @@ impl Engine {
             interactive: crate::ui::interactive(),
             started_with: (exe, recipe),
             deferred: Vec::new(),
+            skip_undo: Vec::new(),
+            skip_reason: String::new(),
         })
     }
 
@@ -358,9 +374,50 @@ impl Engine {
             self.set_state(RunState::Prepared, None)?;
             return Ok(Ending::Prepared);
         }
+        if let Err(error) = self.check_version() {
+            let key = "(version check)".to_string();
+            self.note(&error);
+            self.set_state(RunState::Failed, Some(&format!("{key}: {error}")))?;
+            self.reload()?;
+            if self.stored.options.no_rollback || point_passed(&self.record).is_some() {
+                return Ok(Ending::Failed { step: key, error });
+            }
+            return self.rollback(Some((key, error)));
+        }
         self.enter(RunState::Preparing)?;
         self.set_state(RunState::Committed, None)?;
         Ok(Ending::Committed)
+    }
+
+    /// After the last step: the product says it is at the plan's target
+    /// (the version itself, a release of a target series, or the target
+    /// with a packaging revision), or the run is not committed.
+    fn check_version(&self) -> Result<(), String> {
+        let Some(probe) = &self.stored.version else {
+            return Ok(());
+        };
+        let target = &self.record.plan.target;
+        let now = crate::probe::version_now(probe);
+        let reached = now.as_ref().is_some_and(|v| {
+            v == target || v.in_series(target) || {
+                let t = v.to_string();
+                let t = t.split_once(':').map_or(t.as_str(), |(_, u)| u);
+                t.rsplit_once('-').map_or(t, |(u, _)| u) == target.to_string()
+            }
+        });
+        if reached {
+            return Ok(());
+        }
+        Err(match now {
+            Some(v) => format!(
+                "every step is done, but {} reports version {v}, not the plan's target {target}",
+                self.record.product
+            ),
+            None => format!(
+                "every step is done, but the version of {} cannot be read any more (the plan's target is {target})",
+                self.record.product
+            ),
+        })
     }
 
     /// A step found `running` after a crash: its probe says whether its

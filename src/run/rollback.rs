@@ -4,17 +4,52 @@
 use super::{Ending, Engine, RunError, testhook};
 use crate::journal::StepUpdate;
 use crate::plan::PlannedStep;
+use crate::recipe::Phase;
 use crate::state::{RunState, StepState};
 
+/// What a step that ran and has no undo means for the rollback.
+enum NotUndone {
+    /// It changed nothing to put back: a `prepare` step (downloads and
+    /// checks only, which lint holds it to), or a kind that changes nothing
+    /// (a wait, a gate).
+    Nothing,
+    /// The recipe says it needs no undo (`undo = "none"`), and why: listed,
+    /// and the host still counts as put back.
+    ByDesign(String),
+    /// Its change stays: the host is not as it was.
+    Left(String),
+}
+
+fn not_undone(step: &PlannedStep, state: StepState) -> NotUndone {
+    if step.phase == Phase::Prepare || !step.action.changes_host() {
+        return NotUndone::Nothing;
+    }
+    if let Some(reason) = &step.no_undo {
+        return NotUndone::ByDesign(reason.clone());
+    }
+    NotUndone::Left(
+        match state {
+            StepState::Done => "it ran and has no undo in the recipe",
+            StepState::Failed => "it failed part way and has no undo in the recipe",
+            _ => "it was interrupted and has no undo in the recipe",
+        }
+        .into(),
+    )
+}
+
 impl Engine {
-    /// Undoes every step that did (or may have done) something and has an
-    /// undo, in reverse order. `failed` is the step that failed, if any.
+    /// Undoes every step that did (or may have done) something, newest
+    /// first: with the recipe's undo, else the action's own. A step that
+    /// ran and has neither, or whose undo the admin skips (`skip_undo`),
+    /// is listed with why, and the run then ends `partly-rolled-back`:
+    /// "as it was" is said only when every change was undone.
     pub fn rollback(&mut self, failed: Option<(String, String)>) -> Result<Ending, RunError> {
         self.set_state(RunState::RollingBack, None)?;
         self.reload()?;
         self.ui.line("rolling back");
         let mut undo_errors = Vec::new();
-        let mut not_undone = Vec::new();
+        let mut left = Vec::new();
+        let mut kept = Vec::new();
         let steps: Vec<(String, StepState)> = self
             .record
             .steps
@@ -23,6 +58,13 @@ impl Engine {
             .map(|s| (s.key.clone(), s.state))
             .collect();
         for (key, state) in &steps {
+            let Some(step) = self.step(key).cloned() else {
+                continue;
+            };
+            if *state == StepState::UndoSkipped {
+                left.push(format!("{key} (its undo skipped by the admin)"));
+                continue;
+            }
             if !matches!(
                 state,
                 StepState::Done
@@ -33,17 +75,33 @@ impl Engine {
             ) {
                 continue;
             }
-            let Some(step) = self.step(key).cloned() else {
+            if self.skip_undo.iter().any(|k| k == key) {
+                let reason = self.skip_reason.clone();
+                self.journal.set_step_state(
+                    self.run,
+                    key,
+                    StepState::UndoSkipped,
+                    StepUpdate {
+                        error: Some(&format!("undo skipped by the admin: {reason}")),
+                        ..Default::default()
+                    },
+                )?;
+                self.journal
+                    .event(self.run, "undo-skipped", &format!("{key}: {reason}"))?;
+                self.ui.undo_finished(key, "SKIPPED", 0.0, Some(&reason));
+                left.push(format!("{key} (its undo skipped by the admin: {reason})"));
                 continue;
-            };
+            }
             // The recipe's undo, else the action's own (it put back what it
             // saved before acting).
             let summary = match (&step.undo, step.action.builtin_undo()) {
                 (Some(undo), _) => undo.summary(),
                 (None, true) => format!("put back what `{}` changed", step.action.kind()),
                 (None, false) => {
-                    if *state == StepState::Done && step.action.disruptive() {
-                        not_undone.push(key.clone());
+                    match not_undone(&step, *state) {
+                        NotUndone::Nothing => {}
+                        NotUndone::ByDesign(why) => kept.push(format!("{key} ({why})")),
+                        NotUndone::Left(why) => left.push(format!("{key} ({why})")),
                     }
                     continue;
                 }
@@ -53,20 +111,28 @@ impl Engine {
             }
         }
         self.restore_services(&mut undo_errors);
-        if !not_undone.is_empty() {
-            let list = not_undone.join(", ");
-            self.journal.event(self.run, "not-undone", &list)?;
-            self.ui
-                .line(&format!("not undone (no undo in the recipe): {list}"));
+        if !kept.is_empty() {
+            let list = format!(
+                "left as they are (the recipe says they need no undo): {}",
+                kept.join("; ")
+            );
+            self.journal.event(self.run, "kept", &list)?;
+            self.ui.line(&list);
         }
-        if undo_errors.is_empty() {
-            self.set_state(RunState::RolledBack, None)?;
-            Ok(Ending::RolledBack { failed })
-        } else {
+        if !undo_errors.is_empty() {
             let error = undo_errors.join("; ");
             self.set_state(RunState::RollbackFailed, Some(&error))?;
-            Ok(Ending::RollbackFailed { error })
+            return Ok(Ending::RollbackFailed { error });
         }
+        if !left.is_empty() {
+            let list = format!("not undone: {}", left.join("; "));
+            self.journal.event(self.run, "not-undone", &list)?;
+            self.ui.line(&list);
+            self.set_state(RunState::PartlyRolledBack, Some(&list))?;
+            return Ok(Ending::PartlyRolledBack { failed, left });
+        }
+        self.set_state(RunState::RolledBack, None)?;
+        Ok(Ending::RolledBack { failed })
     }
 
     /// Undoes one step (its recipe undo, else its action's own), journaled

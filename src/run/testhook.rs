@@ -5,7 +5,8 @@
 //! * `HOIST_TEST_CRASH_AT=<step key>:<point>`: hoist kills itself with
 //!   SIGKILL at that point: `before` (the step is journaled running, nothing
 //!   done yet), `after` (the action is done, the journal not yet told),
-//!   `undo` (an undo is journaled running, not yet done).
+//!   `undo` (an undo is journaled running, not yet done); `run:created`
+//!   kills it once the run is created, before its first step.
 //! * `HOIST_TEST_SIGNAL_AT=<step key>`: once that step is journaled running,
 //!   hoist sends itself SIGTERM, as an admin would mid-step: the step must
 //!   finish and the run stop cleanly before the next one.
