@@ -52,6 +52,14 @@ pub struct PlannedStep {
     pub preview: Option<String>,
 }
 
+impl PlannedStep {
+    /// The step's time bound: the recipe's, else its kind's default.
+    pub fn bound(&self) -> Duration {
+        self.timeout
+            .unwrap_or_else(|| self.action.default_timeout())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum SkipReason {
@@ -377,9 +385,7 @@ impl Plan {
             if s.once {
                 extra.push("once".to_string());
             }
-            if let Some(t) = s.timeout {
-                extra.push(format!("timeout {}", humantime::format_duration(t)));
-            }
+            extra.push(format!("timeout {}", humantime::format_duration(s.bound())));
             if s.retries > 0 {
                 extra.push(format!("retries {}", s.retries));
             }

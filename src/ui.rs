@@ -10,14 +10,22 @@ pub const EVENT_SCHEMA: u32 = 1;
 /// when the admin asks the run to stop while it waits for the answer (a
 /// signal must pause a gate at once, not after someone types).
 pub fn ask(question: &str) -> Option<String> {
+    ask_within(question, None)
+}
+
+/// [`ask`], giving up after `within` (a gate's bound).
+pub fn ask_within(question: &str, within: Option<std::time::Duration>) -> Option<String> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
     let mut err = std::io::stderr();
     let _ = write!(err, "{question}");
     let _ = err.flush();
     let stdin = std::io::stdin();
+    let until = within.map(|w| std::time::Instant::now() + w);
     loop {
-        if crate::process::stop::requested() {
+        if crate::process::stop::requested()
+            || until.is_some_and(|u| std::time::Instant::now() >= u)
+        {
             return None;
         }
         let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];

@@ -157,7 +157,7 @@ fn upgrades_a_cluster_then_a_failure_after_it_puts_the_old_one_back() -> hoist_t
     let plan = sh(&h, "hoist plan -r /root/recipe.toml");
     assert!(
         plan.contains(
-            "upgrade PostgreSQL cluster 15/main to 15/upgraded (pg_upgradecluster, method dump)  [undo built in]"
+            "upgrade PostgreSQL cluster 15/main to 15/upgraded (pg_upgradecluster, method dump)  [undo built in, timeout 6h]"
         ),
         "{plan}"
     );

@@ -181,7 +181,7 @@ fn the_old_cluster_is_dropped_only_after_verification() {
     );
     let shown = p.render();
     assert!(
-        shown.contains("drop PostgreSQL cluster 13/main (pg_dropcluster --stop)\n"),
+        shown.contains("drop PostgreSQL cluster 13/main (pg_dropcluster --stop)  [timeout 6h]\n"),
         "{shown}"
     );
 }

@@ -105,7 +105,7 @@ fn past_the_point_a_failure_stops_for_a_fix_and_resume_goes_on() {
     let h = Host::new("past");
     let plan = text(&h.hoist(&["plan"], &[]));
     assert!(
-        plan.contains("[point of no return]")
+        plan.contains("[point of no return, timeout 1h]")
             && plan.contains("point of no return: no downgrade to two;"),
         "{plan}"
     );

@@ -26,6 +26,9 @@ pub struct Gate {
     pub timeout: Option<Duration>,
 }
 
+/// How long a gate waits for a person when the recipe says nothing.
+const PERSON: Duration = Duration::from_secs(24 * 3600);
+
 impl Kind for Gate {
     const NAME: &'static str = "gate";
 
@@ -34,6 +37,11 @@ impl Kind for Gate {
             Some(u) => format!("gate: {} (opens when {})", self.message, u.describe()),
             None => format!("gate: {} (a person confirms)", self.message),
         }
+    }
+
+    /// A person may take a night to answer; a check has its own bound.
+    fn default_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(PERSON)
     }
 
     fn undo_kinds(&self) -> &'static [&'static str] {

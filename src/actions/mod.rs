@@ -39,6 +39,11 @@ pub trait Kind: DeserializeOwned + Serialize + Clone + std::fmt::Debug {
         !self.undo_kinds().is_empty()
     }
 
+    /// The step's time bound when the recipe gives none: every step ends.
+    fn default_timeout(&self) -> std::time::Duration {
+        crate::context::DEFAULT_TIMEOUT
+    }
+
     /// Checks the types cannot express; problems point at `span`.
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>);
 
@@ -179,6 +184,10 @@ macro_rules! registry {
 
             pub fn changes_host(&self) -> bool {
                 match self { $(Action::$ty(a) => a.changes_host(),)* }
+            }
+
+            pub fn default_timeout(&self) -> std::time::Duration {
+                match self { $(Action::$ty(a) => a.default_timeout(),)* }
             }
 
             pub fn executable(&self) -> bool {

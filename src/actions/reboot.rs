@@ -112,6 +112,10 @@ impl Kind for Reboot {
         format!("reboot the host: {}", self.reason)
     }
 
+    fn default_timeout(&self) -> Duration {
+        self.back_within + Duration::from_secs(120)
+    }
+
     fn undo_kinds(&self) -> &'static [&'static str] {
         &[]
     }

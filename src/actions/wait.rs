@@ -213,6 +213,10 @@ impl Kind for Wait {
         )
     }
 
+    fn default_timeout(&self) -> Duration {
+        self.timeout
+    }
+
     fn undo_kinds(&self) -> &'static [&'static str] {
         &[]
     }

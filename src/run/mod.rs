@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::{Ctx, DEFAULT_TIMEOUT};
+use crate::context::Ctx;
 use crate::journal::{Journal, JournalError, RunRecord, StepChange};
 use crate::plan::PlannedStep;
 use crate::recipe::{Phase, ServiceSpec};
@@ -586,7 +586,8 @@ impl Engine {
         ];
         let step_dir = self.step_dir(&step.key);
         let ui = &self.ui;
-        let ask = |q: &str| ui.suspend(|| crate::ui::ask(q));
+        let bound = step.bound();
+        let ask = |q: &str| ui.suspend(|| crate::ui::ask_within(q, Some(bound)));
         let key = step.key.as_str();
         let progress = |line: &str| ui.progress(key, line);
         crate::process::scope::enter(crate::process::scope::step_scope(
@@ -600,7 +601,7 @@ impl Engine {
             recipe_dir: &self.stored.recipe_dir,
             services: &self.stored.services,
             env,
-            timeout: step.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            timeout: step.bound(),
             log: &self.log,
             step_dir,
             undoable: step.point_of_no_return.is_none(),

@@ -127,6 +127,12 @@ impl Kind for Packages {
         }
     }
 
+    /// A distribution upgrade, a large dump or cluster upgrade takes
+    /// hours on a slow disk or mirror.
+    fn default_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(6 * 3600)
+    }
+
     fn undo_kinds(&self) -> &'static [&'static str] {
         &["packages", "exec"]
     }
