@@ -457,3 +457,80 @@ fn processes_a_killed_hoist_left_end_before_the_rollback_acts() {
         .unwrap();
     assert!(left.stdout.is_empty(), "{}", text(&left));
 }
+
+#[test]
+fn a_second_signal_ends_a_step_that_would_not_end_and_the_run_pauses() {
+    let p = Product::new(
+        "second-signal",
+        &BASIC.replace(
+            "grep -q migrated {d}/data || echo migrated >> {d}/data",
+            "[ -e {d}/go ] || sleep 600; grep -q migrated {d}/data || echo migrated >> {d}/data",
+        ),
+    );
+    let mut child = p
+        .cmd(&["upgrade"], &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while !p.read("state/runs/1.log").contains("step migrate") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id().to_string();
+    let kill = |sig: &str| {
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(&pid)
+            .status()
+            .unwrap();
+    };
+    // The first leaves the command to finish: hoist is still there.
+    kill("INT");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(child.try_wait().unwrap().is_none(), "gone after one SIGINT");
+    kill("INT");
+    let status = wait_bounded(&mut child, Duration::from_secs(30));
+    assert_eq!(status, Some(3));
+    assert_eq!(p.state(), "paused");
+    let left = Command::new("pgrep")
+        .args(["-f", &format!("{}/go", p.dir.display())])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "the step's processes outlived it");
+    p.write("go", "");
+    let o = p.hoist(&["resume"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    upgraded(&p);
+}
+
+#[test]
+fn a_check_that_leaves_a_background_child_ends_within_its_bound() {
+    let p = Product::new("check-bg", BASIC);
+    let recipe = p.read("recipe.toml");
+    p.write(
+        "recipe.toml",
+        &format!(
+            "{recipe}
+[[checks]]
+id = \"quick\"
+severity = \"inhibitor\"
+message = \"a check that forks\"
+test = {{ shell = \"sleep 60 & true\" }}
+"
+        ),
+    );
+    let started = Instant::now();
+    let o = p
+        .cmd(&["check", "-r"], &[])
+        .arg(p.path("recipe.toml"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
