@@ -31,6 +31,14 @@ pub trait Kind: DeserializeOwned + Serialize + Clone + std::fmt::Debug {
     /// disruptive before `prepare` has fully succeeded).
     fn disruptive(&self) -> bool;
 
+    /// Whether it leaves a change on the host that a rollback would have to
+    /// put back. Wider than `disruptive`, which only says what `prepare`
+    /// refuses: an `exec` may change anything. An action that takes no undo
+    /// (a wait, a gate, a reboot) leaves nothing to put back.
+    fn changes_host(&self) -> bool {
+        !self.undo_kinds().is_empty()
+    }
+
     /// Checks the types cannot express; problems point at `span`.
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>);
 
@@ -167,6 +175,10 @@ macro_rules! registry {
 
             pub fn disruptive(&self) -> bool {
                 match self { $(Action::$ty(a) => a.disruptive(),)* }
+            }
+
+            pub fn changes_host(&self) -> bool {
+                match self { $(Action::$ty(a) => a.changes_host(),)* }
             }
 
             pub fn executable(&self) -> bool {
