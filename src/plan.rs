@@ -43,6 +43,10 @@ pub struct PlannedStep {
     /// Left out of the JSON when unset, so plans without one hash as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point_of_no_return: Option<String>,
+    /// `undo = "none"`: why nothing puts back what the step changes. Left
+    /// out of the JSON when unset, so plans without one hash as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_undo: Option<String>,
     /// What the step will change, shown in advance (a unified diff).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
@@ -219,6 +223,7 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
             };
             let title = text(&s.title)?;
             let point_of_no_return = text(&s.point_of_no_return)?;
+            let no_undo = text(&s.no_undo)?;
             steps.push(PlannedStep {
                 key,
                 id: s.id.clone(),
@@ -235,6 +240,7 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
                 once: s.once,
                 self_update: s.self_update,
                 point_of_no_return,
+                no_undo,
             });
         }
     }
@@ -368,6 +374,8 @@ impl Plan {
                 extra.push("undo".to_string());
             } else if s.action.builtin_undo() {
                 extra.push("undo built in".to_string());
+            } else if s.no_undo.is_some() {
+                extra.push("no undo".to_string());
             }
             if s.once {
                 extra.push("once".to_string());
@@ -398,6 +406,9 @@ impl Plan {
                     out,
                     "           point of no return: {why}; a failure after it is fixed forward, never rolled back"
                 );
+            }
+            if let Some(why) = &s.no_undo {
+                let _ = writeln!(out, "           undo: none ({why})");
             }
             if let Some(preview) = &s.preview {
                 for line in preview.lines() {

@@ -94,7 +94,13 @@ fn templates(r: &Recipe, problems: &mut Vec<Problem>) {
         if let Some(p) = &s.probe {
             texts.extend(crate::template::strings(p));
         }
-        texts.extend(s.title.iter().chain(&s.point_of_no_return).cloned());
+        texts.extend(
+            s.title
+                .iter()
+                .chain(&s.point_of_no_return)
+                .chain(&s.no_undo)
+                .cloned(),
+        );
         for text in texts {
             for (name, _) in crate::template::placeholders(&text) {
                 if r.catalogue.lookup(&name).is_some() {
@@ -195,7 +201,7 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
                     .label("e.g. \"Debian has no downgrade\""),
                 );
             }
-            if s.undo.is_some() {
+            if s.undo.is_some() || s.no_undo.is_some() {
                 problems.push(
                     Problem::error(
                         "point-of-no-return",
@@ -209,6 +215,7 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
                 );
             }
         }
+        no_undo(s, problems);
         if s.once && s.undo.is_some() {
             problems.push(
                 Problem::warning(
@@ -217,6 +224,39 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
                     format!("step `{}` runs once per host but has an undo: after a rollback it will not run again", s.id),
                 )
                 .label("check that this is meant"),
+            );
+        }
+    }
+}
+
+/// `undo = "none"` says why a rollback leaves a change: on a step that
+/// changes nothing, or undoes itself, it would say something untrue.
+fn no_undo(s: &super::Step, problems: &mut Vec<Problem>) {
+    let subject = format!("step `{}`", s.id);
+    if s.no_undo.is_some() {
+        if s.action.undo_kinds().is_empty() {
+            problems.push(
+                Problem::error(
+                    "undo-kind",
+                    s.undo_span.clone(),
+                    format!(
+                        "{subject} is a `{}`, which changes nothing: there is nothing to undo",
+                        s.action.kind()
+                    ),
+                )
+                .label("remove `undo = \"none\"` and `undo_reason`"),
+            );
+        } else if s.action.builtin_undo() {
+            problems.push(
+                Problem::error(
+                    "builtin-undo",
+                    s.undo_span.clone(),
+                    format!(
+                        "{subject} is a `{}` that undoes itself: its built-in undo runs at rollback",
+                        s.action.kind()
+                    ),
+                )
+                .label("remove `undo = \"none\"` and `undo_reason`"),
             );
         }
     }
