@@ -150,6 +150,28 @@ const EXEC_IN_STOP: &str =
     "phase = \"stop\"\nexec = { argv = [\"systemctl\", \"mask\", \"demo\"] }";
 
 #[test]
+fn a_step_that_changes_the_host_without_undo_warns_at_the_step() {
+    let text = one_step(EXEC_IN_STOP);
+    assert_eq!(problems_of(&text), ["Warning no-undo at 10:1"]);
+    let loaded = recipe::load_str(Path::new("r.toml"), &text);
+    let p = &loaded.problems[0].problem;
+    assert!(
+        p.message.contains("step `s` (exec) changes the host"),
+        "{}",
+        p.message
+    );
+    let help = p.help.as_deref().unwrap_or_default();
+    assert!(
+        help.contains("undo = {")
+            && help.contains("undo = \"none\"")
+            && help.contains("undo_reason"),
+        "{help}"
+    );
+    // A warning: the recipe is still usable.
+    assert!(loaded.recipe.is_some());
+}
+
+#[test]
 fn undo_none_with_a_reason_is_a_clean_step() {
     let text = one_step(&format!(
         "{EXEC_IN_STOP}\nundo = \"none\"\nundo_reason = \"masked for good: the old release must not start again\""
@@ -191,6 +213,28 @@ fn undo_none_needs_a_reason_and_a_reason_needs_undo_none() {
 
     let text = one_step(&format!("{EXEC_IN_STOP}\nundo = \"nothing\""));
     assert_eq!(problems_of(&text), ["Error unknown-value at 14:8"]);
+}
+
+#[test]
+fn steps_that_change_nothing_or_have_an_undo_do_not_warn() {
+    for step in [
+        // Changes nothing.
+        "phase = \"verify\"\nwait = { until = { tcp = \"127.0.0.1:80\" }, timeout = \"1m\" }",
+        "phase = \"post\"\ngate = { message = \"look\" }",
+        "phase = \"configure\"\nreboot = { reason = \"new kernel\" }",
+        "phase = \"start\"\nservice = { op = \"restart\", units = [\"demo\"] }",
+        "phase = \"backup\"\ndb = { op = \"backup\", engine = \"postgresql\", database = \"demo\", dump = \"/tmp/d\", credentials = { os_user = \"postgres\" } }",
+        // `prepare` changes nothing by design.
+        "phase = \"prepare\"\nexec = { argv = [\"true\"] }",
+        // An undo of the recipe's, or a built-in one.
+        "phase = \"stop\"\nexec = { argv = [\"true\"] }\nundo = { exec = { argv = [\"true\"] } }",
+        "phase = \"stop\"\nservice = { op = \"stop\", units = [\"demo\"] }",
+        "phase = \"configure\"\nfile = { op = \"ensure_line\", path = \"/etc/demo.conf\", line = \"a=1\" }",
+        // The point of no return is never undone.
+        "phase = \"install\"\nexec = { argv = [\"true\"] }\npoint_of_no_return = \"no downgrade\"",
+    ] {
+        assert_eq!(problems_of(&one_step(step)), Vec::<String>::new(), "{step}");
+    }
 }
 
 #[test]

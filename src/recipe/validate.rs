@@ -229,8 +229,10 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
     }
 }
 
-/// `undo = "none"` says why a rollback leaves a change: on a step that
-/// changes nothing, or undoes itself, it would say something untrue.
+/// Every step that changes the host is undone at rollback, or says why it
+/// cannot be (`undo = "none"`), so the rollback's account of what it left
+/// is the maintainer's, not a silence. `prepare` changes nothing; the point
+/// of no return is never undone.
 fn no_undo(s: &super::Step, problems: &mut Vec<Problem>) {
     let subject = format!("step `{}`", s.id);
     if s.no_undo.is_some() {
@@ -259,7 +261,38 @@ fn no_undo(s: &super::Step, problems: &mut Vec<Problem>) {
                 .label("remove `undo = \"none\"` and `undo_reason`"),
             );
         }
+        return;
     }
+    // A malformed `undo` is an error of its own already.
+    let undone = s.undo.is_some() || !s.undo_span.is_empty() || s.action.builtin_undo();
+    if s.phase == Phase::Prepare
+        || s.point_of_no_return.is_some()
+        || undone
+        || !s.action.changes_host()
+    {
+        return;
+    }
+    let kinds: Vec<String> = s
+        .action
+        .undo_kinds()
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect();
+    problems.push(
+        Problem::warning(
+            "no-undo",
+            s.span.clone(),
+            format!(
+                "{subject} ({}) changes the host, and nothing undoes it nor says why not",
+                s.action.kind()
+            ),
+        )
+        .label("no `undo`")
+        .help(format!(
+            "add `undo = {{ <kind> = {{ ... }} }}` that puts it back (kinds: {}), or `undo = \"none\"` with `undo_reason = \"...\"` saying why nothing can",
+            kinds.join(", ")
+        )),
+    );
 }
 
 /// An `undo` must be an action that can put back what `action` changed
