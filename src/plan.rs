@@ -231,6 +231,7 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
             };
             let title = text(&s.title)?;
             let point_of_no_return = text(&s.point_of_no_return)?;
+            let no_undo = text(&s.no_undo)?;
             steps.push(PlannedStep {
                 key,
                 id: s.id.clone(),
@@ -247,7 +248,7 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
                 once: s.once,
                 self_update: s.self_update,
                 point_of_no_return,
-                no_undo: None,
+                no_undo,
             });
         }
     }
@@ -381,6 +382,8 @@ impl Plan {
                 extra.push("undo".to_string());
             } else if s.action.builtin_undo() {
                 extra.push("undo built in".to_string());
+            } else if s.no_undo.is_some() {
+                extra.push("no undo".to_string());
             }
             if s.once {
                 extra.push("once".to_string());
@@ -409,6 +412,9 @@ impl Plan {
                     out,
                     "           point of no return: {why}; a failure after it is fixed forward, never rolled back"
                 );
+            }
+            if let Some(why) = &s.no_undo {
+                let _ = writeln!(out, "           undo: none ({why})");
             }
             if let Some(preview) = &s.preview {
                 for line in preview.lines() {

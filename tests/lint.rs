@@ -119,3 +119,168 @@ fn garbage_never_panics() {
         );
     }
 }
+
+// --- undo = "none" and the `no-undo` warning ---------------------------------
+
+/// A recipe with one step: `step` is its body after `id`.
+fn one_step(step: &str) -> String {
+    format!(
+        "[product]\nname = \"demo\"\nversion = {{ package = \"demo\" }}\n\n\
+         [[paths]]\nid = \"main\"\nfrom = \"1.*\"\nto = \"2.0\"\n\n\
+         [[steps]]\nid = \"s\"\n{step}\n"
+    )
+}
+
+/// Every problem as `severity code at line:col`.
+fn problems_of(text: &str) -> Vec<String> {
+    recipe::load_str(Path::new("r.toml"), text)
+        .problems
+        .iter()
+        .map(|p| {
+            let (line, col) = p.line_col();
+            format!(
+                "{:?} {} at {line}:{col}",
+                p.problem.severity, p.problem.code
+            )
+        })
+        .collect()
+}
+
+const EXEC_IN_STOP: &str =
+    "phase = \"stop\"\nexec = { argv = [\"systemctl\", \"mask\", \"demo\"] }";
+
+#[test]
+fn a_step_that_changes_the_host_without_undo_warns_at_the_step() {
+    let text = one_step(EXEC_IN_STOP);
+    assert_eq!(problems_of(&text), ["Warning no-undo at 10:1"]);
+    let loaded = recipe::load_str(Path::new("r.toml"), &text);
+    let p = &loaded.problems[0].problem;
+    assert!(
+        p.message.contains("step `s` (exec) changes the host"),
+        "{}",
+        p.message
+    );
+    let help = p.help.as_deref().unwrap_or_default();
+    assert!(
+        help.contains("undo = {")
+            && help.contains("undo = \"none\"")
+            && help.contains("undo_reason"),
+        "{help}"
+    );
+    // A warning: the recipe is still usable.
+    assert!(loaded.recipe.is_some());
+}
+
+#[test]
+fn undo_none_with_a_reason_is_a_clean_step() {
+    let text = one_step(&format!(
+        "{EXEC_IN_STOP}\nundo = \"none\"\nundo_reason = \"masked for good: the old release must not start again\""
+    ));
+    assert_eq!(problems_of(&text), Vec::<String>::new());
+    let r = recipe::load_str(Path::new("r.toml"), &text).recipe.unwrap();
+    assert!(r.steps[0].undo.is_none());
+    assert_eq!(
+        r.steps[0].no_undo.as_deref(),
+        Some("masked for good: the old release must not start again")
+    );
+}
+
+#[test]
+fn undo_none_needs_a_reason_and_a_reason_needs_undo_none() {
+    let text = one_step(&format!("{EXEC_IN_STOP}\nundo = \"none\""));
+    assert_eq!(problems_of(&text), ["Error undo-reason at 14:8"]);
+    let loaded = recipe::load_str(Path::new("r.toml"), &text);
+    assert!(loaded.recipe.is_none());
+    let p = &loaded.problems[0];
+    assert!(p.short().contains(":14:8: "), "{}", p.short());
+    assert!(
+        p.problem
+            .help
+            .as_deref()
+            .unwrap_or_default()
+            .contains("undo_reason = \"")
+    );
+
+    let text = one_step(&format!(
+        "{EXEC_IN_STOP}\nundo = \"none\"\nundo_reason = \" \""
+    ));
+    assert_eq!(problems_of(&text), ["Error undo-reason at 15:15"]);
+
+    let text = one_step(&format!(
+        "{EXEC_IN_STOP}\nundo = {{ exec = {{ argv = [\"systemctl\", \"unmask\", \"demo\"] }} }}\nundo_reason = \"why\""
+    ));
+    assert_eq!(problems_of(&text), ["Error undo-reason at 15:1"]);
+
+    let text = one_step(&format!("{EXEC_IN_STOP}\nundo = \"nothing\""));
+    assert_eq!(problems_of(&text), ["Error unknown-value at 14:8"]);
+}
+
+#[test]
+fn steps_that_change_nothing_or_have_an_undo_do_not_warn() {
+    for step in [
+        // Changes nothing.
+        "phase = \"verify\"\nwait = { until = { tcp = \"127.0.0.1:80\" }, timeout = \"1m\" }",
+        "phase = \"post\"\ngate = { message = \"look\" }",
+        "phase = \"configure\"\nreboot = { reason = \"new kernel\" }",
+        "phase = \"start\"\nservice = { op = \"restart\", units = [\"demo\"] }",
+        "phase = \"backup\"\ndb = { op = \"backup\", engine = \"postgresql\", database = \"demo\", dump = \"/tmp/d\", credentials = { os_user = \"postgres\" } }",
+        // `prepare` changes nothing by design.
+        "phase = \"prepare\"\nexec = { argv = [\"true\"] }",
+        // An undo of the recipe's, or a built-in one.
+        "phase = \"stop\"\nexec = { argv = [\"true\"] }\nundo = { exec = { argv = [\"true\"] } }",
+        "phase = \"stop\"\nservice = { op = \"stop\", units = [\"demo\"] }",
+        "phase = \"configure\"\nfile = { op = \"ensure_line\", path = \"/etc/demo.conf\", line = \"a=1\" }",
+        // The point of no return is never undone.
+        "phase = \"install\"\nexec = { argv = [\"true\"] }\npoint_of_no_return = \"no downgrade\"",
+    ] {
+        assert_eq!(problems_of(&one_step(step)), Vec::<String>::new(), "{step}");
+    }
+}
+
+#[test]
+fn undo_none_where_no_undo_could_run_is_refused() {
+    // A wait changes nothing: there is nothing to say.
+    let text = one_step(
+        "phase = \"verify\"\nwait = { until = { tcp = \"127.0.0.1:80\" }, timeout = \"1m\" }\nundo = \"none\"\nundo_reason = \"r\"",
+    );
+    assert_eq!(problems_of(&text), ["Error undo-kind at 14:8"]);
+    // A built-in undo runs whatever the recipe says.
+    let text = one_step(
+        "phase = \"stop\"\nservice = { op = \"stop\", units = [\"demo\"] }\nundo = \"none\"\nundo_reason = \"r\"",
+    );
+    assert_eq!(problems_of(&text), ["Error builtin-undo at 14:8"]);
+    // The point of no return takes no undo of any form.
+    let text = one_step(
+        "phase = \"install\"\nexec = { argv = [\"true\"] }\npoint_of_no_return = \"no downgrade\"\nundo = \"none\"\nundo_reason = \"r\"",
+    );
+    assert_eq!(problems_of(&text), ["Error point-of-no-return at 15:8"]);
+}
+
+#[test]
+fn the_plan_carries_the_reason_in_its_json_and_its_text() {
+    use hoist::facts::{Facts, Value};
+    use hoist::plan::{Outcome, resolve};
+    use hoist::version::Version;
+
+    let text = one_step(&format!(
+        "{EXEC_IN_STOP}\nundo = \"none\"\nundo_reason = \"masked for good\"\n\n\
+         [[steps]]\nid = \"t\"\nphase = \"stop\"\nexec = {{ argv = [\"true\"] }}\nundo = {{ exec = {{ argv = [\"true\"] }} }}"
+    ));
+    let r = recipe::load_str(Path::new("r.toml"), &text).recipe.unwrap();
+    let mut facts = Facts::default();
+    facts.set("current", Value::Version(Version::parse("1.0").unwrap()));
+    let Outcome::Plan(p) = resolve(&r, &facts, None).unwrap() else {
+        panic!("no plan")
+    };
+    let json = serde_json::to_value(&*p).unwrap();
+    assert_eq!(json["steps"][0]["no_undo"], "masked for good");
+    // Left out when unset, so plans without it hash as before.
+    assert!(json["steps"][1].get("no_undo").is_none(), "{json}");
+    let back: hoist::plan::Plan = serde_json::from_value(json).unwrap();
+    assert_eq!(back.steps[0].no_undo.as_deref(), Some("masked for good"));
+    assert_eq!(back.compute_hash(), p.hash);
+
+    let shown = p.render();
+    assert!(shown.contains("[no undo]"), "{shown}");
+    assert!(shown.contains("undo: none (masked for good)"), "{shown}");
+}

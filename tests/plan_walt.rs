@@ -172,6 +172,7 @@ fn the_old_cluster_is_dropped_only_after_verification() {
     assert_eq!(upgrade["replace_empty_target"], true);
     let drop_old = step(&p, "drop-old-cluster");
     assert!(drop_old.undo.is_none() && !drop_old.action.builtin_undo());
+    assert!(drop_old.no_undo.is_some());
     assert!(
         drop_old
             .preview
@@ -181,7 +182,7 @@ fn the_old_cluster_is_dropped_only_after_verification() {
     );
     let shown = p.render();
     assert!(
-        shown.contains("drop PostgreSQL cluster 13/main (pg_dropcluster --stop)  [timeout 6h]\n"),
+        shown.contains("drop PostgreSQL cluster 13/main (pg_dropcluster --stop)  [no undo, timeout 6h]\n           undo: none (a dropped cluster cannot be brought back;"),
         "{shown}"
     );
 }

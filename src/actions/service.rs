@@ -93,6 +93,13 @@ impl Kind for Service {
         true
     }
 
+    /// A restart or a reload leaves the units as it found them, running:
+    /// nothing is left to put back (the rollback restarts the services that
+    /// ran before once the old code is back).
+    fn changes_host(&self) -> bool {
+        !matches!(self.op, Op::Restart | Op::Reload)
+    }
+
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
         non_empty("units", &self.units, span, problems);
     }

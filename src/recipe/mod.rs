@@ -226,6 +226,12 @@ pub struct Step {
     pub hops: Vec<String>,
     pub action: Action,
     pub undo: Option<Action>,
+    /// `undo = "none"`: why nothing can put back what the step changes
+    /// (`undo_reason`), so a rollback says so rather than passing silently.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_undo: Option<String>,
+    /// Where `undo` names its action, or where it says `"none"`; empty when
+    /// the step has no `undo`.
     #[serde(skip)]
     pub undo_span: Span<usize>,
     /// Tells whether the step is already applied (for a safe resume).

@@ -68,7 +68,10 @@ fn serde_problem(e: &toml::de::Error, fallback: Span<usize>) -> Problem {
 
 /// Splits `keys` out of a table: they are read by hand (conditions,
 /// actions), the rest goes through serde.
-pub(super) type Taken<'i> = Vec<(String, Span<usize>, Spanned<DeValue<'i>>)>;
+pub(super) type Taken<'i> = Vec<Entry<'i>>;
+
+/// A key taken out of a table: its name, its span and its value.
+pub(super) type Entry<'i> = (String, Span<usize>, Spanned<DeValue<'i>>);
 
 pub(super) fn take<'i>(
     value: Spanned<DeValue<'i>>,
@@ -470,7 +473,7 @@ struct RawStep {
 }
 
 /// Step keys other than the action and `when`/`undo`, for suggestions.
-const STEP_KEYS: [&str; 12] = [
+const STEP_KEYS: [&str; 13] = [
     "id",
     "phase",
     "title",
@@ -483,11 +486,14 @@ const STEP_KEYS: [&str; 12] = [
     "probe",
     "when",
     "undo",
+    "undo_reason",
 ];
 
 fn parse_step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Step> {
     let span = item.span();
-    let (rest, taken) = take(item, |k| k == "when" || k == "undo" || KINDS.contains(&k));
+    let (rest, taken) = take(item, |k| {
+        k == "when" || k == "undo" || k == "undo_reason" || KINDS.contains(&k)
+    });
     // A key that is neither a step key nor an action kind: say which it was
     // probably meant to be, out of both lists.
     let mut misspelt_action = false;
@@ -521,6 +527,7 @@ fn parse_step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
         .filter(|(k, _, _)| KINDS.contains(&k.as_str()))
         .collect();
     let undo = taken.iter().find(|(k, _, _)| k == "undo");
+    let undo_reason = taken.iter().find(|(k, _, _)| k == "undo_reason");
     let raw: Option<RawStep> = de(rest, problems);
     let subject = format!(
         "step{}",
@@ -532,7 +539,7 @@ fn parse_step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
         [] if misspelt_action => None,
         a => one_action(a, &span, &subject, "split it into two steps", problems),
     };
-    let undo = undo.and_then(|(_, _, v)| parse_undo(v, problems));
+    let undo = step_undo(undo, undo_reason, &subject, problems);
     let raw = raw?;
     if let Some(p) = &raw.probe {
         check_test(p, &span, problems);
@@ -544,8 +551,9 @@ fn parse_step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
         when,
         hops: raw.hops,
         action: action?,
-        undo_span: undo.as_ref().map(|(_, s)| s.clone()).unwrap_or(0..0),
-        undo: undo.map(|(a, _)| a),
+        undo: undo.action,
+        no_undo: undo.reason,
+        undo_span: undo.span,
         probe: raw.probe,
         timeout: raw.timeout,
         retries: raw.retries,
@@ -590,6 +598,112 @@ pub(super) fn one_action(
                 .help(split),
             );
             None
+        }
+    }
+}
+
+/// A step's `undo`: a table naming one action, or `"none"` with
+/// `undo_reason` saying why nothing can put the step's change back.
+#[derive(Default)]
+struct StepUndo {
+    action: Option<Action>,
+    reason: Option<String>,
+    /// Where the action is named, or `"none"` is said; the whole value when
+    /// it is neither. Empty when the step has no `undo`.
+    span: Span<usize>,
+}
+
+fn step_undo(
+    undo: Option<&Entry<'_>>,
+    reason: Option<&Entry<'_>>,
+    subject: &str,
+    problems: &mut Vec<Problem>,
+) -> StepUndo {
+    let reason_help = "say why nothing can put it back: `undo_reason = \"...\"`";
+    let given = StepUndo {
+        span: undo.map_or(0..0, |(_, _, v)| v.span()),
+        ..StepUndo::default()
+    };
+    let none = match undo.map(|(_, _, v)| (v.get_ref().as_str(), v.span())) {
+        Some((Some("none"), span)) => span,
+        Some((Some(other), span)) => {
+            problems.push(
+                Problem::error(
+                    "unknown-value",
+                    span,
+                    format!("unknown value `{other}` for `undo`"),
+                )
+                .label("expected a table naming one action, or \"none\"")
+                .help("write e.g. `undo = { exec = { argv = [...] } }`, or `undo = \"none\"` with `undo_reason`"),
+            );
+            return given;
+        }
+        _ => {
+            if let Some((_, key, _)) = reason {
+                problems.push(
+                    Problem::error(
+                        "undo-reason",
+                        key.clone(),
+                        format!("{subject}: `undo_reason` explains `undo = \"none\"`, which this step does not say"),
+                    )
+                    .label("a reason for an undo that is not \"none\"")
+                    .help("add `undo = \"none\"`, or remove `undo_reason`"),
+                );
+            }
+            return match undo.and_then(|(_, _, v)| parse_undo(v, problems)) {
+                Some((action, span)) => StepUndo {
+                    action: Some(action),
+                    reason: None,
+                    span,
+                },
+                None => given,
+            };
+        }
+    };
+    let Some((_, key, value)) = reason else {
+        problems.push(
+            Problem::error(
+                "undo-reason",
+                none,
+                format!("{subject}: `undo = \"none\"` needs `undo_reason`"),
+            )
+            .label("why can this step not be undone?")
+            .help(reason_help),
+        );
+        return given;
+    };
+    match value.get_ref().as_str() {
+        Some(why) if !why.trim().is_empty() => StepUndo {
+            action: None,
+            reason: Some(why.to_string()),
+            span: none,
+        },
+        Some(_) => {
+            problems.push(
+                Problem::error(
+                    "undo-reason",
+                    value.span(),
+                    format!("{subject}: `undo_reason` is empty"),
+                )
+                .label("why can this step not be undone?")
+                .help(reason_help),
+            );
+            given
+        }
+        None => {
+            problems.push(
+                Problem::error(
+                    "wrong-type",
+                    key.clone(),
+                    format!(
+                        "`undo_reason` is a string, found a {}",
+                        value.get_ref().type_str()
+                    ),
+                )
+                .label("expected a string")
+                .help(reason_help),
+            );
+            given
         }
     }
 }

@@ -94,7 +94,13 @@ fn templates(r: &Recipe, problems: &mut Vec<Problem>) {
         if let Some(p) = &s.probe {
             texts.extend(crate::template::strings(p));
         }
-        texts.extend(s.title.iter().chain(&s.point_of_no_return).cloned());
+        texts.extend(
+            s.title
+                .iter()
+                .chain(&s.point_of_no_return)
+                .chain(&s.no_undo)
+                .cloned(),
+        );
         for text in texts {
             for (name, _) in crate::template::placeholders(&text) {
                 if r.catalogue.lookup(&name).is_some() {
@@ -195,7 +201,7 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
                     .label("e.g. \"Debian has no downgrade\""),
                 );
             }
-            if s.undo.is_some() {
+            if s.undo.is_some() || s.no_undo.is_some() {
                 problems.push(
                     Problem::error(
                         "point-of-no-return",
@@ -209,6 +215,7 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
                 );
             }
         }
+        no_undo(s, problems);
         if s.once && s.undo.is_some() {
             problems.push(
                 Problem::warning(
@@ -220,6 +227,72 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
             );
         }
     }
+}
+
+/// Every step that changes the host is undone at rollback, or says why it
+/// cannot be (`undo = "none"`), so the rollback's account of what it left
+/// is the maintainer's, not a silence. `prepare` changes nothing; the point
+/// of no return is never undone.
+fn no_undo(s: &super::Step, problems: &mut Vec<Problem>) {
+    let subject = format!("step `{}`", s.id);
+    if s.no_undo.is_some() {
+        if s.action.undo_kinds().is_empty() {
+            problems.push(
+                Problem::error(
+                    "undo-kind",
+                    s.undo_span.clone(),
+                    format!(
+                        "{subject} is a `{}`, which changes nothing: there is nothing to undo",
+                        s.action.kind()
+                    ),
+                )
+                .label("remove `undo = \"none\"` and `undo_reason`"),
+            );
+        } else if s.action.builtin_undo() {
+            problems.push(
+                Problem::error(
+                    "builtin-undo",
+                    s.undo_span.clone(),
+                    format!(
+                        "{subject} is a `{}` that undoes itself: its built-in undo runs at rollback",
+                        s.action.kind()
+                    ),
+                )
+                .label("remove `undo = \"none\"` and `undo_reason`"),
+            );
+        }
+        return;
+    }
+    // A malformed `undo` is an error of its own already.
+    let undone = s.undo.is_some() || !s.undo_span.is_empty() || s.action.builtin_undo();
+    if s.phase == Phase::Prepare
+        || s.point_of_no_return.is_some()
+        || undone
+        || !s.action.changes_host()
+    {
+        return;
+    }
+    let kinds: Vec<String> = s
+        .action
+        .undo_kinds()
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect();
+    problems.push(
+        Problem::warning(
+            "no-undo",
+            s.span.clone(),
+            format!(
+                "{subject} ({}) changes the host, and nothing undoes it nor says why not",
+                s.action.kind()
+            ),
+        )
+        .label("no `undo`")
+        .help(format!(
+            "add `undo = {{ <kind> = {{ ... }} }}` that puts it back (kinds: {}), or `undo = \"none\"` with `undo_reason = \"...\"` saying why nothing can",
+            kinds.join(", ")
+        )),
+    );
 }
 
 /// An `undo` must be an action that can put back what `action` changed

@@ -307,6 +307,11 @@ impl Kind for Db {
         self.op != Op::Backup
     }
 
+    /// A backup only adds a dump beside the data; the data is untouched.
+    fn changes_host(&self) -> bool {
+        self.op != Op::Backup
+    }
+
     fn executable(&self) -> bool {
         true
     }

@@ -141,6 +141,11 @@ impl Kind for Packages {
         self.disruptive_op()
     }
 
+    /// `update` and `download` touch only apt's lists and cache.
+    fn changes_host(&self) -> bool {
+        self.disruptive_op()
+    }
+
     fn executable(&self) -> bool {
         true
     }

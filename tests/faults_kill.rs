@@ -1,0 +1,1075 @@
+//! Kill anywhere, with real processes and random timing.
+//!
+//! A product made of files, upgraded by a recipe of five `exec` steps that
+//! take time, change files between sleeps, and write `start <step> <pid>`
+//! and `end <step> <pid>` to a ledger; two of them leave a process behind
+//! that would write to the product a second later (one in its own session,
+//! `setsid`, one in the step's process group). hoist is stopped at a
+//! random moment of the run: SIGKILL of hoist alone (what the OOM killer
+//! does: its children live on), SIGHUP (a closed terminal) or SIGTERM;
+//! then `hoist resume` or, at once, `hoist rollback`. Every end state must
+//! equal the uninterrupted run's or the original, byte for byte; no step
+//! may run twice at once (each step holds a lock on its own file while it
+//! runs and says so in the ledger when it finds it taken); nothing may
+//! change after hoist said it was done, and no process of a step may be
+//! left.
+//!
+//! The moments come from a seeded generator: `FAULTS_SEED=<n>` replays a
+//! suite's choices; every failure names the seed and the case.
+
+mod common;
+use common::{hoist_in, text};
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The steps, in the order the plan runs them.
+const STEPS: [&str; 5] = [
+    "stop-app",
+    "switch-release",
+    "migrate-data",
+    "set-config",
+    "start-app",
+];
+
+/// Cases run this many at a time, each in its own directories.
+const THREADS: usize = 4;
+
+/// Longer than any process a step leaves behind waits before it writes.
+const SETTLE: Duration = Duration::from_millis(1500);
+
+/// The bound on any one hoist command.
+const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+
+/// The files of the product before the upgrade.
+const ORIGINAL: [(&str, &str); 4] = [
+    ("VERSION", "1.0\n"),
+    ("data", "row 1\nrow 2\n"),
+    ("app.conf", "# the admin's comment\nmode = classic\n"),
+    ("running", ""),
+];
+
+/// Every file under a directory (relative path: bytes), directories as
+/// `name/` with no bytes.
+type Snapshot = BTreeMap<String, Vec<u8>>;
+
+fn snapshot(dir: &Path) -> Snapshot {
+    fn walk(root: &Path, dir: &Path, into: &mut Snapshot) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                into.insert(format!("{rel}/"), Vec::new());
+                walk(root, &path, into);
+            } else {
+                into.insert(rel, std::fs::read(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut s = Snapshot::new();
+    walk(dir, dir, &mut s);
+    s
+}
+
+/// What differs between two snapshots, file by file, for a message.
+fn diff(want: &Snapshot, got: &Snapshot) -> String {
+    let mut out = Vec::new();
+    for k in want
+        .keys()
+        .chain(got.keys().filter(|k| !want.contains_key(*k)))
+    {
+        let (w, g) = (want.get(k), got.get(k));
+        if w != g {
+            let show = |b: Option<&Vec<u8>>| match b {
+                Some(b) => format!("{:?}", String::from_utf8_lossy(b)),
+                None => "absent".to_string(),
+            };
+            out.push(format!("  {k}: want {}, got {}", show(w), show(g)));
+        }
+    }
+    out.join("\n")
+}
+
+/// A product, its ledger and hoist's state, in one directory of a case.
+struct Product {
+    root: PathBuf,
+}
+
+impl Product {
+    fn new(root: PathBuf) -> Product {
+        let _ = std::fs::remove_dir_all(&root);
+        let p = Product { root };
+        std::fs::create_dir_all(p.dir()).unwrap();
+        std::fs::create_dir_all(p.ledger_dir()).unwrap();
+        for (name, bytes) in ORIGINAL {
+            std::fs::write(p.dir().join(name), bytes).unwrap();
+        }
+        std::fs::write(p.recipe(), recipe(&p.dir(), &p.ledger_dir())).unwrap();
+        p
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.join("product")
+    }
+
+    fn ledger_dir(&self) -> PathBuf {
+        self.root.join("ledger")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    fn recipe(&self) -> PathBuf {
+        self.root.join("recipe.toml")
+    }
+
+    fn ledger(&self) -> String {
+        std::fs::read_to_string(self.ledger_dir().join("ledger")).unwrap_or_default()
+    }
+
+    fn files(&self) -> Snapshot {
+        snapshot(&self.dir())
+    }
+
+    fn hoist(&self, args: &[&str]) -> Command {
+        let mut c = hoist_in(&self.state_dir());
+        c.args(args);
+        c
+    }
+
+    fn upgrade(&self) -> Command {
+        let mut c = self.hoist(&["upgrade", "--yes", "-r"]);
+        c.arg(self.recipe());
+        c
+    }
+
+    /// `hoist --json status`, parsed.
+    fn status(&self) -> serde_json::Value {
+        let o = self.hoist(&["--json", "status"]).output().unwrap();
+        serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("hoist --json status: {e}: {}", text(&o)))
+    }
+}
+
+/// One step: its script holds `lock.<id>` in the ledger directory while it
+/// runs (a second copy of the step finding it taken writes `overlap`), and
+/// writes its start and its end to the ledger. It runs in the product's
+/// directory; what it leaves behind closes the lock first.
+fn step(
+    id: &str,
+    phase: &str,
+    body: &str,
+    undo: &str,
+    probe: Option<&str>,
+    d: &Path,
+    l: &Path,
+) -> String {
+    let (d, l) = (d.display(), l.display());
+    let probe = probe
+        .map(|p| format!("probe = {{ shell = '''{p}''' }}\n"))
+        .unwrap_or_default();
+    format!(
+        "[[steps]]\nid = \"{id}\"\nphase = \"{phase}\"\n{probe}\
+         [steps.exec]\ncwd = \"{d}\"\nshell = '''\nset -e\n\
+         exec 9>>{l}/lock.{id}\n\
+         flock -n 9 || echo overlap {id} $$ >> {l}/ledger\n\
+         echo start {id} $$ >> {l}/ledger\n\
+         {body}\n\
+         echo end {id} $$ >> {l}/ledger\n'''\n\
+         [steps.undo.exec]\ncwd = \"{d}\"\nshell = '''\nset -e\n{undo}\n'''\n\n"
+    )
+}
+
+/// Saves `f` as `f.orig` once, atomically: a step interrupted anywhere and
+/// run again, or undone, finds either no copy or the whole original.
+fn keep(f: &str) -> String {
+    format!("[ -e {f}.orig ] || {{ cp -p {f} {f}.orig.tmp; mv {f}.orig.tmp {f}.orig; }}")
+}
+
+/// Puts back what `keep` saved, and removes the step's partial files.
+fn put_back(f: &str, also: &str) -> String {
+    format!("[ ! -e {f}.orig ] || mv {f}.orig {f}\nrm -f {f}.orig.tmp {also}")
+}
+
+/// What a step leaves behind waits for the step's script to end, then a
+/// moment, then writes: never while the step runs, however slow the
+/// machine, and before `SETTLE` is over unless something ended it.
+const LATE: &str = "while kill -0 $$ 2> /dev/null; do sleep 0.05; done; sleep 0.5";
+
+fn recipe(d: &Path, l: &Path) -> String {
+    let dd = d.display();
+    let mut r = format!(
+        "[product]\nname = \"app\"\nversion = {{ file = \"{dd}/VERSION\" }}\n\n\
+         [[paths]]\nid = \"main\"\nfrom = \"1.*\"\nto = \"2.0\"\n\n"
+    );
+    r += &step(
+        "stop-app",
+        "stop",
+        &format!(
+            "sleep 0.2\n{}\nsleep 0.2\nrm -f running\nsleep 0.1",
+            keep("running")
+        ),
+        &put_back("running", ""),
+        None,
+        d,
+        l,
+    );
+    r += &step(
+        "switch-release",
+        "install",
+        &format!(
+            "{}\nsleep 0.2\nprintf '2.0\\n' > VERSION.part\nsleep 0.2\nmv VERSION.part VERSION\n\
+             printf 'code of 2.0\\n' > lib-2.0.part\nsleep 0.1\nmv lib-2.0.part lib-2.0",
+            keep("VERSION")
+        ),
+        &put_back("VERSION", "VERSION.part lib-2.0 lib-2.0.part"),
+        Some(&format!(
+            "test \"$(cat {dd}/VERSION)\" = 2.0 && test -e {dd}/lib-2.0"
+        )),
+        d,
+        l,
+    );
+    // Leaves a process in a session of its own, which writes to `data` a
+    // second later unless something ends it.
+    r += &step(
+        "migrate-data",
+        "migrate",
+        &format!(
+            "{}\nsleep 0.2\n\
+             setsid sh -c \"{LATE}; echo late >> data\" 9>&- > /dev/null 2>&1 < /dev/null &\n\
+             {{ cat data.orig; echo migrated; }} > data.part\nsleep 0.2\nmv data.part data",
+            keep("data")
+        ),
+        &put_back("data", "data.part"),
+        None,
+        d,
+        l,
+    );
+    // Leaves a process in the step's own process group; its probe says
+    // whether its effect is there (the step goes on a moment after it).
+    r += &step(
+        "set-config",
+        "configure",
+        &format!(
+            "{}\n( {LATE}; echo late >> app.conf ) 9>&- > /dev/null 2>&1 < /dev/null &\n\
+             sleep 0.2\nsed 's/^mode = .*/mode = modern/' app.conf.orig > app.conf.part\n\
+             sleep 0.2\nmv app.conf.part app.conf\nsleep 0.3",
+            keep("app.conf")
+        ),
+        &put_back("app.conf", "app.conf.part"),
+        Some(&format!("grep -qx 'mode = modern' {dd}/app.conf")),
+        d,
+        l,
+    );
+    r += &step(
+        "start-app",
+        "start",
+        "sleep 0.2\n: > running.part\nsleep 0.2\nmv running.part running",
+        "rm -f running running.part",
+        Some(&format!("test -e {dd}/running")),
+        d,
+        l,
+    );
+    r
+}
+
+/// The ledger's rule: no step ran twice at once.
+///
+/// - no line says `overlap` (a copy of a step found another holding the
+///   step's lock: two ran at once, even if one was later killed);
+/// - every line is `start|end <step> <pid>` of a step of the recipe;
+/// - a pid starts a step at most once, and ends it at most once, after its
+///   start;
+/// - between the `start S P` and `end S P` of a copy that finished, no
+///   other line of step S (another copy's start or end).
+fn check_ledger(ledger: &str) -> Result<(), String> {
+    let mut lines: Vec<(&str, &str, &str)> = Vec::new();
+    for (n, line) in ledger.lines().enumerate() {
+        let w: Vec<&str> = line.split(' ').collect();
+        match w[..] {
+            ["overlap", s, p] => {
+                return Err(format!(
+                    "line {}: step {s} (pid {p}) started while another copy of it held its lock",
+                    n + 1
+                ));
+            }
+            [kind @ ("start" | "end"), s, p] if STEPS.contains(&s) && p.parse::<u32>().is_ok() => {
+                lines.push((kind, s, p))
+            }
+            _ => return Err(format!("line {}: unexpected {line:?}", n + 1)),
+        }
+    }
+    for s in STEPS {
+        let mine: Vec<(usize, &str, &str)> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.1 == s)
+            .map(|(i, l)| (i, l.0, l.2))
+            .collect();
+        for (pos, &(i, kind, pid)) in mine.iter().enumerate() {
+            let same = |k: &str| mine.iter().filter(|m| m.1 == k && m.2 == pid).count();
+            if same(kind) > 1 {
+                return Err(format!(
+                    "step {s}: pid {pid} has {} `{kind}` lines",
+                    same(kind)
+                ));
+            }
+            if kind == "end" {
+                let Some(&(_, before_kind, before_pid)) = pos.checked_sub(1).map(|p| &mine[p])
+                else {
+                    return Err(format!(
+                        "line {}: end of {s} by pid {pid} with no start",
+                        i + 1
+                    ));
+                };
+                if before_kind != "start" || before_pid != pid {
+                    return Err(format!(
+                        "line {}: step {s} by pid {pid} ended after `{before_kind} {s} {before_pid}` \
+                         came between its start and its end: two copies ran at once",
+                        i + 1
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Processes whose working directory is under `dir`: a step's, or what it
+/// left behind.
+fn processes_in(dir: &Path) -> Vec<(i32, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cwd) = std::fs::read_link(e.path().join("cwd")) else {
+            continue;
+        };
+        if !cwd.starts_with(dir) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']));
+        if zombie {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
+        found.push((pid, cmd.trim().to_string()));
+    }
+    found
+}
+
+/// How a hoist command ended, with everything it said.
+struct Ended {
+    code: Option<i32>,
+    signal: Option<i32>,
+    said: String,
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (Some(c), _) => write!(f, "exit {c}")?,
+            (_, Some(s)) => write!(f, "signal {s}")?,
+            _ => write!(f, "no status")?,
+        }
+        write!(f, ", said:\n{}", self.said)
+    }
+}
+
+/// Starts `cmd` with its output in `out`.
+fn spawn(mut cmd: Command, out: &Path) -> Child {
+    let f = File::create(out).unwrap();
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child`, at most `COMMAND_LIMIT` (then kills it and says so).
+fn wait(mut child: Child, out: &Path) -> Result<Ended, String> {
+    use std::os::unix::process::ExitStatusExt;
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Ok(Ended {
+                code: st.code(),
+                signal: st.signal(),
+                said: std::fs::read_to_string(out).unwrap_or_default(),
+            });
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{} did not end within {COMMAND_LIMIT:?}: {}",
+                out.display(),
+                std::fs::read_to_string(out).unwrap_or_default()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn run(cmd: Command, out: &Path) -> Result<Ended, String> {
+    wait(spawn(cmd, out), out)
+}
+
+/// The uninterrupted run, once per test binary.
+struct Reference {
+    original: Snapshot,
+    end: Snapshot,
+    /// From the start of `hoist upgrade` to its exit.
+    duration: Duration,
+}
+
+fn reference() -> &'static Reference {
+    static R: OnceLock<Reference> = OnceLock::new();
+    R.get_or_init(|| {
+        let p = Product::new(root("reference"));
+        let original = p.files();
+        let started = Instant::now();
+        let o = run(p.upgrade(), &p.root.join("upgrade.out")).unwrap();
+        let duration = started.elapsed();
+        assert_eq!(o.code, Some(0), "the uninterrupted run: {o}");
+        let end = p.files();
+        check_ledger(&p.ledger()).unwrap();
+        // Once each, in order, each by one process.
+        let ledger = p.ledger();
+        let kinds: Vec<String> = ledger
+            .lines()
+            .map(|l| l.rsplit_once(' ').unwrap().0.to_string())
+            .collect();
+        let want: Vec<String> = STEPS
+            .iter()
+            .flat_map(|s| [format!("start {s}"), format!("end {s}")])
+            .collect();
+        assert_eq!(kinds, want, "{ledger}");
+        let left = processes_in(&p.dir());
+        assert!(left.is_empty(), "the uninterrupted run left {left:?}");
+        std::thread::sleep(SETTLE);
+        assert_eq!(p.files(), end, "a change after the uninterrupted run");
+        assert_eq!(p.ledger(), ledger, "a step ran after the uninterrupted run");
+        let _ = std::fs::remove_dir_all(&p.root);
+        Reference {
+            original,
+            end,
+            duration,
+        }
+    })
+}
+
+fn root(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("hoist-faults-{}-{name}", std::process::id()))
+}
+
+/// xorshift64, seeded through splitmix64.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// Uniform in `[0, d]`, to the microsecond.
+    fn within(&mut self, d: Duration) -> Duration {
+        Duration::from_micros(self.next() % (d.as_micros() as u64 + 1))
+    }
+}
+
+/// The suite's seed: `FAULTS_SEED`, else the clock.
+fn base_seed() -> u64 {
+    static S: OnceLock<u64> = OnceLock::new();
+    *S.get_or_init(|| {
+        std::env::var("FAULTS_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            })
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// SIGKILL of hoist alone, not its process group nor its children.
+    Kill9,
+    Hup,
+    Term,
+}
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Kill9 => "kill9",
+            Fault::Hup => "sighup",
+            Fault::Term => "sigterm",
+        }
+    }
+
+    fn signal(self) -> Signal {
+        match self {
+            Fault::Kill9 => Signal::SIGKILL,
+            Fault::Hup => Signal::SIGHUP,
+            Fault::Term => Signal::SIGTERM,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Then {
+    Resume,
+    Rollback,
+}
+
+/// Where the run stood when hoist ended, from its journal: no run, a step
+/// found `running` (the fault landed in it, or after its end before the
+/// next step began), before any step, paused after a step, committed.
+fn where_it_stood(status: &serde_json::Value, ledger: &str) -> String {
+    if status["runs"] == 0 {
+        return "before-run".into();
+    }
+    let run = &status["run"];
+    let state = run["state"].as_str().unwrap_or("?");
+    if state == "committed" {
+        return "after-commit".into();
+    }
+    let steps = run["steps"].as_array().cloned().unwrap_or_default();
+    let of = |s: &serde_json::Value| s["step_id"].as_str().unwrap_or("?").to_string();
+    if let Some(s) = steps.iter().find(|s| s["state"] == "running") {
+        // The journal says running from before the script starts until the
+        // next step starts: the ledger tells which part of that it was.
+        let id = of(s);
+        let last = ledger
+            .lines()
+            .rev()
+            .find(|l| l.split(' ').nth(1) == Some(id.as_str()))
+            .and_then(|l| l.split(' ').next());
+        return match last {
+            Some("end") => format!("after {id} (not yet journaled done)"),
+            Some(_) => format!("in {id}"),
+            None => format!("at {id} (journaled, not begun)"),
+        };
+    }
+    match steps.iter().rev().find(|s| s["state"] == "done") {
+        Some(s) => format!("{state} after {}", of(s)),
+        None => format!("{state} before steps"),
+    }
+}
+
+/// One case: an upgrade stopped by `fault` at `delay`, then `then`.
+/// Returns where the fault landed (also in `at`, for a failure) and the
+/// outcome, for the matrix.
+fn case(
+    p: &Product,
+    fault: Fault,
+    delay: Duration,
+    then: Then,
+    r: &Reference,
+    at_out: &mut String,
+) -> Result<(String, String), String> {
+    let upgrade = spawn(p.upgrade(), &p.root.join("upgrade.out"));
+    let pid = Pid::from_raw(upgrade.id() as i32);
+    std::thread::sleep(delay);
+    let mut upgrade = upgrade;
+    let sent = upgrade.try_wait().unwrap().is_none();
+    if sent {
+        kill(pid, fault.signal()).unwrap();
+    }
+    let first = wait(upgrade, &p.root.join("upgrade.out"))?;
+    let status = p.status();
+    let at = if sent {
+        where_it_stood(&status, &p.ledger())
+    } else {
+        "after-exit".to_string()
+    };
+    at_out.clone_from(&at);
+    let run_state = status["run"]["state"]
+        .as_str()
+        .unwrap_or("none")
+        .to_string();
+    let fail = |what: String| {
+        Err(format!(
+            "{what}\n  where: {at}\n  first hoist: {first}\n  ledger:\n{}",
+            p.ledger()
+        ))
+    };
+    // How the first hoist ended.
+    let mut outcome = String::new();
+    match fault {
+        Fault::Kill9 if sent => {
+            if first.signal != Some(9) {
+                return fail("hoist did not die of SIGKILL".into());
+            }
+        }
+        Fault::Hup | Fault::Term if sent => match (first.code, run_state.as_str()) {
+            (Some(3), "paused") => outcome += "paused ",
+            (Some(0), "committed") => outcome += "finished ",
+            // The signal came before hoist took it over: only acceptable
+            // while there was no run yet.
+            (None, "none") if first.signal == Some(fault.signal() as i32) => {
+                outcome += "died-before-run "
+            }
+            _ => {
+                return fail(format!(
+                    "{} did not pause the run (exit 3, paused): run {run_state}",
+                    fault.name()
+                ));
+            }
+        },
+        _ => {
+            if first.code != Some(0) {
+                return fail("the upgrade, not interrupted, did not succeed".into());
+            }
+        }
+    }
+    if matches!(fault, Fault::Hup | Fault::Term) && first.code == Some(3) {
+        // A clean pause: the step in progress finished, nothing is left.
+        let left = processes_in(&p.dir());
+        if !left.is_empty() {
+            return fail(format!(
+                "paused, but processes of a step are left: {left:?}"
+            ));
+        }
+    }
+    // What comes next, and the state it must reach.
+    let (second, want, name) = match then {
+        Then::Resume => (
+            run(p.hoist(&["resume"]), &p.root.join("resume.out"))?,
+            if run_state == "none" {
+                &r.original
+            } else {
+                &r.end
+            },
+            "resume",
+        ),
+        Then::Rollback => (
+            run(p.hoist(&["rollback"]), &p.root.join("rollback.out"))?,
+            if run_state == "committed" {
+                &r.end
+            } else {
+                &r.original
+            },
+            "rollback",
+        ),
+    };
+    let fail = |what: String| {
+        Err(format!(
+            "{what}\n  where: {at}\n  first hoist: {first}\n  {name}: {second}\n  ledger:\n{}",
+            p.ledger()
+        ))
+    };
+    if second.code != Some(0) {
+        return fail(format!("{name} did not succeed"));
+    }
+    let said = &second.said;
+    let after = p.status();
+    let after_state = after["run"]["state"].as_str().unwrap_or("none").to_string();
+    let words = match (then, run_state.as_str()) {
+        (Then::Resume, "none" | "committed") => "nothing to resume",
+        (Then::Resume, _) => "app upgraded from 1.0 to 2.0",
+        (Then::Rollback, "none" | "committed") => "nothing to roll back",
+        (Then::Rollback, _) => "rolled back on request: app is as it was at 1.0",
+    };
+    if !said.contains(words) {
+        return fail(format!("{name} did not say {words:?}"));
+    }
+    let state_now = match (then, run_state.as_str()) {
+        (_, "none") => "none",
+        (_, "committed") | (Then::Resume, _) => "committed",
+        (Then::Rollback, _) => "rolled-back",
+    };
+    if after_state != state_now {
+        return fail(format!(
+            "after {name}, hoist status says the run is {after_state}, not {state_now}"
+        ));
+    }
+    outcome += match (then, run_state.as_str()) {
+        (Then::Resume, "none") => "resume-nothing(original)",
+        (Then::Resume, "committed") => "resume-nothing(upgraded)",
+        (Then::Resume, _) => "resume-ok",
+        (Then::Rollback, "none") => "rollback-nothing(original)",
+        (Then::Rollback, "committed") => "rollback-nothing(upgraded)",
+        (Then::Rollback, _) => "rollback-ok",
+    };
+    let files = p.files();
+    if &files != want {
+        return fail(format!(
+            "after {name}, the product is not {}:\n{}",
+            if std::ptr::eq(want, &r.end) {
+                "the uninterrupted run's"
+            } else {
+                "the original"
+            },
+            diff(want, &files)
+        ));
+    }
+    let left = processes_in(&p.dir());
+    if !left.is_empty() {
+        return fail(format!(
+            "{name} ended, but processes of a step are left: {left:?}"
+        ));
+    }
+    let ledger = p.ledger();
+    if let Err(e) = check_ledger(&ledger) {
+        return fail(format!("the ledger: {e}"));
+    }
+    // Nothing may change once hoist said it was done.
+    std::thread::sleep(SETTLE);
+    let later = p.files();
+    if later != files {
+        return fail(format!(
+            "a change after {name} ended, within {SETTLE:?}:\n{}",
+            diff(&files, &later)
+        ));
+    }
+    if p.ledger() != ledger {
+        return fail(format!("a step ran after {name} ended"));
+    }
+    Ok((at, outcome))
+}
+
+/// The cases of one test: `(fault, then)` each, run `THREADS` at a time,
+/// each at a random moment of the run. Panics with every failure and the
+/// matrix; prints the matrix.
+fn suite(test: &str, cases: &[(Fault, Then)]) {
+    let r = reference();
+    let seed = base_seed();
+    let next = AtomicUsize::new(0);
+    let matrix: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&(fault, then)) = cases.get(i) else {
+                        break;
+                    };
+                    let case_seed = seed ^ ((i as u64) << 32) ^ test.len() as u64;
+                    let mut rng = Rng::new(case_seed);
+                    let delay = rng.within(r.duration);
+                    let p = Product::new(root(&format!("{test}-{i}")));
+                    let mut at = "?".to_string();
+                    let result = case(&p, fault, delay, then, r, &mut at);
+                    let key = match &result {
+                        Ok((at, outcome)) => format!("{} x {at} x {outcome}", fault.name()),
+                        Err(_) => format!("{} x {at} x FAILED({then:?})", fault.name()),
+                    };
+                    *matrix.lock().unwrap().entry(key).or_default() += 1;
+                    match result {
+                        Ok(_) => {
+                            let _ = std::fs::remove_dir_all(&p.root);
+                        }
+                        Err(e) => {
+                            // Whatever is left must not write into the next
+                            // case: there is none in this directory.
+                            for (pid, _) in processes_in(&p.dir()) {
+                                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                            }
+                            failures.lock().unwrap().push(format!(
+                                "case {i} ({} then {then:?}, {delay:?} into a run of {:?}; \
+                                 FAULTS_SEED={seed}, kept in {}): {e}",
+                                fault.name(),
+                                r.duration,
+                                p.root.display()
+                            ))
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let matrix = matrix.into_inner().unwrap();
+    let table: String = matrix
+        .iter()
+        .map(|(k, n)| format!("  {k}: {n}\n"))
+        .collect();
+    eprintln!(
+        "{test}: {} cases in {:.1?} (FAULTS_SEED={seed}, run of {:?}):\n{table}",
+        cases.len(),
+        started.elapsed(),
+        r.duration
+    );
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed (FAULTS_SEED={seed}):\n{}\n\nmatrix:\n{table}",
+        failures.len(),
+        cases.len(),
+        failures
+            .iter()
+            .enumerate()
+            .map(|(n, f)| if n < 3 {
+                f.clone()
+            } else {
+                // The first ones in full; then what and where.
+                f.lines()
+                    .filter(|l| !l.starts_with(' ') || l.starts_with("  where:"))
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    );
+    let total: usize = matrix.values().sum();
+    assert_eq!(total, cases.len(), "{table}");
+}
+
+#[test]
+fn kill9_of_hoist_alone_anywhere_then_resume_reaches_the_uninterrupted_end() {
+    suite("kill9-resume", &[(Fault::Kill9, Then::Resume); 50]);
+}
+
+#[test]
+fn kill9_of_hoist_alone_anywhere_then_rollback_restores_the_original() {
+    suite("kill9-rollback", &[(Fault::Kill9, Then::Rollback); 50]);
+}
+
+#[test]
+fn sighup_anywhere_pauses_then_resume_or_rollback() {
+    let cases: Vec<(Fault, Then)> = (0..16)
+        .map(|i| {
+            (
+                Fault::Hup,
+                if i % 2 == 0 {
+                    Then::Resume
+                } else {
+                    Then::Rollback
+                },
+            )
+        })
+        .collect();
+    suite("sighup", &cases);
+}
+
+#[test]
+fn sigterm_anywhere_pauses_then_resume_or_rollback() {
+    let cases: Vec<(Fault, Then)> = (0..8)
+        .map(|i| {
+            (
+                Fault::Term,
+                if i % 2 == 0 {
+                    Then::Resume
+                } else {
+                    Then::Rollback
+                },
+            )
+        })
+        .collect();
+    suite("sigterm", &cases);
+}
+
+/// The suite can fail: what the steps leave behind does write late when
+/// nothing ends it (the two steps' scripts run by `sh` alone).
+#[test]
+fn without_hoist_what_the_steps_leave_behind_writes_late() {
+    let p = Product::new(root("no-hoist"));
+    let recipe: toml::Table =
+        toml::from_str(&std::fs::read_to_string(p.recipe()).unwrap()).unwrap();
+    for s in recipe["steps"].as_array().unwrap() {
+        let script = s["exec"]["shell"].as_str().unwrap();
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(p.dir())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (!std::fs::read_to_string(p.dir().join("data"))
+        .unwrap()
+        .contains("late")
+        || !std::fs::read_to_string(p.dir().join("app.conf"))
+            .unwrap()
+            .contains("late"))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_to_string(p.dir().join("data")).unwrap(),
+        "row 1\nrow 2\nmigrated\nlate\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.dir().join("app.conf")).unwrap(),
+        "# the admin's comment\nmode = modern\nlate\n"
+    );
+    // The ledger holds; a second copy of a step while the first holds its
+    // lock says so.
+    check_ledger(&p.ledger()).unwrap();
+    let s = &recipe["steps"][0]["exec"]["shell"].as_str().unwrap();
+    let mut first = Command::new("sh")
+        .arg("-c")
+        .arg(s)
+        .current_dir(p.dir())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let second = Command::new("sh")
+        .arg("-c")
+        .arg(s)
+        .current_dir(p.dir())
+        .output()
+        .unwrap();
+    assert!(second.status.success());
+    assert!(first.wait().unwrap().success());
+    let e = check_ledger(&p.ledger()).unwrap_err();
+    assert!(
+        e.contains("started while another copy of it held its lock"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&p.root);
+}
+
+#[test]
+fn the_ledger_check_finds_two_copies_of_a_step_at_once() {
+    let ok = "start stop-app 10\nend stop-app 10\nstart switch-release 11\n\
+              start switch-release 12\nend switch-release 12\n";
+    // A killed copy (11, no end) and then a new one: fine.
+    check_ledger(ok).unwrap();
+    for (ledger, says) in [
+        (
+            "start stop-app 10\nstart stop-app 11\nend stop-app 11\nend stop-app 10\n",
+            "two copies ran at once",
+        ),
+        (
+            "start stop-app 10\nstart stop-app 11\nend stop-app 10\n",
+            "two copies ran at once",
+        ),
+        ("end stop-app 10\n", "with no start"),
+        (
+            "start stop-app 10\nend stop-app 10\nend stop-app 10\n",
+            "2 `end` lines",
+        ),
+        ("overlap migrate-data 12\n", "held its lock"),
+        ("start nosuch 10\n", "unexpected"),
+    ] {
+        let e = check_ledger(ledger).unwrap_err();
+        assert!(e.contains(says), "{ledger}: {e}");
+    }
+}
+
+/// The moment the random cases find least often, pinned: hoist dies after
+/// set-config's effect is there (its probe holds) but before the step's
+/// script ended, while what the step left behind still sleeps. The
+/// uninterrupted run ends that process when the script ends; so must what
+/// comes after a crash: resume reaches the uninterrupted run's end, and
+/// rollback the original, byte for byte, with nothing written later.
+fn pinned(then: Then) {
+    let r = reference();
+    let p = Product::new(root(&format!("pinned-{then:?}")));
+    let out = p.root.join("upgrade.out");
+    let mut upgrade = spawn(p.upgrade(), &out);
+    let conf = p.dir().join("app.conf");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&conf)
+        .unwrap_or_default()
+        .contains("mode = modern")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "set-config never changed app.conf"
+        );
+        assert!(
+            upgrade.try_wait().unwrap().is_none(),
+            "the upgrade ended first: {}",
+            std::fs::read_to_string(&out).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill(Pid::from_raw(upgrade.id() as i32), Signal::SIGKILL).unwrap();
+    let first = wait(upgrade, &out).unwrap();
+    assert_eq!(first.signal, Some(9), "{first}");
+    let ledger = p.ledger();
+    assert!(
+        ledger.contains("start set-config") && !ledger.contains("end set-config"),
+        "not inside set-config: {ledger}"
+    );
+    let (args, want, words): (&[&str], &Snapshot, &str) = match then {
+        Then::Resume => (&["resume"], &r.end, "app upgraded from 1.0 to 2.0"),
+        Then::Rollback => (
+            &["rollback"],
+            &r.original,
+            "rolled back on request: app is as it was at 1.0",
+        ),
+    };
+    let o = run(p.hoist(args), &p.root.join("then.out")).unwrap();
+    assert_eq!(o.code, Some(0), "{then:?}: {o}");
+    assert!(o.said.contains(words), "{then:?}: {o}");
+    let files = p.files();
+    assert!(
+        &files == want,
+        "{then:?}: not the {} state:\n{}\n{then:?} said:\n{}\nledger:\n{}",
+        if then == Then::Resume {
+            "uninterrupted run's"
+        } else {
+            "original"
+        },
+        diff(want, &files),
+        o.said,
+        p.ledger()
+    );
+    let left = processes_in(&p.dir());
+    assert!(left.is_empty(), "{then:?}: left {left:?}");
+    check_ledger(&p.ledger()).unwrap();
+    std::thread::sleep(SETTLE);
+    assert_eq!(p.files(), files, "{then:?}: a change after it ended");
+    let _ = std::fs::remove_dir_all(&p.root);
+}
+
+#[test]
+fn killed_between_a_step_s_effect_and_its_end_resume_reaches_the_uninterrupted_end() {
+    pinned(Then::Resume);
+}
+
+#[test]
+fn killed_between_a_step_s_effect_and_its_end_rollback_restores_the_original() {
+    pinned(Then::Rollback);
+}
