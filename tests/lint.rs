@@ -281,6 +281,6 @@ fn the_plan_carries_the_reason_in_its_json_and_its_text() {
     assert_eq!(back.compute_hash(), p.hash);
 
     let shown = p.render();
-    assert!(shown.contains("[no undo]"), "{shown}");
+    assert!(shown.contains("[no undo, timeout 1h]"), "{shown}");
     assert!(shown.contains("undo: none (masked for good)"), "{shown}");
 }
