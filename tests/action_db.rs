@@ -593,6 +593,8 @@ undo = {{ db = {{ op = "restore", engine = "postgresql", database = "asterisk", 
 id = "start-services"
 phase = "start"
 exec = {{ argv = ["true"] }}
+undo = "none"
+undo_reason = "starting the services is put back by the stop before it"
 "#
     );
     let p = Product::new("restore", &steps, pg.env());
@@ -644,6 +646,8 @@ fn pg_sql_with_check_runs_once_and_resume_finds_it_applied() {
 id = "bump"
 phase = "migrate"
 db = {{ op = "sql", engine = "postgresql", database = "app", sql = "UPDATE counter SET n = n + 1", check = {{ query = "SELECT n FROM counter", expect = "2" }}, credentials = {{ properties = "{}", user_key = "db.user", password_key = "db.password", host_key = "db.host", port_key = "db.port" }} }}
+undo = "none"
+undo_reason = "the database goes back whole from the backup step's dump"
 "#,
         props.display()
     );
@@ -693,6 +697,8 @@ fn pg_failing_sql_leaves_the_database_unchanged() {
 id = "fix"
 phase = "migrate"
 db = {{ op = "sql", engine = "postgresql", database = "app", sql = "{sql}"{check}, credentials = {{ os_user = "{u}" }} }}
+undo = "none"
+undo_reason = "the database goes back whole from the backup step's dump"
 "#
         );
         let p = Product::new(name, &steps, pg.env());
@@ -740,6 +746,8 @@ db = {{ op = "sql", engine = "mysql", database = "cloud", sql = "ALTER TABLE hos
 id = "start-management"
 phase = "start"
 exec = {{ argv = ["true"] }}
+undo = "none"
+undo_reason = "starting the server is put back by the stop before it"
 "#
     );
     let p = Product::new("my-restore", &steps, my.env());
@@ -792,6 +800,8 @@ fn mysql_failing_sql_leaves_the_database_unchanged() {
 id = "fix"
 phase = "migrate"
 db = {{ op = "sql", engine = "mysql", database = "cloud", sql = "{sql}"{check}, credentials = {creds} }}
+undo = "none"
+undo_reason = "the database goes back whole from the backup step's dump"
 "#
         );
         let p = Product::new(&format!("my-{name}"), &steps, my.env());
@@ -982,6 +992,8 @@ db = {{ op = "backup", engine = "mysql", database = "cloud", dump = "{{DIR}}/clo
 id = "to-2.2.14"
 phase = "migrate"
 db = {{ op = "sql", engine = "mysql", database = "cloud", sql = "UPDATE version SET version = '2.2.14'", credentials = {creds} }}
+undo = "none"
+undo_reason = "the database goes back whole from the backup step's dump"
 
 [[steps]]
 id = "backup-second"
@@ -992,11 +1004,15 @@ db = {{ op = "backup", engine = "mysql", database = "cloud", dump = "{{DIR}}/clo
 id = "to-4.3"
 phase = "migrate"
 db = {{ op = "sql", engine = "mysql", database = "cloud", sql = "CREATE TABLE audit (x INT); UPDATE version SET version = '4.3.2'", credentials = {creds} }}
+undo = "none"
+undo_reason = "the database goes back whole from the backup step's dump"
 
 [[steps]]
 id = "start-management"
 phase = "start"
 exec = {{ argv = ["true"] }}
+undo = "none"
+undo_reason = "starting the server is put back by the stop before it"
 "#
     );
     let p = Product::new("my-own-dump", &steps, my.env());

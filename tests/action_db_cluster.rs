@@ -42,6 +42,8 @@ db = {step}
 id = "after"
 phase = "verify"
 exec = {{ argv = ["true"] }}
+undo = "none"
+undo_reason = "it only looks"
 "#
     )
 }

@@ -106,6 +106,8 @@ file = {{ op = "merge_new", path = "log4j.xml", base = "log4j.xml.base" }}
 id = "last"
 phase = "post"
 exec = {{ argv = ["true"] }}
+undo = "none"
+undo_reason = "it only looks"
 "#
             ),
         );

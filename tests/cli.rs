@@ -255,6 +255,8 @@ repo = { op = "switch", file = "/etc/apt/sources.list", from = "{{ os.codename }
 id = "upgrade-cluster"
 phase = "migrate"
 exec = { argv = ["pg_upgradecluster", "{{ pg.old }}", "main"] }
+undo = "none"
+undo_reason = "a plan-only test"
 "#,
     )
     .unwrap();
@@ -310,6 +312,8 @@ exec = {{ shell = "cp {d}/artifact {d}/downloaded" }}
 id = "upgrade"
 phase = "install"
 exec = {{ shell = "cp {d}/downloaded {d}/VERSION" }}
+undo = "none"
+undo_reason = "a plan-only test"
 "#
         ),
     )

@@ -61,6 +61,8 @@ packages = { op = "install", names = ["slowpost"] }
 id = "bump"
 phase = "cleanup"
 exec = { shell = "echo 2.0 > /root/VERSION" }
+undo = "none"
+undo_reason = "the database goes back whole from the backup step's dump"
 "#;
 
 #[test]

@@ -59,6 +59,8 @@ packages = { op = "dist-upgrade" }
 id = "works"
 phase = "verify"
 exec = { argv = ["demo-app"] }
+undo = "none"
+undo_reason = "it only checks the upgraded package works"
 "#;
 
 #[test]
@@ -258,6 +260,8 @@ packages = { op = "install", names = ["demo-server"] }
 id = "works"
 phase = "verify"
 exec = { argv = ["demo-server"] }
+undo = "none"
+undo_reason = "it only checks the upgraded package works"
 "#;
 
 /// Seed 003's rename (`cloud-client` -> `cloudstack-management`, which

@@ -23,6 +23,8 @@ to = "5.0"
 id = "before"
 phase = "pre"
 exec = { shell = "cat /proc/sys/kernel/random/boot_id > /root/boot-before" }
+undo = "none"
+undo_reason = "it only records what it saw"
 
 [[steps]]
 id = "reboot"
@@ -33,6 +35,8 @@ reboot = { reason = "mandatory: otherwise walt server will fail to mount images"
 id = "after"
 phase = "start"
 exec = { shell = "cat /proc/sys/kernel/random/boot_id > /root/boot-after; echo 5.0 > /root/VERSION" }
+undo = "none"
+undo_reason = "it only records what it saw"
 "#;
 
 #[test]

@@ -62,6 +62,8 @@ file = { op = "set_key", path = "/etc/demo-app.conf", key = "level", value = "3"
 id = "works"
 phase = "verify"
 exec = { argv = ["demo-app"] }
+undo = "none"
+undo_reason = "it only checks the upgraded package works"
 "#;
 
 /// What must be exactly as before: versions, config bytes and metadata,

@@ -45,6 +45,8 @@ to = "2.0"
 id = "backup-data"
 phase = "backup"
 exec = {{ shell = "cp {d}/data {d}/data.dump" }}
+undo = "none"
+undo_reason = "a copy aside, for migrate-data's undo"
 
 [[steps]]
 id = "switch-release"

@@ -77,6 +77,8 @@ fetch = {{ url = "file://{d}/artifact", dest = "{d}/release-2.0", sha256 = "{sha
 id = "backup-data"
 phase = "backup"
 exec = {{ shell = "cp {d}/data {d}/data.bak && sync" }}
+undo = "none"
+undo_reason = "a copy aside, for migrate-data's undo"
 probe = {{ command = ["cmp", "-s", "{d}/data", "{d}/data.bak"] }}
 
 [[steps]]
@@ -118,6 +120,8 @@ wait = {{ until = {{ command = ["test", "-e", "{d}/running"] }}, timeout = "5s",
 id = "post-hooks"
 phase = "post"
 hooks = {{ dir = "hooks" }}
+undo = "none"
+undo_reason = "the hook only reports"
 "#
             ),
         );
