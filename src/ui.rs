@@ -1,47 +1,24 @@
 //! What the admin sees: plain lines, a progress bar on a terminal, or JSON
 //! Lines events with a versioned schema (`--json`). NO_COLOR is respected.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 /// Bumped when an event's fields change incompatibly.
 pub const EVENT_SCHEMA: u32 = 1;
 
-/// Asks a question on the terminal; `None` when no answer can be read.
-pub fn ask(question: &str) -> Option<String> {
-    let mut err = std::io::stderr();
-    let _ = write!(err, "{question}");
-    let _ = err.flush();
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).ok()?;
-    Some(line)
-}
-
-pub fn interactive() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-}
+pub use crate::out::{ask, interactive};
 
 /// Reports a run as it goes.
 pub struct Reporter {
     json: bool,
-    bar: Option<indicatif::ProgressBar>,
+    bar: Option<crate::out::Bar>,
 }
 
 impl Reporter {
     pub fn new(json: bool, total: usize) -> Reporter {
-        let bar = (!json && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(total as u64);
-            let colour = crate::diag::colour_wanted();
-            let template = if colour {
-                "{spinner:.cyan} [{pos}/{len}] {wide_msg} {elapsed:.dim}"
-            } else {
-                "{spinner} [{pos}/{len}] {wide_msg} {elapsed}"
-            };
-            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            bar
-        });
+        let bar = if json {
+            None
+        } else {
+            crate::out::Bar::on_terminal(total as u64)
+        };
         Reporter { json, bar }
     }
 
@@ -58,9 +35,7 @@ impl Reporter {
         if let (Some(o), serde_json::Value::Object(f)) = (obj.as_object_mut(), fields) {
             o.extend(f);
         }
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{obj}");
-        let _ = out.flush();
+        outln!("{obj}");
     }
 
     /// A line for a person (not in `--json` mode).
@@ -69,8 +44,8 @@ impl Reporter {
             return;
         }
         match &self.bar {
-            Some(bar) => bar.println(text),
-            None => println!("{text}"),
+            Some(bar) => bar.line(text),
+            None => outln!("{text}"),
         }
     }
 
@@ -133,7 +108,7 @@ impl Reporter {
 
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+            bar.finish();
         }
     }
 }
