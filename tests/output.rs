@@ -232,6 +232,11 @@ fn an_upgrade_onto_a_full_disk_finishes_as_if_shown() {
 /// show.
 fn read_only_commands(p: &Product) -> Vec<Vec<String>> {
     let r = p.recipe();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let inventory = root.join("tests/fixtures/fleet/xivo-ha.toml");
+    let inventory = inventory.to_str().unwrap();
+    let xivo = root.join("recipes/xivo");
+    let xivo = xivo.to_str().unwrap();
     [
         vec!["status"],
         vec!["--json", "status"],
@@ -242,6 +247,8 @@ fn read_only_commands(p: &Product) -> Vec<Vec<String>> {
         vec!["--json", "plan", "-r", &r],
         vec!["check", "-r", &r],
         vec!["lint", &r],
+        vec!["fleet", "plan", "-i", inventory, "-r", xivo],
+        vec!["--json", "fleet", "plan", "-i", inventory, "-r", xivo],
         vec!["--help"],
         vec!["upgrade", "--help"],
         vec!["--version"],
@@ -270,6 +277,15 @@ fn read_only_commands_end_quietly_on_a_closed_pipe() {
         assert_eq!(o.status.code(), Some(141), "{args:?}: {}", text(&o));
         assert_eq!(o.stderr, b"", "{args:?}: quiet");
     }
+    // With no rollout, `fleet status` says so on stderr.
+    let o = p
+        .hoist()
+        .args(["fleet", "status"])
+        .stdout(closed_pipe())
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(141));
 }
 
 #[test]
