@@ -55,22 +55,26 @@ pub fn list(state_dir: &Path, json: bool) -> u8 {
                 v
             })
             .collect();
-        println!("{}", serde_json::Value::Array(list));
+        outln!("{}", serde_json::Value::Array(list));
         return 0;
     }
     if entries.is_empty() {
-        println!("no database dump was taken by hoist on this host");
+        outln!("no database dump was taken by hoist on this host");
         return 0;
     }
-    println!(
+    outln!(
         "{:<20}  {:>10}  {:<10}  {:<16}  {:>4}  path",
-        "date (UTC)", "size", "engine", "database", "run"
+        "date (UTC)",
+        "size",
+        "engine",
+        "database",
+        "run"
     );
     for e in &entries {
         let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(e.created);
         let when = humantime::format_rfc3339_seconds(when).to_string();
         let missing = if e.path.exists() { "" } else { "  (missing)" };
-        println!(
+        outln!(
             "{:<20}  {:>10}  {:<10}  {:<16}  {:>4}  {}{missing}",
             when.trim_end_matches('Z').replace('T', " "),
             human_size(e.bytes),

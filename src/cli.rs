@@ -2,7 +2,8 @@
 //!
 //! Exit codes (documented in README.md): 0 success or ready; 1 refused
 //! (an inhibitor failed, no supported upgrade path, lint found errors);
-//! 2 usage error, unreadable or invalid recipe or facts.
+//! 2 usage error, unreadable or invalid recipe or facts; 141 a command
+//! that only reads whose output was closed (`out::EXIT_BROKEN_PIPE`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -135,6 +136,44 @@ pub enum Command {
     DemoInternal(crate::demo::InternalArgs),
 }
 
+impl Command {
+    /// What a closed or failing output does to the command: one that may
+    /// change the host goes on (stopping it there would leave the host
+    /// half-changed), one that only reads ends.
+    pub fn output_policy(&self) -> crate::out::Policy {
+        use crate::actions::firewall::leftovers::FirewallCommand;
+        use crate::fleet::cli::FleetCommand;
+        use crate::out::Policy::{GoOn, Quit};
+        match self {
+            Command::Lint { .. }
+            | Command::Check { .. }
+            | Command::Plan { .. }
+            | Command::Status
+            | Command::History
+            | Command::Backups => Quit,
+            Command::Firewall(FirewallCommand::Leftovers { remove, .. }) => {
+                if *remove {
+                    GoOn
+                } else {
+                    Quit
+                }
+            }
+            Command::Fleet(FleetCommand::Plan { .. } | FleetCommand::Status) => Quit,
+            Command::Fleet(
+                FleetCommand::Upgrade { .. }
+                | FleetCommand::Resume { .. }
+                | FleetCommand::Rollback { .. },
+            ) => GoOn,
+            Command::Upgrade { .. }
+            | Command::Resume { .. }
+            | Command::Rollback { .. }
+            | Command::FleetAction(_)
+            | Command::Demo(_)
+            | Command::DemoInternal(_) => GoOn,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct HostArgs {
     /// The recipe (a file, or a directory with recipe.toml).
@@ -164,7 +203,11 @@ pub fn main() -> ExitCode {
     if let Some(product) = crate::branded::product_of_argv0() {
         return ExitCode::from(crate::branded::main(&product));
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(crate::out::clap_error(&e)),
+    };
+    crate::out::set_policy(cli.command.output_policy());
     let code = match &cli.command {
         Command::Lint { recipes } => lint(recipes, cli.json),
         Command::Check { host, skip } => check(host, skip, cli.json),
@@ -219,12 +262,12 @@ pub fn main() -> ExitCode {
 
 fn fail(json: bool, code: u8, error: &str, message: &str) -> u8 {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "error": error, "message": message })
         );
     } else {
-        eprintln!("hoist: {message}");
+        errln!("hoist: {message}");
     }
     code
 }
@@ -253,17 +296,17 @@ fn lint(paths: &[PathBuf], json: bool) -> u8 {
             if json {
                 all.push(located.to_json());
             } else {
-                eprintln!("{}", located.render());
+                errln!("{}", located.render());
             }
         }
     }
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "errors": errors, "warnings": warnings, "problems": all })
         );
     } else {
-        println!(
+        outln!(
             "{} recipe(s): {errors} error(s), {warnings} warning(s)",
             paths.len()
         );
@@ -285,7 +328,7 @@ pub(crate) fn load(path: &std::path::Path, json: bool) -> Result<Recipe, u8> {
         Some(r) => Ok(r),
         None => {
             for p in loaded.errors() {
-                eprintln!("{}", p.render());
+                errln!("{}", p.render());
             }
             Err(fail(
                 json,
@@ -335,28 +378,28 @@ fn check(host: &HostArgs, skip: &[String], json: bool) -> u8 {
         }
         let report = checks::run(&recipe, &facts, skip);
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&report).unwrap_or_default()
             );
         } else {
             for c in &report.checks {
-                println!(
+                outln!(
                     "{:<4}  {}  {}",
                     format!("{:?}", c.status).to_uppercase(),
                     c.id,
                     c.message
                 );
                 if let Some(d) = &c.detail {
-                    println!("      {d}");
+                    outln!("      {d}");
                 }
                 if matches!(c.status, checks::Status::Fail | checks::Status::Warn)
                     && let Some(r) = &c.remedy
                 {
-                    println!("      remedy: {r}");
+                    outln!("      remedy: {r}");
                 }
             }
-            println!("{}", report.summary());
+            outln!("{}", report.summary());
         }
         Ok(if report.ready() {
             EXIT_OK
@@ -375,20 +418,20 @@ fn plan_cmd(host: &HostArgs, json: bool) -> u8 {
         match plan::resolve(&recipe, &facts, to.as_ref()) {
             Ok(Outcome::Plan(p)) => {
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+                    outln!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
                 } else {
-                    print!("{}", p.render());
+                    out!("{}", p.render());
                 }
                 Ok(EXIT_OK)
             }
             Ok(Outcome::UpToDate { current, target }) => {
                 if json {
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({"up_to_date": true, "current": current, "target": target})
                     );
                 } else {
-                    println!(
+                    outln!(
                         "{}: {current} is up to date (target {target}); nothing to do",
                         recipe.product.name
                     );

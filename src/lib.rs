@@ -1,6 +1,14 @@
 //! hoist: safe, automatic, resumable upgrades of server software from
 //! declarative recipes. See docs/ARCHITECTURE.md for the flow of data.
 
+// Every line for the admin goes through `out`, which never panics and lets
+// the command decide what a closed output means.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+// First: its macros (`outln!`, `out!`, `errln!`) are for every module.
+#[macro_use]
+pub mod out;
+
 pub mod actions;
 pub mod backups;
 pub mod branded;

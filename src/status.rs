@@ -111,9 +111,9 @@ pub fn next_action(r: &RunRecord, live: Option<&str>) -> String {
 pub fn status(state_dir: &Path, json: bool) -> u8 {
     if !state_dir.join("journal.db").exists() {
         if json {
-            println!("{}", serde_json::json!({ "runs": 0 }));
+            outln!("{}", serde_json::json!({ "runs": 0 }));
         } else {
-            println!(
+            outln!(
                 "no upgrade has run on this host (state directory {})",
                 state_dir.display()
             );
@@ -123,7 +123,7 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
     let journal = match Journal::open(state_dir) {
         Ok(j) => j,
         Err(e) => {
-            eprintln!("hoist: {e}");
+            errln!("hoist: {e}");
             return 2;
         }
     };
@@ -132,14 +132,14 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
         Ok(None) => {
             // A journal with no run yet (a fleet run-once step opened it).
             if json {
-                println!("{}", serde_json::json!({ "runs": 0 }));
+                outln!("{}", serde_json::json!({ "runs": 0 }));
             } else {
-                println!("no upgrade has run on this host");
+                outln!("no upgrade has run on this host");
             }
             return 0;
         }
         Err(e) => {
-            eprintln!("hoist: {e}");
+            errln!("hoist: {e}");
             return 2;
         }
     };
@@ -157,16 +157,20 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
             "log": log,
             "events": events,
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return 0;
     }
     let r = &record;
-    println!(
+    outln!(
         "run {}: {} {} -> {}: {}",
-        r.id, r.product, r.from, r.to, r.state
+        r.id,
+        r.product,
+        r.from,
+        r.to,
+        r.state
     );
-    println!("  started {}, last change {}", r.started_at, r.updated_at);
-    println!(
+    outln!("  started {}, last change {}", r.started_at, r.updated_at);
+    outln!(
         "  steps: {} done, {} failed, {} pending, {} undone, {} not taken",
         count(r, StepState::Done),
         count(r, StepState::Failed) + count(r, StepState::UndoFailed),
@@ -175,34 +179,34 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
         count(r, StepState::Skipped)
     );
     if let Some(s) = at(r).filter(|s| s.state != StepState::Pending) {
-        println!("  at {} ({}): {}", s.key, s.phase, s.state);
+        outln!("  at {} ({}): {}", s.key, s.phase, s.state);
         if let Some(e) = &s.error {
-            println!("  error: {e}");
+            outln!("  error: {e}");
         }
         let tail: Vec<&str> = s.output_tail.lines().rev().take(8).collect();
         if !tail.is_empty() {
-            println!("  last output:");
+            outln!("  last output:");
             for l in tail.iter().rev() {
-                println!("    {l}");
+                outln!("    {l}");
             }
         }
     }
     if let Some(e) = &r.error
         && r.state != RunState::Committed
     {
-        println!("  why: {e}");
+        outln!("  why: {e}");
     }
-    println!("  log: {}", log.display());
-    println!("next: {next}");
+    outln!("  log: {}", log.display());
+    outln!("next: {next}");
     0
 }
 
 pub fn history(state_dir: &Path, json: bool) -> u8 {
     if !state_dir.join("journal.db").exists() {
         if json {
-            println!("[]");
+            outln!("[]");
         } else {
-            println!("no upgrade has run on this host");
+            outln!("no upgrade has run on this host");
         }
         return 0;
     }
@@ -215,7 +219,7 @@ pub fn history(state_dir: &Path, json: bool) -> u8 {
     let runs = match runs {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("hoist: {e}");
+            errln!("hoist: {e}");
             return 2;
         }
     };
@@ -230,14 +234,14 @@ pub fn history(state_dir: &Path, json: bool) -> u8 {
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&list).unwrap_or_default()
         );
         return 0;
     }
     for r in &runs {
-        println!(
+        outln!(
             "{:>4}  {}  {} {} -> {}  {}{}",
             r.id,
             r.started_at,

@@ -1,72 +1,24 @@
 //! What the admin sees: plain lines, a progress bar on a terminal, or JSON
 //! Lines events with a versioned schema (`--json`). NO_COLOR is respected.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 /// Bumped when an event's fields change incompatibly.
 pub const EVENT_SCHEMA: u32 = 1;
 
-/// Asks a question on the terminal; `None` when no answer can be read, or
-/// when the admin asks the run to stop while it waits for the answer (a
-/// signal must pause a gate at once, not after someone types).
-pub fn ask(question: &str) -> Option<String> {
-    ask_within(question, None)
-}
-
-/// [`ask`], giving up after `within` (a gate's bound).
-pub fn ask_within(question: &str, within: Option<std::time::Duration>) -> Option<String> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use std::os::fd::AsFd;
-    let mut err = std::io::stderr();
-    let _ = write!(err, "{question}");
-    let _ = err.flush();
-    let stdin = std::io::stdin();
-    let until = within.map(|w| std::time::Instant::now() + w);
-    loop {
-        if crate::process::stop::requested()
-            || until.is_some_and(|u| std::time::Instant::now() >= u)
-        {
-            return None;
-        }
-        let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(200u16)) {
-            Ok(0) => continue,
-            Ok(_) => break,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-    }
-    let mut line = String::new();
-    stdin.lock().read_line(&mut line).ok()?;
-    Some(line)
-}
-
-pub fn interactive() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-}
+pub use crate::out::{ask, ask_within, interactive};
 
 /// Reports a run as it goes.
 pub struct Reporter {
     json: bool,
-    bar: Option<indicatif::ProgressBar>,
+    bar: Option<crate::out::Bar>,
 }
 
 impl Reporter {
     pub fn new(json: bool, total: usize) -> Reporter {
-        let bar = (!json && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(total as u64);
-            let colour = crate::diag::colour_wanted();
-            let template = if colour {
-                "{spinner:.cyan} [{pos}/{len}] {wide_msg} {elapsed:.dim}"
-            } else {
-                "{spinner} [{pos}/{len}] {wide_msg} {elapsed}"
-            };
-            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            bar
-        });
+        let bar = if json {
+            None
+        } else {
+            crate::out::Bar::on_terminal(total as u64)
+        };
         Reporter { json, bar }
     }
 
@@ -83,9 +35,7 @@ impl Reporter {
         if let (Some(o), serde_json::Value::Object(f)) = (obj.as_object_mut(), fields) {
             o.extend(f);
         }
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{obj}");
-        let _ = out.flush();
+        outln!("{obj}");
     }
 
     /// A line for a person (not in `--json` mode).
@@ -94,8 +44,8 @@ impl Reporter {
             return;
         }
         match &self.bar {
-            Some(bar) => bar.println(text),
-            None => println!("{text}"),
+            Some(bar) => bar.line(text),
+            None => outln!("{text}"),
         }
     }
 
@@ -158,7 +108,7 @@ impl Reporter {
 
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+            bar.finish();
         }
     }
 }

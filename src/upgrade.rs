@@ -32,12 +32,12 @@ pub struct Request<'a> {
 
 fn say(json: bool, error: &str, message: &str) {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "refused", "error": error, "message": message })
         );
     } else {
-        eprintln!("hoist: {message}");
+        errln!("hoist: {message}");
     }
 }
 
@@ -51,12 +51,12 @@ pub(crate) fn settle_leftovers(
 ) -> Result<(), u8> {
     let show = |line: &str| {
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "leftover-processes", "message": line })
             );
         } else {
-            eprintln!("hoist: {line}");
+            errln!("hoist: {line}");
         }
     };
     let lines = crate::run::leftover::settle(state_dir, &show);
@@ -199,13 +199,13 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     if !json {
         if req.options.branded {
             // Seed 001: "showing the current and new version when upgrading".
-            println!("current version: {}", plan.current);
-            println!("new version: {}", plan.target);
+            outln!("current version: {}", plan.current);
+            outln!("new version: {}", plan.target);
         } else {
-            println!("{}: {} -> {}", plan.product, plan.current, plan.target);
+            outln!("{}: {} -> {}", plan.product, plan.current, plan.target);
         }
         if req.options.download_only {
-            println!("download only: the prepare phase runs, nothing is installed or stopped");
+            outln!("download only: the prepare phase runs, nothing is installed or stopped");
         }
     }
     if !req.options.yes && !req.options.download_only {
@@ -217,13 +217,13 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
                 "no terminal to ask for confirmation: add --yes (-f) to upgrade without asking",
             ));
         }
-        print!("{}", plan.render());
+        out!("{}", plan.render());
         let answer = crate::ui::ask(&format!(
             "Upgrade {} from {} to {}? [y/N] ",
             plan.product, plan.current, plan.target
         ));
         if !matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes")) {
-            println!("nothing was changed");
+            outln!("nothing was changed");
             return Ok(EXIT_OK);
         }
     }
@@ -307,12 +307,12 @@ fn tempfile_log() -> Result<std::fs::File, String> {
 
 fn say_up_to_date(json: bool, product: &str, current: &Version, target: &Version) {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "up-to-date", "current": current, "target": target })
         );
     } else {
-        println!("{product}: {current} is up to date (target {target}); nothing to do");
+        outln!("{product}: {current} is up to date (target {target}); nothing to do");
     }
 }
 
@@ -402,13 +402,13 @@ pub(crate) fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
         serde_json::json!({ "run": engine.run, "state": state, "message": text, "log": log }),
     );
     if !engine.ui.json() {
-        println!("{text}");
+        outln!("{text}");
         if matches!(ending, Ending::Committed) {
             for line in to_look_at(engine) {
-                println!("{line}");
+                outln!("{line}");
             }
         }
-        println!("run {} log: {}", engine.run, log.display());
+        outln!("run {} log: {}", engine.run, log.display());
     }
     ending.exit_code()
 }
@@ -459,7 +459,7 @@ pub(crate) fn wait_for_boot(json: bool) {
         return;
     }
     if !json {
-        println!("the host is still booting: waiting for it to finish");
+        outln!("the host is still booting: waiting for it to finish");
     }
     let _ = crate::process::run(
         &mut crate::process::argv(&[
@@ -489,7 +489,7 @@ fn resume_inner(state_dir: &Path, replan: bool, json: bool) -> Result<u8, RunErr
     }
     let Some(run) = unfinished(&journal)? else {
         if !json {
-            println!("nothing to resume: the last run is finished (see `hoist status`)");
+            outln!("nothing to resume: the last run is finished (see `hoist status`)");
         }
         return Ok(EXIT_OK);
     };
@@ -547,9 +547,13 @@ fn resume_inner(state_dir: &Path, replan: bool, json: bool) -> Result<u8, RunErr
         serde_json::json!({ "run": run.id, "state": run.state.as_str() }),
     );
     if !json {
-        println!(
+        outln!(
             "resuming run {}: {} {} -> {} ({})",
-            run.id, run.product, run.from, run.to, run.state
+            run.id,
+            run.product,
+            run.from,
+            run.to,
+            run.state
         );
     }
     let ending = engine.drive()?;
@@ -690,7 +694,7 @@ pub fn rollback(state_dir: &Path, json: bool, skip: &[String], reason: &str) -> 
         }
         let Some(run) = unfinished(&journal)? else {
             if !json {
-                println!("nothing to roll back: the last run is finished (see `hoist status`)");
+                outln!("nothing to roll back: the last run is finished (see `hoist status`)");
             }
             return Ok(EXIT_OK);
         };

@@ -163,7 +163,7 @@ impl Kind for Reboot {
         let deadline = std::time::Instant::now() + self.back_within;
         while std::time::Instant::now() < deadline {
             if crate::process::stop::requested() {
-                println!("hoist: the host is rebooting; the upgrade resumes by itself at boot");
+                outln!("hoist: the host is rebooting; the upgrade resumes by itself at boot");
                 std::process::exit(3);
             }
             std::thread::sleep(Duration::from_millis(200));

@@ -52,12 +52,12 @@ pub fn demo(args: &DemoArgs) -> Res<u8> {
     let fresh = !layout.recipe().exists();
     if fresh {
         setup::setup(&layout, &hoist)?;
-        println!(
+        outln!(
             "hoist demo: set up v{} of the demo product in {dir}",
             layout::V1
         );
     } else {
-        println!("hoist demo: using the demo already set up in {dir}");
+        outln!("hoist demo: using the demo already set up in {dir}");
     }
     let steps = step_ids(&layout)?;
     if let Some(step) = &args.fail_at
@@ -83,14 +83,14 @@ pub fn demo(args: &DemoArgs) -> Res<u8> {
     }
     let config = Config::load(&layout)?;
     let before = snapshot(&config);
-    println!("  before:   {}", before.describe(config.port));
-    println!("  data:     {}", count(&before, &config));
-    println!();
+    outln!("  before:   {}", before.describe(config.port));
+    outln!("  data:     {}", count(&before, &config));
+    outln!();
 
     let code = upgrade(&hoist, &layout, args.fail_at.as_deref())?;
 
     let after = snapshot(&config);
-    println!();
+    outln!();
     let state = layout.state().display().to_string();
     let outcome = match (code, &args.fail_at) {
         (0, _) => "the upgrade succeeded".to_string(),
@@ -104,23 +104,23 @@ pub fn demo(args: &DemoArgs) -> Res<u8> {
         (_, Some(step)) => format!("step `{step}` failed, as asked (exit {code})"),
         _ => format!("the upgrade failed (exit {code})"),
     };
-    println!("hoist demo: {outcome}");
-    println!("  serving:  {}", after.describe(config.port));
+    outln!("hoist demo: {outcome}");
+    outln!("  serving:  {}", after.describe(config.port));
     let schema = ops::open_read_only(&config.data)
         .and_then(|db| ops::schema(&db))
         .map_or_else(|e| e, |s| format!("schema {s}"));
-    println!(
+    outln!(
         "  data:     {} ({} before), {schema}",
         count(&after, &config),
         count(&before, &config)
     );
-    println!("  state:    {state} (hoist status --state-dir {state})");
+    outln!("  state:    {state} (hoist status --state-dir {state})");
     match newest_log(&layout.state()) {
-        Some(log) => println!("  run log:  {}", log.display()),
-        None => println!("  run log:  none found under {}", layout.state().display()),
+        Some(log) => outln!("  run log:  {}", log.display()),
+        None => outln!("  run log:  none found under {}", layout.state().display()),
     }
     if server::running(&layout).is_some() {
-        println!(
+        outln!(
             "  service:  stops by itself after {} minutes idle, or: hoist demo-internal stop --dir {dir}",
             server::IDLE.as_secs() / 60
         );
@@ -154,7 +154,7 @@ fn upgrade(hoist: &Path, layout: &Layout, fail_at: Option<&str>) -> Res<u8> {
     if let Some(step) = fail_at {
         cmd.env("HOIST_TEST_FAIL_AT", step);
     }
-    println!(
+    outln!(
         "$ hoist upgrade --yes -r {} --state-dir {}{}",
         layout.recipe().display(),
         layout.state().display(),

@@ -43,7 +43,7 @@ pub fn main(args: &DemoArgs) -> u8 {
     match flow::demo(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hoist demo: {e}");
+            errln!("hoist demo: {e}");
             crate::cli::EXIT_USAGE
         }
     }
@@ -105,7 +105,7 @@ pub fn internal(args: &InternalArgs) -> u8 {
     let parsed = match Internal::try_parse_from(argv) {
         Ok(p) => p,
         Err(e) => {
-            let _ = e.print();
+            crate::out::clap_error(&e);
             return if e.use_stderr() {
                 crate::cli::EXIT_USAGE
             } else {
@@ -114,7 +114,7 @@ pub fn internal(args: &InternalArgs) -> u8 {
         }
     };
     let Some(dir) = parsed.dir.as_deref() else {
-        eprintln!("hoist demo-internal: --dir is required");
+        errln!("hoist demo-internal: --dir is required");
         return crate::cli::EXIT_USAGE;
     };
     // One spelling of the directory everywhere: `status` recognises the
@@ -122,7 +122,7 @@ pub fn internal(args: &InternalArgs) -> u8 {
     let layout = match std::fs::canonicalize(dir) {
         Ok(d) => Layout::new(&d),
         Err(e) => {
-            eprintln!("hoist demo-internal: {}: {e}", dir.display());
+            errln!("hoist demo-internal: {}: {e}", dir.display());
             return crate::cli::EXIT_USAGE;
         }
     };
@@ -162,12 +162,12 @@ pub fn internal(args: &InternalArgs) -> u8 {
     match result {
         Ok((code, message)) => {
             if !message.is_empty() {
-                println!("{message}");
+                outln!("{message}");
             }
             code
         }
         Err(e) => {
-            eprintln!("hoist demo-internal: {e}");
+            errln!("hoist demo-internal: {e}");
             1
         }
     }

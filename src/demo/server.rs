@@ -42,9 +42,10 @@ pub fn serve(layout: &Layout, release_dir: &Path) -> Res<()> {
     let pid_file = layout.pid_file();
     durable::mkdir(pid_file.parent().unwrap_or(&layout.dir))?;
     durable::write(&pid_file, format!("{me}\n").as_bytes(), 0o644)?;
-    eprintln!(
+    errln!(
         "demo service {} (pid {me}) listening on http://127.0.0.1:{}/",
-        release.version, config.port
+        release.version,
+        config.port
     );
     let mut last_request = Instant::now();
     let mut last_watch = Instant::now();
@@ -53,21 +54,21 @@ pub fn serve(layout: &Layout, release_dir: &Path) -> Res<()> {
             Ok((stream, _)) => {
                 last_request = Instant::now();
                 if let Err(e) = answer(stream, &release, &config) {
-                    eprintln!("request: {e}");
+                    errln!("request: {e}");
                 }
                 continue;
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => eprintln!("accept: {e}"),
+            Err(e) => errln!("accept: {e}"),
         }
         if last_watch.elapsed() >= WATCH {
             last_watch = Instant::now();
             if read_pid(&pid_file) != Some(me) {
-                eprintln!("pid file gone: stopping");
+                errln!("pid file gone: stopping");
                 return Ok(());
             }
             if last_request.elapsed() >= IDLE {
-                eprintln!("idle for {}s: stopping", IDLE.as_secs());
+                errln!("idle for {}s: stopping", IDLE.as_secs());
                 durable::remove(&pid_file)?;
                 return Ok(());
             }
@@ -99,7 +100,7 @@ fn answer(mut stream: TcpStream, release: &Release, config: &Config) -> Res<()> 
             _ => (404, serde_json::json!({ "error": "not found" })),
         }
     };
-    eprintln!("{line} -> {status}");
+    errln!("{line} -> {status}");
     let body = format!("{body}\n");
     let reason = match status {
         200 => "OK",

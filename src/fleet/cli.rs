@@ -76,12 +76,12 @@ pub fn main(command: &FleetCommand, state_dir: &Path, json: bool) -> u8 {
 
 fn fail(json: bool, code: u8, error: &str, message: &str) -> u8 {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "error": error, "message": message })
         );
     } else {
-        eprintln!("hoist: {message}");
+        errln!("hoist: {message}");
     }
     code
 }
@@ -90,9 +90,9 @@ fn plan(inventory: &Path, recipe: &Path, to: Option<&str>, json: bool) -> u8 {
     match super::drive::load(inventory, recipe, to, json) {
         Ok((_, _, p)) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
             } else {
-                print!("{}", p.render());
+                out!("{}", p.render());
             }
             EXIT_OK
         }
@@ -116,12 +116,12 @@ fn status(state_dir: &Path, json: bool) -> u8 {
     match journal.latest() {
         Ok(Some(view)) => {
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&view.summary_json()).unwrap_or_default()
                 );
             } else {
-                print!("{}", view.summary());
+                out!("{}", view.summary());
             }
             EXIT_OK
         }

@@ -52,12 +52,12 @@ pub struct RunArgs {
 
 fn fail(json: bool, code: u8, error: &str, message: &str) -> u8 {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "refused", "error": error, "message": message })
         );
     } else {
-        eprintln!("hoist: {message}");
+        errln!("hoist: {message}");
     }
     code
 }
@@ -81,9 +81,9 @@ pub fn load(
         Err(super::inventory::InventoryError::Invalid(problems)) => {
             for p in &problems {
                 if json {
-                    println!("{}", p.to_json());
+                    outln!("{}", p.to_json());
                 } else {
-                    eprintln!("{}", p.render());
+                    errln!("{}", p.render());
                 }
             }
             return Err(fail(
@@ -170,7 +170,7 @@ pub fn upgrade(args: &RunArgs, to: Option<&str>, yes: bool, state_dir: &Path, js
     if json {
         event(json, "fleet-plan", serde_json::json!({ "plan": &plan }));
     } else {
-        print!("{}", plan.render());
+        out!("{}", plan.render());
     }
     let n = plan.upgraded().count();
     let question = format!("Upgrade {n} host(s) as above? [y/N] ");
@@ -201,9 +201,10 @@ pub fn resume(args: &RunArgs, state_dir: &Path, json: bool) -> u8 {
     };
     if !view.state.resumable() {
         if !json {
-            println!(
+            outln!(
                 "nothing to resume: rollout {} is {} (see `hoist fleet status`)",
-                view.id, view.state
+                view.id,
+                view.state
             );
         }
         return EXIT_OK;
@@ -213,7 +214,7 @@ pub fn resume(args: &RunArgs, state_dir: &Path, json: bool) -> u8 {
         Err(code) => return code,
     };
     if !json {
-        println!("resuming rollout {} ({})", view.id, view.state);
+        outln!("resuming rollout {} ({})", view.id, view.state);
     }
     let id = view.id;
     drive(&mut journal, &transport, id, json, |ex| {
@@ -237,7 +238,7 @@ fn confirm(json: bool, yes: bool, question: &str, verb: &str) -> Result<(), u8> 
     }
     let answer = crate::ui::ask(question);
     if !matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes")) {
-        println!("nothing was changed");
+        outln!("nothing was changed");
         return Err(EXIT_OK);
     }
     Ok(())
@@ -320,7 +321,7 @@ pub fn rollback(args: &RunArgs, yes: bool, state_dir: &Path, json: bool) -> u8 {
     };
     if view.state == FleetState::RolledBack {
         if !json {
-            println!(
+            outln!(
                 "nothing to roll back: rollout {} is rolled back (see `hoist fleet status`)",
                 view.id
             );
@@ -343,15 +344,17 @@ pub fn rollback(args: &RunArgs, yes: bool, state_dir: &Path, json: bool) -> u8 {
             serde_json::json!({ "rollout": view.id, "state": view.state, "undos": list }),
         );
     } else {
-        println!(
+        outln!(
             "Rolling back rollout {} of {} ({}), newest first:",
-            view.id, view.plan.product, view.state
+            view.id,
+            view.plan.product,
+            view.state
         );
         for (n, u) in todo.iter().enumerate() {
-            println!("{:>3}. {}", n + 1, u.describe());
+            outln!("{:>3}. {}", n + 1, u.describe());
         }
         if todo.is_empty() {
-            println!("  nothing left to undo");
+            outln!("  nothing left to undo");
         }
     }
     if let Err(code) = confirm(json, yes, "Roll back as above? [y/N] ", "roll back") {
@@ -366,13 +369,13 @@ pub fn rollback(args: &RunArgs, yes: bool, state_dir: &Path, json: bool) -> u8 {
                 "undo-started",
                 serde_json::json!({ "what": u.describe() }),
             ),
-            RbProgress::Started(u) => println!("[{t:7.1}s] {}", u.describe()),
+            RbProgress::Started(u) => outln!("[{t:7.1}s] {}", u.describe()),
             RbProgress::Ended(u, state, detail) if json => event(
                 json,
                 "undo-finished",
                 serde_json::json!({ "what": u.label(), "host": u.host(), "state": state, "detail": detail }),
             ),
-            RbProgress::Ended(u, state, detail) => println!(
+            RbProgress::Ended(u, state, detail) => outln!(
                 "[{t:7.1}s]   {}: {state}{}",
                 u.label(),
                 detail.map(|d| format!(": {d}")).unwrap_or_default()
@@ -404,10 +407,10 @@ pub fn rollback(args: &RunArgs, yes: bool, state_dir: &Path, json: bool) -> u8 {
         );
     } else {
         if let RbOutcome::Failed(why) = &outcome {
-            println!("rollback stopped: {why}");
+            outln!("rollback stopped: {why}");
         }
         if let Some(v) = &after {
-            print!("{}", v.summary());
+            out!("{}", v.summary());
         }
     }
     match outcome {
@@ -473,10 +476,10 @@ fn drive(
         );
     } else {
         if let Some(v) = &view {
-            print!("{}", v.summary());
+            out!("{}", v.summary());
         }
         if outcome == Outcome::Paused {
-            println!(
+            outln!(
                 "paused: hosts already upgrading finished; `hoist fleet resume -i INVENTORY -r RECIPE` goes on"
             );
         }
@@ -492,7 +495,7 @@ fn event(json: bool, name: &str, fields: serde_json::Value) {
     if let (Some(o), serde_json::Value::Object(f)) = (obj.as_object_mut(), fields) {
         o.extend(f);
     }
-    println!("{obj}");
+    outln!("{obj}");
 }
 
 /// One line per thing that happens, prefixed by the time since the start.
@@ -521,14 +524,14 @@ fn show(json: bool, started: Instant, p: Progress<'_>) {
                     serde_json::json!({ "n": n, "item": what }),
                 );
             } else {
-                println!("[{t:7.1}s] {what}");
+                outln!("[{t:7.1}s] {what}");
             }
         }
         Progress::HostStarted(h) => {
             if json {
                 event(json, "host-started", serde_json::json!({ "host": h }));
             } else {
-                println!("[{t:7.1}s]   {h}: started");
+                outln!("[{t:7.1}s]   {h}: started");
             }
         }
         Progress::HostEvent(h, e) => {
@@ -541,12 +544,12 @@ fn show(json: bool, started: Instant, p: Progress<'_>) {
                 return;
             }
             match e {
-                HostEvent::Started => println!("[{t:7.1}s]   {h}: run started"),
+                HostEvent::Started => outln!("[{t:7.1}s]   {h}: run started"),
                 HostEvent::Step { id, state } if state != "running" => {
-                    println!("[{t:7.1}s]   {h}: {id} {state}")
+                    outln!("[{t:7.1}s]   {h}: {id} {state}")
                 }
                 HostEvent::Step { .. } => {}
-                HostEvent::Note { text } => println!("[{t:7.1}s]   {h}: {text}"),
+                HostEvent::Note { text } => outln!("[{t:7.1}s]   {h}: {text}"),
             }
         }
         Progress::HostEnded(h, r) => {
@@ -563,7 +566,7 @@ fn show(json: bool, started: Instant, p: Progress<'_>) {
                     HostResult::Failed(_) => "FAILED",
                     HostResult::Lost(_) => "NO ANSWER",
                 };
-                println!("[{t:7.1}s]   {h}: {word}: {}", r.detail());
+                outln!("[{t:7.1}s]   {h}: {word}: {}", r.detail());
             }
         }
         Progress::OnceEnded(h, id, r) => {
@@ -575,8 +578,8 @@ fn show(json: bool, started: Instant, p: Progress<'_>) {
                 );
             } else {
                 match r {
-                    Ok(()) => println!("[{t:7.1}s]   {h}: {id} done"),
-                    Err(e) => println!("[{t:7.1}s]   {h}: {id} FAILED: {e}"),
+                    Ok(()) => outln!("[{t:7.1}s]   {h}: {id} done"),
+                    Err(e) => outln!("[{t:7.1}s]   {h}: {id} FAILED: {e}"),
                 }
             }
         }

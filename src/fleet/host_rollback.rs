@@ -110,7 +110,7 @@ fn inner(state_dir: &Path, tag: &str, json: bool) -> Result<u8, RunError> {
         let why = committed_why(&run, tag);
         journal.reopen_for_fleet_rollback(id, &why)?;
         if !json {
-            println!("run {id} was committed: {why}");
+            outln!("run {id} was committed: {why}");
         }
     } else {
         journal.event(
@@ -154,7 +154,7 @@ fn committed_why(run: &RunRecord, tag: &str) -> String {
 /// Success with nothing done: one JSON line, or the sentence.
 fn nothing(json: bool, run: Option<&RunRecord>, reason: &str, message: &str) -> u8 {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "schema": crate::ui::EVENT_SCHEMA,
@@ -166,7 +166,7 @@ fn nothing(json: bool, run: Option<&RunRecord>, reason: &str, message: &str) -> 
             })
         );
     } else {
-        println!("{message}");
+        outln!("{message}");
     }
     EXIT_OK
 }

@@ -34,7 +34,7 @@ pub fn action(args: &ActionArgs, state_dir: &Path) -> u8 {
         Ok(()) => (EXIT_OK, None),
         Err((code, e)) => (code, Some(e)),
     };
-    println!(
+    outln!(
         "{}",
         serde_json::json!({ "ok": error.is_none(), "step": args.id, "error": error })
     );
@@ -83,14 +83,10 @@ fn run(args: &ActionArgs, state_dir: &Path) -> Result<(), (u8, String)> {
     // Before the answer line, one JSON line per progress line (a long
     // wait, a followed log), which the controller shows as they come.
     let progress = |line: &str| {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(
-            out,
+        outln!(
             "{}",
             serde_json::json!({ "event": "step-progress", "step": args.id, "line": line })
         );
-        let _ = out.flush();
     };
     let mut ctx = crate::context::Ctx {
         product: &recipe.product.name,

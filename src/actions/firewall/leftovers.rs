@@ -131,12 +131,12 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
     let FirewallCommand::Leftovers { recipe, remove } = cmd;
     let fail = |code: u8, error: &str, message: &str| -> u8 {
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({ "error": error, "message": message })
             );
         } else {
-            eprintln!("hoist: {message}");
+            errln!("hoist: {message}");
         }
         code
     };
@@ -207,9 +207,9 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
             "no recipe given (-r) and no run in the journal: nothing to look for"
         };
         if json {
-            println!("{}", serde_json::json!({ "rules": [], "message": why }));
+            outln!("{}", serde_json::json!({ "rules": [], "message": why }));
         } else {
-            println!("{why}");
+            outln!("{why}");
         }
         return if recipe.is_some() || have_state { 0 } else { 2 };
     }
@@ -251,7 +251,7 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
         0
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "rules": reports,
@@ -265,28 +265,28 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
     for r in &reports {
         let steps = r.steps.join(", ");
         if !r.removed.is_empty() {
-            println!("REMOVED  {}  ({}; steps {steps})", r.rule, copies(&r.removed));
+            outln!("REMOVED  {}  ({}; steps {steps})", r.rule, copies(&r.removed));
         } else if !r.found.is_empty() {
             let what = if live.is_some() { "HELD" } else { "LEFT" };
-            println!("{what}     {}  ({}; steps {steps})", r.rule, copies(&r.found));
+            outln!("{what}     {}  ({}; steps {steps})", r.rule, copies(&r.found));
         } else {
-            println!("absent   {}  (steps {steps})", r.rule);
+            outln!("absent   {}  (steps {steps})", r.rule);
         }
         for f in &r.saved_in {
-            println!(
+            outln!(
                 "         also saved in {f}: it comes back at the next boot; delete that line there"
             );
         }
     }
     for e in &errors {
-        eprintln!("hoist: {e}");
+        errln!("hoist: {e}");
     }
     if let Some(h) = &live {
-        println!(
+        outln!(
             "a hoist is running ({h}): these rules are its own and go at its end; nothing was removed"
         );
     } else if left.iter().any(|r| r.found.len() > r.removed.len()) {
-        println!(
+        outln!(
             "no hoist is running: nothing will remove these. `hoist firewall leftovers --remove{}` deletes every copy",
             recipe
                 .as_ref()
@@ -294,12 +294,12 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
                 .unwrap_or_default()
         );
         if let Some((id, state)) = &unfinished {
-            println!(
+            outln!(
                 "run {id} is unfinished ({state}): `hoist resume` or `hoist rollback` also removes them, with the rest of that run"
             );
         }
     } else if errors.is_empty() && left.is_empty() {
-        println!("no temporary firewall rule is left on this host");
+        outln!("no temporary firewall rule is left on this host");
     }
     code
 }
