@@ -59,7 +59,7 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     let json = req.options.json;
     let lock = match crate::lock::acquire(req.state_dir, "upgrade") {
         Ok(l) => l,
-        Err(e) => return Ok(refuse(json, EXIT_REFUSED, "locked", &e.to_string())),
+        Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
     };
     let mut journal = Journal::open(req.state_dir)?;
     if let Some(r) = unfinished(&journal)? {
@@ -153,6 +153,9 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
             "preflight",
             &format!("refused before anything ran: {e}"),
         ));
+    }
+    if let Err(e) = crate::statedir::space::check_free(journal.dir()) {
+        return Ok(refuse(json, EXIT_REFUSED, "disk-space", &e));
     }
     if !json {
         if req.options.branded {
@@ -425,7 +428,7 @@ pub fn resume(state_dir: &Path, replan: bool, json: bool) -> u8 {
 fn resume_inner(state_dir: &Path, replan: bool, json: bool) -> Result<u8, RunError> {
     let _lock = match crate::lock::acquire(state_dir, "resume") {
         Ok(l) => l,
-        Err(e) => return Ok(refuse(json, EXIT_REFUSED, "locked", &e.to_string())),
+        Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
     };
     let mut journal = Journal::open(state_dir)?;
     let Some(run) = unfinished(&journal)? else {
@@ -545,7 +548,7 @@ pub fn rollback(state_dir: &Path, json: bool) -> u8 {
     let run = || -> Result<u8, RunError> {
         let _lock = match crate::lock::acquire(state_dir, "rollback") {
             Ok(l) => l,
-            Err(e) => return Ok(refuse(json, EXIT_REFUSED, "locked", &e.to_string())),
+            Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
         };
         let mut journal = Journal::open(state_dir)?;
         let Some(run) = unfinished(&journal)? else {
