@@ -147,3 +147,47 @@ impl Journal {
         f(self).map_err(|e| name_error(&self.dir, e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("hoist-access-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn a_damaged_journal_is_named_with_what_to_do() {
+        let d = scratch("damaged");
+        crate::fsutil::private_dir(&d).unwrap();
+        std::fs::write(d.join("journal.db"), vec![7u8; 8192]).unwrap();
+        let e = Journal::open_existing(&d).err().unwrap().to_string();
+        assert!(
+            e.contains(&format!("journal {}", d.join("journal.db").display())),
+            "{e}"
+        );
+        assert!(
+            e.contains("damaged") && e.contains("move the state directory aside"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_state_directory_moved_away_is_not_still_there() {
+        let d = scratch("moved");
+        let j = Journal::open(&d).unwrap();
+        assert_eq!(j.still_there(), Ok(()));
+        let aside = d.with_extension("aside");
+        std::fs::rename(&d, &aside).unwrap();
+        let e = j.still_there().unwrap_err();
+        assert!(e.contains("was deleted while the step ran"), "{e}");
+        std::fs::create_dir(&d).unwrap();
+        let e = j.still_there().unwrap_err();
+        assert!(e.contains("was replaced"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+        std::fs::remove_dir_all(&aside).unwrap();
+    }
+}
