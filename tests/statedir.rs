@@ -123,6 +123,7 @@ impl Drop for Tmpfs {
                 .arg(&self.0)
                 .status();
         }
+        let _ = std::fs::remove_dir(&self.0);
     }
 }
 
