@@ -18,13 +18,32 @@ use crate::state::{RunState, StepState, run_allowed, step_allowed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// Inside the journal, before the file is named (see `Journal::named`).
     #[error("journal: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("journal {path}: {source}{}", .advice.as_deref().map(|a| format!(": {a}")).unwrap_or_default())]
+    File {
+        path: String,
+        source: rusqlite::Error,
+        advice: Option<String>,
+    },
+    #[error(
+        "the journal {path} cannot be written: the disk is full ({free} free in {dir}). Free some space there, then `hoist resume` (or `hoist rollback`); `hoist status` shows where the run stopped"
+    )]
+    DiskFull {
+        path: String,
+        dir: String,
+        free: String,
+    },
     #[error("journal: cannot create {path}: {source}")]
     Dir {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Untrusted(#[from] crate::statedir::Untrusted),
+    #[error("{0}")]
+    Damaged(String),
     #[error("journal: {what} cannot go from {from} to {to}")]
     Transition {
         what: String,
@@ -36,6 +55,8 @@ pub enum JournalError {
 }
 
 type Result<T> = std::result::Result<T, JournalError>;
+
+mod access;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -160,28 +181,12 @@ pub struct StepUpdate<'a> {
 pub struct Journal {
     conn: Connection,
     dir: PathBuf,
+    /// The state directory's and the journal file's (device, inode) when
+    /// opened: a step that removed or replaced them is told (`still_there`).
+    ids: [(u64, u64); 2],
 }
 
 impl Journal {
-    /// Opens (creating) the journal in `dir`.
-    pub fn open(dir: &Path) -> Result<Journal> {
-        create_private_dir(dir)?;
-        let conn = Connection::open(dir.join("journal.db"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(JournalError::Corrupt(format!(
-                "journal_mode is {mode}, not wal"
-            )));
-        }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(Journal {
-            conn,
-            dir: dir.to_path_buf(),
-        })
-    }
-
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -200,35 +205,42 @@ impl Journal {
         options: &serde_json::Value,
         services_before: &[String],
     ) -> Result<i64> {
-        let plan_json =
-            serde_json::to_string(plan).map_err(|e| JournalError::Corrupt(e.to_string()))?;
-        let t = now();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO runs (product, state, from_version, to_version, plan_hash,
+        let run = self.write(|j| {
+            let plan_json =
+                serde_json::to_string(plan).map_err(|e| JournalError::Corrupt(e.to_string()))?;
+            let t = now();
+            let tx = j
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO runs (product, state, from_version, to_version, plan_hash,
                 recipe_path, recipe_sha256, services_before, started_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-            params![
-                plan.product,
-                RunState::Planned.as_str(),
-                plan.current.as_str(),
-                plan.target.as_str(),
-                plan.hash,
-                plan.recipe,
-                plan.recipe_sha256,
-                serde_json::to_string(services_before).unwrap_or_else(|_| "[]".into()),
-                t,
-            ],
-        )?;
-        let run = tx.last_insert_rowid();
-        tx.execute(
-            "INSERT INTO run_data (run_id, plan_json, facts_json, options_json) VALUES (?1, ?2, ?3, ?4)",
-            params![run, plan_json, facts_json, options.to_string()],
-        )?;
-        insert_steps(&tx, run, plan, 0)?;
-        tx.commit()?;
+                params![
+                    plan.product,
+                    RunState::Planned.as_str(),
+                    plan.current.as_str(),
+                    plan.target.as_str(),
+                    plan.hash,
+                    plan.recipe,
+                    plan.recipe_sha256,
+                    serde_json::to_string(services_before).unwrap_or_else(|_| "[]".into()),
+                    t,
+                ],
+            )?;
+            let run = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO run_data (run_id, plan_json, facts_json, options_json)
+             VALUES (?1, ?2, ?3, ?4)",
+                params![run, plan_json, facts_json, options.to_string()],
+            )?;
+            insert_steps(&tx, run, plan, 0)?;
+            tx.commit()?;
+            Ok(run)
+        })?;
+        // Made here with mode 0600, whatever the umask: the engine appends
+        // to it, and a group-writable log would make the state untrusted.
+        let _ = crate::statedir::open_file(&self.dir, &self.log_path(run), true, true);
         Ok(run)
     }
 
@@ -236,39 +248,41 @@ impl Journal {
     /// steps already done or failed stay as they are; pending steps are
     /// replaced by the new plan's steps that are not done.
     pub fn replace_plan(&mut self, run: i64, plan: &Plan) -> Result<()> {
-        let plan_json =
-            serde_json::to_string(plan).map_err(|e| JournalError::Corrupt(e.to_string()))?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "DELETE FROM steps WHERE run_id = ?1 AND state IN ('pending', 'skipped')",
-            params![run],
-        )?;
-        let kept: Vec<String> = {
-            let mut st = tx.prepare("SELECT key FROM steps WHERE run_id = ?1")?;
-            st.query_map(params![run], |r| r.get(0))?
-                .collect::<std::result::Result<_, _>>()?
-        };
-        let mut filtered = plan.clone();
-        filtered.steps.retain(|s| !kept.contains(&s.key));
-        filtered.skipped.retain(|s| !kept.contains(&s.key));
-        let base: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq), 0) FROM steps WHERE run_id = ?1",
-            params![run],
-            |r| r.get(0),
-        )?;
-        insert_steps(&tx, run, &filtered, base + 1)?;
-        tx.execute(
-            "UPDATE runs SET plan_hash = ?2, recipe_sha256 = ?3, updated_at = ?4 WHERE id = ?1",
-            params![run, plan.hash, plan.recipe_sha256, now()],
-        )?;
-        tx.execute(
-            "UPDATE run_data SET plan_json = ?2 WHERE run_id = ?1",
-            params![run, plan_json],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.write(|j| {
+            let plan_json =
+                serde_json::to_string(plan).map_err(|e| JournalError::Corrupt(e.to_string()))?;
+            let tx = j
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "DELETE FROM steps WHERE run_id = ?1 AND state IN ('pending', 'skipped')",
+                params![run],
+            )?;
+            let kept: Vec<String> = {
+                let mut st = tx.prepare("SELECT key FROM steps WHERE run_id = ?1")?;
+                st.query_map(params![run], |r| r.get(0))?
+                    .collect::<std::result::Result<_, _>>()?
+            };
+            let mut filtered = plan.clone();
+            filtered.steps.retain(|s| !kept.contains(&s.key));
+            filtered.skipped.retain(|s| !kept.contains(&s.key));
+            let base: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM steps WHERE run_id = ?1",
+                params![run],
+                |r| r.get(0),
+            )?;
+            insert_steps(&tx, run, &filtered, base + 1)?;
+            tx.execute(
+                "UPDATE runs SET plan_hash = ?2, recipe_sha256 = ?3, updated_at = ?4 WHERE id = ?1",
+                params![run, plan.hash, plan.recipe_sha256, now()],
+            )?;
+            tx.execute(
+                "UPDATE run_data SET plan_json = ?2 WHERE run_id = ?1",
+                params![run, plan_json],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     pub fn set_run_state(&mut self, run: i64, to: RunState, error: Option<&str>) -> Result<()> {
@@ -303,101 +317,115 @@ impl Journal {
         steps: &[StepChange],
         run_to: Option<(RunState, Option<&str>)>,
     ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let t = now();
-        for c in steps {
-            step_change(&tx, run, c, &t)?;
-        }
-        if let Some((to, error)) = run_to {
-            let from: String =
-                tx.query_row("SELECT state FROM runs WHERE id = ?1", params![run], |r| {
-                    r.get(0)
-                })?;
-            let from: RunState = from.parse().map_err(JournalError::Corrupt)?;
-            if from != to {
-                if !run_allowed(from, to) {
-                    return Err(JournalError::Transition {
-                        what: format!("run {run}"),
-                        from: from.to_string(),
-                        to: to.to_string(),
-                    });
-                }
-                let finished = to.is_final().then(|| t.clone());
-                tx.execute(
-                    "UPDATE runs SET state = ?2, finished_at = COALESCE(?3, finished_at),
-                        error = CASE WHEN ?4 IS NULL THEN error ELSE ?4 END WHERE id = ?1",
-                    params![run, to.as_str(), finished, error],
-                )?;
+        self.write(|j| {
+            let tx = j
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let t = now();
+            for c in steps {
+                step_change(&tx, run, c, &t)?;
             }
-        }
-        tx.prepare_cached("UPDATE runs SET updated_at = ?2 WHERE id = ?1")?
-            .execute(params![run, t])?;
-        tx.commit()?;
-        Ok(())
+            if let Some((to, error)) = run_to {
+                let from: String =
+                    tx.query_row("SELECT state FROM runs WHERE id = ?1", params![run], |r| {
+                        r.get(0)
+                    })?;
+                let from: RunState = from.parse().map_err(JournalError::Corrupt)?;
+                if from != to {
+                    if !run_allowed(from, to) {
+                        return Err(JournalError::Transition {
+                            what: format!("run {run}"),
+                            from: from.to_string(),
+                            to: to.to_string(),
+                        });
+                    }
+                    let finished = to.is_final().then(|| t.clone());
+                    tx.execute(
+                        "UPDATE runs SET state = ?2, finished_at = COALESCE(?3, finished_at),
+                        error = CASE WHEN ?4 IS NULL THEN error ELSE ?4 END WHERE id = ?1",
+                        params![run, to.as_str(), finished, error],
+                    )?;
+                }
+            }
+            tx.prepare_cached("UPDATE runs SET updated_at = ?2 WHERE id = ?1")?
+                .execute(params![run, t])?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     pub fn event(&mut self, run: i64, kind: &str, detail: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-            params![run, now(), kind, detail],
-        )?;
-        Ok(())
+        self.write(|j| {
+            j.conn.execute(
+                "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![run, now(), kind, detail],
+            )?;
+            Ok(())
+        })
     }
 
     pub fn events(&self, run: i64) -> Result<Vec<Event>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT at, kind, detail FROM events WHERE run_id = ?1 ORDER BY id")?;
-        let rows = st.query_map(params![run], |r| {
-            Ok(Event {
-                at: r.get(0)?,
-                kind: r.get(1)?,
-                detail: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        self.read(|j| {
+            let mut st = j
+                .conn
+                .prepare("SELECT at, kind, detail FROM events WHERE run_id = ?1 ORDER BY id")?;
+            let rows = st.query_map(params![run], |r| {
+                Ok(Event {
+                    at: r.get(0)?,
+                    kind: r.get(1)?,
+                    detail: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<std::result::Result<_, _>>()?)
+        })
     }
 
     /// Names done once and for all on this host (`once` steps, `each_once`
     /// hook scripts as `hook:<dir>/<name>`).
     pub fn once_done(&self, product: &str) -> Result<Vec<String>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT name FROM once_done WHERE product = ?1 ORDER BY name")?;
-        let rows = st.query_map(params![product], |r| r.get(0))?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        self.read(|j| {
+            let mut st = j
+                .conn
+                .prepare("SELECT name FROM once_done WHERE product = ?1 ORDER BY name")?;
+            let rows = st.query_map(params![product], |r| r.get(0))?;
+            Ok(rows.collect::<std::result::Result<_, _>>()?)
+        })
     }
 
     pub fn mark_once(&mut self, product: &str, name: &str, run: i64) -> Result<()> {
-        self.conn.execute(
+        self.write(|j| {
+            j.conn.execute(
             "INSERT OR IGNORE INTO once_done (product, name, run_id, at) VALUES (?1, ?2, ?3, ?4)",
             params![product, name, run, now()],
         )?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Forgets a `once` mark (its step was undone by a rollback).
     pub fn unmark_once(&mut self, product: &str, name: &str) -> Result<()> {
-        self.conn.execute(
-            "DELETE FROM once_done WHERE product = ?1 AND name = ?2",
-            params![product, name],
-        )?;
-        Ok(())
+        self.write(|j| {
+            j.conn.execute(
+                "DELETE FROM once_done WHERE product = ?1 AND name = ?2",
+                params![product, name],
+            )?;
+            Ok(())
+        })
     }
 
     /// The run tagged with fleet rollout `tag` (its `fleet-rollout` event),
     /// if one was made on this host.
     pub fn run_of_rollout(&self, tag: &str) -> Result<Option<i64>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT run_id FROM events WHERE kind = ?1 AND detail = ?2 ORDER BY id DESC LIMIT 1",
-                params![crate::fleet::remote::ROLLOUT_EVENT, tag],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.read(|j| {
+            Ok(j.conn
+                .query_row(
+                    "SELECT run_id FROM events WHERE kind = ?1 AND detail = ?2
+                 ORDER BY id DESC LIMIT 1",
+                    params![crate::fleet::remote::ROLLOUT_EVENT, tag],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
     }
 
     /// A committed run reopened for `hoist fleet rollback`
@@ -405,52 +433,59 @@ impl Journal {
     /// `rolling-back`, with the event saying who asked and what it costs,
     /// in one transaction.
     pub fn reopen_for_fleet_rollback(&mut self, run: i64, why: &str) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let from: String =
-            tx.query_row("SELECT state FROM runs WHERE id = ?1", params![run], |r| {
-                r.get(0)
-            })?;
-        let from: RunState = from.parse().map_err(JournalError::Corrupt)?;
-        let (allowed_from, to) = crate::state::FLEET_ROLLBACK;
-        if from != allowed_from {
-            return Err(JournalError::Transition {
-                what: format!("run {run}"),
-                from: from.to_string(),
-                to: to.to_string(),
-            });
-        }
-        let t = now();
-        tx.execute(
-            "UPDATE runs SET state = ?2, finished_at = NULL, updated_at = ?3 WHERE id = ?1",
-            params![run, to.as_str(), t],
-        )?;
-        tx.execute(
+        self.write(|j| {
+            let tx = j
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let from: String =
+                tx.query_row("SELECT state FROM runs WHERE id = ?1", params![run], |r| {
+                    r.get(0)
+                })?;
+            let from: RunState = from.parse().map_err(JournalError::Corrupt)?;
+            let (allowed_from, to) = crate::state::FLEET_ROLLBACK;
+            if from != allowed_from {
+                return Err(JournalError::Transition {
+                    what: format!("run {run}"),
+                    from: from.to_string(),
+                    to: to.to_string(),
+                });
+            }
+            let t = now();
+            tx.execute(
+                "UPDATE runs SET state = ?2, finished_at = NULL, updated_at = ?3 WHERE id = ?1",
+                params![run, to.as_str(), t],
+            )?;
+            tx.execute(
             "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, 'fleet-rollback', ?3)",
             params![run, t, why],
         )?;
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     pub fn latest_run(&self) -> Result<Option<RunRecord>> {
-        let id: Option<i64> = self
-            .conn
-            .query_row("SELECT MAX(id) FROM runs", [], |r| r.get(0))
-            .optional()?
-            .flatten();
-        id.map(|id| self.load_run(id)).transpose()
+        self.read(|j| {
+            let id: Option<i64> = j
+                .conn
+                .query_row("SELECT MAX(id) FROM runs", [], |r| r.get(0))
+                .optional()?
+                .flatten();
+            id.map(|id| j.load_run(id)).transpose()
+        })
     }
 
     pub fn run_ids(&self) -> Result<Vec<i64>> {
-        let mut st = self.conn.prepare("SELECT id FROM runs ORDER BY id")?;
-        let rows = st.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        self.read(|j| {
+            let mut st = j.conn.prepare("SELECT id FROM runs ORDER BY id")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<std::result::Result<_, _>>()?)
+        })
     }
 
     pub fn load_run(&self, id: i64) -> Result<RunRecord> {
-        let mut run = self.conn.query_row(
+        self.read(|j| {
+        let mut run = j.conn.query_row(
             "SELECT r.id, r.product, r.state, r.from_version, r.to_version, r.plan_hash, d.plan_json,
                 r.recipe_path, r.recipe_sha256, d.facts_json, d.options_json, r.services_before,
                 r.started_at, r.updated_at, r.finished_at, r.error
@@ -493,7 +528,7 @@ impl Journal {
         run.4.plan = serde_json::from_str(&run.1).map_err(corrupt)?;
         run.4.options = serde_json::from_str(&run.2).map_err(corrupt)?;
         run.4.services_before = serde_json::from_str(&run.3).map_err(corrupt)?;
-        let mut st = self.conn.prepare(
+        let mut st = j.conn.prepare(
             "SELECT seq, key, step_id, phase, state, attempts, exit_status, error, started_at,
                 finished_at, duration_ms, output_tail, undo_json IS NOT NULL, skip_reason
              FROM steps WHERE run_id = ?1 ORDER BY seq",
@@ -526,6 +561,7 @@ impl Journal {
             run.4.steps.push(rec);
         }
         Ok(run.4)
+            })
     }
 }
 

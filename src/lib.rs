@@ -34,6 +34,7 @@ pub mod run;
 pub mod saved;
 pub mod ssh;
 pub mod state;
+pub mod statedir;
 pub mod status;
 pub mod template;
 pub mod ui;

@@ -6,12 +6,28 @@ use std::path::Path;
 use crate::journal::{Journal, RunRecord};
 use crate::state::{RunState, StepState};
 
-/// Whether a live hoist holds the state directory's lock right now.
-fn holder(state_dir: &Path) -> Option<String> {
-    match crate::lock::acquire(state_dir, "status") {
-        Ok(_) => None,
-        Err(crate::lock::LockError::Held { holder }) => Some(holder),
-        Err(_) => None,
+/// Why an unfinished run nobody drives stopped, when the disk filled: the
+/// journal said so (`disk-full`, since the last resume), or the state
+/// directory's disk is full now.
+fn disk_full(r: &RunRecord, events: &[crate::journal::Event], dir: &Path) -> Option<String> {
+    use crate::statedir::space;
+    if r.state.is_final() || matches!(r.state, RunState::Paused | RunState::Failed) {
+        return None;
+    }
+    let said = events
+        .iter()
+        .rev()
+        .take_while(|e| e.kind != "resume")
+        .any(|e| e.kind == "disk-full");
+    (said || space::nearly_full(dir))
+        .then(|| format!("{} free in {}", space::free_text(dir), dir.display()))
+}
+
+/// How an unfinished run nobody drives came to stop.
+fn interrupted(full: Option<&str>) -> String {
+    match full {
+        Some(f) => format!("disk full ({f}): the journal could not be written; stopped"),
+        None => "interrupted (hoist was killed or the host went down)".into(),
     }
 }
 
@@ -40,7 +56,7 @@ fn at(r: &RunRecord) -> Option<&crate::journal::StepRecord> {
 }
 
 /// What the admin should do next, in words.
-pub fn next_action(r: &RunRecord, live: Option<&str>) -> String {
+pub fn next_action(r: &RunRecord, live: Option<&str>, full: Option<&str>) -> String {
     let step = at(r).map(|s| s.key.as_str()).unwrap_or("-");
     if let Some(h) = live {
         return format!("a hoist is working on it now ({h}); wait for it");
@@ -66,7 +82,13 @@ pub fn next_action(r: &RunRecord, live: Option<&str>) -> String {
             }
             RunState::Preparing | RunState::Applying | RunState::Verifying => {
                 return format!(
-                    "interrupted (hoist was killed or the host went down) at {step}; {past}: `hoist resume` to go on"
+                    "{} at {step}; {past}: {}`hoist resume` to go on",
+                    interrupted(full),
+                    if full.is_some() {
+                        "free some space, then "
+                    } else {
+                        ""
+                    }
                 );
             }
             _ => {}
@@ -96,36 +118,52 @@ pub fn next_action(r: &RunRecord, live: Option<&str>) -> String {
             "the rollback stopped at {step}: the host is between {} and {}. Fix the cause, then `hoist rollback` again",
             r.from, r.to
         ),
-        RunState::RollingBack => {
-            format!("interrupted while rolling back, at {step}: `hoist rollback` to finish")
-        }
+        RunState::RollingBack => format!(
+            "{} while rolling back, at {step}: {}`hoist rollback` to finish",
+            interrupted(full),
+            if full.is_some() {
+                "free some space, then "
+            } else {
+                ""
+            }
+        ),
         RunState::Planned | RunState::Preparing | RunState::Applying | RunState::Verifying => {
             format!(
-                "interrupted (hoist was killed or the host went down) at {step}: `hoist resume` to go on, or `hoist rollback` to go back to {}",
+                "{} at {step}: {}`hoist resume` to go on, or `hoist rollback` to go back to {}",
+                interrupted(full),
+                if full.is_some() {
+                    "free some space, then "
+                } else {
+                    ""
+                },
                 r.from
             )
         }
     }
 }
 
+/// A state directory or journal hoist cannot trust or read: exit 1, said
+/// on stderr even with `--json` (the fleet controller reads it there).
+fn refused(e: &dyn std::fmt::Display) -> u8 {
+    errln!("hoist: {e}");
+    1
+}
+
 pub fn status(state_dir: &Path, json: bool) -> u8 {
-    if !state_dir.join("journal.db").exists() {
-        if json {
-            outln!("{}", serde_json::json!({ "runs": 0 }));
-        } else {
-            outln!(
-                "no upgrade has run on this host (state directory {})",
-                state_dir.display()
-            );
+    let journal = match Journal::open_existing(state_dir) {
+        Ok(Some(j)) => j,
+        Ok(None) => {
+            if json {
+                outln!("{}", serde_json::json!({ "runs": 0 }));
+            } else {
+                outln!(
+                    "no upgrade has run on this host (state directory {})",
+                    state_dir.display()
+                );
+            }
+            return 0;
         }
-        return 0;
-    }
-    let journal = match Journal::open(state_dir) {
-        Ok(j) => j,
-        Err(e) => {
-            errln!("hoist: {e}");
-            return 2;
-        }
+        Err(e) => return refused(&e),
     };
     let record = match journal.latest_run() {
         Ok(Some(r)) => r,
@@ -138,21 +176,26 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
             }
             return 0;
         }
-        Err(e) => {
-            errln!("hoist: {e}");
-            return 2;
-        }
+        Err(e) => return refused(&e),
     };
-    let live = holder(state_dir);
-    let next = next_action(&record, live.as_deref());
-    let log = journal.log_path(record.id);
+    let live = match crate::lock::holder(state_dir) {
+        Ok(h) => h,
+        Err(e) => return refused(&e),
+    };
     let events = journal.events(record.id).unwrap_or_default();
+    let full = live
+        .is_none()
+        .then(|| disk_full(&record, &events, journal.dir()))
+        .flatten();
+    let next = next_action(&record, live.as_deref(), full.as_deref());
+    let log = journal.log_path(record.id);
     if json {
         let v = serde_json::json!({
             "schema": crate::ui::EVENT_SCHEMA,
             "run": record,
             "at": at(&record).map(|s| s.key.clone()),
             "running_now": live,
+            "disk_full": full,
             "next": next,
             "log": log,
             "events": events,
@@ -202,26 +245,26 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
 }
 
 pub fn history(state_dir: &Path, json: bool) -> u8 {
-    if !state_dir.join("journal.db").exists() {
-        if json {
-            outln!("[]");
-        } else {
-            outln!("no upgrade has run on this host");
+    let journal = match Journal::open_existing(state_dir) {
+        Ok(Some(j)) => j,
+        Ok(None) => {
+            if json {
+                outln!("[]");
+            } else {
+                outln!("no upgrade has run on this host");
+            }
+            return 0;
         }
-        return 0;
-    }
-    let runs = Journal::open(state_dir).and_then(|j| {
-        j.run_ids()?
-            .into_iter()
-            .map(|id| j.load_run(id))
+        Err(e) => return refused(&e),
+    };
+    let runs = journal.run_ids().and_then(|ids| {
+        ids.into_iter()
+            .map(|id| journal.load_run(id))
             .collect::<Result<Vec<_>, _>>()
     });
     let runs = match runs {
         Ok(r) => r,
-        Err(e) => {
-            errln!("hoist: {e}");
-            return 2;
-        }
+        Err(e) => return refused(&e),
     };
     if json {
         let list: Vec<serde_json::Value> = runs

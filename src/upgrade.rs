@@ -98,7 +98,7 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     let json = req.options.json;
     let lock = match crate::lock::acquire(req.state_dir, "upgrade") {
         Ok(l) => l,
-        Err(e) => return Ok(refuse(json, EXIT_REFUSED, "locked", &e.to_string())),
+        Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
     };
     let mut journal = Journal::open(req.state_dir)?;
     if let Err(code) = settle_leftovers(req.state_dir, json, &mut journal) {
@@ -195,6 +195,9 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
             "preflight",
             &format!("refused before anything ran: {e}"),
         ));
+    }
+    if let Err(e) = crate::statedir::space::check_free(journal.dir()) {
+        return Ok(refuse(json, EXIT_REFUSED, "disk-space", &e));
     }
     if !json {
         if req.options.branded {
@@ -481,7 +484,7 @@ pub fn resume(state_dir: &Path, replan: bool, json: bool) -> u8 {
 fn resume_inner(state_dir: &Path, replan: bool, json: bool) -> Result<u8, RunError> {
     let _lock = match crate::lock::acquire(state_dir, "resume") {
         Ok(l) => l,
-        Err(e) => return Ok(refuse(json, EXIT_REFUSED, "locked", &e.to_string())),
+        Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
     };
     let mut journal = Journal::open(state_dir)?;
     if let Err(code) = settle_leftovers(state_dir, json, &mut journal) {
@@ -686,7 +689,7 @@ pub fn rollback(state_dir: &Path, json: bool, skip: &[String], reason: &str) -> 
     let run = || -> Result<u8, RunError> {
         let _lock = match crate::lock::acquire(state_dir, "rollback") {
             Ok(l) => l,
-            Err(e) => return Ok(refuse(json, EXIT_REFUSED, "locked", &e.to_string())),
+            Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
         };
         let mut journal = Journal::open(state_dir)?;
         if let Err(code) = settle_leftovers(state_dir, json, &mut journal) {

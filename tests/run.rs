@@ -675,3 +675,70 @@ fn a_recipe_undo_of_the_same_kind_does_not_read_what_the_step_saved() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn hooks_run_links_like_run_parts_and_say_what_they_skip() {
+    let p = Product::new("hook-links");
+    let d = p.dir.display().to_string();
+    std::fs::create_dir_all(p.path("shipped")).unwrap();
+    std::fs::create_dir_all(p.path("hooks/40-a-dir")).unwrap();
+    p.write(
+        "shipped/linked",
+        &format!("#!/bin/sh\necho linked > {d}/linked-ran\n"),
+    );
+    chmod(&p.path("shipped/linked"), 0o755);
+    p.write("shipped/plain", "not a script\n");
+    p.write("hooks/50-not-executable", "#!/bin/sh\n");
+    p.write("hooks/README.txt", "read me\n");
+    let link = |to: &str, name: &str| {
+        std::os::unix::fs::symlink(to, p.path(&format!("hooks/{name}"))).unwrap()
+    };
+    link(&format!("{d}/shipped/linked"), "20-linked");
+    link(&format!("{d}/shipped/gone"), "30-dangling");
+    link(&format!("{d}/shipped"), "35-to-a-dir");
+    link(&format!("{d}/shipped/plain"), "60-to-a-plain-file");
+    let o = p.upgrade(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(p.read("linked-ran").as_deref(), Some("linked\n"));
+    assert_eq!(p.read("hook-ran").as_deref(), Some("done\n"));
+    let log = std::fs::read_to_string(p.path("state/runs/1.log")).unwrap();
+    let status = p.hoist(&["--json", "status"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let tail = v["run"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "post-hooks")
+        .unwrap()["output_tail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hooks = p.path("hooks");
+    let h = hooks.display();
+    for line in [
+        format!(
+            "skipped {h}/30-dangling: a symbolic link to {d}/shipped/gone, which does not exist"
+        ),
+        format!("skipped {h}/35-to-a-dir: a symbolic link to {d}/shipped: a directory"),
+        format!("skipped {h}/40-a-dir: a directory"),
+        format!("skipped {h}/50-not-executable: not executable"),
+        format!(
+            "skipped {h}/60-to-a-plain-file: a symbolic link to {d}/shipped/plain: not executable"
+        ),
+        format!("skipped {h}/README.txt: its name is not only letters"),
+    ] {
+        assert!(log.contains(&line), "{line}\n{log}");
+        assert!(tail.contains(&line), "{line}\n{tail}");
+    }
+    // A link to a script others may write is refused as the script would be.
+    p.write("VERSION", "1.0\n");
+    chmod(&p.path("shipped/linked"), 0o775);
+    let o = p.upgrade(&[]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("refused before anything ran")
+            && t.contains("shipped/linked is writable by its group"),
+        "{t}"
+    );
+}

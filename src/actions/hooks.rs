@@ -2,11 +2,17 @@
 //! `pre-upgrade.d` / `post-upgrade.d`).
 //!
 //! run-parts semantics: names made of letters, digits, `_` and `-` only (so
-//! `foo.dpkg-old` is ignored), lexical order, executable regular files only.
-//! A script anyone but root or the running user owns, or that group or others
-//! may write, is refused: it would run as root. The check is made on every
+//! `foo.dpkg-old` is ignored), lexical order, executable regular files only,
+//! and a symbolic link to such a file runs as the file would (packages link
+//! their hooks into a site's directory). A script anyone but root or the
+//! running user owns, or that group or others may write, is refused: it
+//! would run as root; for a link, so is one whose target's directory others
+//! may write (they could replace the target). The check is made on every
 //! hook directory before the run changes anything, and again before each
-//! script runs.
+//! script runs. Every other entry (a bad name, a directory, a file or a
+//! link's target not executable, a dangling link) is skipped and said so,
+//! with why, in the run log and the step's output: a hook that did not run
+//! is never silent.
 
 use std::ops::Range;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -50,34 +56,89 @@ fn safe(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
     Ok(())
 }
 
+/// An entry of a hooks directory that does not run, and why.
+struct Skipped {
+    path: PathBuf,
+    why: String,
+}
+
+/// Why an entry (not a symbolic link) does not run; `None`: it runs, once
+/// found safe.
+fn not_runnable(m: &std::fs::Metadata) -> Option<&'static str> {
+    if m.is_dir() {
+        Some("a directory")
+    } else if !m.is_file() {
+        Some("not a regular file")
+    } else if m.permissions().mode() & 0o111 == 0 {
+        Some("not executable")
+    } else {
+        None
+    }
+}
+
+/// Why a symbolic link does not run; `None`: it runs. `Err` when its
+/// target is unsafe, as a script there would be.
+fn link_skipped(link: &Path) -> Result<Option<String>, String> {
+    let to = std::fs::read_link(link).map_err(|e| format!("{}: {e}", link.display()))?;
+    let Ok(target) = std::fs::canonicalize(link) else {
+        return Ok(Some(format!("a symbolic link to {}, which does not exist", to.display())));
+    };
+    let m = std::fs::metadata(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+    if let Some(why) = not_runnable(&m) {
+        return Ok(Some(format!("a symbolic link to {}: {why}", target.display())));
+    }
+    safe(&target, &m)?;
+    if let Some(parent) = target.parent() {
+        let pm = std::fs::metadata(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        safe(parent, &pm)
+            .map_err(|e| format!("{} links to {}: {e}", link.display(), target.display()))?;
+    }
+    Ok(None)
+}
+
 impl Hooks {
-    /// The scripts to run, in order; `Err` when one is unsafe.
-    fn scripts(&self, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    /// The scripts to run, in order, and the entries skipped; `Err` when
+    /// one is unsafe.
+    fn scripts(&self, dir: &Path) -> Result<(Vec<PathBuf>, Vec<Skipped>), String> {
         let meta = match std::fs::metadata(dir) {
             Ok(m) => m,
             // No directory: no hooks (a package may not ship any).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
             Err(e) => return Err(format!("{}: {e}", dir.display())),
         };
         safe(dir, &meta)?;
-        let mut names: Vec<String> = std::fs::read_dir(dir)
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| format!("{}: {e}", dir.display()))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| runnable_name(n))
+            .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
-        names.sort();
+        paths.sort();
         let mut out = Vec::new();
-        for n in names {
-            let p = dir.join(&n);
+        let mut skipped = Vec::new();
+        let mut skip = |path: &Path, why: String| {
+            skipped.push(Skipped { path: path.to_path_buf(), why })
+        };
+        for p in paths {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !runnable_name(name) {
+                skip(&p, "its name is not only letters, digits, `_` and `-` (as run-parts)".into());
+                continue;
+            }
             let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
-            if !m.file_type().is_file() || m.permissions().mode() & 0o111 == 0 {
+            if m.file_type().is_symlink() {
+                match link_skipped(&p)? {
+                    None => out.push(p),
+                    Some(why) => skip(&p, why),
+                }
+                continue;
+            }
+            if let Some(why) = not_runnable(&m) {
+                skip(&p, why.into());
                 continue;
             }
             safe(&p, &m)?;
             out.push(p);
         }
-        Ok(out)
+        Ok((out, skipped))
     }
 }
 
@@ -117,7 +178,10 @@ impl Kind for Hooks {
 
     fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
         let dir = ctx.path(&self.dir);
-        let scripts = self.scripts(&dir)?;
+        let (scripts, skipped) = self.scripts(&dir)?;
+        for s in &skipped {
+            ctx.note(&format!("skipped {}: {}", s.path.display(), s.why));
+        }
         if scripts.is_empty() {
             ctx.note(&format!("no scripts in {}", dir.display()));
         }

@@ -48,7 +48,7 @@ pub fn rollback(state_dir: &Path, tag: &str, json: bool) -> u8 {
 fn inner(state_dir: &Path, tag: &str, json: bool) -> Result<u8, RunError> {
     let _lock = match crate::lock::acquire(state_dir, "rollback") {
         Ok(l) => l,
-        Err(e) => return Ok(refuse(json, EXIT_REFUSED, "locked", &e.to_string())),
+        Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
     };
     let mut journal = Journal::open(state_dir)?;
     if let Err(code) = crate::upgrade::settle_leftovers(state_dir, json, &mut journal) {

@@ -496,6 +496,7 @@ impl Engine {
             result
         };
         testhook::crash_at(key, "after");
+        let result = result.and_then(|()| self.journal.still_there());
         let tail = self.tail_since(offset);
         let secs = started.elapsed().as_secs_f64();
         if let Err(e) = &result

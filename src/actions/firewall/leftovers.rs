@@ -164,24 +164,30 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
         );
     }
 
-    // Who holds the state directory: a live hoist's rules are its own. The
-    // lock is also held while removing, so no run starts meanwhile.
-    let have_state = state_dir.join("journal.db").exists();
+    // Who holds the state directory: a live hoist's rules are its own.
+    // Removing takes the lock, so no run starts meanwhile; listing only
+    // probes it (a reader never stands in a writer's way).
     let mut _lock = None;
     let mut live = None;
-    if have_state || *remove {
+    if *remove {
         match crate::lock::acquire(state_dir, "firewall leftovers") {
             Ok(l) => _lock = Some(l),
             Err(crate::lock::LockError::Held { holder }) => live = Some(holder),
-            Err(e) => return fail(1, "lock", &e.to_string()),
+            Err(e) => return fail(1, e.code(), &e.to_string()),
+        }
+    } else {
+        match crate::lock::holder(state_dir) {
+            Ok(h) => live = h,
+            Err(e) => return fail(1, e.code(), &e.to_string()),
         }
     }
+    let journal = match Journal::open_existing(state_dir) {
+        Ok(j) => j,
+        Err(e) => return fail(1, "journal", &format!("cannot read the journal: {e}")),
+    };
+    let have_state = journal.is_some();
     let mut unfinished = None;
-    if have_state {
-        let journal = match Journal::open(state_dir) {
-            Ok(j) => j,
-            Err(e) => return fail(1, "journal", &format!("cannot read the journal: {e}")),
-        };
+    if let Some(journal) = &journal {
         for id in journal.run_ids().unwrap_or_default() {
             let Ok(run) = journal.load_run(id) else {
                 continue;
