@@ -100,6 +100,10 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
         Ok(l) => l,
         Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
     };
+    // From here on a signal never kills hoist: a run may be created any
+    // moment, and one killed between its creation and its first step is
+    // left `planned` (`process::stop`).
+    crate::process::stop::install();
     let mut journal = Journal::open(req.state_dir)?;
     if let Err(code) = settle_leftovers(req.state_dir, json, &mut journal) {
         return Ok(code);
@@ -245,6 +249,14 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     };
     let facts_json = serde_json::to_string(&req.facts.to_text_map()).unwrap_or_default();
     let stored_json = serde_json::to_value(&stored).unwrap_or_default();
+    if crate::process::stop::requested() {
+        return Ok(refuse(
+            json,
+            EXIT_REFUSED,
+            "stopped",
+            "stopped by a signal before the run began; nothing was changed",
+        ));
+    }
     let run = journal.create_run(&plan, &facts_json, &stored_json, &services_before)?;
     crate::run::testhook::crash_at("run", "created");
     if let Some(r) = &req.rollout {
@@ -482,6 +494,7 @@ pub fn resume(state_dir: &Path, replan: bool, json: bool) -> u8 {
 }
 
 fn resume_inner(state_dir: &Path, replan: bool, json: bool) -> Result<u8, RunError> {
+    crate::process::stop::install();
     let _lock = match crate::lock::acquire(state_dir, "resume") {
         Ok(l) => l,
         Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
@@ -686,6 +699,7 @@ fn changed_plan(run: &crate::journal::RunRecord) -> Result<Option<(Plan, Vec<Str
 }
 
 pub fn rollback(state_dir: &Path, json: bool, skip: &[String], reason: &str) -> u8 {
+    crate::process::stop::install();
     let run = || -> Result<u8, RunError> {
         let _lock = match crate::lock::acquire(state_dir, "rollback") {
             Ok(l) => l,

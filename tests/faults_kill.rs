@@ -667,6 +667,14 @@ fn case(
             (None, "none") if first.signal == Some(fault.signal() as i32) => {
                 outcome += "died-before-run "
             }
+            // Taken over, but before the run was created: refused, no run.
+            (Some(1), "none")
+                if first
+                    .said
+                    .contains("before the run began; nothing was changed") =>
+            {
+                outcome += "stopped-before-run "
+            }
             _ => {
                 return fail(format!(
                     "{} did not pause the run (exit 3, paused): run {run_state}",

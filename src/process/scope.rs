@@ -100,6 +100,10 @@ pub struct Member {
     pub marker: String,
     /// Its command line, for the admin.
     pub command: String,
+    /// The first process of its command (the leader of the group hoist
+    /// made for it, not a session leader a `setsid` made): while it lives,
+    /// the command has not ended.
+    pub leader: bool,
 }
 
 impl std::fmt::Display for Member {
@@ -138,7 +142,10 @@ pub fn members(wanted: impl Fn(&str) -> bool) -> Vec<Member> {
         else {
             continue;
         };
-        if !wanted(&marker) || zombie(pid) {
+        let Some((state, pgrp, session)) = stat(pid) else {
+            continue;
+        };
+        if !wanted(&marker) || matches!(state, 'Z' | 'X') {
             continue;
         }
         let command = std::fs::read(entry.path().join("cmdline"))
@@ -154,19 +161,23 @@ pub fn members(wanted: impl Fn(&str) -> bool) -> Vec<Member> {
             pid,
             marker,
             command,
+            leader: pgrp == pid && session != pid,
         });
     }
     found
 }
 
-fn zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
-        })
-        .unwrap_or(true)
+/// State, process group and session of `pid`, from `/proc/<pid>/stat`
+/// (after the command name, which may hold spaces and parentheses).
+fn stat(pid: i32) -> Option<(char, i32, i32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = s.rsplit_once(')')?;
+    let mut f = rest.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    let _ppid = f.next()?;
+    let pgrp = f.next()?.parse().ok()?;
+    let session = f.next()?.parse().ok()?;
+    Some((state, pgrp, session))
 }
 
 /// The processes a previous hoist's steps left running on this state

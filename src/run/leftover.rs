@@ -1,7 +1,8 @@
 //! Before hoist acts on a state directory (`upgrade`, `resume`,
 //! `rollback`): the processes a previous hoist's steps left behind when it
-//! died (kill -9, the OOM killer, a lost terminal) are waited for, bounded,
-//! then ended, and the admin is told. A rollback or a resume never starts
+//! died (kill -9, the OOM killer, a lost terminal) are waited for while a
+//! command's first process still runs (bounded), then the rest is ended,
+//! and the admin is told. A rollback or a resume never starts
 //! while a step of the previous hoist can still change the host.
 
 use std::path::Path;
@@ -14,6 +15,8 @@ use crate::process::scope;
 pub const WAIT: Duration = Duration::from_secs(10);
 /// Then SIGTERM, and SIGKILL after this.
 const GRACE: Duration = Duration::from_secs(5);
+/// What a command left behind gets after SIGTERM, as in a run.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
 
 /// Waits for, then ends, what a previous hoist's steps left running on
 /// `state_dir`; each line says what was found and what became of it (for
@@ -36,16 +39,24 @@ pub fn settle(state_dir: &Path, say: &dyn Fn(&str)) -> Vec<String> {
         humantime::format_duration(WAIT)
     )];
     say(&lines[0]);
+    // A command whose first process still runs is left to finish, bounded;
+    // what it leaves behind is then ended at once, as the run itself would
+    // have ended it when that first process ended (`process::scope`).
     let until = Instant::now() + WAIT;
     let mut left = found;
-    while !left.is_empty() && Instant::now() < until {
+    while left.iter().any(|m| m.leader) && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(100));
         left = scope::survivors(&id);
     }
     let line = if left.is_empty() {
         "they ended by themselves".to_string()
     } else {
-        scope::end_members(&left, GRACE, || scope::survivors(&id));
+        let grace = if left.iter().any(|m| m.leader) {
+            GRACE
+        } else {
+            LEFTOVER_GRACE
+        };
+        scope::end_members(&left, grace, || scope::survivors(&id));
         let still = scope::survivors(&id);
         if still.is_empty() {
             format!("ended them: {}", list(&left))
