@@ -149,6 +149,31 @@ fn failed(c: &Check, outcome: impl Fn(Status, Option<String>) -> Outcome, why: S
 }
 
 /// Runs a read-only test: `Ok` when it holds, else what was seen.
+/// Whether the file system of `f.path` (or of its nearest existing
+/// parent: the directory may be made by the upgrade) has `f.at_least` free.
+fn free_space(f: &crate::recipe::FreeSpace) -> Result<(), String> {
+    let want = f
+        .at_least
+        .parse::<bytesize::ByteSize>()
+        .map_err(|e| format!("{}: {e}", f.at_least))?;
+    let mut at = std::path::Path::new(&f.path);
+    while !at.exists() {
+        at = at.parent().unwrap_or(std::path::Path::new("/"));
+    }
+    let s = nix::sys::statvfs::statvfs(at).map_err(|e| format!("{}: {e}", at.display()))?;
+    let free = s.blocks_available().saturating_mul(s.fragment_size());
+    if free >= want.as_u64() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} has {} free, {} needed",
+            at.display(),
+            bytesize::ByteSize(free).display().iec(),
+            want.display().iec()
+        ))
+    }
+}
+
 pub fn test(t: &Test) -> Result<(), String> {
     let from_output = |o: std::io::Result<process::Output>| match o {
         Err(e) => Err(format!("could not run: {e}")),
@@ -187,6 +212,8 @@ pub fn test(t: &Test) -> Result<(), String> {
         } else {
             Err(format!("{p} does not exist"))
         }
+    } else if let Some(f) = &t.free_space {
+        free_space(f)
     } else if let Some(p) = &t.file_absent {
         if std::path::Path::new(p).exists() {
             Err(format!("{p} exists"))

@@ -534,3 +534,42 @@ test = {{ shell = \"sleep 60 & true\" }}
         started.elapsed()
     );
 }
+
+#[test]
+fn a_recipe_requires_free_space_where_its_steps_write() {
+    let p = Product::new("free-space", BASIC);
+    let recipe = p.read("recipe.toml");
+    let with = |size: &str| {
+        p.write(
+            "recipe.toml",
+            &format!(
+                "{recipe}
+[[checks]]
+id = \"room-for-the-release\"
+severity = \"inhibitor\"
+message = \"the release needs room\"
+test = {{ free_space = {{ path = \"{}/releases/new\", at_least = \"{size}\" }} }}
+",
+                p.dir.display()
+            ),
+        );
+        p.cmd(&["check", "-r"], &[])
+            .arg(p.path("recipe.toml"))
+            .output()
+            .unwrap()
+    };
+    let o = with("1 KiB");
+    assert!(o.status.success(), "{}", text(&o));
+    let o = with("1000 EiB");
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("needed"), "{out}");
+    // The upgrade refuses before it changes anything.
+    let o = p.hoist(&["upgrade"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    original(&p);
+    let o = with("lots");
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("not a size"), "{out}");
+}

@@ -196,6 +196,19 @@ pub struct Test {
     pub file_exists: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_absent: Option<String>,
+    /// The file system holding `path` has at least `at_least` free (a dump,
+    /// a new cluster, a release that the steps will write there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_space: Option<FreeSpace>,
+}
+
+/// `free_space = { path = "/var/lib/postgresql", at_least = "2 GiB" }`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreeSpace {
+    pub path: String,
+    /// A size: `"500 MiB"`, `"2 GiB"`, `"1.5GB"`.
+    pub at_least: String,
 }
 
 #[derive(Clone, Debug, Serialize)]

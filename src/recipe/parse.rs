@@ -444,9 +444,22 @@ fn check_test(t: &Test, span: &Span<usize>, problems: &mut Vec<Problem>) {
             ("shell", t.shell.is_some()),
             ("file_exists", t.file_exists.is_some()),
             ("file_absent", t.file_absent.is_some()),
+            ("free_space", t.free_space.is_some()),
         ],
         problems,
     );
+    if let Some(f) = &t.free_space
+        && let Err(e) = f.at_least.parse::<bytesize::ByteSize>()
+    {
+        problems.push(
+            Problem::error(
+                "wrong-value",
+                span.clone(),
+                format!("free_space.at_least `{}` is not a size: {e}", f.at_least),
+            )
+            .label("a size such as \"500 MiB\" or \"2 GiB\""),
+        );
+    }
 }
 
 #[derive(Deserialize)]
