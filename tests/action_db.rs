@@ -435,6 +435,16 @@ impl Apply for Command {
 
 // --- the product: a version file and a recipe of db steps -------------------
 
+/// The product's own install, in every recipe beside the test's db steps:
+/// it moves the version the recipe reads to the target, and its undo puts
+/// the old one back.
+const INSTALL: &str = r#"[[steps]]
+id = "install"
+phase = "install"
+exec = { shell = "echo 2.0 > {DIR}/VERSION" }
+undo = { exec = { shell = "echo 1.0 > {DIR}/VERSION" } }
+"#;
+
 struct Product {
     dir: PathBuf,
     env: Vec<(String, String)>,
@@ -447,7 +457,7 @@ impl Product {
         let dir = scratch.0.clone();
         std::fs::write(dir.join("VERSION"), "1.0\n").unwrap();
         let d = dir.display();
-        let steps = steps.replace("{DIR}", &d.to_string());
+        let steps = format!("{INSTALL}\n{steps}").replace("{DIR}", &d.to_string());
         std::fs::write(
             dir.join("recipe.toml"),
             format!(
@@ -530,8 +540,10 @@ db = {{ op = "backup", engine = "postgresql", database = "walt", dump = "{{DIR}}
     let o = p.hoist(&["plan", "-r", recipe.to_str().unwrap()], &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!text(&o).contains("not yet supported"), "{}", text(&o));
-    // Nothing changes the version: each upgrade takes one more dump.
+    // The same upgrade three times (1.0 put back in between, as after a
+    // reinstall): each takes one more dump.
     for _ in 0..3 {
+        std::fs::write(p.dir.join("VERSION"), "1.0\n").unwrap();
         let o = p.upgrade(&[]);
         assert!(o.status.success(), "{}", text(&o));
     }

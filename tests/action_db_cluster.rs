@@ -26,12 +26,18 @@ fn recipe(step: &str) -> String {
     format!(
         r#"[product]
 name = "pg"
-version = {{ shell = "echo 1.0" }}
+version = {{ file = "/root/VERSION" }}
 
 [[paths]]
 id = "main"
 from = "1.*"
 to = "2.0"
+
+[[steps]]
+id = "install"
+phase = "install"
+exec = {{ shell = "echo 2.0 > /root/VERSION" }}
+undo = {{ exec = {{ shell = "echo 1.0 > /root/VERSION" }} }}
 
 [[steps]]
 id = "cluster"
@@ -76,6 +82,8 @@ fn host(step: &str) -> hoist_testbed::Result<(Testbed, Arc<Host>)> {
          INSERT INTO \"Odd schema\".\"a table\" VALUES (1), (2), (3);",
     );
     psql(&h, "other", "CREATE TABLE empty (x int);");
+    // The product's version, which the recipe's install step moves to 2.0.
+    h.write_file("/root/VERSION", b"1.0\n", 0o644)?;
     install_hoist(&h, &recipe(step))?;
     Ok((tb, h))
 }
@@ -385,7 +393,7 @@ fn drop_cluster_drops_and_a_resume_finds_it_done() -> hoist_testbed::Result<()> 
     sh(&h, "pg_createcluster 15 old --start >/dev/null");
     let plan = sh(&h, "hoist plan -r /root/recipe.toml");
     assert!(
-        plan.contains("drop PostgreSQL cluster 15/old (pg_dropcluster --stop)\n"),
+        plan.contains("drop PostgreSQL cluster 15/old (pg_dropcluster --stop)  [timeout 6h]\n"),
         "no undo is shown: {plan}"
     );
     assert!(
@@ -408,7 +416,9 @@ fn drop_cluster_drops_and_a_resume_finds_it_done() -> hoist_testbed::Result<()> 
     );
     assert_eq!(sh(&h, "pg_lsclusters --no-header 15 main"), main_before);
 
-    // Gone already: a later run has nothing to drop.
+    // Gone already: a later run (1.0 put back, as after a reinstall) has
+    // nothing to drop.
+    sh(&h, "echo 1.0 > /root/VERSION");
     let (code, out, log) = upgrade(&h, "")?;
     assert_eq!(code, Some(0), "{out}\n{log}");
     assert!(

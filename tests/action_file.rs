@@ -83,6 +83,12 @@ from = "1.*"
 to = "2.0"
 
 [[steps]]
+id = "install"
+phase = "install"
+exec = {{ shell = "echo 2.0 > {d}/VERSION" }}
+undo = {{ exec = {{ shell = "echo 1.0 > {d}/VERSION" }} }}
+
+[[steps]]
 id = "env-line"
 phase = "configure"
 file = {{ op = "ensure_line", path = "{d}/environment.properties", line = "paths.script=/usr/share/cloudstack-common" }}
@@ -235,6 +241,7 @@ fn a_failure_after_the_edits_puts_back_bytes_owner_and_mode() {
         assert!(t.contains(&format!("[undo] {step}: undone")), "{step}: {t}");
     }
     assert_eq!(h.snapshot(), before);
+    assert_eq!(h.read("VERSION"), "1.0\n");
 }
 
 #[test]

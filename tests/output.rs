@@ -59,6 +59,8 @@ undo = {{ service = {{ op = "start", units = ["app"] }} }}
 id = "reader-gone"
 phase = "stop"
 exec = {{ shell = "for i in $(seq 600); do [ -e {d}/{READER_GONE} ] && exit 0; sleep 0.05; done; exit 1" }}
+undo = "none"
+undo_reason = "it only waits for the reader to go"
 
 [[steps]]
 id = "switch-release"

@@ -615,7 +615,8 @@ fn a_stop_and_a_start_are_undone_back_to_what_they_found() {
          service = {{ op = \"stop\", units = [\"web\", \"worker\"] }}\n\n\
          [[steps]]\nid = \"start-worker\"\nphase = \"start\"\n\
          service = {{ op = \"start\", units = [\"worker\"] }}\n\n\
-         [[steps]]\nid = \"check\"\nphase = \"verify\"\nexec = {{ shell = \"exit 3\" }}\n",
+         [[steps]]\nid = \"check\"\nphase = \"verify\"\nexec = {{ shell = \"exit 3\" }}\n\
+         undo = \"none\"\nundo_reason = \"it only checks\"\n",
         service("web"),
         service("worker"),
     );
@@ -657,7 +658,8 @@ fn a_recipe_undo_of_the_same_kind_does_not_read_what_the_step_saved() {
          [[steps]]\nid = \"repo-4.3\"\nphase = \"pre\"\n\
          repo = {{ op = \"switch\", file = \"{d}/cloudstack.list\", from = \"precise 4.2\", to = \"precise 4.3\" }}\n\
          undo = {{ repo = {{ op = \"switch\", file = \"{d}/cloudstack.list\", from = \"precise 4.3\", to = \"precise 4.2\" }} }}\n\n\
-         [[steps]]\nid = \"install\"\nphase = \"install\"\nexec = {{ shell = \"grep -q 'precise 4.3' {d}/cloudstack.list && exit 3\" }}\n",
+         [[steps]]\nid = \"install\"\nphase = \"install\"\nexec = {{ shell = \"grep -q 'precise 4.3' {d}/cloudstack.list && exit 3; echo 2.0 > {d}/VERSION\" }}\n\
+         undo = {{ exec = {{ shell = \"echo 1.0 > {d}/VERSION\" }} }}\n",
     );
     std::fs::write(dir.join("recipe.toml"), recipe).unwrap();
     let o = hoist_in(&dir.join("state"))
@@ -669,6 +671,10 @@ fn a_recipe_undo_of_the_same_kind_does_not_read_what_the_step_saved() {
     assert!(said.contains("[2/2] install: FAILED"), "{said}");
     assert!(said.contains("[undo] repo-4.3: undone"), "{said}");
     assert!(said.contains("Rolled back"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("VERSION")).unwrap(),
+        "1.0\n"
+    );
     assert_eq!(
         std::fs::read_to_string(dir.join("cloudstack.list")).unwrap(),
         list
