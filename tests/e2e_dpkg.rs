@@ -58,11 +58,10 @@ phase = "install"
 packages = { op = "install", names = ["slowpost"] }
 
 [[steps]]
-id = "bump"
-phase = "cleanup"
+id = "record-version"
+phase = "install"
 exec = { shell = "echo 2.0 > /root/VERSION" }
-undo = "none"
-undo_reason = "the database goes back whole from the backup step's dump"
+undo = { exec = { shell = "echo 1.0 > /root/VERSION" } }
 "#;
 
 #[test]

@@ -27,6 +27,12 @@ undo = "none"
 undo_reason = "it only records what it saw"
 
 [[steps]]
+id = "install"
+phase = "install"
+exec = { shell = "echo 5.0 > /root/VERSION" }
+undo = { exec = { shell = "echo 4.0 > /root/VERSION" } }
+
+[[steps]]
 id = "reboot"
 phase = "configure"
 reboot = { reason = "mandatory: otherwise walt server will fail to mount images" }
@@ -34,7 +40,7 @@ reboot = { reason = "mandatory: otherwise walt server will fail to mount images"
 [[steps]]
 id = "after"
 phase = "start"
-exec = { shell = "cat /proc/sys/kernel/random/boot_id > /root/boot-after; echo 5.0 > /root/VERSION" }
+exec = { shell = "cat /proc/sys/kernel/random/boot_id > /root/boot-after" }
 undo = "none"
 undo_reason = "it only records what it saw"
 "#;
