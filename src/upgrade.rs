@@ -41,6 +41,19 @@ fn say(json: bool, error: &str, message: &str) {
     }
 }
 
+/// A line the admin should read that refuses nothing (with `--json`, a
+/// `notice` event naming what it is about).
+fn notice(json: bool, about: &str, message: &str) {
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "notice", "about": about, "message": message })
+        );
+    } else {
+        errln!("hoist: {message}");
+    }
+}
+
 /// Before acting: what a previous hoist's steps left running is waited
 /// for, then ended (`run::leftover`), said, and journaled on the latest
 /// run. `Err` is the refusal's exit code when some could not be ended.
@@ -49,16 +62,7 @@ pub(crate) fn settle_leftovers(
     json: bool,
     journal: &mut Journal,
 ) -> Result<(), u8> {
-    let show = |line: &str| {
-        if json {
-            outln!(
-                "{}",
-                serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "leftover-processes", "message": line })
-            );
-        } else {
-            errln!("hoist: {line}");
-        }
-    };
+    let show = |line: &str| notice(json, "leftover-processes", line);
     let lines = crate::run::leftover::settle(state_dir, &show);
     if lines.is_empty() {
         return Ok(());
@@ -597,7 +601,7 @@ fn refresh_failed_undos(
     let fresh = match replan(run) {
         Ok(p) => p,
         Err(e) => {
-            say(
+            notice(
                 json,
                 "recipe-unusable",
                 &format!("the recipe cannot be planned now ({e}): the journaled undos are used"),
@@ -636,7 +640,7 @@ fn refresh_failed_undos(
     if diff.is_empty() {
         return Ok(());
     }
-    say(
+    notice(
         json,
         "undo-replaced",
         &format!(

@@ -104,6 +104,8 @@ pub struct Member {
     /// made for it, not a session leader a `setsid` made): while it lives,
     /// the command has not ended.
     pub leader: bool,
+    /// Its process group.
+    pub pgrp: i32,
 }
 
 impl std::fmt::Display for Member {
@@ -162,6 +164,7 @@ pub fn members(wanted: impl Fn(&str) -> bool) -> Vec<Member> {
             marker,
             command,
             leader: pgrp == pid && session != pid,
+            pgrp,
         });
     }
     found
@@ -190,8 +193,13 @@ pub fn survivors(state_id: &str) -> Vec<Member> {
 /// Ends the processes carrying exactly `marker`, and `group` if given:
 /// SIGTERM, then SIGKILL to what is left after `grace`. Returns the
 /// marked processes it found.
+///
+/// The group is signalled only while a marked process is still in it: its
+/// leader is reaped, and a group id is free for reuse once the group is
+/// empty, so a group with none of ours in it may be someone else's.
 pub fn end(marker: &str, group: Option<Pid>, grace: Duration) -> Vec<Member> {
     let found = members(|m| m == marker);
+    let group = group.filter(|g| found.iter().any(|m| m.pgrp == g.as_raw()));
     if let Some(g) = group {
         let _ = killpg(g, Signal::SIGTERM);
     }
