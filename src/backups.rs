@@ -38,7 +38,7 @@ pub fn load(state_dir: &Path) -> Vec<Entry> {
 
 pub fn save(state_dir: &Path, entries: &[Entry]) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(entries).map_err(std::io::Error::other)?;
-    crate::fsutil::write_atomic(&state_dir.join(INDEX), &json)
+    crate::sys::fsutil::write_atomic(&state_dir.join(INDEX), &json)
 }
 
 /// `hoist backups`: newest first, with size, date, database and run; a

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::facts::Facts;
-use crate::process;
 use crate::recipe::{Check, CheckSeverity, Recipe, Test};
+use crate::sys::process;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::journal::Journal;
-use crate::process;
 use crate::recipe::ServiceSpec;
+use crate::sys::process;
 
 /// A step's default bound when the recipe gives none: every wait is bounded.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -76,7 +76,7 @@ impl Ctx<'_> {
     }
 
     /// [`Ctx::run`], showing each line appended to `follow` while the
-    /// command runs (see [`crate::follow`]); the lines go to the run log
+    /// command runs (see [`crate::sys::follow`]); the lines go to the run log
     /// too.
     pub fn run_following(
         &self,
@@ -87,7 +87,7 @@ impl Ctx<'_> {
     ) -> Result<(), String> {
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.note(&format!("run {what}, following {}", follow.display()));
-        let mut follower = crate::follow::Follower::start(follow);
+        let mut follower = crate::sys::follow::Follower::start(follow);
         let show = |lines: Vec<String>| {
             for line in lines {
                 self.note(&format!("{}: {line}", follow.display()));

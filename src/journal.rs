@@ -671,7 +671,7 @@ fn insert_steps(tx: &rusqlite::Transaction<'_>, run: i64, plan: &Plan, base: i64
 
 /// The state directory holds the journal and logs: root's alone.
 fn create_private_dir(dir: &Path) -> Result<()> {
-    crate::fsutil::private_dir(&dir.join("runs")).map_err(|source| JournalError::Dir {
+    crate::sys::fsutil::private_dir(&dir.join("runs")).map_err(|source| JournalError::Dir {
         path: dir.display().to_string(),
         source,
     })

@@ -153,7 +153,7 @@ pub fn ask_within(question: &str, within: Option<std::time::Duration>) -> Option
     let stdin = io::stdin();
     let until = within.map(|w| std::time::Instant::now() + w);
     loop {
-        if crate::process::stop::requested()
+        if crate::sys::process::stop::requested()
             || until.is_some_and(|u| std::time::Instant::now() >= u)
         {
             return None;

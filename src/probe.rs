@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::condition::Condition;
 use crate::facts::{Facts, Value};
-use crate::process;
 use crate::recipe::{Probe, Recipe};
+use crate::sys::process;
 use crate::version::Version;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -19,7 +19,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{sync_dir, write_atomic};
+use crate::sys::fsutil::{sync_dir, write_atomic};
 
 /// Owner, group and mode (with the set-id and sticky bits) of a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +102,7 @@ impl Saved {
         if self.entries().iter().any(|(_, e)| e.path == path) {
             return Ok(());
         }
-        crate::fsutil::private_dir(&self.dir)?;
+        crate::sys::fsutil::private_dir(&self.dir)?;
         let n = self.entries().len();
         let entry = match std::fs::metadata(&path) {
             Ok(m) => {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::process::Output;
+use crate::sys::process::Output;
 
 /// How to reach one host, as an inventory names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,7 +49,7 @@ impl Session {
     /// Connects (bounded by `connect_timeout`) and keeps the connection
     /// open for the commands that follow.
     pub fn open(target: Target, options: &Options) -> Result<Session, String> {
-        crate::fsutil::private_dir(&options.control_dir)
+        crate::sys::fsutil::private_dir(&options.control_dir)
             .map_err(|e| format!("{}: {e}", options.control_dir.display()))?;
         let control = options.control_dir.join(socket_name(&target));
         let session = Session {
@@ -69,7 +69,7 @@ impl Session {
         let err_path = session.control.with_extension("err");
         let err_file =
             std::fs::File::create(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
-        let out = crate::process::run_logged(
+        let out = crate::sys::process::run_logged(
             &mut c,
             options.connect_timeout + Duration::from_secs(5),
             &err_file,
@@ -136,8 +136,10 @@ impl Session {
         let mut c = self.command(argv)?;
         let what = || format!("on {}: {}", self.target.host, argv.join(" "));
         match stdin {
-            None => crate::process::run(&mut c, timeout).map_err(|e| format!("{}: {e}", what())),
-            Some(bytes) => crate::process::run_with_stdin(&mut c, bytes, timeout)
+            None => {
+                crate::sys::process::run(&mut c, timeout).map_err(|e| format!("{}: {e}", what()))
+            }
+            Some(bytes) => crate::sys::process::run_with_stdin(&mut c, bytes, timeout)
                 .map_err(|e| format!("{}: {e}", what())),
         }
     }
@@ -203,7 +205,7 @@ impl Session {
             let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
             s
         });
-        let deadline = crate::process::Deadline::kill_at(&child, timeout);
+        let deadline = crate::sys::process::Deadline::kill_at(&child, timeout);
         for line in BufReader::new(stdout).lines() {
             match line {
                 Ok(l) => on_line(&l),
@@ -262,7 +264,7 @@ impl Session {
     pub fn close(&self) {
         let mut c = self.base();
         c.args(["-O", "exit", "--"]).arg(&self.target.host);
-        let _ = crate::process::run(&mut c, Duration::from_secs(10));
+        let _ = crate::sys::process::run(&mut c, Duration::from_secs(10));
         let _ = std::fs::remove_file(&self.control);
     }
 }

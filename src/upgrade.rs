@@ -107,7 +107,7 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     // From here on a signal never kills hoist: a run may be created any
     // moment, and one killed between its creation and its first step is
     // left `planned` (`process::stop`).
-    crate::process::stop::install();
+    crate::sys::process::stop::install();
     let mut journal = Journal::open(req.state_dir)?;
     if let Err(code) = settle_leftovers(req.state_dir, json, &mut journal) {
         return Ok(code);
@@ -253,7 +253,7 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     };
     let facts_json = serde_json::to_string(&req.facts.to_text_map()).unwrap_or_default();
     let stored_json = serde_json::to_value(&stored).unwrap_or_default();
-    if crate::process::stop::requested() {
+    if crate::sys::process::stop::requested() {
         return Ok(refuse(
             json,
             EXIT_REFUSED,
@@ -467,8 +467,8 @@ pub(crate) fn wait_for_boot(json: bool) {
     if std::env::var_os("INVOCATION_ID").is_some() {
         return;
     }
-    let state = crate::process::run(
-        &mut crate::process::argv(&["systemctl".into(), "is-system-running".into()]),
+    let state = crate::sys::process::run(
+        &mut crate::sys::process::argv(&["systemctl".into(), "is-system-running".into()]),
         std::time::Duration::from_secs(10),
     );
     let booting = state
@@ -480,8 +480,8 @@ pub(crate) fn wait_for_boot(json: bool) {
     if !json {
         outln!("the host is still booting: waiting for it to finish");
     }
-    let _ = crate::process::run(
-        &mut crate::process::argv(&[
+    let _ = crate::sys::process::run(
+        &mut crate::sys::process::argv(&[
             "systemctl".into(),
             "is-system-running".into(),
             "--wait".into(),
@@ -498,7 +498,7 @@ pub fn resume(state_dir: &Path, replan: bool, json: bool) -> u8 {
 }
 
 fn resume_inner(state_dir: &Path, replan: bool, json: bool) -> Result<u8, RunError> {
-    crate::process::stop::install();
+    crate::sys::process::stop::install();
     let _lock = match crate::lock::acquire(state_dir, "resume") {
         Ok(l) => l,
         Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
@@ -703,7 +703,7 @@ fn changed_plan(run: &crate::journal::RunRecord) -> Result<Option<(Plan, Vec<Str
 }
 
 pub fn rollback(state_dir: &Path, json: bool, skip: &[String], reason: &str) -> u8 {
-    crate::process::stop::install();
+    crate::sys::process::stop::install();
     let run = || -> Result<u8, RunError> {
         let _lock = match crate::lock::acquire(state_dir, "rollback") {
             Ok(l) => l,

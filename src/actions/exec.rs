@@ -54,8 +54,8 @@ impl Kind for Exec {
 
     fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
         let mut cmd = match (&self.argv, &self.shell) {
-            (Some(argv), _) => crate::process::argv(argv),
-            (_, Some(sh)) => crate::process::shell(sh),
+            (Some(argv), _) => crate::sys::process::argv(argv),
+            (_, Some(sh)) => crate::sys::process::shell(sh),
             _ => return Err("exec: nothing to run".into()),
         };
         cmd.envs(&self.env);

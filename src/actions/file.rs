@@ -169,7 +169,7 @@ impl File {
             })),
             Err(conflicted) => {
                 let kept = scratch.join("merge-conflict");
-                let _ = crate::fsutil::write_atomic(&kept, conflicted.as_bytes());
+                let _ = crate::sys::fsutil::write_atomic(&kept, conflicted.as_bytes());
                 Err(format!(
                     "merge conflict: {shown} and {new_shown} change the same lines (base: {}); \
                      nothing was changed. Merge by hand (the conflicted merge is in {}), remove \

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::Kind;
 use crate::context::Ctx;
 use crate::diag::Problem;
-use crate::fsutil::write_atomic;
+use crate::sys::fsutil::write_atomic;
 use crate::recipe::duration;
 
 pub const UNIT: &str = "hoist-resume.service";
@@ -162,7 +162,7 @@ impl Kind for Reboot {
         // or failed here would be a lie either way.
         let deadline = std::time::Instant::now() + self.back_within;
         while std::time::Instant::now() < deadline {
-            if crate::process::stop::requested() {
+            if crate::sys::process::stop::requested() {
                 outln!("hoist: the host is rebooting; the upgrade resumes by itself at boot");
                 std::process::exit(3);
             }

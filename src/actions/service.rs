@@ -126,7 +126,7 @@ impl Kind for Service {
             if !text.is_empty() {
                 text.push('\n');
             }
-            crate::fsutil::write_atomic(&ctx.step_dir.join(FOUND), text.as_bytes())
+            crate::sys::fsutil::write_atomic(&ctx.step_dir.join(FOUND), text.as_bytes())
                 .map_err(|e| format!("saving which units run: {e}"))?;
         }
         // Several units restarted together go down and come up as a set:
@@ -206,11 +206,11 @@ pub fn command(
     if argv.is_empty() {
         return Err(format!("service {unit}: no command to {}", verb(op)));
     }
-    let mut cmd = crate::process::argv(&argv);
+    let mut cmd = crate::sys::process::argv(&argv);
     // A start script that is not systemd's leaves the service's daemon
     // behind on purpose: it must not be ended with the step.
     if backend != Backend::Systemd && matches!(op, Op::Start | Op::Restart | Op::Reload) {
-        crate::process::scope::detach(&mut cmd);
+        crate::sys::process::scope::detach(&mut cmd);
     }
     Ok(cmd)
 }
@@ -230,8 +230,8 @@ pub fn is_running(spec: Option<&ServiceSpec>, unit: &str) -> bool {
             _ => return false,
         },
     };
-    crate::process::run(
-        &mut crate::process::argv(&argv),
+    crate::sys::process::run(
+        &mut crate::sys::process::argv(&argv),
         std::time::Duration::from_secs(30),
     )
     .is_ok_and(|o| o.success())

@@ -99,7 +99,7 @@ pub struct RolloutView {
 impl FleetJournal {
     /// Opens (creating) `fleet.db` in the state directory.
     pub fn open(dir: &Path) -> Result<FleetJournal> {
-        crate::fsutil::private_dir(dir).map_err(|source| JournalError::Dir {
+        crate::sys::fsutil::private_dir(dir).map_err(|source| JournalError::Dir {
             path: dir.display().to_string(),
             source,
         })?;

@@ -74,7 +74,7 @@ fn run(args: &ActionArgs, state_dir: &Path) -> Result<(), (u8, String)> {
         .parent()
         .unwrap_or(&recipe_dir)
         .join(format!("once-{}", safe(&args.id)));
-    crate::fsutil::private_dir(&work)
+    crate::sys::fsutil::private_dir(&work)
         .map_err(|e| (EXIT_REFUSED, format!("{}: {e}", work.display())))?;
     let log_path = work.join("output.log");
     let log = std::fs::File::create(&log_path)

@@ -556,7 +556,7 @@ fn pack(dir: &Path) -> Result<Vec<u8>, String> {
         dir
     };
     let file = std::env::temp_dir().join(format!("hoist-recipe-{}.tar", std::process::id()));
-    let out = crate::process::run(
+    let out = crate::sys::process::run(
         std::process::Command::new("tar")
             .arg("-C")
             .arg(dir)

@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn a_damaged_journal_is_named_with_what_to_do() {
         let d = scratch("damaged");
-        crate::fsutil::private_dir(&d).unwrap();
+        crate::sys::fsutil::private_dir(&d).unwrap();
         std::fs::write(d.join("journal.db"), vec![7u8; 8192]).unwrap();
         let e = Journal::open_existing(&d).err().unwrap().to_string();
         assert!(

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::process::scope;
+use crate::sys::process::scope;
 
 /// How long a previous step's processes get to finish on their own (an
 /// orphaned `dpkg` is better left to end than killed in the middle).

@@ -187,7 +187,7 @@ fn rank(s: RunState) -> u8 {
 
 impl Engine {
     pub fn open(journal: Journal, run: i64, json: bool) -> Result<Engine, RunError> {
-        crate::process::stop::install();
+        crate::sys::process::stop::install();
         let dir = journal.dir().to_path_buf();
         let record = journal.load_run(run)?;
         let stored: Stored = serde_json::from_value(record.options.clone())
@@ -225,7 +225,7 @@ impl Engine {
             stored,
             ui: Reporter::new(json, total),
             log,
-            state_id: crate::process::scope::state_id(&dir),
+            state_id: crate::sys::process::scope::state_id(&dir),
             interactive: crate::ui::interactive(),
             started_with: (exe, recipe),
             deferred: Vec::new(),
@@ -322,7 +322,7 @@ impl Engine {
                     "step {key} is in the journal but not in its plan"
                 )));
             };
-            if crate::process::stop::requested() {
+            if crate::sys::process::stop::requested() {
                 self.set_state(RunState::Paused, Some("stopped by a signal"))?;
                 return Ok(Ending::Paused);
             }
@@ -478,7 +478,7 @@ impl Engine {
         } else {
             let mut result = Err(String::new());
             for attempt in 0..=step.retries {
-                if attempt > 0 && crate::process::stop::requested() {
+                if attempt > 0 && crate::sys::process::stop::requested() {
                     break;
                 }
                 if attempt > 0 {
@@ -500,7 +500,7 @@ impl Engine {
         let tail = self.tail_since(offset);
         let secs = started.elapsed().as_secs_f64();
         if let Err(e) = &result
-            && crate::process::stop::requested()
+            && crate::sys::process::stop::requested()
         {
             self.note(&format!("{key} interrupted: {e}"));
             self.ui
@@ -558,7 +558,7 @@ impl Engine {
     ) -> Result<(), String> {
         self.with_ctx(step, |ctx| {
             ctx.step_dir = ctx.step_dir.join("undo");
-            crate::fsutil::private_dir(&ctx.step_dir)
+            crate::sys::fsutil::private_dir(&ctx.step_dir)
                 .map_err(|e| format!("{}: {e}", ctx.step_dir.display()))?;
             undo.apply(ctx)
         })
@@ -591,7 +591,7 @@ impl Engine {
         let ask = |q: &str| ui.suspend(|| crate::ui::ask_within(q, Some(bound)));
         let key = step.key.as_str();
         let progress = |line: &str| ui.progress(key, line);
-        crate::process::scope::enter(crate::process::scope::step_scope(
+        crate::sys::process::scope::enter(crate::sys::process::scope::step_scope(
             &self.state_id,
             self.run,
             &step.key,
@@ -613,7 +613,7 @@ impl Engine {
             progress: &progress,
         };
         let out = f(&mut ctx);
-        crate::process::scope::leave();
+        crate::sys::process::scope::leave();
         out
     }
 
@@ -635,7 +635,7 @@ impl Engine {
             .join("runs")
             .join(self.run.to_string())
             .join(safe);
-        let _ = crate::fsutil::private_dir(&dir);
+        let _ = crate::sys::fsutil::private_dir(&dir);
         dir
     }
 

@@ -251,7 +251,7 @@ impl Engine {
                 crate::actions::service::command(spec, &name, crate::actions::service::Op::Start)
                     .and_then(|cmd| {
                         self.note(&format!("start {name}: it ran before the upgrade"));
-                        let out = crate::process::run_logged(
+                        let out = crate::sys::process::run_logged(
                             &mut { cmd },
                             crate::context::DEFAULT_TIMEOUT,
                             &self.log,

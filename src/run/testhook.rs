@@ -32,7 +32,7 @@ pub fn signal_at(key: &str) {
         // The handler counts it on its own thread: wait until it has, so
         // the step sees the stop as an admin's would be seen.
         for _ in 0..200 {
-            if crate::process::stop::requested() {
+            if crate::sys::process::stop::requested() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));

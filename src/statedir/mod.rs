@@ -67,7 +67,7 @@ pub fn trusted(dir: &Path, create: bool) -> Result<Option<PathBuf>, Untrusted> {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => return Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            crate::fsutil::private_dir(dir).map_err(|e| Untrusted {
+            crate::sys::fsutil::private_dir(dir).map_err(|e| Untrusted {
                 dir: dir.to_path_buf(),
                 what: format!("cannot create it: {e}"),
             })?;

@@ -89,7 +89,7 @@ pub fn ensure_reserve(dir: &Path) {
         }
         f.sync_all()?;
         std::fs::rename(&tmp, &path)?;
-        crate::fsutil::sync_dir(dir)
+        crate::sys::fsutil::sync_dir(dir)
     })();
     if made.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -100,7 +100,7 @@ pub fn ensure_reserve(dir: &Path) {
 pub fn release_reserve(dir: &Path) -> bool {
     let gone = std::fs::remove_file(reserve_path(dir)).is_ok();
     if gone {
-        let _ = crate::fsutil::sync_dir(dir);
+        let _ = crate::sys::fsutil::sync_dir(dir);
     }
     gone
 }
@@ -128,7 +128,7 @@ mod tests {
     fn the_reserve_takes_real_blocks_and_goes_once() {
         let d = std::env::temp_dir().join(format!("hoist-reserve-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        crate::fsutil::private_dir(&d).unwrap();
+        crate::sys::fsutil::private_dir(&d).unwrap();
         ensure_reserve(&d);
         if free(&d).is_some_and(|f| f > RESERVE + MIN_FREE) {
             use std::os::unix::fs::MetadataExt;

@@ -26,7 +26,7 @@ impl Secret {
     fn write(dir: &Path, name: &str, text: &str) -> Result<Secret, String> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        crate::fsutil::private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        crate::sys::fsutil::private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         // Files a killed hoist left behind are removed (the next client of
         // the step, e.g. resume's check, cleans up), never reused: each is
         // created anew with mode 0600 before the secret is written.
@@ -336,7 +336,7 @@ impl Client {
             }
         };
         cmd.envs(ctx.env.iter().map(|(k, v)| (k, v)));
-        let out = crate::process::run(&mut cmd, timeout)
+        let out = crate::sys::process::run(&mut cmd, timeout)
             .map_err(|e| format!("{}: cannot run: {e}", self.program()))?;
         if !out.stderr.trim().is_empty() {
             ctx.note(&format!("{}: {}", self.program(), out.stderr.trim()));

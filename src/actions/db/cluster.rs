@@ -354,7 +354,7 @@ fn status(c: Cl<'_>) -> Result<Option<Status>, String> {
     let mut cmd = Command::new("pg_lsclusters");
     cmd.args(["--no-header", c.version, c.name])
         .current_dir("/");
-    let out = crate::process::run(&mut cmd, QUICK)
+    let out = crate::sys::process::run(&mut cmd, QUICK)
         .map_err(|e| format!("pg_lsclusters: cannot run: {e} (is postgresql-common installed?)"))?;
     if !out.success() {
         if !c.exists() {
@@ -400,7 +400,7 @@ fn daemon_reload(ctx: &Ctx<'_>) {
 }
 
 fn mark(path: &Path, text: &str) -> Result<(), String> {
-    crate::fsutil::write_atomic(path, text.as_bytes())
+    crate::sys::fsutil::write_atomic(path, text.as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -491,7 +491,7 @@ fn rows(ctx: &Ctx<'_>, c: Cl<'_>, db: &str, sql: &str) -> Result<Vec<Vec<String>
         .env("PGDATABASE", db);
     let file = ctx.step_dir.join("cluster-query.out");
     let _ = std::fs::remove_file(&file);
-    let out = crate::process::run(&mut stdout_to(cmd, &file), ctx.timeout)
+    let out = crate::sys::process::run(&mut stdout_to(cmd, &file), ctx.timeout)
         .map_err(|e| format!("psql: cannot run: {e}"))?;
     let text = std::fs::read(&file).map(|b| String::from_utf8_lossy(&b).into_owned());
     let _ = std::fs::remove_file(&file);
@@ -608,7 +608,7 @@ pub fn upgrade(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
         fingerprint: fp,
     };
     let json = serde_json::to_vec_pretty(&before).map_err(|e| e.to_string())?;
-    crate::fsutil::write_atomic(&dir.join(BEFORE), &json)
+    crate::sys::fsutil::write_atomic(&dir.join(BEFORE), &json)
         .map_err(|e| format!("{}: {e}", dir.join(BEFORE).display()))?;
     let saved = Saved::new(&dir);
     for f in ["postgresql.conf", "start.conf"] {
@@ -754,7 +754,7 @@ pub fn undo_upgrade(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
         // Done with the new cluster: a second undo (after a crash) must
         // not take an empty target created below for it.
         let _ = std::fs::remove_file(dir.join(UPGRADING));
-        crate::fsutil::sync_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        crate::sys::fsutil::sync_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     // It ran when the step began (the step checks); started again only then.
     if dir.join(BEFORE).exists() && old.exists() && !online(old)? {

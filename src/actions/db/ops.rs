@@ -175,7 +175,7 @@ fn aside_name(dest: &Path) -> PathBuf {
 
 fn sync_parent(p: &Path) -> Result<(), String> {
     let dir = p.parent().unwrap_or(Path::new("/"));
-    crate::fsutil::sync_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))
+    crate::sys::fsutil::sync_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 /// Dumps the database into a temporary file beside `dest` (mode 0600),
@@ -184,7 +184,7 @@ fn write_dump(client: &Client, db: &Db, ctx: &Ctx<'_>, dest: &Path) -> Result<Pa
     use std::os::unix::fs::OpenOptionsExt;
     let dir = dest.parent().unwrap_or(Path::new("/"));
     if !dir.exists() {
-        crate::fsutil::private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        crate::sys::fsutil::private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let name = dest
         .file_name()
@@ -246,7 +246,7 @@ fn verify(engine: Engine, database: &str, dump: &Path, ctx: &Ctx<'_>) -> Result<
         Engine::Postgresql => {
             let mut c = std::process::Command::new("pg_restore");
             c.arg("--list").arg(dump);
-            let out = crate::process::run(&mut c, ctx.timeout)
+            let out = crate::sys::process::run(&mut c, ctx.timeout)
                 .map_err(|e| format!("pg_restore: cannot run: {e}"))?;
             if !out.success() {
                 return Err(format!(
@@ -464,7 +464,7 @@ pub fn sql(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
         }
     };
     let file = ctx.step_dir.join("statements.sql");
-    crate::fsutil::write_atomic(&file, script.as_bytes())
+    crate::sys::fsutil::write_atomic(&file, script.as_bytes())
         .map_err(|e| format!("{}: {e}", file.display()))?;
     let what = format!("{} on {}", client.program(), db.database);
     ctx.run(

@@ -279,7 +279,7 @@ impl Fetch {
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
             .and_then(|_| std::fs::rename(&tmp, &saved))
-            .and_then(|_| crate::fsutil::sync_dir(&ctx.step_dir))
+            .and_then(|_| crate::sys::fsutil::sync_dir(&ctx.step_dir))
             .map_err(|e| format!("saving {}: {e}", dest.display()))
     }
 }
@@ -348,19 +348,19 @@ impl Kind for Fetch {
         let part = Self::part_path(&dest);
         let how = self.download_verified(ctx, &checks, &part, deadline, &trust)?;
         // What compensate needs is on disk before dest changes.
-        crate::fsutil::private_dir(&ctx.step_dir)
+        crate::sys::fsutil::private_dir(&ctx.step_dir)
             .map_err(|e| format!("{}: {e}", ctx.step_dir.display()))?;
         if dest.exists() {
             Self::save_old(ctx, &dest)?;
         } else if !Self::saved_path(ctx).exists() {
-            crate::fsutil::write_atomic(
+            crate::sys::fsutil::write_atomic(
                 &Self::created_marker(ctx),
                 dest.as_os_str().as_encoded_bytes(),
             )
             .map_err(|e| format!("{}: {e}", ctx.step_dir.display()))?;
         }
         std::fs::rename(&part, &dest)
-            .and_then(|_| crate::fsutil::sync_dir(dir))
+            .and_then(|_| crate::sys::fsutil::sync_dir(dir))
             .map_err(|e| format!("{}: {e}", dest.display()))?;
         ctx.note(&format!(
             "{} verified ({how}) and written to {}",
@@ -396,14 +396,14 @@ impl Kind for Fetch {
                     .map_err(|e| format!("{}: {e}", tmp.display()))?;
             }
             std::fs::rename(&tmp, &dest)
-                .and_then(|_| crate::fsutil::sync_dir(dir))
+                .and_then(|_| crate::sys::fsutil::sync_dir(dir))
                 .map_err(|e| format!("{}: {e}", dest.display()))?;
             ctx.note(&format!("{} put back as it was", dest.display()));
         } else if marker.exists() {
             match std::fs::remove_file(&dest) {
                 Ok(()) => {
                     let dir = dest.parent().unwrap_or(Path::new("/"));
-                    let _ = crate::fsutil::sync_dir(dir);
+                    let _ = crate::sys::fsutil::sync_dir(dir);
                     ctx.note(&format!(
                         "{} removed (it was not there before)",
                         dest.display()

@@ -96,7 +96,7 @@ fn text_of(from: &Path, bytes: Vec<u8>) -> Result<String, String> {
 /// The package that ships `path` (`dpkg-query -S`; diversions aside).
 fn owner(path: &Path) -> Result<String, String> {
     let shown = path.display().to_string();
-    let out = crate::process::run(
+    let out = crate::sys::process::run(
         std::process::Command::new("dpkg-query").arg("-S").arg(path),
         TOOL_TIMEOUT,
     )
@@ -116,7 +116,7 @@ fn owner(path: &Path) -> Result<String, String> {
 }
 
 fn installed_version(package: &str) -> Result<String, String> {
-    let out = crate::process::run(
+    let out = crate::sys::process::run(
         std::process::Command::new("dpkg-query")
             .args(["-W", "-f=${Version}"])
             .arg(package),
@@ -158,12 +158,12 @@ pub fn older_deb(dir: &Path, package: &str, installed: &str) -> Option<PathBuf> 
 /// `path` as shipped in `deb` (`dpkg-deb --fsys-tarfile | tar -xO`),
 /// through a file in `scratch` so a large file is not held in a pipe.
 fn extract(deb: &Path, path: &Path, scratch: &Path) -> Result<Vec<u8>, String> {
-    let _ = crate::fsutil::private_dir(scratch);
+    let _ = crate::sys::fsutil::private_dir(scratch);
     let out_file = scratch.join("base");
     let member = path.to_string_lossy().trim_start_matches('/').to_string();
     // Packages list members as `./etc/x`; some old ones as `etc/x`.
     for name in [format!("./{member}"), member.clone()] {
-        let out = crate::process::run(
+        let out = crate::sys::process::run(
             std::process::Command::new("bash")
                 .arg("-c")
                 .arg(r#"set -o pipefail; dpkg-deb --fsys-tarfile "$1" | tar -xOf - "$2" > "$3""#)

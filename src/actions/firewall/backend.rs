@@ -49,7 +49,7 @@ impl Sh<'_> {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             // Messages are parsed (`iptables -V`, `nft list`): one language.
             .env("LC_ALL", "C");
-        let out = crate::process::run(&mut cmd, BOUND)
+        let out = crate::sys::process::run(&mut cmd, BOUND)
             .map_err(|e| format!("{}: cannot run: {e}", argv[0]))?;
         if let Some(mut log) = self.log {
             let _ = writeln!(log, "hoist: run {}", argv.join(" "));

@@ -133,8 +133,8 @@ pub fn interrupted() -> Option<String> {
     let pending = std::fs::read_dir("/var/lib/dpkg/updates")
         .map(|d| d.filter_map(|e| e.ok()).count())
         .unwrap_or(0);
-    let audit = crate::process::run(
-        &mut crate::process::argv(&["dpkg".into(), "--audit".into()]),
+    let audit = crate::sys::process::run(
+        &mut crate::sys::process::argv(&["dpkg".into(), "--audit".into()]),
         Duration::from_secs(60),
     )
     .map(|o| o.stdout.trim().to_string())
@@ -338,7 +338,7 @@ fn reinstall_half_installed(ctx: &Ctx<'_>) -> Result<(), String> {
         .ok_or("dpkg was interrupted before this step saved what it changes: finish it by hand")?;
     let mut q = Command::new("dpkg-query");
     q.args(["-W", "-f", "${Package} ${db:Status-Abbrev}\n"]);
-    let out = crate::process::run(&mut q, Duration::from_secs(60))
+    let out = crate::sys::process::run(&mut q, Duration::from_secs(60))
         .map_err(|e| format!("dpkg-query: {e}"))?;
     let broken: Vec<&str> = out
         .stdout
@@ -350,7 +350,7 @@ fn reinstall_half_installed(ctx: &Ctx<'_>) -> Result<(), String> {
         .map(|(p, _)| p)
         .collect();
     let fetched = ctx.step_dir.join("new-debs");
-    crate::fsutil::private_dir(&fetched).map_err(|e| e.to_string())?;
+    crate::sys::fsutil::private_dir(&fetched).map_err(|e| e.to_string())?;
     let mut debs = Vec::new();
     for pkg in broken {
         let name = pkg.split(':').next().unwrap_or(pkg);
@@ -406,7 +406,7 @@ fn save_before(p: &Packages, ctx: &mut Ctx<'_>, argv: &[&str]) -> Result<(), Str
     let mut sim = apt_get(p, &["-s"]);
     sim.args(argv);
     sim.env("LC_ALL", "C");
-    let out = crate::process::run(&mut sim, Duration::from_secs(600))
+    let out = crate::sys::process::run(&mut sim, Duration::from_secs(600))
         .map_err(|e| format!("apt-get -s: {e}"))?;
     if !out.success() {
         return Err(format!(
@@ -417,7 +417,7 @@ fn save_before(p: &Packages, ctx: &mut Ctx<'_>, argv: &[&str]) -> Result<(), Str
     }
     let changes = parse_simulation(&out.stdout);
     let debs = ctx.step_dir.join("debs");
-    crate::fsutil::private_dir(&debs).map_err(|e| e.to_string())?;
+    crate::sys::fsutil::private_dir(&debs).map_err(|e| e.to_string())?;
     let mut kept = Vec::new();
     // A point of no return is never undone: no old .deb is kept for it (the
     // old release's may not be downloadable any more), but the manifest
@@ -439,7 +439,7 @@ fn save_before(p: &Packages, ctx: &mut Ctx<'_>, argv: &[&str]) -> Result<(), Str
             .and_then(|f| f.sync_all())
             .map_err(|e| e.to_string())?;
     }
-    crate::fsutil::sync_dir(&debs).map_err(|e| e.to_string())?;
+    crate::sys::fsutil::sync_dir(&debs).map_err(|e| e.to_string())?;
     let absent_before = changes
         .iter()
         .filter(|c| c.old.is_none() && status_char(&c.package).is_none_or(|s| s == 'n'))
@@ -452,7 +452,7 @@ fn save_before(p: &Packages, ctx: &mut Ctx<'_>, argv: &[&str]) -> Result<(), Str
         absent_before,
     };
     let text = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
-    crate::fsutil::write_atomic(&manifest_path(ctx), &text).map_err(|e| e.to_string())?;
+    crate::sys::fsutil::write_atomic(&manifest_path(ctx), &text).map_err(|e| e.to_string())?;
     let summary: Vec<String> = manifest
         .changes
         .iter()
@@ -599,8 +599,8 @@ fn present(pkg: &str) -> bool {
 /// dpkg's current status letter of `pkg` (`i`, `c` for config files only,
 /// `n` not installed ...); `None` when dpkg does not know it.
 fn status_char(pkg: &str) -> Option<char> {
-    let out = crate::process::run(
-        &mut crate::process::argv(&[
+    let out = crate::sys::process::run(
+        &mut crate::sys::process::argv(&[
             "dpkg-query".into(),
             "-W".into(),
             "-f".into(),
@@ -625,7 +625,7 @@ pub fn applied(p: &Packages) -> Option<bool> {
             let argv: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut sim = apt_get(p, &["-s"]);
             sim.args(&argv).env("LC_ALL", "C");
-            let out = crate::process::run(&mut sim, Duration::from_secs(600)).ok()?;
+            let out = crate::sys::process::run(&mut sim, Duration::from_secs(600)).ok()?;
             out.success()
                 .then(|| parse_simulation(&out.stdout).is_empty())
         }

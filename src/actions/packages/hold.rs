@@ -81,8 +81,8 @@ pub fn hold(ctx: &Ctx<'_>, units: &[String]) -> Result<Hold, String> {
         return Ok(Hold { active: false });
     }
     let write = || -> std::io::Result<()> {
-        crate::fsutil::write_atomic(Path::new(MARKER), b"")?;
-        crate::fsutil::write_atomic(
+        crate::sys::fsutil::write_atomic(Path::new(MARKER), b"")?;
+        crate::sys::fsutil::write_atomic(
             Path::new(POLICY),
             script(units, std::process::id()).as_bytes(),
         )?;
