@@ -160,8 +160,8 @@ fn free_space(f: &crate::recipe::FreeSpace) -> Result<(), String> {
     while !at.exists() {
         at = at.parent().unwrap_or(std::path::Path::new("/"));
     }
-    let s = nix::sys::statvfs::statvfs(at).map_err(|e| format!("{}: {e}", at.display()))?;
-    let free = s.blocks_available().saturating_mul(s.fragment_size());
+    let free = crate::sys::fsutil::free(at)
+        .ok_or_else(|| format!("{}: cannot read its free space", at.display()))?;
     if free >= want.as_u64() {
         Ok(())
     } else {

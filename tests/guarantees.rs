@@ -345,24 +345,11 @@ fn a_signal_during_a_wait_pauses_the_run_at_once() {
                 "until = { command = [\"test\", \"-e\", \"{d}/ready\"] }, timeout = \"10m\"",
             ),
         );
-        let mut child = p
-            .cmd(&["upgrade"], &[])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Bounded: until the wait has started.
-        let until = Instant::now() + Duration::from_secs(30);
-        while !p.read("state/runs/1.log").contains("healthy") && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // Until the wait has started.
+        let mut child = upgrade_until(&p, "state/runs/1.log", "healthy");
         std::thread::sleep(Duration::from_millis(300));
         let sent = Instant::now();
-        Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(child.id().to_string())
-            .status()
-            .unwrap();
+        signal(&child, sig);
         let status = wait_bounded(&mut child, Duration::from_secs(30));
         assert_eq!(status, Some(3), "SIG{sig}");
         // At once, not at the wait's 10 minutes: well under them.
@@ -373,6 +360,31 @@ fn a_signal_during_a_wait_pauses_the_run_at_once() {
         assert!(o.status.success(), "SIG{sig}: {}", text(&o));
         upgraded(&p);
     }
+}
+
+/// `hoist upgrade` started, once `file` of the product holds `needle`
+/// (bounded: 30 s).
+fn upgrade_until(p: &Product, file: &str, needle: &str) -> std::process::Child {
+    let child = p
+        .cmd(&["upgrade"], &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while !p.read(file).contains(needle) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// `kill -SIG` of `child` alone.
+fn signal(child: &std::process::Child, sig: &str) {
+    Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
 }
 
 fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
@@ -429,16 +441,7 @@ fn processes_a_killed_hoist_left_end_before_the_rollback_acts() {
             "echo 2.0 > {d}/VERSION; setsid sh -c 'sleep 3; echo 2.0-late > {d}/VERSION' & sleep 30\"",
         ),
     );
-    let mut child = p
-        .cmd(&["upgrade"], &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let until = Instant::now() + Duration::from_secs(30);
-    while p.read("VERSION") != "2.0\n" && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = upgrade_until(&p, "VERSION", "2.0\n");
     // kill -9 of hoist alone, as the OOM killer would.
     child.kill().unwrap();
     child.wait().unwrap();
@@ -467,30 +470,13 @@ fn a_second_signal_ends_a_step_that_would_not_end_and_the_run_pauses() {
             "[ -e {d}/go ] || sleep 600; grep -q migrated {d}/data || echo migrated >> {d}/data",
         ),
     );
-    let mut child = p
-        .cmd(&["upgrade"], &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let until = Instant::now() + Duration::from_secs(30);
-    while !p.read("state/runs/1.log").contains("step migrate") && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = upgrade_until(&p, "state/runs/1.log", "step migrate");
     std::thread::sleep(Duration::from_millis(300));
-    let pid = child.id().to_string();
-    let kill = |sig: &str| {
-        Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(&pid)
-            .status()
-            .unwrap();
-    };
     // The first leaves the command to finish: hoist is still there.
-    kill("INT");
+    signal(&child, "INT");
     std::thread::sleep(Duration::from_secs(1));
     assert!(child.try_wait().unwrap().is_none(), "gone after one SIGINT");
-    kill("INT");
+    signal(&child, "INT");
     let status = wait_bounded(&mut child, Duration::from_secs(30));
     assert_eq!(status, Some(3));
     assert_eq!(p.state(), "paused");

@@ -27,17 +27,7 @@ pub fn reserve_path(dir: &Path) -> PathBuf {
     dir.join(NAME)
 }
 
-/// Bytes free for an unprivileged user on the filesystem of `dir`, and for
-/// root (root may use the blocks kept for it).
-pub fn free(dir: &Path) -> Option<u64> {
-    let s = nix::sys::statvfs::statvfs(dir).ok()?;
-    let avail = if nix::unistd::geteuid().is_root() {
-        s.blocks_free()
-    } else {
-        s.blocks_available()
-    };
-    Some(avail.saturating_mul(s.fragment_size()))
-}
+pub use crate::sys::fsutil::free;
 
 /// `free`, for a message: "12.0 MiB" or "unknown".
 pub fn free_text(dir: &Path) -> String {

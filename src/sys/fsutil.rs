@@ -45,3 +45,15 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
         .mode(0o700)
         .create(dir)
 }
+
+/// Bytes free for an unprivileged user on the filesystem of `dir`, and for
+/// root (root may use the blocks kept for it).
+pub fn free(dir: &Path) -> Option<u64> {
+    let s = nix::sys::statvfs::statvfs(dir).ok()?;
+    let avail = if nix::unistd::geteuid().is_root() {
+        s.blocks_free()
+    } else {
+        s.blocks_available()
+    };
+    Some(avail.saturating_mul(s.fragment_size()))
+}
