@@ -13,6 +13,7 @@ pub mod testhook;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -193,9 +194,13 @@ impl Engine {
         let stored: Stored = serde_json::from_value(record.options.clone())
             .map_err(|e| RunError::Refused(format!("run {run}: unreadable options: {e}")))?;
         let path = journal.log_path(run);
+        // Never through a symbolic link (the directory's trust check
+        // refused any it found; this closes the window after it).
         let log = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|source| RunError::Log {
                 path: path.display().to_string(),
@@ -463,6 +468,12 @@ impl Engine {
         // Durability point: the step is on disk as running (with the last
         // step's done) before its action starts.
         self.commit(vec![StepChange::to(key, StepState::Running)], run_to, None)?;
+        let scope = crate::sys::process::scope::step_scope(&self.state_id, self.run, key);
+        self.journal.event(
+            self.run,
+            "step-processes",
+            &format!("{key}: {}", crate::sys::process::scope::identity(&scope)),
+        )?;
         self.ui.step_started(n, total, key, &step.summary);
         self.note(&format!(
             "step {key} ({}): {}",

@@ -8,6 +8,7 @@
 
 pub mod scope;
 pub mod stop;
+pub mod unit;
 
 use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
@@ -63,6 +64,8 @@ fn run_fed(
     use std::os::unix::process::CommandExt;
     let start = Instant::now();
     let marker = scope::mark(cmd);
+    let mut contained = marker.as_deref().and_then(|m| scope::contain(cmd, m));
+    let cmd = contained.as_mut().unwrap_or(cmd);
     let mut child = cmd
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -135,6 +138,8 @@ pub fn run_logged(
     use std::os::unix::process::CommandExt;
     let start = Instant::now();
     let marker = scope::mark(cmd);
+    let mut contained = marker.as_deref().and_then(|m| scope::contain(cmd, m));
+    let cmd = contained.as_mut().unwrap_or(cmd);
     let child = cmd
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

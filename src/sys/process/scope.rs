@@ -8,7 +8,9 @@
 //! itself died (kill -9, the OOM killer, SIGHUP): `/proc/*/environ` is read.
 //! This needs no systemd and no cgroup; its limit, written down in
 //! docs/ARCHITECTURE.md, is a process that clears its environment on
-//! purpose (`env -i`, `sudo -i`) and leaves the group too.
+//! purpose (`env -i`, `sudo -i`) and leaves the group too. On a systemd
+//! host a run's commands also get a transient scope each (`unit`), and a
+//! process in one is found by its cgroup, which nothing it does can leave.
 //!
 //! Uses: when a command's first process ends, what it left behind is ended
 //! (a check's `sleep 75 &` never outlives its bound); at a timeout, the
@@ -48,6 +50,21 @@ pub fn state_id(dir: &Path) -> String {
 /// The scope of a run's step: what its processes carry before `#`.
 pub fn step_scope(state_id: &str, run: i64, key: &str) -> String {
     format!("{state_id}/{run}/{key}")
+}
+
+/// What identifies a step's processes, for the journal: their marker and,
+/// on a systemd host, their scope units' names.
+pub fn identity(scope: &str) -> String {
+    let mut s = format!("{VAR}={scope}#{}.*", std::process::id());
+    if super::unit::available()
+        && let Some(unit) = super::unit::name(&format!("{scope}#{}.", std::process::id()))
+    {
+        s.push_str(&format!(
+            ", systemd scopes {}*.scope",
+            unit.trim_end_matches(".scope")
+        ));
+    }
+    s
 }
 
 /// Every process started from now on, until `leave`, belongs to `scope`.
@@ -93,11 +110,24 @@ pub(super) fn mark(cmd: &mut Command) -> Option<String> {
     Some(marker)
 }
 
-/// A process found by its marker.
+/// Puts `cmd`, marked `marker`, in a transient scope of its own when it
+/// belongs to a run and the host can make one (`unit`); the command to
+/// spawn instead, if so.
+pub(super) fn contain(cmd: &Command, marker: &str) -> Option<Command> {
+    let (scope, _) = marker.split_once('#')?;
+    if scope == "-" {
+        return None;
+    }
+    super::unit::wrap(cmd, marker, &format!("hoist step {scope}"))
+}
+
+/// A process found by its marker or its scope's cgroup.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
     pub pid: i32,
     pub marker: String,
+    /// The cgroup of its transient scope, when it runs in one.
+    pub cgroup: Option<String>,
     /// Its command line, for the admin.
     pub command: String,
     /// The first process of its command (the leader of the group hoist
@@ -134,15 +164,23 @@ pub fn members(wanted: impl Fn(&str) -> bool) -> Vec<Member> {
         if pid == me {
             continue;
         }
-        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        let Some(marker) = env
-            .split(|b| *b == 0)
-            .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
-            .map(|m| String::from_utf8_lossy(m).into_owned())
-        else {
-            continue;
+        // The cgroup first: a process cannot leave it, while it can clear
+        // its environment.
+        let (cgroup, marker) = match super::unit::of(pid) {
+            Some((cgroup, marker)) => (Some(cgroup), marker),
+            None => {
+                let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+                    continue;
+                };
+                let Some(marker) = env
+                    .split(|b| *b == 0)
+                    .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+                    .map(|m| String::from_utf8_lossy(m).into_owned())
+                else {
+                    continue;
+                };
+                (None, marker)
+            }
         };
         let Some((state, pgrp, session)) = stat(pid) else {
             continue;
@@ -162,6 +200,7 @@ pub fn members(wanted: impl Fn(&str) -> bool) -> Vec<Member> {
         found.push(Member {
             pid,
             marker,
+            cgroup,
             command,
             leader: pgrp == pid && session != pid,
             pgrp,
@@ -224,6 +263,12 @@ pub fn end_members(found: &[Member], grace: Duration, still: impl Fn() -> Vec<Me
     while !left.is_empty() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(50));
         left = still();
+    }
+    // A scope's cgroup goes at once, forks in flight included.
+    let mut cgroups: Vec<&str> = left.iter().filter_map(|m| m.cgroup.as_deref()).collect();
+    cgroups.dedup();
+    for c in cgroups {
+        super::unit::kill_all(c);
     }
     for m in &left {
         let _ = kill(Pid::from_raw(m.pid), Signal::SIGKILL);
