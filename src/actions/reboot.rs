@@ -154,9 +154,15 @@ impl Kind for Reboot {
         ctx.run(c, "systemctl enable hoist-resume", Duration::from_secs(60))?;
         ctx.note(&format!("rebooting: {}; the run resumes at boot ({UNIT})", self.reason));
         let _ = std::process::Command::new("sync").status();
+        // The reboot request is hoist's own, not a process of the step: it
+        // runs outside the step's transient scope, which the shutdown it
+        // starts stops first (killing `systemctl` before it returns, so a
+        // reboot that happened would read as a failed step). `--no-block`:
+        // queued, not waited for; the shutdown's SIGTERM is the answer.
         let mut c = std::process::Command::new("systemctl");
-        c.arg("reboot");
-        ctx.run(c, "systemctl reboot", Duration::from_secs(60))?;
+        c.args(["--no-block", "reboot"]);
+        crate::sys::process::scope::detach(&mut c);
+        ctx.run(c, "systemctl --no-block reboot", Duration::from_secs(60))?;
         // The shutdown stops hoist (SIGTERM). The step stays `running` in
         // the journal; the resume at boot finds it done. Reporting it done
         // or failed here would be a lie either way.
