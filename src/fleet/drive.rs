@@ -209,6 +209,9 @@ pub fn resume(args: &RunArgs, state_dir: &Path, json: bool) -> u8 {
         }
         return EXIT_OK;
     }
+    if view.state == FleetState::PartlyRolledBack {
+        return refuse_partly_rolled_back(&view, json);
+    }
     let transport = match transport_for(args, &view, state_dir, json) {
         Ok(t) => t,
         Err(code) => return code,
@@ -328,6 +331,9 @@ pub fn rollback(args: &RunArgs, yes: bool, state_dir: &Path, json: bool) -> u8 {
         }
         return EXIT_OK;
     }
+    if view.state == FleetState::PartlyRolledBack {
+        return refuse_partly_rolled_back(&view, json);
+    }
     let transport = match transport_for(args, &view, state_dir, json) {
         Ok(t) => t,
         Err(code) => return code,
@@ -402,12 +408,19 @@ pub fn rollback(args: &RunArgs, yes: bool, state_dir: &Path, json: bool) -> u8 {
                 "rollout": view.id,
                 "state": after.as_ref().map(|v| v.state),
                 "error": match &outcome { RbOutcome::Failed(e) => Some(e.as_str()), _ => None },
+                "left": match &outcome { RbOutcome::PartlyRolledBack(l) => Some(l), _ => None },
                 "summary": after.as_ref().map(|v| v.summary_json()),
             }),
         );
     } else {
-        if let RbOutcome::Failed(why) = &outcome {
-            outln!("rollback stopped: {why}");
+        match &outcome {
+            RbOutcome::Failed(why) => outln!("rollback stopped: {why}"),
+            RbOutcome::PartlyRolledBack(left) => outln!(
+                "Partly rolled back: the fleet is NOT as it was before rollout {}; left as they are: {}",
+                view.id,
+                left.join("; ")
+            ),
+            RbOutcome::RolledBack | RbOutcome::Crashed => {}
         }
         if let Some(v) = &after {
             out!("{}", v.summary());
@@ -415,7 +428,8 @@ pub fn rollback(args: &RunArgs, yes: bool, state_dir: &Path, json: bool) -> u8 {
     }
     match outcome {
         RbOutcome::RolledBack => EXIT_OK,
-        RbOutcome::Failed(_) | RbOutcome::Crashed => EXIT_REFUSED,
+        // As a host's partly rolled back run: not a success.
+        RbOutcome::PartlyRolledBack(_) | RbOutcome::Failed(_) | RbOutcome::Crashed => EXIT_REFUSED,
     }
 }
 
@@ -584,4 +598,22 @@ fn show(json: bool, started: Instant, p: Progress<'_>) {
             }
         }
     }
+}
+
+/// A partly rolled back rollout is final, as a host's run: running the
+/// undos again changes nothing, and "nothing to do" with success would hide
+/// what stays as it is.
+fn refuse_partly_rolled_back(view: &RolloutView, json: bool) -> u8 {
+    if !json {
+        out!("{}", view.summary());
+    }
+    fail(
+        json,
+        EXIT_REFUSED,
+        "partly-rolled-back",
+        &format!(
+            "nothing more to do: rollout {} is partly rolled back; what it left is listed by `hoist fleet status`",
+            view.id
+        ),
+    )
 }

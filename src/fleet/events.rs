@@ -161,6 +161,10 @@ pub fn rollback(stdout: &str, stderr: &str, code: Option<i32>) -> Result<HostRol
     match said {
         Some(v) => match (s(&v, "event").as_str(), s(&v, "state").as_str()) {
             ("run-finished", "rolled-back") => Ok(HostRollback::RolledBack),
+            ("run-finished", "partly-rolled-back") => Ok(HostRollback::Partly(s(&v, "message"))),
+            ("nothing-to-roll-back", _) if s(&v, "reason") == "partly-rolled-back" => {
+                Ok(HostRollback::Partly(s(&v, "message")))
+            }
             ("nothing-to-roll-back", _) => Ok(HostRollback::NothingToDo(s(&v, "message"))),
             ("run-finished", state) => Err(format!("{state}: {}", s(&v, "message"))),
             _ => Err(s(&v, "message")),

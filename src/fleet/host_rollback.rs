@@ -10,7 +10,8 @@
 //! - no run tagged TAG: nothing of the rollout ran here, nothing to do;
 //! - the run rolled back already (by itself, or by an earlier fleet
 //!   rollback), or only prepared (`-d`: nothing installed): nothing to do,
-//!   success (a fleet rollback run again after a kill asks again);
+//!   success (a fleet rollback run again after a kill asks again); partly
+//!   rolled back: nothing more to do, and the answer says what stays;
 //! - a later run on this host: refused, its changes lie on top of the
 //!   rollout's, and undoing the older run would break them;
 //! - past its point of no return: refused, as `hoist rollback` refuses;
@@ -81,6 +82,19 @@ fn inner(state_dir: &Path, tag: &str, json: bool) -> Result<u8, RunError> {
                 Some(&run),
                 "rolled-back",
                 &format!("nothing to roll back: run {id} (rollout {tag}) is rolled back already"),
+            ));
+        }
+        // Final: its rollback ran and left steps not undone; asking again
+        // changes nothing, and the fleet is told what stays.
+        RunState::PartlyRolledBack => {
+            return Ok(nothing(
+                json,
+                Some(&run),
+                "partly-rolled-back",
+                &format!(
+                    "nothing more to roll back: run {id} (rollout {tag}) is partly rolled back, {}",
+                    run.error.as_deref().unwrap_or("some steps were not undone")
+                ),
             ));
         }
         RunState::Prepared => {

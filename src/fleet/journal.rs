@@ -532,6 +532,9 @@ impl RolloutView {
             FleetState::RolledBack => {
                 "nothing: every host the rollout touched is back as before it (each host's `hoist status` says so)."
             }
+            FleetState::PartlyRolledBack => {
+                "put back by hand what the rollback lists as LEFT (the hosts' `hoist status` say what their rollbacks left); nothing more is undone by hoist."
+            }
             FleetState::RollbackFailed => {
                 "fix what the failed undo needs (`hoist status` on that host), then `hoist fleet rollback` again: what was undone is not undone again."
             }

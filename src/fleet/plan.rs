@@ -81,6 +81,10 @@ pub enum Item {
         /// before run-once steps had undos read and hash the same.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         undo: Option<Box<Action>>,
+        /// `undo = "none"`: why the rollback does not need it (left out
+        /// when none, as `undo`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        no_undo: Option<String>,
     },
     /// One action on every host of a role (`on = { every = ROLE }`), at
     /// most `parallel` at once, each host journaled on its own: a resume
@@ -98,6 +102,10 @@ pub enum Item {
         /// before run-once steps had undos read and hash the same.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         undo: Option<Box<Action>>,
+        /// `undo = "none"`: why the rollback does not need it (left out
+        /// when none, as `undo`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        no_undo: Option<String>,
     },
     /// A run-once step that has no host to run on.
     Skipped { id: String, reason: String },
@@ -305,6 +313,7 @@ fn run_once(r: &FleetStep, inventory: &Inventory) -> Result<Item, FleetPlanError
             summary: r.action.summary(),
             action: Box::new(r.action.clone()),
             undo: r.undo.clone().map(Box::new),
+            no_undo: r.no_undo.clone(),
         });
     }
     let host = match (&r.on.host, &r.on.role) {
@@ -342,6 +351,7 @@ fn run_once(r: &FleetStep, inventory: &Inventory) -> Result<Item, FleetPlanError
         summary: r.action.summary(),
         action: Box::new(r.action.clone()),
         undo: r.undo.clone().map(Box::new),
+        no_undo: r.no_undo.clone(),
     })
 }
 
@@ -382,6 +392,8 @@ impl FleetPlan {
                     gate,
                     summary,
                     undo,
+                    no_undo,
+                    action,
                     ..
                 } => writeln!(
                     out,
@@ -391,7 +403,7 @@ impl FleetPlan {
                         .as_deref()
                         .map(|t| format!(" ({t})"))
                         .unwrap_or_default(),
-                    undo_line(undo.as_deref())
+                    undo_line(*gate, action, undo.as_deref(), no_undo.as_deref())
                 ),
                 Item::RunOnEach {
                     id,
@@ -401,6 +413,8 @@ impl FleetPlan {
                     gate,
                     summary,
                     undo,
+                    no_undo,
+                    action,
                     ..
                 } => writeln!(
                     out,
@@ -412,7 +426,7 @@ impl FleetPlan {
                         .as_deref()
                         .map(|t| format!(" ({t})"))
                         .unwrap_or_default(),
-                    undo_line(undo.as_deref())
+                    undo_line(*gate, action, undo.as_deref(), no_undo.as_deref())
                 ),
                 Item::Skipped { id, reason } => {
                     writeln!(out, "{n:>3}. skip {id}: {reason}")
@@ -482,10 +496,18 @@ impl FleetPlan {
     }
 }
 
-/// A run-once step's undo as the plan shows it, under its action.
-fn undo_line(undo: Option<&Action>) -> String {
-    undo.map(|u| format!("\n       undo (fleet rollback): {}", u.summary()))
-        .unwrap_or_default()
+/// A run-once step's undo as the plan shows it, under its action: what
+/// `hoist fleet rollback` will do about it, said before anything runs.
+fn undo_line(gate: bool, action: &Action, undo: Option<&Action>, none: Option<&str>) -> String {
+    let what = match (undo, none) {
+        (Some(u), _) => u.summary(),
+        (None, Some(why)) => format!("none needed: {why}"),
+        (None, None) if !gate && action.changes_host() => {
+            "none: a fleet rollback would leave it as it is".to_string()
+        }
+        (None, None) => return String::new(),
+    };
+    format!("\n       undo (fleet rollback): {what}")
 }
 
 /// A pair of thresholds in words.

@@ -17,8 +17,10 @@
 //! - a run-once step that ran (done, failed or interrupted: its partial
 //!   effect is covered, as a step's undo covers a failed step): its `undo`
 //!   on its host, or on each host of a run-on-each step it ran on, in
-//!   reverse host order; without an `undo` it is said, "not undone", as a
-//!   host's rollback says of a step without one;
+//!   reverse host order; with `undo = "none"` it is skipped with the
+//!   recipe's reason; with neither it is journaled `left` and the rollout
+//!   ends `partly-rolled-back`, as a host's rollback ends of a step without
+//!   one: never "rolled back" while something the rollout changed stays;
 //! - gates, pauses and skipped items: nothing to undo.
 //!
 //! Each undo is journaled in `fleet_undos` (`running` before it starts, its
@@ -55,11 +57,14 @@ pub enum Undo {
         host: String,
         action: Box<Action>,
     },
-    /// A run-once step that ran and has no `undo`: said, not done.
+    /// A run-once step that ran and has no `undo`: said, not done. With
+    /// the recipe's reason (`undo = "none"`) it is not needed; without,
+    /// what it changed is left.
     NotUndone {
         seq: usize,
         id: String,
         host: String,
+        reason: Option<String>,
     },
 }
 
@@ -95,8 +100,14 @@ impl Undo {
             Undo::Once {
                 id, host, action, ..
             } => format!("undo {id} on {host}: {}", action.summary()),
+            Undo::NotUndone {
+                id,
+                host,
+                reason: Some(why),
+                ..
+            } => format!("not undone: {id} on {host} (the recipe says it needs none: {why})"),
             Undo::NotUndone { id, host, .. } => {
-                format!("not undone: {id} on {host} (no undo in the recipe)")
+                format!("LEFT as it is: {id} on {host} (no undo in the recipe)")
             }
         }
     }
@@ -106,19 +117,23 @@ impl Undo {
 /// first (see the module's comment for what is listed).
 pub fn undos(view: &RolloutView) -> Vec<Undo> {
     let ran = |s: ItemState| matches!(s, ItemState::Done | ItemState::Failed | ItemState::Running);
-    let once = |seq: usize, id: &str, host: &str, undo: &Option<Box<Action>>| match undo {
-        Some(action) => Undo::Once {
-            seq,
-            id: id.to_string(),
-            host: host.to_string(),
-            action: action.clone(),
-        },
-        None => Undo::NotUndone {
-            seq,
-            id: id.to_string(),
-            host: host.to_string(),
-        },
-    };
+    let once =
+        |seq: usize, id: &str, host: &str, undo: &Option<Box<Action>>, no: &Option<String>| {
+            match undo {
+                Some(action) => Undo::Once {
+                    seq,
+                    id: id.to_string(),
+                    host: host.to_string(),
+                    action: action.clone(),
+                },
+                None => Undo::NotUndone {
+                    seq,
+                    id: id.to_string(),
+                    host: host.to_string(),
+                    reason: no.clone(),
+                },
+            }
+        };
     let mut out = Vec::new();
     for (seq, item) in view.plan.items.iter().enumerate().rev() {
         let state = view.items.get(seq).map_or(ItemState::Pending, |x| x.0);
@@ -138,18 +153,20 @@ pub fn undos(view: &RolloutView) -> Vec<Undo> {
                 host,
                 gate: false,
                 undo,
+                no_undo,
                 ..
-            } if ran(state) => out.push(once(seq, id, host, undo)),
+            } if ran(state) => out.push(once(seq, id, host, undo, no_undo)),
             Item::RunOnEach {
                 id,
                 hosts,
                 gate: false,
                 undo,
+                no_undo,
                 ..
             } => {
                 for h in hosts.iter().rev() {
                     if ran(view.item_host_state(seq, h)) {
-                        out.push(once(seq, id, h, undo));
+                        out.push(once(seq, id, h, undo, no_undo));
                     }
                 }
             }
@@ -163,6 +180,8 @@ pub fn undos(view: &RolloutView) -> Vec<Undo> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     RolledBack,
+    /// Every undo ran, but these were left as they are (labels and why).
+    PartlyRolledBack(Vec<String>),
     /// An undo failed or a host refused: which, and why.
     Failed(String),
     /// Test hook only: stopped as if killed.
@@ -210,8 +229,10 @@ impl<'a> Rollback<'a> {
     /// order, each journaled; stops at the first failure.
     pub fn run(&mut self, run: i64) -> Result<Outcome> {
         let view = self.journal.load(run)?;
-        if view.state == FleetState::RolledBack {
-            return Ok(Outcome::RolledBack);
+        match view.state {
+            FleetState::RolledBack => return Ok(Outcome::RolledBack),
+            FleetState::PartlyRolledBack => return Ok(Outcome::PartlyRolledBack(left(&view))),
+            _ => {}
         }
         if view.state != FleetState::RollingBack {
             self.journal.set_state(run, FleetState::RollingBack, None)?;
@@ -242,8 +263,16 @@ impl<'a> Rollback<'a> {
                 return Ok(Outcome::Failed(why));
             }
         }
-        self.journal.set_state(run, FleetState::RolledBack, None)?;
-        Ok(Outcome::RolledBack)
+        let view = self.journal.load(run)?;
+        let left = left(&view);
+        if left.is_empty() {
+            self.journal.set_state(run, FleetState::RolledBack, None)?;
+            return Ok(Outcome::RolledBack);
+        }
+        let why = format!("not undone: {}", left.join("; "));
+        self.journal
+            .set_state(run, FleetState::PartlyRolledBack, Some(&why))?;
+        Ok(Outcome::PartlyRolledBack(left))
     }
 
     /// One undo: its end state and detail (the journal's `running` is
@@ -263,9 +292,12 @@ impl<'a> Rollback<'a> {
             Ok(())
         };
         Ok(match u {
-            Undo::NotUndone { .. } => (
-                UndoState::Skipped,
-                Some("not undone: no undo in the recipe".into()),
+            Undo::NotUndone {
+                reason: Some(why), ..
+            } => (UndoState::Skipped, Some(format!("kept by design: {why}"))),
+            Undo::NotUndone { reason: None, .. } => (
+                UndoState::Left,
+                Some("no undo in the recipe: what it changed is still there".into()),
             ),
             Undo::Host { .. } => {
                 // A host that failed may have rolled back by itself, or
@@ -292,6 +324,7 @@ impl<'a> Rollback<'a> {
                 match self.transport.rollback(&host, job) {
                     Ok(HostRollback::RolledBack) => (UndoState::Done, None),
                     Ok(HostRollback::NothingToDo(why)) => (UndoState::Skipped, Some(why)),
+                    Ok(HostRollback::Partly(why)) => (UndoState::Left, Some(why)),
                     Err(e) => (UndoState::Failed, Some(e)),
                 }
             }
@@ -308,6 +341,19 @@ impl<'a> Rollback<'a> {
             }
         })
     }
+}
+
+/// What the rollback left as it is, from the journal: each `left` undo's
+/// label and why.
+fn left(view: &RolloutView) -> Vec<String> {
+    view.undos
+        .iter()
+        .filter(|u| u.2 == UndoState::Left)
+        .map(|(seq, host, _, detail)| {
+            let (_, what) = label(view, *seq, host);
+            format!("{what} ({})", detail.as_deref().unwrap_or("not undone"))
+        })
+        .collect()
 }
 
 /// A journaled undo as an [`Undo`]'s label: the host, or the step on it.
@@ -343,9 +389,10 @@ pub fn status_lines(view: &RolloutView) -> Vec<String> {
     }
     let count = |s: UndoState| view.undos.iter().filter(|u| u.2 == s).count();
     out.push(format!(
-        "  rollback: {} undone, {} skipped, {} failed",
+        "  rollback: {} undone, {} skipped, {} left as they are, {} failed",
         count(UndoState::Done),
         count(UndoState::Skipped),
+        count(UndoState::Left),
         count(UndoState::Failed)
     ));
     for (seq, host, state, detail) in &view.undos {
@@ -355,6 +402,7 @@ pub fn status_lines(view: &RolloutView) -> Vec<String> {
             UndoState::Done if is_host => format!("    rolled back: {what}"),
             UndoState::Done => format!("    undone: {what}"),
             UndoState::Skipped => format!("    skipped {what}: {detail}"),
+            UndoState::Left => format!("    LEFT as it is: {what}: {detail}"),
             UndoState::Failed => format!("    FAILED {what}: {detail}"),
             UndoState::Running | UndoState::Pending => format!("    in progress: {what}"),
         });

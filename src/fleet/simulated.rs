@@ -31,6 +31,9 @@ pub enum Fault {
     PastPoint,
     /// Its upgrade and run-once steps succeed; an undo on it fails.
     UndoFails,
+    /// Its upgrade commits; its rollback ends partly rolled back (a step
+    /// there had no undo).
+    PartlyUndone,
 }
 
 #[derive(Default)]
@@ -189,6 +192,14 @@ impl Transport for SimulatedTransport {
             }
             Some(RemoteStatus::Ended(HostResult::RolledBack(_))) => {
                 Ok(HostRollback::NothingToDo("rolled back already".into()))
+            }
+            Some(_) if self.faults.get(&host.name) == Some(&Fault::PartlyUndone) => {
+                h.status = Some(RemoteStatus::Ended(HostResult::Failed(
+                    "partly rolled back (simulated)".into(),
+                )));
+                Ok(HostRollback::Partly(
+                    "not undone: set-config (simulated)".into(),
+                ))
             }
             Some(_) => {
                 h.status = Some(RemoteStatus::Ended(HostResult::RolledBack(

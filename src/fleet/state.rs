@@ -28,6 +28,12 @@ states!(FleetState {
     RolledBack = "rolled-back",
     /// An undo failed or a host refused: `hoist fleet status` says which.
     RollbackFailed = "rollback-failed",
+    /// Every undo ran, but something the rollout changed was not put back
+    /// (a run-once step without `undo` nor `undo = "none"`, a host whose
+    /// own rollback ended partly): the fleet is NOT as it was, and
+    /// `hoist fleet status` lists what is left. Final, as the host's own
+    /// `partly-rolled-back`.
+    PartlyRolledBack = "partly-rolled-back",
 });
 
 states!(HostState {
@@ -57,8 +63,13 @@ states!(UndoState {
     Done = "done",
     Failed = "failed",
     /// Nothing to undo there (the host rolled back by itself, its run never
-    /// started), or nothing to undo with (a run-once step without `undo`).
+    /// started), or nothing needed (`undo = "none"`, with its reason).
     Skipped = "skipped",
+    /// Not put back and nothing can be done about it by running the
+    /// rollback again: a run-once step that ran without any `undo`, or a
+    /// host whose own rollback left steps not undone. Ends the rollout
+    /// `partly-rolled-back`.
+    Left = "left",
 });
 
 impl FleetState {
@@ -77,7 +88,7 @@ impl FleetState {
                     Planned | Running | Paused | Stopped | Failed | Done | RollbackFailed,
                     RollingBack
                 )
-                | (RollingBack, RolledBack | RollbackFailed)
+                | (RollingBack, RolledBack | RollbackFailed | PartlyRolledBack)
         )
     }
 
@@ -155,8 +166,8 @@ impl UndoState {
         use UndoState::*;
         matches!(
             (self, to),
-            (Pending, Running | Skipped)
-                | (Running, Done | Failed | Skipped)
+            (Pending, Running | Skipped | Left)
+                | (Running, Done | Failed | Skipped | Left)
                 // Found running after a killed rollback: asked again (a
                 // host's rollback and the recipe's undos are idempotent).
                 | (Running, Running)
@@ -166,7 +177,7 @@ impl UndoState {
 
     /// Nothing more to do for it.
     pub fn ended(self) -> bool {
-        matches!(self, UndoState::Done | UndoState::Skipped)
+        matches!(self, UndoState::Done | UndoState::Skipped | UndoState::Left)
     }
 }
 
@@ -189,7 +200,11 @@ mod tests {
     fn a_rolled_back_rollout_goes_nowhere_and_a_done_undo_is_not_redone() {
         for to in [FleetState::Running, FleetState::RollingBack] {
             assert!(!FleetState::RolledBack.can_go(to));
+            assert!(!FleetState::PartlyRolledBack.can_go(to));
         }
+        assert!(FleetState::RollingBack.can_go(FleetState::PartlyRolledBack));
+        assert!(!FleetState::PartlyRolledBack.resumable());
+        assert!(!FleetState::PartlyRolledBack.rolling_back());
         assert!(FleetState::Stopped.can_go(FleetState::RollingBack));
         assert!(FleetState::RollbackFailed.can_go(FleetState::RollingBack));
         assert!(!FleetState::RollingBack.can_go(FleetState::Running));
@@ -197,6 +212,7 @@ mod tests {
         for to in [UndoState::Running, UndoState::Pending] {
             assert!(!UndoState::Done.can_go(to));
             assert!(!UndoState::Skipped.can_go(to));
+            assert!(!UndoState::Left.can_go(to));
         }
     }
 }

@@ -84,6 +84,9 @@ pub enum HostRollback {
     RolledBack,
     /// Nothing to do there, and why (rolled back already, never ran).
     NothingToDo(String),
+    /// Its rollback ended, but steps there were not undone (the host's
+    /// `partly-rolled-back`): what its rollback said.
+    Partly(String),
 }
 
 /// A run-once step for a host: one action of the registry.

@@ -170,6 +170,10 @@ pub struct FleetStep {
     /// same shape and the same rules as a step's `undo`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub undo: Option<Action>,
+    /// `undo = "none"`: why the fleet rollback does not need to put back
+    /// what the step did (`undo_reason`); the rollback says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_undo: Option<String>,
     #[serde(skip)]
     pub undo_span: Span<usize>,
     #[serde(skip)]
@@ -394,13 +398,26 @@ fn batch(value: &Spanned<toml::Value>, problems: &mut Vec<Problem>) -> Option<Ve
 
 fn step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<FleetStep> {
     let span = item.span();
-    let (rest, taken) = super::parse::take(item, |k| k == "undo" || KINDS.contains(&k));
+    let (rest, taken) = super::parse::take(item, |k| {
+        k == "undo" || k == "undo_reason" || KINDS.contains(&k)
+    });
     let raw: Option<RawStep> = super::parse::de(rest, problems);
-    let actions: Vec<_> = taken.iter().filter(|(k, _, _)| k != "undo").collect();
-    let undo = taken
+    let actions: Vec<_> = taken
         .iter()
-        .find(|(k, _, _)| k == "undo")
-        .and_then(|(_, _, v)| super::parse::parse_undo(v, problems));
+        .filter(|(k, _, _)| KINDS.contains(&k.as_str()))
+        .collect();
+    let subject = format!(
+        "run-once step{}",
+        raw.as_ref()
+            .map(|r| format!(" `{}`", r.id))
+            .unwrap_or_default()
+    );
+    let undo = super::parse::step_undo(
+        taken.iter().find(|(k, _, _)| k == "undo"),
+        taken.iter().find(|(k, _, _)| k == "undo_reason"),
+        &subject,
+        problems,
+    );
     let action = super::parse::one_action(
         &actions,
         &span,
@@ -465,8 +482,9 @@ fn step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Fleet
         at,
         on,
         action: action?,
-        undo_span: undo.as_ref().map(|(_, s)| s.clone()).unwrap_or(0..0),
-        undo: undo.map(|(a, _)| a),
+        undo: undo.action,
+        no_undo: undo.reason,
+        undo_span: undo.span,
         span,
     })
 }
@@ -551,6 +569,19 @@ pub fn validate(
         if r.action.kind() == "reboot" {
             problems.push(reboot_in_fleet_step(r.span.clone()));
         }
+        super::validate::no_undo(
+            super::validate::UndoSaid {
+                subject: format!("run-once step `{}`", r.id),
+                action: &r.action,
+                undo_given: r.undo.is_some() || !r.undo_span.is_empty(),
+                undo_span: &r.undo_span,
+                none: r.no_undo.is_some(),
+                builtin_counts: false,
+                exempt: r.is_gate(),
+                span: &r.span,
+            },
+            problems,
+        );
     }
 }
 

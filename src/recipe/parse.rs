@@ -617,16 +617,17 @@ pub(super) fn one_action(
 
 /// A step's `undo`: a table naming one action, or `"none"` with
 /// `undo_reason` saying why nothing can put the step's change back.
+/// A run-once fleet step reads its `undo` the same way.
 #[derive(Default)]
-struct StepUndo {
-    action: Option<Action>,
-    reason: Option<String>,
+pub(super) struct StepUndo {
+    pub(super) action: Option<Action>,
+    pub(super) reason: Option<String>,
     /// Where the action is named, or `"none"` is said; the whole value when
     /// it is neither. Empty when the step has no `undo`.
-    span: Span<usize>,
+    pub(super) span: Span<usize>,
 }
 
-fn step_undo(
+pub(super) fn step_undo(
     undo: Option<&Entry<'_>>,
     reason: Option<&Entry<'_>>,
     subject: &str,

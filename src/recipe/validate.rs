@@ -3,8 +3,10 @@
 //! order and the path graph.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range as Span;
 
 use super::{Phase, Recipe};
+use crate::actions::Action;
 use crate::diag::{Problem, suggest};
 use crate::facts::BUILTIN;
 
@@ -215,7 +217,19 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
                 );
             }
         }
-        no_undo(s, problems);
+        no_undo(
+            UndoSaid {
+                subject: format!("step `{}`", s.id),
+                action: &s.action,
+                undo_given: s.undo.is_some() || !s.undo_span.is_empty(),
+                undo_span: &s.undo_span,
+                none: s.no_undo.is_some(),
+                builtin_counts: true,
+                exempt: s.phase == Phase::Prepare || s.point_of_no_return.is_some(),
+                span: &s.span,
+            },
+            problems,
+        );
         if s.once && s.undo.is_some() {
             problems.push(
                 Problem::warning(
@@ -229,13 +243,32 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
     }
 }
 
+/// What a step (or a run-once fleet step) says of its undo, for
+/// [`no_undo`].
+pub(super) struct UndoSaid<'a> {
+    pub subject: String,
+    pub action: &'a Action,
+    /// An `undo` action, or a malformed one (an error of its own already).
+    pub undo_given: bool,
+    pub undo_span: &'a Span<usize>,
+    /// `undo = "none"` with its reason.
+    pub none: bool,
+    /// The rollback that goes over it uses the action's built-in undo
+    /// (a host's does; the fleet's runs only the recipe's `undo`).
+    pub builtin_counts: bool,
+    /// Never undone by design (`prepare`, a point of no return, a gate).
+    pub exempt: bool,
+    pub span: &'a Span<usize>,
+}
+
 /// Every step that changes the host is undone at rollback, or says why it
 /// cannot be (`undo = "none"`), so the rollback's account of what it left
 /// is the maintainer's, not a silence. `prepare` changes nothing; the point
 /// of no return is never undone.
-fn no_undo(s: &super::Step, problems: &mut Vec<Problem>) {
-    let subject = format!("step `{}`", s.id);
-    if s.no_undo.is_some() {
+pub(super) fn no_undo(s: UndoSaid<'_>, problems: &mut Vec<Problem>) {
+    let subject = s.subject;
+    let builtin = s.builtin_counts && s.action.builtin_undo();
+    if s.none {
         if s.action.undo_kinds().is_empty() {
             problems.push(
                 Problem::error(
@@ -248,7 +281,7 @@ fn no_undo(s: &super::Step, problems: &mut Vec<Problem>) {
                 )
                 .label("remove `undo = \"none\"` and `undo_reason`"),
             );
-        } else if s.action.builtin_undo() {
+        } else if builtin {
             problems.push(
                 Problem::error(
                     "builtin-undo",
@@ -263,13 +296,7 @@ fn no_undo(s: &super::Step, problems: &mut Vec<Problem>) {
         }
         return;
     }
-    // A malformed `undo` is an error of its own already.
-    let undone = s.undo.is_some() || !s.undo_span.is_empty() || s.action.builtin_undo();
-    if s.phase == Phase::Prepare
-        || s.point_of_no_return.is_some()
-        || undone
-        || !s.action.changes_host()
-    {
+    if s.exempt || s.undo_given || builtin || !s.action.changes_host() {
         return;
     }
     let kinds: Vec<String> = s
