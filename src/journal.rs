@@ -57,6 +57,7 @@ pub enum JournalError {
 type Result<T> = std::result::Result<T, JournalError>;
 
 mod access;
+pub use access::connect_sqlite;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (

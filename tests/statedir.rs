@@ -196,6 +196,7 @@ fn a_state_directory_owned_by_another_user_is_refused() {
         vec!["history"],
         vec!["resume"],
         vec!["backups"],
+        vec!["fleet", "status"],
     ] {
         let o = p.hoist(&args, &[]);
         let t = text(&o);
@@ -230,6 +231,27 @@ fn a_paused_runs_journal_owned_by_another_user_is_never_resumed() {
         "{t}"
     );
     assert_eq!(std::fs::read_to_string(p.path("VERSION")).unwrap(), "1.0\n");
+}
+
+#[test]
+fn a_controllers_fleet_journal_owned_by_another_user_is_refused() {
+    // Whoever could edit `fleet.db` could change the plan a controller runs
+    // on every host: `fleet status` reads it only after the same check.
+    let p = Product::new("fleet-owner", TWO_STEPS, None);
+    std::fs::create_dir_all(&p.state).unwrap();
+    chmod(&p.state, 0o700);
+    let db = p.state.join("fleet.db");
+    std::fs::write(&db, "").unwrap();
+    chown(&db, 65534);
+    for args in [vec!["fleet", "status"], vec!["--json", "fleet", "status"]] {
+        let o = p.hoist(&args, &[]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {t}");
+        assert!(
+            t.contains(&format!("{} is owned by nobody", db.display())),
+            "{args:?}: {t}"
+        );
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use crate::cli::{EXIT_OK, EXIT_USAGE};
+use crate::cli::{EXIT_OK, EXIT_REFUSED};
 
 #[derive(Subcommand, Debug)]
 pub enum FleetCommand {
@@ -111,7 +111,9 @@ fn status(state_dir: &Path, json: bool) -> u8 {
                 &format!("no fleet rollout in {}", state_dir.display()),
             );
         }
-        Err(e) => return fail(json, EXIT_USAGE, "journal", &e.to_string()),
+        // As the host's `status`: a journal refused or unreadable is not a
+        // usage error.
+        Err(e) => return fail(json, EXIT_REFUSED, "journal", &e.to_string()),
     };
     match journal.latest() {
         Ok(Some(view)) => {
@@ -126,6 +128,6 @@ fn status(state_dir: &Path, json: bool) -> u8 {
             EXIT_OK
         }
         Ok(None) => fail(json, EXIT_OK, "no-rollout", "no fleet rollout yet"),
-        Err(e) => fail(json, EXIT_USAGE, "journal", &e.to_string()),
+        Err(e) => fail(json, EXIT_REFUSED, "journal", &e.to_string()),
     }
 }

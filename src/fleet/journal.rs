@@ -98,34 +98,28 @@ pub struct RolloutView {
 
 impl FleetJournal {
     /// Opens (creating) `fleet.db` in the state directory.
+    /// The state directory is made if need be and checked first
+    /// (`statedir::trusted`), as for the host's journal: whoever could edit
+    /// `fleet.db` could change the plan the controller runs on every host.
     pub fn open(dir: &Path) -> Result<FleetJournal> {
-        crate::sys::fsutil::private_dir(dir).map_err(|source| JournalError::Dir {
-            path: dir.display().to_string(),
-            source,
-        })?;
-        Self::at(&dir.join("fleet.db"))
+        let dir = crate::statedir::trusted(dir, true)?.unwrap_or_else(|| dir.to_path_buf());
+        Self::at(&dir)
     }
 
-    /// `None` when no rollout ever ran from this state directory.
+    /// `None` when no rollout ever ran from this state directory. Read-only
+    /// commands (`fleet status`) check the directory as writers do.
     pub fn open_existing(dir: &Path) -> Result<Option<FleetJournal>> {
-        let path = dir.join("fleet.db");
-        if !path.exists() {
+        let Some(dir) = crate::statedir::trusted(dir, false)? else {
+            return Ok(None);
+        };
+        if !dir.join("fleet.db").exists() {
             return Ok(None);
         }
-        Self::at(&path).map(Some)
+        Self::at(&dir).map(Some)
     }
 
-    fn at(path: &Path) -> Result<FleetJournal> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(JournalError::Corrupt(format!(
-                "journal_mode is {mode}, not wal"
-            )));
-        }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
-        conn.execute_batch(SCHEMA)?;
+    fn at(dir: &Path) -> Result<FleetJournal> {
+        let conn = crate::journal::connect_sqlite(dir, "fleet.db", SCHEMA)?;
         Ok(FleetJournal { conn })
     }
 

@@ -16,10 +16,14 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
 /// The journal file's path in an error from SQLite, what it means for the
 /// admin when it means damage, and a full disk told as such.
 fn name_error(dir: &Path, e: JournalError) -> JournalError {
+    name_error_at(dir, "journal.db", e)
+}
+
+fn name_error_at(dir: &Path, file: &str, e: JournalError) -> JournalError {
     let JournalError::Sql(source) = e else {
         return e;
     };
-    let path = dir.join("journal.db").display().to_string();
+    let path = dir.join(file).display().to_string();
     if crate::statedir::space::is_full(&source, dir) {
         return JournalError::DiskFull {
             path,
@@ -32,6 +36,36 @@ fn name_error(dir: &Path, e: JournalError) -> JournalError {
         path,
         source,
     }
+}
+
+/// The one way hoist opens a SQLite file of the state directory `dir`
+/// (the host's journal, the controller's `fleet.db`): without following a
+/// symbolic link, waiting up to 10 s for a writer, in WAL mode with
+/// `synchronous=FULL` (a committed transaction is on disk before hoist acts
+/// on it) and foreign keys on, `schema` applied; errors name the file.
+pub fn connect_sqlite(dir: &Path, file: &str, schema: &str) -> Result<Connection> {
+    let named = |e: rusqlite::Error| name_error_at(dir, file, e.into());
+    let path = dir.join(file);
+    let conn = Connection::open_with_flags(
+        &path,
+        rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .map_err(named)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(named)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(named)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(JournalError::Corrupt(format!(
+            "{}: journal_mode is {mode}, not wal",
+            path.display()
+        )));
+    }
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        .map_err(named)?;
+    conn.execute_batch(schema).map_err(named)?;
+    Ok(conn)
 }
 
 impl Journal {
@@ -63,25 +97,7 @@ impl Journal {
         crate::statedir::damage::check_before(dir).map_err(JournalError::Damaged)?;
         let named = |e: rusqlite::Error| name_error(dir, e.into());
         let path = dir.join("journal.db");
-        let conn = Connection::open_with_flags(
-            &path,
-            rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )
-        .map_err(named)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(named)?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(named)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(JournalError::Corrupt(format!(
-                "{}: journal_mode is {mode}, not wal",
-                path.display()
-            )));
-        }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
-            .map_err(named)?;
-        conn.execute_batch(SCHEMA).map_err(named)?;
+        let conn = connect_sqlite(dir, "journal.db", SCHEMA)?;
         let last: Option<i64> = conn
             .query_row("SELECT MAX(id) FROM runs", [], |r| r.get(0))
             .map_err(named)?;

@@ -3,7 +3,8 @@
 //! Its journal holds the plans hoist runs as root and its lock is a file
 //! hoist writes: whoever could change them could run commands as root, or
 //! have hoist write through a planted symbolic link. So the directory, and
-//! what hoist keeps in it (the journal and its `-wal`/`-shm`, the locks, the
+//! what hoist keeps in it (the journal and its `-wal`/`-shm`, the
+//! controller's `fleet.db` and its own, the locks, the
 //! run logs `runs/N.log`, the run and step directories `runs/N/<step>/`),
 //! must be owned by the user running hoist, not writable by group or others,
 //! and never symbolic links. Checked before the lock is taken and before the
@@ -83,9 +84,10 @@ pub fn trusted(dir: &Path, create: bool) -> Result<Option<PathBuf>, Untrusted> {
     check(&real, &real, Expect::Dir)?;
     for entry in entries(&real)? {
         let expect = match entry.file_name().and_then(|n| n.to_str()) {
-            Some("journal.db" | "journal.db-wal" | "journal.db-shm" | "lock" | "fleet.lock") => {
-                Expect::File
-            }
+            Some(
+                "journal.db" | "journal.db-wal" | "journal.db-shm" | "fleet.db" | "fleet.db-wal"
+                | "fleet.db-shm" | "lock" | "fleet.lock",
+            ) => Expect::File,
             Some("runs") => Expect::Dir,
             _ => Expect::Any,
         };
