@@ -69,6 +69,7 @@ pub fn main(product: &str) -> u8 {
                 no_rollback: false,
                 json: false,
                 branded: true,
+                confirm: Vec::new(),
             },
             skip: Vec::new(),
             state_dir: &args.state_dir,

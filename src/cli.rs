@@ -72,9 +72,16 @@ pub enum Command {
         /// Only download and verify everything (the prepare phase).
         #[arg(short = 'd', long)]
         download_only: bool,
-        /// Do not ask for confirmation.
+        /// Answer the upgrade prompt (current -> target) with yes. It does
+        /// not open a gate that asks a person: see --confirm.
         #[arg(short = 'f', long = "yes", visible_alias = "force")]
         yes: bool,
+        /// Confirm a person's gate in advance (a step id from `hoist plan`,
+        /// marked "needs a person"): the admin says it is done, journaled
+        /// with who and when. Without it, and with no terminal, the run
+        /// pauses at the gate (exit 3). Repeatable.
+        #[arg(long = "confirm", value_name = "GATE")]
+        confirm: Vec<String>,
         /// On failure, stop where it failed instead of rolling back.
         #[arg(long)]
         no_rollback: bool,
@@ -93,6 +100,10 @@ pub enum Command {
         /// recipe without it, and says what changed).
         #[arg(long)]
         replan: bool,
+        /// Confirm a person's gate (a run paused there waits for it).
+        /// Repeatable.
+        #[arg(long = "confirm", value_name = "GATE")]
+        confirm: Vec<String>,
     },
     /// Put the host back as it was before the unfinished run.
     Rollback {
@@ -219,6 +230,7 @@ pub fn main() -> ExitCode {
             no_rollback,
             skip,
             rollout,
+            confirm,
         } => upgrade(
             host,
             &cli.state_dir,
@@ -228,11 +240,14 @@ pub fn main() -> ExitCode {
                 no_rollback: *no_rollback,
                 json: cli.json,
                 branded: false,
+                confirm: confirm.clone(),
             },
             skip,
             rollout.clone(),
         ),
-        Command::Resume { replan } => crate::upgrade::resume(&cli.state_dir, *replan, cli.json),
+        Command::Resume { replan, confirm } => {
+            crate::upgrade::resume(&cli.state_dir, *replan, confirm, cli.json)
+        }
         Command::Rollback {
             rollout: None,
             skip,

@@ -35,8 +35,12 @@ pub struct Ctx<'a> {
     pub journal: &'a mut Journal,
     /// A person is at a terminal.
     pub interactive: bool,
-    /// The admin said yes to every question (`--yes`); never to a check.
-    pub yes: bool,
+    /// The admin confirmed this step's person gate in advance
+    /// (`--confirm ID`), and how, for the journal; `--yes` never does.
+    pub confirmed: Option<String>,
+    /// Set by a person gate that found no one to answer: the run pauses at
+    /// the step (exit 3) for `hoist resume --confirm ID`, rather than fail.
+    pub awaits_person: bool,
     /// Asks the person at the terminal (with the progress display out of
     /// the way); `None` when nothing can be read.
     pub ask: &'a dyn Fn(&str) -> Option<String>,

@@ -331,6 +331,17 @@ impl Plan {
 
     /// The human form: route, then steps by hop and phase, then what is not
     /// taken and why.
+    /// The ids of the steps only a person can let the run past, in order.
+    pub fn person_gates(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for s in self.steps.iter().filter(|s| s.action.needs_person()) {
+            if !ids.contains(&s.id) {
+                ids.push(s.id.clone());
+            }
+        }
+        ids
+    }
+
     pub fn render(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
@@ -388,6 +399,9 @@ impl Plan {
             if s.once {
                 extra.push("once".to_string());
             }
+            if s.action.needs_person() {
+                extra.push("needs a person".to_string());
+            }
             extra.push(format!("timeout {}", humantime::format_duration(s.bound())));
             if s.retries > 0 {
                 extra.push(format!("retries {}", s.retries));
@@ -421,6 +435,19 @@ impl Plan {
                     let _ = writeln!(out, "           {line}");
                 }
             }
+        }
+        let people = self.person_gates();
+        if !people.is_empty() {
+            let _ = writeln!(
+                out,
+                "\na person must confirm {} (at a terminal, or in advance with --confirm ID; --yes does not): {}",
+                if people.len() == 1 {
+                    "this gate"
+                } else {
+                    "these gates"
+                },
+                people.join(", ")
+            );
         }
         if !self.skipped.is_empty() {
             let _ = writeln!(out, "\nnot taken:");

@@ -55,11 +55,31 @@ fn at(r: &RunRecord) -> Option<&crate::journal::StepRecord> {
         .or_else(|| r.steps.iter().find(|s| s.state == StepState::Pending))
 }
 
+/// A run paused at a person's gate (`Ending::AwaitsPerson`): the gate's
+/// step and what the person must do.
+fn awaits_person(r: &RunRecord) -> Option<(&str, &str)> {
+    if r.state != RunState::Paused {
+        return None;
+    }
+    r.error.as_deref()?.split_once(" waits for a person: ")
+}
+
 /// What the admin should do next, in words.
 pub fn next_action(r: &RunRecord, live: Option<&str>, full: Option<&str>) -> String {
     let step = at(r).map(|s| s.key.as_str()).unwrap_or("-");
     if let Some(h) = live {
         return format!("a hoist is working on it now ({h}); wait for it");
+    }
+    if let Some((key, what)) = awaits_person(r) {
+        return format!(
+            "gate {key} waits for a person: {what}. When it is done: `hoist resume --confirm {}`{}",
+            key.split('@').next().unwrap_or(key),
+            if crate::run::point_passed(r).is_some() {
+                String::new()
+            } else {
+                format!(", or `hoist rollback` to go back to {}", r.from)
+            }
+        );
     }
     if let Some((point, why)) = crate::run::point_passed(r) {
         let past = format!(

@@ -304,7 +304,8 @@ fn preflight_actions(req: &Request<'_>, plan: &Plan, journal: &mut Journal) -> R
         undoable: true,
         journal,
         interactive: false,
-        yes: false,
+        confirmed: None,
+        awaits_person: false,
         ask: &ask,
         progress: &|_| {},
     };
@@ -356,6 +357,13 @@ pub(crate) fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
         Ending::Paused => (
             "paused",
             "stopped by a signal; `hoist resume` goes on, `hoist rollback` goes back".to_string(),
+        ),
+        Ending::AwaitsPerson { step, message } => (
+            "paused",
+            format!(
+                "paused: {step} {message}. When it is done: `hoist resume --confirm {}`; `hoist rollback` goes back",
+                step.split('@').next().unwrap_or(step)
+            ),
         ),
         Ending::Failed { step, error } => (
             "failed",
@@ -490,14 +498,19 @@ pub(crate) fn wait_for_boot(json: bool) {
     );
 }
 
-pub fn resume(state_dir: &Path, replan: bool, json: bool) -> u8 {
-    match resume_inner(state_dir, replan, json) {
+pub fn resume(state_dir: &Path, replan: bool, confirm: &[String], json: bool) -> u8 {
+    match resume_inner(state_dir, replan, confirm, json) {
         Ok(code) => code,
         Err(e) => refuse(json, EXIT_REFUSED, "error", &e.to_string()),
     }
 }
 
-fn resume_inner(state_dir: &Path, replan: bool, json: bool) -> Result<u8, RunError> {
+fn resume_inner(
+    state_dir: &Path,
+    replan: bool,
+    confirm: &[String],
+    json: bool,
+) -> Result<u8, RunError> {
     crate::sys::process::stop::install();
     let _lock = match crate::lock::acquire(state_dir, "resume") {
         Ok(l) => l,
@@ -562,6 +575,11 @@ fn resume_inner(state_dir: &Path, replan: bool, json: bool) -> Result<u8, RunErr
     }
     journal.event(run.id, "resume", &format!("resumed from {}", run.state))?;
     let mut engine = Engine::open(journal, run.id, json)?;
+    engine
+        .stored
+        .options
+        .confirm
+        .extend(confirm.iter().cloned());
     engine.ui.event(
         "run-resumed",
         serde_json::json!({ "run": run.id, "state": run.state.as_str() }),

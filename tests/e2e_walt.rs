@@ -281,7 +281,13 @@ fn bullseye_walt4_to_bookworm_walt5_in_one_command_with_its_reboot() {
     );
 
     let boots = h.boots();
-    detached(&h, &format!("upgrade --yes -r {RECIPE}"), "upgrade.out");
+    // The seed's "copy the dump off this host, then confirm" is a person's
+    // gate: --yes alone would pause there; the admin confirms it at launch.
+    detached(
+        &h,
+        &format!("upgrade --yes --confirm point-of-no-return -r {RECIPE}"),
+        "upgrade.out",
+    );
     let status = wait_committed(&h, boots, "upgrade.out");
     assert!(
         sh(&h, "cat /root/upgrade.out").contains("resumes by itself at boot"),
@@ -331,7 +337,11 @@ fn power_cut_in_the_dist_upgrade_then_a_failed_cluster_upgrade() {
 
     // The power goes out in the middle of the dist-upgrade: once dpkg has
     // upgraded 60 packages (of about 200), bounded.
-    detached(&h, &format!("upgrade --yes -r {RECIPE}"), "upgrade.out");
+    detached(
+        &h,
+        &format!("upgrade --yes --confirm point-of-no-return -r {RECIPE}"),
+        "upgrade.out",
+    );
     wait_for(
         "dpkg in the middle of the dist-upgrade",
         Duration::from_secs(20 * 60),

@@ -164,6 +164,43 @@ fn cloudstack_first_management_alone_then_one_at_a_time_then_usage_then_kvm() {
 }
 
 #[test]
+fn the_fleet_plan_lists_the_gates_a_person_must_confirm() {
+    let p = plan(
+        &shipped("cloudstack"),
+        &fixture("cloudstack.yml"),
+        Some("4.3.2"),
+    )
+    .unwrap();
+    // The host steps whose gate asks a person (seed 003: componentContext,
+    // the 2.2.14 yum upgrade, the RHEL 6.3 repository, the XenServer
+    // hotfix); the template gate is a check, not a person.
+    for id in [
+        "components-to-componentcontext",
+        "upgrade-to-2.2.14-yum",
+        "rhel63-repository",
+        "xen-hotfix",
+    ] {
+        assert!(
+            p.person_gates.contains(&id.to_string()),
+            "{id}: {:?}",
+            p.person_gates
+        );
+    }
+    assert!(!p.person_gates.iter().any(|g| g.contains("template")));
+    let text = p.render();
+    assert!(
+        text.contains("A person must confirm (--yes does not;")
+            && text.contains("on each host whose own plan takes it (`hoist plan` there): ")
+            && text.contains("components-to-componentcontext"),
+        "{text}"
+    );
+    // A recipe without one says nothing of it, and hashes as before.
+    let xivo = plan(&shipped("xivo"), &fixture("xivo-ha.toml"), None).unwrap();
+    assert!(xivo.person_gates.is_empty());
+    assert!(!xivo.render().contains("A person must confirm"));
+}
+
+#[test]
 fn run_on_every_host_of_a_role_lists_them_and_an_empty_role_is_skipped() {
     let r = with_fleet(
         "[fleet]\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\n\n[[fleet.run_once]]\nid = \"drain\"\nbefore = \"web\"\non = { every = \"web\" }\nexec = { argv = [\"true\"] }\n\n[[fleet.run_once]]\nid = \"flush\"\nafter = \"web\"\non = { every = \"cache\" }\nexec = { argv = [\"true\"] }\n",

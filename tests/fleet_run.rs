@@ -237,18 +237,26 @@ fn simulated_pause_after_a_stage_and_on_request_then_resume() {
     assert_eq!(t.upgrades("db1"), 1);
 }
 
-#[test]
-fn simulated_failed_gate_fails_the_rollout_before_the_next_stage() {
-    let d = scratch("gate");
-    let r = with_fleet(
-        "[fleet]\n[[fleet.stages]]\nid = \"db\"\nrole = \"db\"\n\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\n\n[[fleet.run_once]]\nid = \"db-healthy\"\nafter = \"db\"\non = { role = \"db\" }\nwait = { until = { tcp = \"127.0.0.1:5432\" }, timeout = \"1m\" }\n",
-    );
+/// A db stage then a web stage, with `run_once` (TOML) after the db one;
+/// the plan for db1 and web1.
+fn db_then_web(run_once: &str) -> FleetPlan {
+    let r = with_fleet(&format!(
+        "[fleet]\n[[fleet.stages]]\nid = \"db\"\nrole = \"db\"\n\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\n\n[[fleet.run_once]]\nafter = \"db\"\non = {{ role = \"db\" }}\n{run_once}"
+    ));
     let inv = inventory::load_str(
         Path::new("inv.toml"),
         "[hosts.db1]\nroles = [\"db\"]\n[hosts.web1]\nroles = [\"web\"]\n",
     )
     .unwrap();
-    let p = plan(&r, &inv, None).unwrap();
+    plan(&r, &inv, None).unwrap()
+}
+
+#[test]
+fn simulated_failed_gate_fails_the_rollout_before_the_next_stage() {
+    let d = scratch("gate");
+    let p = db_then_web(
+        "id = \"db-healthy\"\nwait = { until = { tcp = \"127.0.0.1:5432\" }, timeout = \"1m\" }\n",
+    );
     let t = SimulatedTransport::new(QUICK).fault("db1", Fault::OnceFails);
     let out = run(&d.0, &t, &p, Options::default());
     assert!(
@@ -259,6 +267,42 @@ fn simulated_failed_gate_fails_the_rollout_before_the_next_stage() {
     let s = status(&d.0);
     assert!(s.contains("db-healthy on db1 failed"), "{s}");
     assert!(s.contains("hoist fleet resume` runs it again"), "{s}");
+}
+
+#[test]
+fn simulated_person_gate_stops_the_rollout_until_confirmed_for_its_host() {
+    let d = scratch("person-gate");
+    let p = db_then_web("id = \"dump-copied\"\ngate = { message = \"Copy the dump off db1\" }\n");
+    let t = SimulatedTransport::new(QUICK);
+    // The fleet runs hosts with --yes; that never opens a person's gate,
+    // nor does a confirmation meant for another host.
+    let out = run(
+        &d.0,
+        &t,
+        &p,
+        Options {
+            confirm: vec!["dump-copied@web1".into()],
+            ..Options::default()
+        },
+    );
+    assert!(
+        matches!(&out, Outcome::Failed(e) if e.contains("dump-copied on db1") && e.contains("waits for a person")),
+        "{out:?}"
+    );
+    assert_eq!(t.upgrades("db1"), 1);
+    assert_eq!(t.upgrades("web1"), 0, "nothing after the gate ran");
+    // `hoist fleet resume --confirm dump-copied@db1`.
+    let mut journal = FleetJournal::open(&d.0).unwrap();
+    let mut progress = |_: Progress<'_>| {};
+    let options = Options {
+        confirm: vec!["dump-copied@db1".into()],
+        ..Options::default()
+    };
+    let mut ex = Executor::new(&mut journal, &t, options, &mut progress);
+    let (_, out) = ex.resume().unwrap().unwrap();
+    assert_eq!(out, Outcome::Done);
+    assert_eq!(t.upgrades("web1"), 1);
+    assert_eq!(t.upgrades("db1"), 1, "db1 is not upgraded twice");
 }
 
 #[test]

@@ -474,20 +474,128 @@ fn yes_does_not_open_a_gate_whose_check_is_false() {
 }
 
 #[test]
-fn a_person_gate_needs_a_terminal_or_yes() {
+fn a_person_gate_is_opened_by_a_person_never_by_yes() {
     let p = Product::new("person-gate");
     let recipe = p.read("recipe.toml").unwrap();
     p.write("recipe.toml", &format!("{recipe}\n[[steps]]\nid = \"confirm\"\nphase = \"pre\"\ngate = {{ message = \"Tell the users\" }}\n"));
     let r = p.path("recipe.toml");
+    let r = r.to_str().unwrap();
+    // The plan says who must be there.
+    let o = p.hoist(&["plan", "-r", r], &[]);
+    let t = text(&o);
+    assert!(t.contains("needs a person"), "{t}");
+    assert!(
+        t.contains("a person must confirm this gate (at a terminal, or in advance with --confirm ID; --yes does not): confirm"),
+        "{t}"
+    );
     // No terminal, no --yes: the upgrade is not even started.
-    let o = p.hoist(&["upgrade", "-r", r.to_str().unwrap()], &[]);
+    let o = p.hoist(&["upgrade", "-r", r], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("add --yes"), "{}", text(&o));
-    // --yes answers a person's question.
+    // --yes answers the upgrade prompt, not the gate: with nobody at a
+    // terminal the run pauses there, resumable.
+    let before = p.state();
     let o = p.upgrade(&[]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(
+        t.contains("confirm waits for a person: Tell the users")
+            && t.contains("hoist resume --confirm confirm"),
+        "{t}"
+    );
+    assert_eq!(p.state(), before, "nothing after the gate ran");
+    let o = p.hoist(&["status"], &[]);
+    let t = text(&o);
+    assert!(
+        t.contains("gate confirm waits for a person: Tell the users")
+            && t.contains("`hoist resume --confirm confirm`"),
+        "{t}"
+    );
+    // Still nobody confirms: it pauses again.
+    let o = p.hoist(&["resume"], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    // The admin confirms: the run goes on, and the journal says who.
+    let o = p.hoist(&["resume", "--confirm", "confirm"], &[]);
     assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(p.read("VERSION").as_deref(), Some("2.0\n"));
     let log = std::fs::read_to_string(p.path("state/runs/1.log")).unwrap();
-    assert!(log.contains("confirmed by --yes"));
+    assert!(
+        log.contains("confirmed in advance with --confirm by root"),
+        "{log}"
+    );
+    let o = p.hoist(&["--json", "status"], &[]);
+    let t = text(&o);
+    assert!(t.contains("gate-confirmed"), "{t}");
+}
+
+#[test]
+fn a_person_gate_confirmed_in_advance_opens_at_once() {
+    let p = Product::new("person-gate-ahead");
+    let recipe = p.read("recipe.toml").unwrap();
+    p.write("recipe.toml", &format!("{recipe}\n[[steps]]\nid = \"confirm\"\nphase = \"pre\"\ngate = {{ message = \"Tell the users\" }}\n"));
+    let r = p.path("recipe.toml");
+    // Another gate's confirmation does not open this one.
+    let o = p.hoist(
+        &[
+            "upgrade",
+            "--yes",
+            "--confirm",
+            "other",
+            "-r",
+            r.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let o = p.hoist(&["rollback"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = p.hoist(
+        &[
+            "upgrade",
+            "--yes",
+            "--confirm",
+            "confirm",
+            "-r",
+            r.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(p.read("VERSION").as_deref(), Some("2.0\n"));
+}
+
+#[test]
+fn a_person_gate_opens_when_a_person_answers_at_a_terminal() {
+    // A terminal made by `script` (util-linux): stdin and stderr are a pty.
+    let p = Product::new("person-gate-tty");
+    let recipe = p.read("recipe.toml").unwrap();
+    p.write("recipe.toml", &format!("{recipe}\n[[steps]]\nid = \"confirm\"\nphase = \"pre\"\ngate = {{ message = \"Tell the users\" }}\n"));
+    let bin = env!("CARGO_BIN_EXE_hoist");
+    let cmd = format!(
+        "{bin} --state-dir {} upgrade --yes -r {}",
+        p.path("state").display(),
+        p.path("recipe.toml").display()
+    );
+    let mut script = std::process::Command::new("script");
+    common::clean_env(&mut script);
+    let mut child = script
+        .args(["-qefc", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Answered once the question is on the screen (bounded by the gate's
+    // own wait for an answer: the run would pause, and the test fail).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"yes\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("Tell the users"), "{t}");
+    assert_eq!(p.read("VERSION").as_deref(), Some("2.0\n"));
+    let log = std::fs::read_to_string(p.path("state/runs/1.log")).unwrap();
+    assert!(log.contains("confirmed at the terminal"), "{log}");
 }
 
 #[test]

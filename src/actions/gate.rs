@@ -1,7 +1,8 @@
 //! `gate`: the run goes on only when a person confirms, or when a check turns
 //! true (seed 003: the system VM template must be registered in the web UI
-//! and READY before the management server is upgraded). `--yes` answers a
-//! person's question, never a check that is false.
+//! and READY before the management server is upgraded). Neither `--yes` nor
+//! a script opens a person's gate: a person at the terminal does, or the
+//! admin's `--confirm ID` for that gate; with neither, the run pauses there.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -35,8 +36,15 @@ impl Kind for Gate {
     fn summary(&self) -> String {
         match &self.until {
             Some(u) => format!("gate: {} (opens when {})", self.message, u.describe()),
-            None => format!("gate: {} (a person confirms)", self.message),
+            None => format!(
+                "gate: {} (a person confirms, at a terminal or with --confirm; not --yes)",
+                self.message
+            ),
         }
+    }
+
+    fn needs_person(&self) -> bool {
+        self.until.is_none()
     }
 
     /// A person may take a night to answer; a check has its own bound.
@@ -60,18 +68,20 @@ impl Kind for Gate {
         if let Some(u) = &self.until {
             // A check decides; --yes cannot open it.
             ctx.note(&format!("gate: {} (waiting until {})", self.message, u.describe()));
+            (ctx.progress)(&self.message);
             let timeout = self.timeout.unwrap_or(crate::context::DEFAULT_TIMEOUT);
             return u.wait(ctx, timeout, Duration::from_secs(5));
         }
-        if ctx.yes {
-            ctx.note(&format!("gate: {} (confirmed by --yes)", self.message));
+        // A person's gate is opened by a person: at the terminal, or by
+        // `--confirm ID` given for it. `--yes` answers the upgrade prompt
+        // only (the fleet runs every host with it).
+        if let Some(how) = &ctx.confirmed {
+            ctx.note(&format!("gate: {} ({how})", self.message));
             return Ok(());
         }
         if !ctx.interactive {
-            return Err(format!(
-                "gate: {}: a person must confirm this; run on a terminal, or with --yes",
-                self.message
-            ));
+            ctx.awaits_person = true;
+            return Err(format!("waits for a person: {}", self.message));
         }
         let answer = (ctx.ask)(&format!("{}\nType yes when it is done, anything else to stop: ", self.message));
         match answer.as_deref().map(str::trim) {

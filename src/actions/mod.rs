@@ -44,6 +44,13 @@ pub trait Kind: DeserializeOwned + Serialize + Clone + std::fmt::Debug {
         crate::context::DEFAULT_TIMEOUT
     }
 
+    /// Whether only a person can let the run past it (a gate with no
+    /// check): `--yes` does not, `--confirm ID` or a terminal does. Plans
+    /// list these so the admin knows who must be there.
+    fn needs_person(&self) -> bool {
+        false
+    }
+
     /// Checks the types cannot express; problems point at `span`.
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>);
 
@@ -188,6 +195,10 @@ macro_rules! registry {
 
             pub fn default_timeout(&self) -> std::time::Duration {
                 match self { $(Action::$ty(a) => a.default_timeout(),)* }
+            }
+
+            pub fn needs_person(&self) -> bool {
+                match self { $(Action::$ty(a) => a.needs_person(),)* }
             }
 
             pub fn executable(&self) -> bool {

@@ -48,6 +48,11 @@ pub struct RunArgs {
     /// Bound on connecting to a host.
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
+    /// Confirm a person's gate for the rollout (upgrade, resume): GATE on
+    /// every host that meets it, GATE@HOST on one. `--yes` never does; a
+    /// host that meets an unconfirmed one pauses there. Repeatable.
+    #[arg(long = "confirm", value_name = "GATE[@HOST]")]
+    pub confirm: Vec<String>,
 }
 
 fn fail(json: bool, code: u8, error: &str, message: &str) -> u8 {
@@ -191,7 +196,9 @@ pub fn upgrade(args: &RunArgs, to: Option<&str>, yes: bool, state_dir: &Path, js
         Err(e) => return fail(json, EXIT_USAGE, "journal", &e.to_string()),
     };
     let transport = transport.for_rollout(run, &plan);
-    drive(&mut journal, &transport, run, json, |ex| ex.run(run))
+    drive(&mut journal, &transport, run, json, &args.confirm, |ex| {
+        ex.run(run)
+    })
 }
 
 pub fn resume(args: &RunArgs, state_dir: &Path, json: bool) -> u8 {
@@ -220,7 +227,7 @@ pub fn resume(args: &RunArgs, state_dir: &Path, json: bool) -> u8 {
         outln!("resuming rollout {} ({})", view.id, view.state);
     }
     let id = view.id;
-    drive(&mut journal, &transport, id, json, |ex| {
+    drive(&mut journal, &transport, id, json, &args.confirm, |ex| {
         ex.resume().map(|o| o.map_or(Outcome::Done, |(_, o)| o))
     })
 }
@@ -440,6 +447,7 @@ fn drive(
     transport: &SshTransport,
     run: i64,
     json: bool,
+    confirm: &[String],
     go: impl FnOnce(&mut Executor<'_>) -> Result<Outcome, crate::journal::JournalError>,
 ) -> u8 {
     let pause = Arc::new(AtomicBool::new(false));
@@ -460,6 +468,7 @@ fn drive(
             Options {
                 pause: Some(Arc::clone(&pause)),
                 crash_after_hosts: None,
+                confirm: confirm.to_vec(),
             },
             &mut progress,
         );

@@ -134,6 +134,13 @@ pub struct FleetPlan {
     pub max_fail: Option<u32>,
     pub max_fail_percentage: Option<u8>,
     pub parallel: u32,
+    /// The recipe's host steps that only a person can let a run past
+    /// (`Kind::needs_person`), met by each host whose own plan takes them:
+    /// the admin knows before launch who must be there. Left out of the
+    /// JSON (and so of the hash) when none, so plans journaled before
+    /// read and hash the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub person_gates: Vec<String>,
     /// SHA-256 of everything above.
     pub hash: String,
 }
@@ -269,6 +276,17 @@ pub fn plan(
         max_fail: spec.max_fail_effective(),
         max_fail_percentage: spec.max_fail_percentage,
         parallel: spec.parallel.unwrap_or(DEFAULT_PARALLEL),
+        person_gates: recipe
+            .steps
+            .iter()
+            .filter(|s| s.action.needs_person())
+            .map(|s| s.id.clone())
+            .fold(Vec::new(), |mut ids, id| {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+                ids
+            }),
         hash: String::new(),
     };
     plan.hash = hash(&plan);
@@ -474,6 +492,37 @@ impl FleetPlan {
                 "Not upgraded (no stage has their roles): {}",
                 self.not_in_rollout.join(", ")
             );
+        }
+        let run_once: Vec<String> = self
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::RunOnce {
+                    id, host, action, ..
+                } if action.needs_person() => Some(format!("{id}@{host}")),
+                Item::RunOnEach {
+                    id, hosts, action, ..
+                } if action.needs_person() => {
+                    Some(format!("{id} (on each of {})", hosts.join(", ")))
+                }
+                _ => None,
+            })
+            .collect();
+        if !run_once.is_empty() || !self.person_gates.is_empty() {
+            let _ = writeln!(
+                out,
+                "A person must confirm (--yes does not; `--confirm GATE` for every host, `GATE@HOST` for one, or the rollout stops there):"
+            );
+            if !run_once.is_empty() {
+                let _ = writeln!(out, "  between batches: {}", run_once.join(", "));
+            }
+            if !self.person_gates.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  on each host whose own plan takes it (`hoist plan` there): {}",
+                    self.person_gates.join(", ")
+                );
+            }
         }
         out
     }

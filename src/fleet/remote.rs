@@ -25,6 +25,10 @@ pub struct ActionArgs {
     /// The step's id, for the log and the messages.
     #[arg(long)]
     pub id: String,
+    /// The admin confirmed this step's person gate for the rollout
+    /// (`hoist fleet upgrade --confirm ID`).
+    #[arg(long)]
+    pub confirmed: bool,
 }
 
 /// Always one JSON line on stdout: `{"ok": true}` or `{"ok": false,
@@ -100,7 +104,10 @@ fn run(args: &ActionArgs, state_dir: &Path) -> Result<(), (u8, String)> {
         undoable: false,
         journal: &mut journal,
         interactive: false,
-        yes: true,
+        confirmed: args
+            .confirmed
+            .then(|| "confirmed for the rollout (hoist fleet --confirm)".to_string()),
+        awaits_person: false,
         ask: &ask,
         progress: &progress,
     };

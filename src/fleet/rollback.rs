@@ -241,6 +241,7 @@ impl<'a> Rollback<'a> {
             product: view.plan.product.clone(),
             target: view.plan.target.clone(),
             rollout: run,
+            confirm: Vec::new(),
         };
         let mut ended = 0usize;
         for u in undos(&view) {
@@ -333,7 +334,11 @@ impl<'a> Rollback<'a> {
                 let id = format!("{id}{UNDO_SUFFIX}");
                 // The undo's own progress lines are in the host's output
                 // file; the rollback reports each undo's end.
-                let job = OnceJob { id: &id, action };
+                let job = OnceJob {
+                    id: &id,
+                    action,
+                    confirm: &[],
+                };
                 match self.transport.run_once(&host, &job, &mut |_| {}) {
                     Ok(()) => (UndoState::Done, None),
                     Err(e) => (UndoState::Failed, Some(e)),

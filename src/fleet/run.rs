@@ -67,6 +67,8 @@ pub struct Options {
     /// once, journaling nothing more, as if killed; hosts still upgrading
     /// carry on in the transport.
     pub crash_after_hosts: Option<usize>,
+    /// Person gates the admin confirmed (`--confirm GATE[@HOST]`).
+    pub confirm: Vec<String>,
 }
 
 pub struct Executor<'a> {
@@ -155,6 +157,7 @@ impl<'a> Executor<'a> {
             product: plan.product.clone(),
             target: plan.target.clone(),
             rollout: run,
+            confirm: self.options.confirm.clone(),
         };
         for (seq, item) in plan.items.iter().enumerate() {
             let state = view.items[seq].0;
@@ -194,6 +197,7 @@ impl<'a> Executor<'a> {
                     let job = OnceJob {
                         id,
                         action: action.as_ref(),
+                        confirm: &self.options.confirm,
                     };
                     let transport = self.transport;
                     let progress = &mut self.progress;
@@ -227,9 +231,11 @@ impl<'a> Executor<'a> {
                         .filter(|h| !done.contains(&h.as_str()))
                         .map(|h| host_ref(plan, h))
                         .collect();
+                    let confirm = self.options.confirm.clone();
                     let job = OnceJob {
                         id,
                         action: action.as_ref(),
+                        confirm: &confirm,
                     };
                     match self.each(run, seq, plan, &job, todo)? {
                         EachEnd::Ok => self.journal.item(run, seq, ItemState::Done, None)?,

@@ -167,6 +167,11 @@ impl Transport for SimulatedTransport {
         _events: &mut dyn FnMut(HostEvent),
     ) -> Result<(), String> {
         self.record(format!("once {} on {}", job.id, host.name));
+        // As `hoist fleet-action` on a host: a person's gate opens only
+        // when confirmed for the rollout.
+        if job.action.needs_person() && !job.confirmed(&host.name) {
+            return Err(format!("{}: waits for a person", job.action.summary()));
+        }
         match self.faults.get(&host.name) {
             Some(Fault::OnceFails) => Err(format!("{} failed (simulated)", job.action.summary())),
             Some(Fault::UndoFails) if job.id.ends_with(UNDO_SUFFIX) => {

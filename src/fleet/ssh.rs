@@ -279,6 +279,10 @@ impl SshTransport {
             argv.push("--to".into());
             argv.push(t.clone());
         }
+        for gate in super::transport::confirmed_on(&job.confirm, &host.name) {
+            argv.push("--confirm".into());
+            argv.push(gate);
+        }
         argv.extend(self.args.get(&host.name).cloned().unwrap_or_default());
         argv
     }
@@ -470,9 +474,20 @@ impl Transport for SshTransport {
                 said = Some(v);
             }
         };
+        let mut argv = vec![
+            hoist.as_str(),
+            "fleet-action",
+            "-r",
+            &recipe,
+            "--id",
+            job.id,
+        ];
+        if job.confirmed(&host.name) {
+            argv.push("--confirmed");
+        }
         let (code, stderr) = s
             .stream_fed(
-                &[&hoist, "fleet-action", "-r", &recipe, "--id", job.id],
+                &argv,
                 Some(&action),
                 self.settings.host_timeout,
                 &mut on_line,

@@ -21,6 +21,22 @@ pub struct HostJob {
     pub target: Option<String>,
     /// The controller's rollout, so a host's journal can name it.
     pub rollout: i64,
+    /// The person gates the admin confirmed (`--confirm GATE` for every
+    /// host, `GATE@HOST` for one); each host gets its own as `--confirm`.
+    #[serde(default)]
+    pub confirm: Vec<String>,
+}
+
+/// The gates of `confirm` (`GATE` or `GATE@HOST`) that hold on `host`.
+pub fn confirmed_on(confirm: &[String], host: &str) -> Vec<String> {
+    confirm
+        .iter()
+        .filter_map(|c| match c.rsplit_once('@') {
+            Some((gate, h)) if h == host => Some(gate.to_string()),
+            Some(_) => None,
+            None => Some(c.clone()),
+        })
+        .collect()
 }
 
 /// One event of a host's upgrade, as its `--json` events stream them.
@@ -94,6 +110,18 @@ pub enum HostRollback {
 pub struct OnceJob<'a> {
     pub id: &'a str,
     pub action: &'a Action,
+    /// The rollout's confirmed gates (see [`confirmed_on`]).
+    pub confirm: &'a [String],
+}
+
+impl OnceJob<'_> {
+    /// Whether the admin confirmed this step, when it is a person's gate,
+    /// for `host`.
+    pub fn confirmed(&self, host: &str) -> bool {
+        confirmed_on(self.confirm, host)
+            .iter()
+            .any(|g| g == self.id)
+    }
 }
 
 pub trait Transport: Sync {

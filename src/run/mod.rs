@@ -26,6 +26,15 @@ use crate::recipe::{Phase, ServiceSpec};
 use crate::state::{RunState, StepState};
 use crate::ui::Reporter;
 
+/// The user running hoist, and the one who called sudo when it did.
+fn who() -> String {
+    let me = crate::statedir::user(nix::unistd::getuid().as_raw());
+    match std::env::var("SUDO_USER") {
+        Ok(u) if !u.is_empty() => format!("{me}, through sudo by {u}"),
+        _ => me,
+    }
+}
+
 /// How much of a step's output the journal keeps (the log has all of it).
 const TAIL: u64 = 4096;
 
@@ -38,6 +47,10 @@ pub struct Options {
     /// Run as a product's own command (`xivo-upgrade`): its words on screen.
     #[serde(default)]
     pub branded: bool,
+    /// Person gates (step ids or keys) the admin confirmed in advance
+    /// (`--confirm ID`); `resume --confirm` adds to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confirm: Vec<String>,
 }
 
 /// What the run needs besides its plan; journaled with it, so `resume` and
@@ -62,6 +75,12 @@ pub enum Ending {
     Prepared,
     /// Stopped by SIGTERM/SIGINT between steps; `resume` goes on.
     Paused,
+    /// Stopped at a person's gate with no one to answer: `hoist resume
+    /// --confirm GATE` goes on.
+    AwaitsPerson {
+        step: String,
+        message: String,
+    },
     /// Failed, not rolled back (`--no-rollback`).
     Failed {
         step: String,
@@ -99,7 +118,7 @@ impl Ending {
     pub fn exit_code(&self) -> u8 {
         match self {
             Ending::Committed | Ending::Prepared | Ending::RolledBack { failed: None } => 0,
-            Ending::Paused => 3,
+            Ending::Paused | Ending::AwaitsPerson { .. } => 3,
             _ => 1,
         }
     }
@@ -137,6 +156,8 @@ pub struct Engine {
     /// Steps whose undo the admin skips (`hoist rollback --skip`), and why.
     pub skip_undo: Vec<String>,
     pub skip_reason: String,
+    /// The last step's person gate found no one to answer.
+    awaiting_person: bool,
 }
 
 /// How one execution of a step ended.
@@ -147,6 +168,9 @@ enum StepEnd {
     /// not finish: it stays `running`, the run pauses, and `resume` asks
     /// its probe or runs it again, as after a crash.
     Interrupted(String),
+    /// A person's gate found no one to answer (see `Ctx::awaits_person`):
+    /// the step stays `running`, as interrupted, and runs again on resume.
+    AwaitsPerson(String),
 }
 
 /// The step marked `point_of_no_return` that the run has started, if any,
@@ -236,6 +260,7 @@ impl Engine {
             deferred: Vec::new(),
             skip_undo: Vec::new(),
             skip_reason: String::new(),
+            awaiting_person: false,
         })
     }
 
@@ -346,6 +371,15 @@ impl Engine {
             let error = match self.execute(&step, n, total, run_to)? {
                 StepEnd::Done => None,
                 StepEnd::Failed(e) => Some(e),
+                StepEnd::AwaitsPerson(message) => {
+                    self.journal
+                        .event(self.run, "awaits-person", &format!("{key}: {message}"))?;
+                    self.set_state(RunState::Paused, Some(&format!("{key} {message}")))?;
+                    return Ok(Ending::AwaitsPerson {
+                        step: key.clone(),
+                        message,
+                    });
+                }
                 StepEnd::Interrupted(e) => {
                     self.journal
                         .event(self.run, "interrupted", &format!("{key}: {e}"))?;
@@ -500,7 +534,7 @@ impl Engine {
                     ));
                 }
                 result = self.apply(&step.action, step);
-                if result.is_ok() {
+                if result.is_ok() || self.awaiting_person {
                     break;
                 }
             }
@@ -510,6 +544,14 @@ impl Engine {
         let result = result.and_then(|()| self.journal.still_there());
         let tail = self.tail_since(offset);
         let secs = started.elapsed().as_secs_f64();
+        if let Err(e) = &result
+            && std::mem::take(&mut self.awaiting_person)
+        {
+            self.note(&format!("{key} {e}"));
+            self.ui
+                .step_finished(n, total, key, "waits for a person", secs, Some(e));
+            return Ok(StepEnd::AwaitsPerson(e.clone()));
+        }
         if let Err(e) = &result
             && crate::sys::process::stop::requested()
         {
@@ -555,7 +597,28 @@ impl Engine {
 
     /// Carries out `action` in the context of `step`.
     fn apply(&mut self, action: &crate::actions::Action, step: &PlannedStep) -> Result<(), String> {
-        self.with_ctx(step, |ctx| action.apply(ctx))
+        let (result, awaits) = self.with_ctx(step, |ctx| (action.apply(ctx), ctx.awaits_person));
+        self.awaiting_person = awaits;
+        if result.is_ok()
+            && action.needs_person()
+            && let Some(how) = self.confirmed(step)
+        {
+            // Who opened a person's gate, and when (the event's time).
+            self.journal
+                .event(self.run, "gate-confirmed", &format!("{}: {how}", step.key))
+                .map_err(|e| e.to_string())?;
+        }
+        result
+    }
+
+    /// How the admin confirmed `step`'s person gate in advance, if they
+    /// did: by its id (every hop's) or its key.
+    fn confirmed(&self, step: &PlannedStep) -> Option<String> {
+        let given = &self.stored.options.confirm;
+        given
+            .iter()
+            .any(|g| *g == step.id || *g == step.key)
+            .then(|| format!("confirmed in advance with --confirm by {}", who()))
     }
 
     /// A recipe's `undo` of `step`, in a directory of its own under the
@@ -597,6 +660,7 @@ impl Engine {
             ("HOIST_PHASE".to_string(), step.phase.name().to_string()),
         ];
         let step_dir = self.step_dir(&step.key);
+        let confirmed = self.confirmed(step);
         let ui = &self.ui;
         let bound = step.bound();
         let ask = |q: &str| ui.suspend(|| crate::ui::ask_within(q, Some(bound)));
@@ -619,7 +683,8 @@ impl Engine {
             undoable: step.point_of_no_return.is_none(),
             journal: &mut self.journal,
             interactive: self.interactive,
-            yes: self.stored.options.yes,
+            confirmed,
+            awaits_person: false,
             ask: &ask,
             progress: &progress,
         };
