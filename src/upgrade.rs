@@ -424,9 +424,18 @@ pub(crate) fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
             ),
         ),
     };
+    // A person's gate names itself, so a controller can ask for it.
+    let awaits = match ending {
+        Ending::AwaitsPerson { step, message } => Some(serde_json::json!({
+            "gate": step.split('@').next().unwrap_or(step),
+            "step": step,
+            "message": message,
+        })),
+        _ => None,
+    };
     engine.ui.event(
         "run-finished",
-        serde_json::json!({ "run": engine.run, "state": state, "message": text, "log": log }),
+        serde_json::json!({ "run": engine.run, "state": state, "message": text, "log": log, "awaits_person": awaits }),
     );
     if !engine.ui.json() {
         outln!("{text}");

@@ -410,18 +410,35 @@ fn assert_kvm_legacy_steps(cloud: &Cloud) {
 }
 
 /// One small cloud (1 management, 1 usage, 1 KVM and the database) from
-/// `from`, upgraded to `to` by one rollout whose person gates `confirm`
-/// were confirmed at launch (`--confirm`); the end state checked. The
+/// `from`, upgraded to `to` by one rollout; the end state checked. The
+/// management server meets the person's gate `person` when given: with
+/// `--yes` and nobody to confirm, the rollout pauses with that host
+/// waiting, then `hoist fleet resume --confirm GATE@HOST` goes on. The
 /// cloud is returned for the path's own checks.
-fn small_cloud_upgrade(from: &str, to: &str, confirm: &[&str]) -> Cloud {
+fn small_cloud_upgrade(from: &str, to: &str, person: Option<&str>) -> Cloud {
     let t0 = Instant::now();
     let cloud = Cloud::build(from, &Topology::small(), from, Template::Registered);
     let built = t0.elapsed();
-    let mut command = cloud.upgrade_command(Some(to));
-    for gate in confirm {
-        command.args(["--confirm", gate]);
+    let mut out = cloudstack::bounded(cloud.upgrade_command(Some(to)));
+    if let Some(gate) = person {
+        assert_eq!(out.status.code(), Some(3), "{from}: {}", text(&out));
+        let st = cloud.status_json();
+        assert_eq!(st["state"], "paused", "{st}");
+        let waiting = &st["waiting"];
+        assert_eq!(waiting[0]["host"], "mgmt1", "{st}");
+        assert!(
+            waiting[0]["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with(&format!("waits for a person at gate {gate}: "))),
+            "{st}"
+        );
+        // The rest of the rollout did not start while it waits.
+        assert!(
+            st["untouched"].as_array().is_some_and(|u| !u.is_empty()),
+            "{st}"
+        );
+        out = cloudstack::bounded(cloud.fleet(&["resume", "--confirm", &format!("{gate}@mgmt1")]));
     }
-    let out = cloudstack::bounded(command);
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{from}: {said}");
     assert_eq!(cloud.status_json()["state"], "done");
@@ -439,7 +456,7 @@ fn small_cloud_upgrade(from: &str, to: &str, confirm: &[&str]) -> Cloud {
 
 #[test]
 fn from_4_3_1_to_4_3_2() {
-    let cloud = small_cloud_upgrade("4.3.1", "4.3.2", &[]);
+    let cloud = small_cloud_upgrade("4.3.1", "4.3.2", None);
     // B restarts no system VM and needs no new template: the fleet's gate
     // opened at once on a 4.3 database.
     assert_eq!(
@@ -454,12 +471,12 @@ fn from_4_3_1_to_4_3_2() {
 
 #[test]
 fn from_4_3_0_to_4_3_2() {
-    small_cloud_upgrade("4.3.0", "4.3.2", &[]).teardown();
+    small_cloud_upgrade("4.3.0", "4.3.2", None).teardown();
 }
 
 #[test]
 fn from_4_1_to_4_3() {
-    let cloud = small_cloud_upgrade("4.1.1", "4.3", &[]);
+    let cloud = small_cloud_upgrade("4.1.1", "4.3", None);
     assert_eq!(
         sql(
             &cloud.db_host(),
@@ -473,9 +490,9 @@ fn from_4_1_to_4_3() {
 #[test]
 fn from_4_0_to_4_3() {
     // From 4.0 a person carries components.xml's changes over by hand
-    // (seed 003, E): the rollout goes past that gate only because it was
-    // confirmed for it, and the management server's journal says so.
-    let cloud = small_cloud_upgrade("4.0.2", "4.3", &["components-to-componentcontext"]);
+    // (seed 003, E): the rollout goes past that gate only once it is
+    // confirmed, and the management server's journal says so.
+    let cloud = small_cloud_upgrade("4.0.2", "4.3", Some("components-to-componentcontext"));
     assert_moved_from_etc_cloud(&cloud);
     let mgmt = cloud.host("mgmt1");
     let st = sh(
@@ -491,7 +508,7 @@ fn from_4_0_to_4_3() {
 
 #[test]
 fn from_3_0_to_4_3() {
-    let cloud = small_cloud_upgrade("3.0.2", "4.3", &[]);
+    let cloud = small_cloud_upgrade("3.0.2", "4.3", None);
     assert_moved_from_etc_cloud(&cloud);
     assert_kvm_legacy_steps(&cloud);
     cloud.teardown();
@@ -499,7 +516,7 @@ fn from_3_0_to_4_3() {
 
 #[test]
 fn from_2_2_14_to_4_3_2_encrypts_the_database_properties() {
-    let cloud = small_cloud_upgrade("2.2.14", "4.3.2", &[]);
+    let cloud = small_cloud_upgrade("2.2.14", "4.3.2", None);
     assert_moved_from_etc_cloud(&cloud);
     assert_kvm_legacy_steps(&cloud);
     assert_encrypted(&cloud);

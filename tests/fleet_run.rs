@@ -306,6 +306,71 @@ fn simulated_person_gate_stops_the_rollout_until_confirmed_for_its_host() {
 }
 
 #[test]
+fn simulated_host_at_a_person_gate_waits_while_the_rest_of_its_batch_goes_on() {
+    let d = scratch("host-gate");
+    let p = six_hosts("");
+    let t = SimulatedTransport::new(QUICK).fault("web2", Fault::PersonGate);
+    // Batches 1, 2, 3 (web1; web2 web3; web4 web5 web6): web2 waits, web3
+    // beside it ends, no later batch starts.
+    let out = run(&d.0, &t, &p, Options::default());
+    assert!(
+        matches!(&out, Outcome::Waiting(why) if why.starts_with("web2 wait(s) for a person")),
+        "{out:?}"
+    );
+    assert_eq!((t.upgrades("web3"), t.upgrades("web4")), (1, 0));
+    let s = status(&d.0);
+    assert!(
+        s.contains("wait for a person")
+            && s.contains("web2: waits for a person at gate person-gate"),
+        "{s}"
+    );
+    let v = FleetJournal::open(&d.0).unwrap().latest().unwrap().unwrap();
+    assert_eq!(v.state, FleetState::Paused);
+    assert_eq!(v.host_state("web2"), Some(HostState::Waiting));
+    // Resumed with the gate confirmed for web2: its run is resumed (not
+    // upgraded again), and the rollout goes on.
+    let mut journal = FleetJournal::open(&d.0).unwrap();
+    let mut progress = |_: Progress<'_>| {};
+    let options = Options {
+        confirm: vec![format!("{}@web2", hoist::fleet::simulated::PERSON_GATE)],
+        ..Options::default()
+    };
+    let mut ex = Executor::new(&mut journal, &t, options, &mut progress);
+    assert_eq!(ex.resume().unwrap().unwrap().1, Outcome::Done);
+    assert_eq!(t.upgrades("web2"), 1);
+    assert_eq!(t.upgrades("web6"), 1);
+    assert!(
+        t.log().contains(&"resume web2".to_string()),
+        "{:?}",
+        t.log()
+    );
+}
+
+#[test]
+fn simulated_person_at_the_controllers_terminal_answers_a_hosts_gate() {
+    let d = scratch("host-gate-ask");
+    let t = SimulatedTransport::new(QUICK).fault("web2", Fault::PersonGate);
+    let asked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = Arc::clone(&asked);
+    let options = Options {
+        ask: Some(Arc::new(move |q: &str| {
+            seen.lock().unwrap().push(q.to_string());
+            true
+        })),
+        ..Options::default()
+    };
+    assert_eq!(run(&d.0, &t, &six_hosts(""), options), Outcome::Done);
+    let asked = asked.lock().unwrap();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(
+        asked[0].starts_with("web2: gate person-gate waits for a person: Tell the users"),
+        "{asked:?}"
+    );
+    assert_eq!(t.upgrades("web2"), 1);
+    assert!(status(&d.0).contains("upgraded: 6"));
+}
+
+#[test]
 fn simulated_rollout_then_hoist_fleet_status_says_where_it_stands() {
     let d = scratch("cli-status");
     let t = SimulatedTransport::new(QUICK).fault("web2", Fault::HealthCheck);

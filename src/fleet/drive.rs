@@ -469,6 +469,16 @@ fn drive(
                 pause: Some(Arc::clone(&pause)),
                 crash_after_hosts: None,
                 confirm: confirm.to_vec(),
+                // A person's gate reached on a host is asked here when a
+                // person is at this terminal (bounded as a host gate is,
+                // and at once given up on a pause signal).
+                ask: (!json && crate::ui::interactive()).then(|| {
+                    let ask: super::run::Asker = Arc::new(|q: &str| {
+                        crate::ui::ask_within(q, Some(Duration::from_secs(24 * 3600)))
+                            .is_some_and(|a| a.trim() == "yes")
+                    });
+                    ask
+                }),
             },
             &mut progress,
         );
@@ -480,7 +490,7 @@ fn drive(
     };
     let (state, code) = match &outcome {
         Outcome::Done => ("done", EXIT_OK),
-        Outcome::Paused => ("paused", EXIT_PAUSED),
+        Outcome::Paused | Outcome::Waiting(_) => ("paused", EXIT_PAUSED),
         Outcome::Stopped(_) => ("stopped", EXIT_REFUSED),
         Outcome::Failed(_) => ("failed", EXIT_REFUSED),
         Outcome::Crashed => ("crashed", EXIT_REFUSED),
@@ -505,6 +515,9 @@ fn drive(
             outln!(
                 "paused: hosts already upgrading finished; `hoist fleet resume -i INVENTORY -r RECIPE` goes on"
             );
+        }
+        if let Outcome::Waiting(why) = &outcome {
+            outln!("paused: {why}");
         }
     }
     code
@@ -588,6 +601,7 @@ fn show(json: bool, started: Instant, p: Progress<'_>) {
                     HostResult::RolledBack(_) => "ROLLED BACK",
                     HostResult::Failed(_) => "FAILED",
                     HostResult::Lost(_) => "NO ANSWER",
+                    HostResult::Waiting { .. } => "WAITS FOR A PERSON",
                 };
                 outln!("[{t:7.1}s]   {h}: {word}: {}", r.detail());
             }

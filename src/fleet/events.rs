@@ -16,6 +16,8 @@ pub struct Upgrade {
     pub run: Option<i64>,
     /// `run-finished`: its state and message.
     pub finished: Option<(String, String)>,
+    /// `run-finished` at a person's gate: the gate and what to do.
+    pub awaits: Option<(String, String)>,
     /// `up-to-date`: nothing to do there.
     pub up_to_date: bool,
     /// `refused` messages, in order (a refusal changes nothing).
@@ -63,6 +65,11 @@ impl Upgrade {
             }
             "run-finished" => {
                 self.finished = Some((s("state"), s("message")));
+                self.awaits = v.get("awaits_person").and_then(|a| {
+                    let gate = a.get("gate")?.as_str()?.to_string();
+                    let message = a.get("message")?.as_str()?.to_string();
+                    Some((gate, message))
+                });
                 None
             }
             _ => None,
@@ -72,6 +79,14 @@ impl Upgrade {
     /// How the upgrade ended, once its process exited with `code`;
     /// `stderr` is its error output (a crash says why there).
     pub fn result(&self, code: Option<i32>, stderr: &str) -> HostResult {
+        if let Some((gate, message)) = &self.awaits {
+            return HostResult::Waiting {
+                gate: gate.clone(),
+                message: message
+                    .trim_start_matches("waits for a person: ")
+                    .to_string(),
+            };
+        }
         if let Some((state, message)) = &self.finished {
             return ended(state, message);
         }
@@ -138,6 +153,17 @@ pub fn status(text: &str, tag: &str, launched: bool) -> Result<RemoteStatus, Str
     Ok(match state {
         "committed" | "rolled-back" => RemoteStatus::Ended(ended(state, error)),
         _ if live => RemoteStatus::Running,
+        // Paused at a person's gate (its step and message in the run's
+        // error, as `hoist status` reads them).
+        "paused" if error.contains(" waits for a person: ") => {
+            let (step, message) = error
+                .split_once(" waits for a person: ")
+                .unwrap_or_default();
+            RemoteStatus::Ended(HostResult::Waiting {
+                gate: step.split('@').next().unwrap_or(step).to_string(),
+                message: message.to_string(),
+            })
+        }
         // Stopped for the admin: it will not go on by itself.
         "paused" | "failed" | "rollback-failed" | "partly-rolled-back" | "prepared" => {
             RemoteStatus::Ended(HostResult::Failed(format!("{state}: {error} ({next})")))
@@ -180,6 +206,33 @@ pub fn rollback(stdout: &str, stderr: &str, code: Option<i32>) -> Result<HostRol
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_paused_at_a_persons_gate_is_read_as_waiting() {
+        let mut u = Upgrade::default();
+        let line = r#"{"schema":1,"event":"run-finished","run":1,"state":"paused","message":"paused: gate waits for a person: Tell the users. When it is done: `hoist resume --confirm gate`","awaits_person":{"gate":"gate","step":"gate@2.0","message":"waits for a person: Tell the users"}}"#;
+        assert_eq!(u.line(line), None);
+        assert_eq!(
+            u.result(Some(3), ""),
+            HostResult::Waiting {
+                gate: "gate".into(),
+                message: "Tell the users".into()
+            }
+        );
+        // Another pause (a signal) is not a person's gate.
+        let mut u = Upgrade::default();
+        u.line(r#"{"event":"run-finished","state":"paused","message":"stopped by a signal"}"#);
+        assert!(matches!(u.result(Some(3), ""), HostResult::Failed(_)));
+        // Read back from the host's journal after a controller crash.
+        let st = r#"{"run":{"state":"paused","error":"gate@2.0 waits for a person: Tell the users"},"events":[{"kind":"fleet-rollout","detail":"t"}],"next":""}"#;
+        assert_eq!(
+            status(st, "t", true),
+            Ok(RemoteStatus::Ended(HostResult::Waiting {
+                gate: "gate".into(),
+                message: "Tell the users".into()
+            }))
+        );
+    }
 
     #[test]
     fn a_hosts_rollback_answer_is_read() {

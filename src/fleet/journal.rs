@@ -459,6 +459,10 @@ impl RolloutView {
         for (state, what) in [
             (HostState::Done, "upgraded"),
             (HostState::Failed, "failed"),
+            (
+                HostState::Waiting,
+                "wait for a person (`hoist fleet resume --confirm GATE@HOST` once done)",
+            ),
             (HostState::Running, "in progress"),
             (HostState::Pending, "not started (untouched)"),
         ] {
@@ -548,6 +552,7 @@ impl RolloutView {
             "error": self.error,
             "done": names(HostState::Done),
             "failed": self.with(HostState::Failed).iter().map(|h| serde_json::json!({"host": h.0, "detail": h.2})).collect::<Vec<_>>(),
+            "waiting": self.with(HostState::Waiting).iter().map(|h| serde_json::json!({"host": h.0, "detail": h.2})).collect::<Vec<_>>(),
             "running": names(HostState::Running),
             "untouched": names(HostState::Pending),
         });

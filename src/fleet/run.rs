@@ -38,6 +38,9 @@ use crate::journal::JournalError;
 pub enum Outcome {
     Done,
     Paused,
+    /// Hosts wait for a person at a gate (the rest of their batch went
+    /// on): which, and what `hoist fleet resume --confirm` takes.
+    Waiting(String),
     /// A threshold was crossed; the reason.
     Stopped(String),
     /// A run-once step or gate failed.
@@ -69,7 +72,14 @@ pub struct Options {
     pub crash_after_hosts: Option<usize>,
     /// Person gates the admin confirmed (`--confirm GATE[@HOST]`).
     pub confirm: Vec<String>,
+    /// Asks the person at the controller's terminal (the question; true
+    /// for yes) when a host's run pauses at a person's gate: yes resumes
+    /// that host's run with the gate confirmed. `None`: no one to ask.
+    pub ask: Option<Asker>,
 }
+
+/// See [`Options::ask`].
+pub type Asker = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 pub struct Executor<'a> {
     journal: &'a mut FleetJournal,
@@ -90,6 +100,8 @@ enum Msg<R> {
 enum BatchEnd {
     Ok,
     Stop(String),
+    /// Every other host of the batch ended; these wait for a person.
+    Waiting(String),
     Crashed,
 }
 
@@ -262,6 +274,11 @@ impl<'a> Executor<'a> {
                     match self.batch(run, plan, &job, names, &label, &limits, &mut hosts)? {
                         BatchEnd::Ok => self.journal.item(run, seq, ItemState::Done, None)?,
                         BatchEnd::Crashed => return Ok(Outcome::Crashed),
+                        BatchEnd::Waiting(why) => {
+                            self.journal
+                                .set_state(run, FleetState::Paused, Some(&why))?;
+                            return Ok(Outcome::Waiting(why));
+                        }
                         BatchEnd::Stop(why) => {
                             self.journal
                                 .set_state(run, FleetState::Stopped, Some(&why))?;
@@ -387,11 +404,25 @@ impl<'a> Executor<'a> {
         let state = |h: &str| states.get(h).copied().unwrap_or(HostState::Pending);
         let mut queue: VecDeque<HostRef> = VecDeque::new();
         let mut reattach = Vec::new();
+        let mut wake = Vec::new();
         for h in names {
             match state(h) {
                 HostState::Pending => queue.push_back(host_ref(plan, h)),
                 HostState::Running => reattach.push(host_ref(plan, h)),
+                HostState::Waiting => wake.push(host_ref(plan, h)),
                 HostState::Done | HostState::Failed => {}
+            }
+        }
+        // Hosts paused at a person's gate: their runs are resumed with the
+        // gates confirmed now (unconfirmed, they pause there again).
+        if !wake.is_empty() {
+            let changes: Vec<_> = wake
+                .iter()
+                .map(|h| (h.name.as_str(), HostState::Running, None))
+                .collect();
+            self.journal.hosts(run, &changes)?;
+            for h in &wake {
+                states.insert(h.name.clone(), HostState::Running);
             }
         }
         let failed_in = |states: &HashMap<String, HostState>| {
@@ -438,6 +469,20 @@ impl<'a> Executor<'a> {
                     };
                     let _ = tx.send(Msg::Ended(name, result));
                 });
+            }
+            let resume = |host: HostRef, job: HostJob, tx: mpsc::Sender<Msg<HostResult>>| {
+                scope.spawn(move || {
+                    let name = host.name.clone();
+                    let result = transport.resume(&host, &job, &mut |e| {
+                        let _ = tx.send(Msg::Event(name.clone(), e));
+                    });
+                    let _ = tx.send(Msg::Ended(name, result));
+                });
+            };
+            for host in wake {
+                (self.progress)(Progress::HostStarted(&host.name));
+                inflight += 1;
+                resume(host, job.clone(), tx.clone());
             }
             loop {
                 let starting = next_hosts(
@@ -495,26 +540,36 @@ impl<'a> Executor<'a> {
                 let changes: Vec<_> = ended
                     .iter()
                     .zip(&details)
-                    .map(|((h, r), d)| {
-                        let to = if r.ok() {
-                            HostState::Done
-                        } else {
-                            HostState::Failed
-                        };
-                        (h.as_str(), to, (!r.ok()).then_some(d.as_str()))
-                    })
+                    .map(|((h, r), d)| (h.as_str(), host_state(r), (!r.ok()).then_some(d.as_str())))
                     .collect();
                 self.journal.hosts(run, &changes)?;
                 for (h, r) in &ended {
                     inflight -= 1;
                     self.ended += 1;
-                    let to = if r.ok() {
-                        HostState::Done
-                    } else {
-                        HostState::Failed
-                    };
-                    states.insert(h.clone(), to);
+                    states.insert(h.clone(), host_state(r));
                     (self.progress)(Progress::HostEnded(h, r));
+                }
+                // A person at the controller's terminal may answer a host's
+                // gate now: that host's run goes on, the others are not held.
+                for (h, r) in &ended {
+                    let (HostResult::Waiting { gate, message }, Some(ask), None) =
+                        (r, &self.options.ask, &stopping)
+                    else {
+                        continue;
+                    };
+                    let question = format!(
+                        "{h}: gate {gate} waits for a person: {message}\nType yes when it is done (anything else leaves {h} waiting): "
+                    );
+                    if !ask(&question) {
+                        continue;
+                    }
+                    self.journal
+                        .hosts(run, &[(h.as_str(), HostState::Running, None)])?;
+                    states.insert(h.clone(), HostState::Running);
+                    let mut job = job.clone();
+                    job.confirm.push(format!("{gate}@{h}"));
+                    inflight += 1;
+                    resume(host_ref(plan, h), job, tx.clone());
                 }
                 if crash {
                     return Ok(BatchEnd::Crashed);
@@ -529,11 +584,29 @@ impl<'a> Executor<'a> {
                     );
                 }
             }
+            let waiting: Vec<String> = names
+                .iter()
+                .filter(|h| states.get(*h) == Some(&HostState::Waiting))
+                .cloned()
+                .collect();
             Ok(match stopping {
                 Some(why) => BatchEnd::Stop(why),
+                None if !waiting.is_empty() => BatchEnd::Waiting(format!(
+                    "{} wait(s) for a person at a gate: `hoist fleet status` says which; `hoist fleet resume --confirm GATE@HOST` goes on",
+                    waiting.join(", ")
+                )),
                 None => BatchEnd::Ok,
             })
         })
+    }
+}
+
+/// The state a host's result leaves it in.
+fn host_state(r: &HostResult) -> HostState {
+    match r {
+        HostResult::Committed => HostState::Done,
+        HostResult::Waiting { .. } => HostState::Waiting,
+        _ => HostState::Failed,
     }
 }
 

@@ -34,7 +34,13 @@ pub enum Fault {
     /// Its upgrade commits; its rollback ends partly rolled back (a step
     /// there had no undo).
     PartlyUndone,
+    /// Its plan meets the person's gate `person-gate`: its run pauses there
+    /// until the rollout confirms it for this host.
+    PersonGate,
 }
+
+/// The gate of [`Fault::PersonGate`].
+pub const PERSON_GATE: &str = "person-gate";
 
 #[derive(Default)]
 struct SimHost {
@@ -92,7 +98,7 @@ impl Transport for SimulatedTransport {
     fn upgrade(
         &self,
         host: &HostRef,
-        _job: &HostJob,
+        job: &HostJob,
         events: &mut dyn FnMut(HostEvent),
     ) -> HostResult {
         {
@@ -103,32 +109,17 @@ impl Transport for SimulatedTransport {
         }
         self.record(format!("upgrade {}", host.name));
         events(HostEvent::Started);
-        std::thread::sleep(self.duration);
-        let result = match self.faults.get(&host.name) {
-            Some(Fault::HealthCheck) => {
-                events(HostEvent::Step {
-                    id: "health-check".into(),
-                    state: "failed".into(),
-                });
-                HostResult::RolledBack("step health-check failed (simulated)".into())
-            }
-            Some(Fault::Unreachable) => HostResult::Lost("simulated host stopped answering".into()),
-            _ => {
-                events(HostEvent::Step {
-                    id: "health-check".into(),
-                    state: "done".into(),
-                });
-                HostResult::Committed
-            }
-        };
-        // A host that stopped answering keeps `running` in its journal.
-        if !matches!(result, HostResult::Lost(_)) {
-            self.lock_hosts()
-                .entry(host.name.clone())
-                .or_default()
-                .status = Some(RemoteStatus::Ended(result.clone()));
-        }
-        result
+        self.go_on(host, job, events)
+    }
+
+    fn resume(
+        &self,
+        host: &HostRef,
+        job: &HostJob,
+        events: &mut dyn FnMut(HostEvent),
+    ) -> HostResult {
+        self.record(format!("resume {}", host.name));
+        self.go_on(host, job, events)
     }
 
     fn status(&self, host: &HostRef, _job: &HostJob) -> RemoteStatus {
@@ -213,5 +204,52 @@ impl Transport for SimulatedTransport {
                 Ok(HostRollback::RolledBack)
             }
         }
+    }
+}
+
+impl SimulatedTransport {
+    /// A host's run from where it stands to its end, as its faults say.
+    fn go_on(
+        &self,
+        host: &HostRef,
+        job: &HostJob,
+        events: &mut dyn FnMut(HostEvent),
+    ) -> HostResult {
+        std::thread::sleep(self.duration);
+        let result = match self.faults.get(&host.name) {
+            Some(Fault::PersonGate)
+                if !super::transport::confirmed_on(&job.confirm, &host.name)
+                    .iter()
+                    .any(|g| g == PERSON_GATE) =>
+            {
+                HostResult::Waiting {
+                    gate: PERSON_GATE.into(),
+                    message: "Tell the users (simulated)".into(),
+                }
+            }
+            Some(Fault::HealthCheck) => {
+                events(HostEvent::Step {
+                    id: "health-check".into(),
+                    state: "failed".into(),
+                });
+                HostResult::RolledBack("step health-check failed (simulated)".into())
+            }
+            Some(Fault::Unreachable) => HostResult::Lost("simulated host stopped answering".into()),
+            _ => {
+                events(HostEvent::Step {
+                    id: "health-check".into(),
+                    state: "done".into(),
+                });
+                HostResult::Committed
+            }
+        };
+        // A host that stopped answering keeps `running` in its journal.
+        if !matches!(result, HostResult::Lost(_)) {
+            self.lock_hosts()
+                .entry(host.name.clone())
+                .or_default()
+                .status = Some(RemoteStatus::Ended(result.clone()));
+        }
+        result
     }
 }

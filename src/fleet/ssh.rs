@@ -312,6 +312,17 @@ impl SshTransport {
         job: &HostJob,
         events: &mut dyn FnMut(HostEvent),
     ) -> Result<HostResult, String> {
+        self.launch(host, &self.upgrade_argv(host, job), events)
+    }
+
+    /// Runs `argv` (hoist's `upgrade` or `resume`) on the host, detached,
+    /// and reads its events to its end.
+    fn launch(
+        &self,
+        host: &HostRef,
+        argv: &[String],
+        events: &mut dyn FnMut(HostEvent),
+    ) -> Result<HostResult, String> {
         let s = self.session(host)?;
         self.ensure_copy(host, &s)?;
         // `setsid`: the upgrade outlives this connection and the
@@ -320,7 +331,6 @@ impl SshTransport {
              setsid \"$@\" </dev/null >upgrade.jsonl 2>upgrade.err & pid=$!; \
              tail -n +1 -s 0.2 --pid=$pid -f upgrade.jsonl; wait $pid; rc=$?; \
              echo \"hoist-exit $rc\" >&2; tail -n 5 upgrade.err >&2; exit $rc";
-        let argv = self.upgrade_argv(host, job);
         let mut all: Vec<&str> = vec!["sh", "-c", script, "hoist-fleet", &self.dir];
         all.extend(argv.iter().map(String::as_str));
         let mut u = Upgrade::default();
@@ -393,6 +403,26 @@ impl Transport for SshTransport {
         match self.upgrade_on(host, job, events) {
             Ok(r) => r,
             // Nothing ran there: the connection or the copy failed.
+            Err(e) => {
+                self.drop_session(host);
+                HostResult::Lost(e)
+            }
+        }
+    }
+
+    fn resume(
+        &self,
+        host: &HostRef,
+        job: &HostJob,
+        events: &mut dyn FnMut(HostEvent),
+    ) -> HostResult {
+        let mut argv = vec![self.hoist(), "--json".into(), "resume".into()];
+        for gate in super::transport::confirmed_on(&job.confirm, &host.name) {
+            argv.push("--confirm".into());
+            argv.push(gate);
+        }
+        match self.launch(host, &argv, events) {
+            Ok(r) => r,
             Err(e) => {
                 self.drop_session(host);
                 HostResult::Lost(e)

@@ -41,6 +41,10 @@ states!(HostState {
     Pending = "pending",
     /// Its upgrade was started; its own journal knows where it is.
     Running = "running",
+    /// Its run paused at a person's gate nobody confirmed: not a failure,
+    /// and the rest of its batch goes on; `hoist fleet resume --confirm
+    /// GATE@HOST` resumes its run there.
+    Waiting = "waiting",
     /// Its upgrade committed.
     Done = "done",
     /// Its upgrade failed (rolled back, or stopped for the admin), or it
@@ -109,7 +113,10 @@ impl FleetState {
 impl HostState {
     pub fn can_go(self, to: HostState) -> bool {
         use HostState::*;
-        matches!((self, to), (Pending, Running) | (Running, Done | Failed))
+        matches!(
+            (self, to),
+            (Pending, Running) | (Running, Done | Failed | Waiting) | (Waiting, Running)
+        )
     }
 
     pub fn ended(self) -> bool {
@@ -194,6 +201,17 @@ mod tests {
         assert!(HostState::Pending.can_go(HostState::Running));
         assert!(!FleetState::Stopped.can_go(FleetState::Running));
         assert!(FleetState::Paused.can_go(FleetState::Running));
+    }
+
+    #[test]
+    fn a_host_waiting_for_a_person_is_not_ended_and_only_resumes() {
+        assert!(HostState::Running.can_go(HostState::Waiting));
+        assert!(HostState::Waiting.can_go(HostState::Running));
+        assert!(!HostState::Waiting.ended());
+        for to in [HostState::Done, HostState::Failed, HostState::Pending] {
+            assert!(!HostState::Waiting.can_go(to), "{to}");
+        }
+        assert!(!HostState::Pending.can_go(HostState::Waiting));
     }
 
     #[test]

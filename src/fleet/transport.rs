@@ -61,6 +61,13 @@ pub enum HostResult {
     /// No answer within the bounded wait (a host that died mid-upgrade):
     /// counted failed; its own journal takes over when it is back.
     Lost(String),
+    /// Its run paused at a person's gate nobody confirmed (`gate`: the
+    /// step id `--confirm` takes; `message`: what the person must do).
+    /// Not a failure: resumed with the gate confirmed.
+    Waiting {
+        gate: String,
+        message: String,
+    },
 }
 
 impl HostResult {
@@ -75,6 +82,9 @@ impl HostResult {
             HostResult::RolledBack(e) => format!("{e}; rolled back"),
             HostResult::Failed(e) => format!("{e}; stopped, not rolled back"),
             HostResult::Lost(e) => format!("no answer: {e}"),
+            HostResult::Waiting { gate, message } => {
+                format!("waits for a person at gate {gate}: {message}")
+            }
         }
     }
 }
@@ -155,6 +165,16 @@ pub trait Transport: Sync {
         job: &OnceJob<'_>,
         events: &mut dyn FnMut(HostEvent),
     ) -> Result<(), String>;
+
+    /// Resumes the host's run of this rollout where it paused (at a
+    /// person's gate), with the job's confirmed gates for that host, and
+    /// streams its events as `upgrade`. Bounded as `upgrade`.
+    fn resume(
+        &self,
+        host: &HostRef,
+        job: &HostJob,
+        events: &mut dyn FnMut(HostEvent),
+    ) -> HostResult;
 
     /// Rolls back the host's run of this rollout, committed or not
     /// (`hoist rollback --rollout TAG` there); idempotent. Bounded as
