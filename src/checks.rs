@@ -20,6 +20,10 @@ pub enum Status {
     Warn,
     Fail,
     Skip,
+    /// A test that must run on the host, not run: the facts came from a
+    /// file (`--facts`), and this machine is not that host.
+    #[serde(rename = "NOT-EVALUATED")]
+    NotEvaluated,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -27,6 +31,9 @@ pub struct Outcome {
     pub id: String,
     pub status: Status,
     pub severity: CheckSeverity,
+    /// What holds when it passes (the recipe's `title`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     pub message: String,
     pub remedy: Option<String>,
     /// Why it was skipped, or what the test saw when it failed.
@@ -41,6 +48,8 @@ pub struct Report {
     pub warnings: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Tests that need the host, with facts from a file.
+    pub not_evaluated: usize,
 }
 
 impl Report {
@@ -50,18 +59,42 @@ impl Report {
     }
 
     pub fn summary(&self) -> String {
+        let verdict = match (self.ready(), self.not_evaluated) {
+            (false, _) => "upgrade inhibited".to_string(),
+            (true, 0) => "ready to upgrade".to_string(),
+            (true, n) => format!(
+                "no inhibitor failed of those evaluated; {n} need the host (run `hoist check` there)"
+            ),
+        };
         format!(
-            "{} passed, {} warnings, {} failed, {} skipped: {}",
+            "{} passed, {} warnings, {} failed, {} skipped{}: {verdict}",
             self.passed,
             self.warnings,
             self.failed,
             self.skipped,
-            if self.ready() {
-                "ready to upgrade"
+            if self.not_evaluated > 0 {
+                format!(", {} not evaluated", self.not_evaluated)
             } else {
-                "upgrade inhibited"
+                String::new()
             }
         )
+    }
+
+    /// The text of a check's row: what holds when it passed, what is wrong
+    /// otherwise.
+    pub fn row(c: &Outcome) -> String {
+        let status = match c.status {
+            Status::NotEvaluated => "NOT EVALUATED".to_string(),
+            s => format!("{s:?}").to_uppercase(),
+        };
+        let said = match c.status {
+            Status::Pass => c.title.as_deref().unwrap_or(""),
+            Status::NotEvaluated | Status::Skip => c.title.as_deref().unwrap_or(&c.message),
+            Status::Fail | Status::Warn => &c.message,
+        };
+        format!("{status:<4}  {}  {said}", c.id)
+            .trim_end()
+            .to_string()
     }
 }
 
@@ -85,23 +118,41 @@ pub fn validate_skips(recipe: &Recipe, skip: &[String]) -> Result<(), SkipError>
     Ok(())
 }
 
+/// Every check of the recipe, its tests run on this host.
 pub fn run(recipe: &Recipe, facts: &Facts, skip: &[String]) -> Report {
-    let checks: Vec<Outcome> = recipe.checks.iter().map(|c| one(c, facts, skip)).collect();
+    report(recipe, facts, skip, true)
+}
+
+/// Every check of the recipe for a host whose facts come from a file
+/// (`--facts`): conditions over facts are evaluated, tests that look at
+/// the host are not (this machine is not that host).
+pub fn run_from_facts(recipe: &Recipe, facts: &Facts, skip: &[String]) -> Report {
+    report(recipe, facts, skip, false)
+}
+
+fn report(recipe: &Recipe, facts: &Facts, skip: &[String], on_host: bool) -> Report {
+    let checks: Vec<Outcome> = recipe
+        .checks
+        .iter()
+        .map(|c| one(c, facts, skip, on_host))
+        .collect();
     let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
     Report {
         passed: count(Status::Pass),
         warnings: count(Status::Warn),
         failed: count(Status::Fail),
         skipped: count(Status::Skip),
+        not_evaluated: count(Status::NotEvaluated),
         checks,
     }
 }
 
-fn one(c: &Check, facts: &Facts, skip: &[String]) -> Outcome {
+fn one(c: &Check, facts: &Facts, skip: &[String], on_host: bool) -> Outcome {
     let outcome = |status, detail: Option<String>| Outcome {
         id: c.id.clone(),
         status,
         severity: c.severity,
+        title: c.title.clone(),
         message: c.message.clone(),
         remedy: c.remedy.clone(),
         detail,
@@ -126,6 +177,12 @@ fn one(c: &Check, facts: &Facts, skip: &[String]) -> Outcome {
         }
     }
     let result = match (&c.test, &c.require) {
+        (Some(_), _) if !on_host => {
+            return outcome(
+                Status::NotEvaluated,
+                Some("needs the host: not run, the facts come from a file".into()),
+            );
+        }
         (Some(t), _) => test(t),
         (None, Some(r)) => match r.eval(facts) {
             Ok(true) => Ok(()),

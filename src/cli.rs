@@ -391,7 +391,11 @@ fn check(host: &HostArgs, skip: &[String], json: bool) -> u8 {
         if let Some(t) = plan::choose_target(&recipe, &facts, to.as_ref()) {
             facts.set("target", crate::facts::Value::Version(t));
         }
-        let report = checks::run(&recipe, &facts, skip);
+        let report = if host.facts.is_some() {
+            checks::run_from_facts(&recipe, &facts, skip)
+        } else {
+            checks::run(&recipe, &facts, skip)
+        };
         if json {
             outln!(
                 "{}",
@@ -399,12 +403,7 @@ fn check(host: &HostArgs, skip: &[String], json: bool) -> u8 {
             );
         } else {
             for c in &report.checks {
-                outln!(
-                    "{:<4}  {}  {}",
-                    format!("{:?}", c.status).to_uppercase(),
-                    c.id,
-                    c.message
-                );
+                outln!("{}", checks::Report::row(c));
                 if let Some(d) = &c.detail {
                     outln!("      {d}");
                 }

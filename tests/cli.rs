@@ -227,6 +227,80 @@ test = {{ command = ["false"] }}
 }
 
 #[test]
+fn check_with_a_facts_file_runs_nothing_here_and_passes_show_their_title() {
+    let dir = std::env::temp_dir().join(format!("hoist-check-facts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recipe = dir.join("recipe.toml");
+    let ran = dir.join("ran");
+    std::fs::write(
+        &recipe,
+        format!(
+            r#"[product]
+name = "demo"
+version = {{ command = ["echo", "1.0"] }}
+roles = ["web"]
+
+[[paths]]
+id = "main"
+from = "1.*"
+to = "2.0"
+
+[[checks]]
+id = "touches-the-host"
+severity = "inhibitor"
+title = "the host answers"
+message = "the host does not answer"
+test = {{ shell = "touch {}" }}
+
+[[checks]]
+id = "is-web"
+severity = "inhibitor"
+title = "a web server"
+message = "not a web server"
+require = {{ roles = "web" }}
+"#,
+            ran.display()
+        ),
+    )
+    .unwrap();
+    let facts = dir.join("facts.toml");
+    std::fs::write(&facts, "current = \"1.0\"\nroles = [\"web\"]\n").unwrap();
+    let r = recipe.to_str().unwrap();
+    let f = facts.to_str().unwrap();
+    let (code, out, err) = hoist(&["check", "-r", r, "--facts", f]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        !ran.exists(),
+        "a test ran on a machine that is not the host"
+    );
+    assert!(
+        out.contains("NOT EVALUATED  touches-the-host  the host answers"),
+        "{out}"
+    );
+    assert!(out.contains("PASS  is-web  a web server"), "{out}");
+    assert!(!out.contains("not a web server"), "{out}");
+    assert!(
+        out.contains("1 not evaluated") && out.contains("need the host"),
+        "{out}"
+    );
+    let (_, out, _) = hoist(&["check", "--json", "-r", r, "--facts", f]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["checks"][0]["status"], "NOT-EVALUATED");
+    assert_eq!(v["not_evaluated"], 1);
+    // On this machine itself the test runs (and this machine has no role:
+    // the failure says what is wrong, not the title).
+    let (code, out, _) = hoist(&["check", "-r", r]);
+    assert_eq!(code, 1, "{out}");
+    assert!(ran.exists());
+    assert!(
+        out.contains("PASS  touches-the-host  the host answers"),
+        "{out}"
+    );
+    assert!(out.contains("FAIL  is-web  not a web server"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn facts_in_action_strings_are_filled_in_the_plan() {
     let dir = std::env::temp_dir().join(format!("hoist-template-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -306,7 +380,7 @@ to = "1.2.4"
 [[steps]]
 id = "download"
 phase = "prepare"
-exec = {{ shell = "cp {d}/artifact {d}/downloaded" }}
+exec = {{ shell = "cp {d}/artifact {d}/downloaded", read_only = true }}
 
 [[steps]]
 id = "upgrade"

@@ -97,7 +97,7 @@ const BASIC: &str = r#"
 [[steps]]
 id = "check-space"
 phase = "prepare"
-exec = { shell = "test -d {d}" }
+exec = { shell = "test -d {d}", read_only = true }
 
 [[steps]]
 id = "install"

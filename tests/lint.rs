@@ -224,8 +224,9 @@ fn steps_that_change_nothing_or_have_an_undo_do_not_warn() {
         "phase = \"configure\"\nreboot = { reason = \"new kernel\" }",
         "phase = \"start\"\nservice = { op = \"restart\", units = [\"demo\"] }",
         "phase = \"backup\"\ndb = { op = \"backup\", engine = \"postgresql\", database = \"demo\", dump = \"/tmp/d\", credentials = { os_user = \"postgres\" } }",
-        // `prepare` changes nothing by design.
-        "phase = \"prepare\"\nexec = { argv = [\"true\"] }",
+        // `prepare` changes nothing by design: its commands say so.
+        "phase = \"prepare\"\nexec = { argv = [\"true\"], read_only = true }",
+        "phase = \"post\"\nexec = { argv = [\"true\"], read_only = true }",
         // An undo of the recipe's, or a built-in one.
         "phase = \"stop\"\nexec = { argv = [\"true\"] }\nundo = { exec = { argv = [\"true\"] } }",
         "phase = \"stop\"\nservice = { op = \"stop\", units = [\"demo\"] }",

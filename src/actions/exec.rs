@@ -24,6 +24,13 @@ pub struct Exec {
     /// shown while the command runs (seed 003's `cloudstack-sysvmadm -l`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow: Option<String>,
+    /// The maintainer's word that the command changes nothing on the host
+    /// but files of its own in the download cache or hoist's state (a
+    /// check, a verification, a download): the only kind of command
+    /// `prepare` takes, and the only kind `-d` runs. Left out of the JSON
+    /// when false, so plans hash as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 impl Kind for Exec {
@@ -44,8 +51,17 @@ impl Kind for Exec {
     }
 
     fn disruptive(&self) -> bool {
-        // A command may do anything; the maintainer decides where it goes.
-        false
+        // A command may do anything, unless the maintainer says it only
+        // reads (DESIGN: nothing disruptive before `prepare` succeeded).
+        !self.read_only
+    }
+
+    fn changes_host(&self) -> bool {
+        !self.read_only
+    }
+
+    fn may_declare_read_only(&self) -> bool {
+        true
     }
 
     fn executable(&self) -> bool {

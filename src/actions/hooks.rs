@@ -33,6 +33,10 @@ pub struct Hooks {
     /// Each script runs once per host, ever (remembered by name).
     #[serde(default)]
     pub each_once: bool,
+    /// The maintainer's word that the scripts change nothing on the host
+    /// (as `exec`'s): only then may they run in `prepare`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 /// run-parts' LSB name rule.
@@ -159,6 +163,14 @@ impl Kind for Hooks {
     }
 
     fn disruptive(&self) -> bool {
+        !self.read_only
+    }
+
+    fn changes_host(&self) -> bool {
+        !self.read_only
+    }
+
+    fn may_declare_read_only(&self) -> bool {
         true
     }
 

@@ -31,6 +31,12 @@ pub trait Kind: DeserializeOwned + Serialize + Clone + std::fmt::Debug {
     /// disruptive before `prepare` has fully succeeded).
     fn disruptive(&self) -> bool;
 
+    /// Whether the recipe can say `read_only = true` of it (a command
+    /// hoist cannot judge, whose maintainer vouches it changes nothing).
+    fn may_declare_read_only(&self) -> bool {
+        false
+    }
+
     /// Whether it leaves a change on the host that a rollback would have to
     /// put back. Wider than `disruptive`, which only says what `prepare`
     /// refuses: an `exec` may change anything. An action that takes no undo
@@ -195,6 +201,10 @@ macro_rules! registry {
 
             pub fn default_timeout(&self) -> std::time::Duration {
                 match self { $(Action::$ty(a) => a.default_timeout(),)* }
+            }
+
+            pub fn may_declare_read_only(&self) -> bool {
+                match self { $(Action::$ty(a) => a.may_declare_read_only(),)* }
             }
 
             pub fn needs_person(&self) -> bool {

@@ -215,6 +215,9 @@ pub struct FreeSpace {
 pub struct Check {
     pub id: String,
     pub severity: CheckSeverity,
+    /// What holds when it passes, shown on a PASS row (`message` says
+    /// what is wrong when it fails).
+    pub title: Option<String>,
     pub message: String,
     pub remedy: Option<String>,
     pub skippable: bool,

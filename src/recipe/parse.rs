@@ -384,6 +384,9 @@ fn parse_fact(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
 struct RawCheck {
     id: String,
     severity: CheckSeverity,
+    /// What holds when it passes ("PostgreSQL answers").
+    #[serde(default)]
+    title: Option<String>,
     message: String,
     #[serde(default)]
     remedy: Option<String>,
@@ -425,6 +428,7 @@ fn parse_check(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
     Some(Check {
         id: raw.id,
         severity: raw.severity,
+        title: raw.title,
         message: raw.message,
         remedy: raw.remedy,
         skippable: raw.skippable,

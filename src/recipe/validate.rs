@@ -189,7 +189,14 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
                     ),
                 )
                 .label("move it to `pre` or a later phase")
-                .help("prepare only downloads and verifies, so `-d` and a failed prepare disrupt nothing"),
+                .help(format!(
+                    "prepare only downloads and verifies, so `-d` and a failed prepare disrupt nothing{}",
+                    if s.action.may_declare_read_only() {
+                        "; a command that changes nothing but files of its own in the download cache or hoist's state says `read_only = true`"
+                    } else {
+                        ""
+                    }
+                )),
             );
         }
         if let Some(why) = &s.point_of_no_return {

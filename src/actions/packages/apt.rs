@@ -249,11 +249,17 @@ pub fn apply(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
             if let Err(e) = reinstall_half_installed(ctx).and_then(|()| repair(ctx)) {
                 // Cut in the middle of a large upgrade, unpacked packages
                 // may need others apt has not unpacked yet: dpkg alone
-                // cannot finish that. The configure folded dpkg's journal
-                // in, so apt runs again, and the step's own apt command
-                // below unpacks the rest and configures everything; if it
-                // cannot, the step fails with apt's own words.
-                ctx.note(&format!("{e}: apt finishes the rest"));
+                // cannot finish that, and apt's own commands then refuse
+                // ("unmet dependencies ... try apt --fix-broken install").
+                // The configure folded dpkg's journal in, so apt can run:
+                // `apt-get -f install` unpacks what the unpacked packages
+                // need (from the cache the step filled) and configures
+                // them, and the step's own apt command below does the rest;
+                // if it cannot, the step fails with apt's own words.
+                ctx.note(&format!("{e}: apt-get -f install finishes the rest"));
+                if let Err(e) = ctx.run(apt_get(p, &["-f", "install"]), "apt-get -f install", ctx.timeout) {
+                    ctx.note(&format!("{e}: the step's own apt-get goes on from there"));
+                }
             }
         }
     }
