@@ -438,12 +438,9 @@ fn plan_cmd(host: &HostArgs, json: bool) -> u8 {
                 }
                 Ok(EXIT_OK)
             }
-            Err(e @ PlanError::Route(crate::paths::RouteError::Unsupported { .. })) => Ok(fail(
-                json,
-                EXIT_REFUSED,
-                "unsupported",
-                &format!("refused: {e}"),
-            )),
+            Err(e @ PlanError::Route(crate::recipe::route::RouteError::Unsupported { .. })) => Ok(
+                fail(json, EXIT_REFUSED, "unsupported", &format!("refused: {e}")),
+            ),
             Err(e @ PlanError::Route(_)) => Ok(fail(json, EXIT_REFUSED, "no-path", &e.to_string())),
             Err(e) => Ok(fail(json, EXIT_USAGE, "cannot-plan", &e.to_string())),
         }

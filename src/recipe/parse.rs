@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use super::condition::Condition;
 use super::{Check, CheckSeverity, FactSpec, PathEdge, Phase, Probe, Product, Recipe, Step, Test};
 use crate::actions::{Action, KINDS};
-use crate::condition::Condition;
 use crate::diag::{Problem, Source, suggest};
 use crate::facts::{Catalogue, FactDef, FactType};
 use crate::version::{Range, Version};

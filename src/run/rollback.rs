@@ -241,7 +241,7 @@ impl Engine {
     fn restore_services(&mut self, errors: &mut Vec<String>) {
         let services = self.stored.services.clone();
         let before = self.record.services_before.clone();
-        let order = crate::order::sort_units(&services, &before, false);
+        let order = crate::recipe::order::sort_units(&services, &before, false);
         for name in order {
             let spec = services.iter().find(|s| s.name == name);
             if crate::actions::service::is_running(spec, &name) {
