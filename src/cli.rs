@@ -10,12 +10,13 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::facts::Facts;
+use crate::host::facts::Facts;
+use crate::host::probe::Given;
+use crate::host::{checks, probe};
 use crate::plan::{Outcome, PlanError};
-use crate::probe::Given;
 use crate::recipe::Recipe;
 use crate::version::Version;
-use crate::{checks, plan, probe, recipe};
+use crate::{plan, recipe};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_REFUSED: u8 = 1;
@@ -374,7 +375,7 @@ fn check(host: &HostArgs, skip: &[String], json: bool) -> u8 {
         let mut facts = host_facts(&recipe, host, json)?;
         let to = target_arg(host, json)?;
         if let Some(t) = plan::choose_target(&recipe, &facts, to.as_ref()) {
-            facts.set("target", crate::facts::Value::Version(t));
+            facts.set("target", crate::host::facts::Value::Version(t));
         }
         let report = checks::run(&recipe, &facts, skip);
         if json {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::actions::Action;
-use crate::facts::{Facts, Value};
+use crate::host::facts::{Facts, Value};
 use crate::recipe::route::{Hop, Route, RouteError};
 use crate::recipe::{Phase, Recipe, Test, duration};
 use crate::version::Version;
@@ -205,7 +205,7 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
                 }
             }
             // `{{ fact }}` in the step's strings, from this hop's facts.
-            let lookup = |name: &str| hop_facts.get(name).map(crate::facts::Value::text);
+            let lookup = |name: &str| hop_facts.get(name).map(crate::host::facts::Value::text);
             let missing = |fact| PlanError::MissingFact {
                 step: s.id.clone(),
                 fact,

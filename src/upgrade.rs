@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::facts::Facts;
+use crate::host::facts::Facts;
 use crate::journal::Journal;
 use crate::plan::{Outcome, Plan};
 use crate::recipe::Recipe;
@@ -158,22 +158,25 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     }
     // Preflight: the recipe's checks, then each action's own (unsafe hooks).
     let mut check_facts = req.facts.clone();
-    check_facts.set("target", crate::facts::Value::Version(plan.target.clone()));
-    if let Err(e) = crate::checks::validate_skips(req.recipe, &req.skip) {
+    check_facts.set(
+        "target",
+        crate::host::facts::Value::Version(plan.target.clone()),
+    );
+    if let Err(e) = crate::host::checks::validate_skips(req.recipe, &req.skip) {
         return Ok(refuse(json, EXIT_USAGE, "bad-skip", &e.to_string()));
     }
-    let report = crate::checks::run(req.recipe, &check_facts, &req.skip);
+    let report = crate::host::checks::run(req.recipe, &check_facts, &req.skip);
     for c in &report.checks {
         if matches!(
             c.status,
-            crate::checks::Status::Fail | crate::checks::Status::Warn
+            crate::host::checks::Status::Fail | crate::host::checks::Status::Warn
         ) {
             let remedy = c
                 .remedy
                 .as_deref()
                 .map(|r| format!(" Remedy: {r}"))
                 .unwrap_or_default();
-            let word = if c.status == crate::checks::Status::Fail {
+            let word = if c.status == crate::host::checks::Status::Fail {
                 "FAIL"
             } else {
                 "WARN"

@@ -2,7 +2,8 @@
 //! (docs/ARCHITECTURE.md); each layer that has its folder is checked here:
 //! `sys/` is the bottom one and imports nothing else of the crate; `recipe/`
 //! imports `sys`, `version`, `actions` (each kind parses its own table) and
-//! the fact types of `facts`, each such import listed below with its reason.
+//! the fact types of `host::facts`, each such import listed below with its
+//! reason; `host/` imports the recipe and what is below it.
 
 use std::path::{Path, PathBuf};
 
@@ -182,16 +183,30 @@ fn the_recipe_imports_only_what_is_below_it_and_the_fact_types() {
         &mut [
             // `Condition::resolve` types a clause by the catalogue;
             // `eval` reads a host's `Facts`.
-            except("recipe/condition.rs", "facts"),
+            except("recipe/condition.rs", "host::facts"),
             // The recipe's `[facts]` extend the catalogue (`Recipe::catalogue`).
-            except("recipe/mod.rs", "facts"),
+            except("recipe/mod.rs", "host::facts"),
             // `[facts]` entries parse into `FactDef`s, defaults shown by type.
-            except("recipe/parse.rs", "facts"),
+            except("recipe/parse.rs", "host::facts"),
             // A recipe's fact may not shadow a built-in one.
-            except("recipe/validate.rs", "facts::BUILTIN"),
+            except("recipe/validate.rs", "host::facts::BUILTIN"),
         ],
     );
     assert!(up <= 7, "{up} imports of the fact types");
+}
+
+#[test]
+fn the_host_imports_only_the_recipe_and_what_is_below_it() {
+    check_layer(
+        "host",
+        4,
+        &[
+            "host", "recipe", "sys", "version",
+            // The output edge: every layer may say what it does.
+            "diag", "out",
+        ],
+        &mut [],
+    );
 }
 
 #[test]
@@ -212,20 +227,20 @@ fn the_check_finds_an_import_from_above() {
 
 #[test]
 fn the_check_reads_grouped_imports_and_exceptions() {
-    let text = "use crate::{\n    sys::fsutil,\n    run::{self, Engine},\n};\nuse crate::facts::{Facts, Value};\n";
+    let text = "use crate::{\n    sys::fsutil,\n    run::{self, Engine},\n};\nuse crate::host::facts::{Facts, Value};\n";
     assert_eq!(
         crate_paths(text),
         [
             (1, "sys::fsutil".to_string()),
             (1, "run".to_string()),
-            (5, "facts".to_string())
+            (5, "host::facts".to_string())
         ]
     );
     let dir = std::env::temp_dir().join(format!("hoist-layers-group-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("x.rs");
     std::fs::write(&f, text).unwrap();
-    let mut exceptions = [except("x.rs", "facts"), except("x.rs", "plan")];
+    let mut exceptions = [except("x.rs", "host::facts"), except("x.rs", "plan")];
     let found = up_imports_but(&[f], &["sys"], &mut exceptions);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(found.len(), 1, "{found:?}");

@@ -304,7 +304,7 @@ pub fn parse_toml(text: &str, problems: &mut Vec<Problem>) -> Tree {
     };
     let vars_of = |vars: BTreeMap<String, toml::Value>, span: &Span<usize>| -> Vars {
         vars.into_iter()
-            .map(|(k, v)| (k, crate::facts::value_text(&v), span.clone()))
+            .map(|(k, v)| (k, crate::host::facts::value_text(&v), span.clone()))
             .collect()
     };
     for (name, host) in raw.hosts.0 {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actions::Action;
 use crate::diag::{Located, Problem, Severity, Source};
-use crate::facts::{Catalogue, FactType};
+use crate::host::facts::{Catalogue, FactType};
 use crate::version::Range;
 use condition::Condition;
 

@@ -8,7 +8,7 @@ use std::ops::Range as Span;
 use super::{Phase, Recipe};
 use crate::actions::Action;
 use crate::diag::{Problem, suggest};
-use crate::facts::BUILTIN;
+use crate::host::facts::BUILTIN;
 
 pub fn validate(r: &mut Recipe, problems: &mut Vec<Problem>) {
     super::route::lint(&r.paths, problems);

@@ -402,7 +402,7 @@ impl Engine {
             return Ok(());
         };
         let target = &self.record.plan.target;
-        let now = crate::probe::version_now(probe);
+        let now = crate::host::probe::version_now(probe);
         let reached = now.as_ref().is_some_and(|v| {
             v == target || v.in_series(target) || {
                 let t = v.to_string();
@@ -430,7 +430,7 @@ impl Engine {
     /// be idempotent or say how to check).
     fn already_applied(&mut self, step: &PlannedStep) -> bool {
         let applied = match &step.probe {
-            Some(probe) => crate::checks::test(probe).is_ok(),
+            Some(probe) => crate::host::checks::test(probe).is_ok(),
             None => match self.action_applied(step) {
                 Some(a) => a,
                 None => {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::facts::{Facts, Value};
+use super::facts::{Facts, Value};
 use crate::recipe::condition::Condition;
 use crate::recipe::{Probe, Recipe};
 use crate::sys::process;
