@@ -31,7 +31,7 @@ impl Reporter {
         if !self.json {
             return;
         }
-        let mut obj = serde_json::json!({ "schema": EVENT_SCHEMA, "event": event, "at": crate::journal::now() });
+        let mut obj = serde_json::json!({ "schema": EVENT_SCHEMA, "event": event, "at": crate::run::journal::now() });
         if let (Some(o), serde_json::Value::Object(f)) = (obj.as_object_mut(), fields) {
             o.extend(f);
         }

@@ -5,11 +5,11 @@
 use std::path::Path;
 
 use crate::host::facts::Facts;
-use crate::journal::Journal;
 use crate::plan::{Outcome, Plan};
 use crate::recipe::Recipe;
+use crate::run::journal::Journal;
+use crate::run::state::RunState;
 use crate::run::{Ending, Engine, Options, RunError, Stored};
-use crate::state::RunState;
 use crate::version::Version;
 
 pub const EXIT_OK: u8 = 0;
@@ -86,7 +86,7 @@ pub(crate) fn refuse(json: bool, code: u8, error: &str, message: &str) -> u8 {
     code
 }
 
-fn unfinished(journal: &Journal) -> Result<Option<crate::journal::RunRecord>, RunError> {
+fn unfinished(journal: &Journal) -> Result<Option<crate::run::journal::RunRecord>, RunError> {
     Ok(journal.latest_run()?.filter(|r| !r.state.is_final()))
 }
 
@@ -100,7 +100,7 @@ pub fn upgrade(mut req: Request<'_>) -> u8 {
 
 fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     let json = req.options.json;
-    let lock = match crate::lock::acquire(req.state_dir, "upgrade") {
+    let lock = match crate::run::lock::acquire(req.state_dir, "upgrade") {
         Ok(l) => l,
         Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
     };
@@ -502,7 +502,7 @@ pub fn resume(state_dir: &Path, replan: bool, json: bool) -> u8 {
 
 fn resume_inner(state_dir: &Path, replan: bool, json: bool) -> Result<u8, RunError> {
     crate::sys::process::stop::install();
-    let _lock = match crate::lock::acquire(state_dir, "resume") {
+    let _lock = match crate::run::lock::acquire(state_dir, "resume") {
         Ok(l) => l,
         Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
     };
@@ -589,13 +589,13 @@ fn resume_inner(state_dir: &Path, replan: bool, json: bool) -> Result<u8, RunErr
 /// shown and journaled (a wedged `rollback-failed` run otherwise stays so).
 fn refresh_failed_undos(
     journal: &mut Journal,
-    run: &crate::journal::RunRecord,
+    run: &crate::run::journal::RunRecord,
     json: bool,
 ) -> Result<(), RunError> {
     let failed: Vec<&str> = run
         .steps
         .iter()
-        .filter(|s| s.state == crate::state::StepState::UndoFailed)
+        .filter(|s| s.state == crate::run::state::StepState::UndoFailed)
         .map(|s| s.key.as_str())
         .collect();
     if failed.is_empty() {
@@ -657,7 +657,7 @@ fn refresh_failed_undos(
 }
 
 /// The plan the recipe makes now with the run's own facts and target.
-fn replan(run: &crate::journal::RunRecord) -> Result<Plan, String> {
+fn replan(run: &crate::run::journal::RunRecord) -> Result<Plan, String> {
     let loaded = crate::recipe::load(Path::new(&run.recipe_path)).map_err(|e| e.to_string())?;
     let recipe = loaded
         .recipe
@@ -675,7 +675,9 @@ fn replan(run: &crate::journal::RunRecord) -> Result<Plan, String> {
 
 /// The plan the changed recipe makes with the run's own facts, and what
 /// differs from the journaled one; `None` when nothing does.
-fn changed_plan(run: &crate::journal::RunRecord) -> Result<Option<(Plan, Vec<String>)>, String> {
+fn changed_plan(
+    run: &crate::run::journal::RunRecord,
+) -> Result<Option<(Plan, Vec<String>)>, String> {
     let old = &run.plan;
     let plan = replan(run)?;
     if plan.hash == old.hash {
@@ -708,7 +710,7 @@ fn changed_plan(run: &crate::journal::RunRecord) -> Result<Option<(Plan, Vec<Str
 pub fn rollback(state_dir: &Path, json: bool, skip: &[String], reason: &str) -> u8 {
     crate::sys::process::stop::install();
     let run = || -> Result<u8, RunError> {
-        let _lock = match crate::lock::acquire(state_dir, "rollback") {
+        let _lock = match crate::run::lock::acquire(state_dir, "rollback") {
             Ok(l) => l,
             Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
         };

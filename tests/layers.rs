@@ -3,7 +3,9 @@
 //! `sys/` is the bottom one and imports nothing else of the crate; `recipe/`
 //! imports `sys`, `version`, `actions` (each kind parses its own table) and
 //! the fact types of `host::facts`, each such import listed below with its
-//! reason; `host/` imports the recipe and what is below it.
+//! reason; `host/` imports the recipe and what is below it; `run/` (the
+//! engine, its journal, states and lock) imports the plan, the actions it runs
+//! and what is below them, and one name of the fleet, listed below.
 
 use std::path::{Path, PathBuf};
 
@@ -207,6 +209,28 @@ fn the_host_imports_only_the_recipe_and_what_is_below_it() {
         ],
         &mut [],
     );
+}
+
+#[test]
+fn the_run_imports_the_plan_the_actions_and_what_is_below_them() {
+    let up = check_layer(
+        "run",
+        8,
+        &[
+            "run", "sys", "version", "recipe", "host", "plan",
+            // The state directory: its trust, its free space.
+            "statedir", // What the engine runs: the actions, through their context.
+            "actions", "context", // The output edge: every layer may say what it does.
+            "diag", "out", "ui",
+        ],
+        &mut [
+            // The journal finds the run of a rollout by the event
+            // `hoist fleet-action` records; the event's name is the fleet's
+            // (it belongs in a wire module both sides use).
+            except("run/journal/mod.rs", "fleet::remote::ROLLOUT_EVENT"),
+        ],
+    );
+    assert!(up <= 1, "{up} imports of the fleet");
 }
 
 #[test]

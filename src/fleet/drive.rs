@@ -139,7 +139,7 @@ pub fn upgrade(args: &RunArgs, to: Option<&str>, yes: bool, state_dir: &Path, js
         Ok(x) => x,
         Err(code) => return code,
     };
-    let _lock = match crate::lock::acquire_file(state_dir, "fleet.lock", "fleet upgrade") {
+    let _lock = match crate::run::lock::acquire_file(state_dir, "fleet.lock", "fleet upgrade") {
         Ok(l) => l,
         Err(e) => return fail(json, EXIT_REFUSED, "locked", &e.to_string()),
     };
@@ -253,8 +253,8 @@ fn last_rollout(
     state_dir: &Path,
     json: bool,
     what: &str,
-) -> Result<(crate::lock::Lock, FleetJournal, RolloutView), u8> {
-    let lock = crate::lock::acquire_file(state_dir, "fleet.lock", &format!("fleet {what}"))
+) -> Result<(crate::run::lock::Lock, FleetJournal, RolloutView), u8> {
+    let lock = crate::run::lock::acquire_file(state_dir, "fleet.lock", &format!("fleet {what}"))
         .map_err(|e| {
             fail(
                 json,
@@ -440,7 +440,7 @@ fn drive(
     transport: &SshTransport,
     run: i64,
     json: bool,
-    go: impl FnOnce(&mut Executor<'_>) -> Result<Outcome, crate::journal::JournalError>,
+    go: impl FnOnce(&mut Executor<'_>) -> Result<Outcome, crate::run::journal::JournalError>,
 ) -> u8 {
     let pause = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -505,7 +505,7 @@ fn event(json: bool, name: &str, fields: serde_json::Value) {
     if !json {
         return;
     }
-    let mut obj = serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": name, "at": crate::journal::now() });
+    let mut obj = serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": name, "at": crate::run::journal::now() });
     if let (Some(o), serde_json::Value::Object(f)) = (obj.as_object_mut(), fields) {
         o.extend(f);
     }

@@ -36,9 +36,9 @@
 
 use std::path::Path;
 
-use crate::journal::{Journal, RunRecord};
+use crate::run::journal::{Journal, RunRecord};
+use crate::run::state::RunState;
 use crate::run::{Engine, RunError};
-use crate::state::RunState;
 use crate::upgrade::{EXIT_OK, EXIT_REFUSED, refuse};
 
 pub fn rollback(state_dir: &Path, tag: &str, json: bool) -> u8 {
@@ -47,7 +47,7 @@ pub fn rollback(state_dir: &Path, tag: &str, json: bool) -> u8 {
 }
 
 fn inner(state_dir: &Path, tag: &str, json: bool) -> Result<u8, RunError> {
-    let _lock = match crate::lock::acquire(state_dir, "rollback") {
+    let _lock = match crate::run::lock::acquire(state_dir, "rollback") {
         Ok(l) => l,
         Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
     };

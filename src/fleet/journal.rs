@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::plan::{FleetPlan, Item};
 use super::state::{FleetState, HostState, ItemState, PerHost, UndoState};
-use crate::journal::{JournalError, now};
+use crate::run::journal::{JournalError, now};
 
 type Result<T> = std::result::Result<T, JournalError>;
 

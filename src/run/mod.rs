@@ -7,8 +7,11 @@
 //! are done, and the one found `running` is asked its probe before it is
 //! run again.
 
+pub mod journal;
 pub mod leftover;
+pub mod lock;
 mod rollback;
+pub mod state;
 pub mod testhook;
 
 use std::fs::{File, OpenOptions};
@@ -20,10 +23,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::context::Ctx;
-use crate::journal::{Journal, JournalError, RunRecord, StepChange};
 use crate::plan::PlannedStep;
 use crate::recipe::{Phase, ServiceSpec};
-use crate::state::{RunState, StepState};
+use crate::run::journal::{Journal, JournalError, RunRecord, StepChange};
+use crate::run::state::{RunState, StepState};
 use crate::ui::Reporter;
 
 /// How much of a step's output the journal keeps (the log has all of it).

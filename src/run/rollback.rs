@@ -2,10 +2,10 @@
 //! first, then start the services that ran before the run.
 
 use super::{Ending, Engine, RunError, testhook};
-use crate::journal::StepUpdate;
 use crate::plan::PlannedStep;
 use crate::recipe::Phase;
-use crate::state::{RunState, StepState};
+use crate::run::journal::StepUpdate;
+use crate::run::state::{RunState, StepState};
 
 /// What a step that ran and has no undo means for the rollback.
 enum NotUndone {
