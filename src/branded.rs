@@ -41,10 +41,10 @@ struct Args {
 pub fn main(product: &str) -> u8 {
     let args = match Args::try_parse() {
         Ok(args) => args,
-        Err(e) => return crate::out::clap_error(&e),
+        Err(e) => return crate::output::out::clap_error(&e),
     };
     // It upgrades: a closed output never stops it.
-    crate::out::set_policy(crate::out::Policy::GoOn);
+    crate::output::out::set_policy(crate::output::out::Policy::GoOn);
     let recipe = std::env::var_os("HOIST_RECIPE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(RECIPES).join(product));

@@ -3,7 +3,7 @@
 //! Exit codes (documented in README.md): 0 success or ready; 1 refused
 //! (an inhibitor failed, no supported upgrade path, lint found errors);
 //! 2 usage error, unreadable or invalid recipe or facts; 141 a command
-//! that only reads whose output was closed (`out::EXIT_BROKEN_PIPE`).
+//! that only reads whose output was closed (`output::out::EXIT_BROKEN_PIPE`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -141,10 +141,10 @@ impl Command {
     /// What a closed or failing output does to the command: one that may
     /// change the host goes on (stopping it there would leave the host
     /// half-changed), one that only reads ends.
-    pub fn output_policy(&self) -> crate::out::Policy {
+    pub fn output_policy(&self) -> crate::output::out::Policy {
         use crate::actions::firewall::leftovers::FirewallCommand;
         use crate::fleet::cli::FleetCommand;
-        use crate::out::Policy::{GoOn, Quit};
+        use crate::output::out::Policy::{GoOn, Quit};
         match self {
             Command::Lint { .. }
             | Command::Check { .. }
@@ -206,9 +206,9 @@ pub fn main() -> ExitCode {
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return ExitCode::from(crate::out::clap_error(&e)),
+        Err(e) => return ExitCode::from(crate::output::out::clap_error(&e)),
     };
-    crate::out::set_policy(cli.command.output_policy());
+    crate::output::out::set_policy(cli.command.output_policy());
     let code = match &cli.command {
         Command::Lint { recipes } => lint(recipes, cli.json),
         Command::Check { host, skip } => check(host, skip, cli.json),
@@ -291,8 +291,8 @@ fn lint(paths: &[PathBuf], json: bool) -> u8 {
         };
         for located in &loaded.problems {
             match located.problem.severity {
-                crate::diag::Severity::Error => errors += 1,
-                crate::diag::Severity::Warning => warnings += 1,
+                crate::output::diag::Severity::Error => errors += 1,
+                crate::output::diag::Severity::Warning => warnings += 1,
             }
             if json {
                 all.push(located.to_json());

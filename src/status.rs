@@ -191,7 +191,7 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
     let log = journal.log_path(record.id);
     if json {
         let v = serde_json::json!({
-            "schema": crate::ui::EVENT_SCHEMA,
+            "schema": crate::output::ui::EVENT_SCHEMA,
             "run": record,
             "at": at(&record).map(|s| s.key.clone()),
             "running_now": live,

@@ -34,7 +34,7 @@ fn say(json: bool, error: &str, message: &str) {
     if json {
         outln!(
             "{}",
-            serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "refused", "error": error, "message": message })
+            serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": "refused", "error": error, "message": message })
         );
     } else {
         errln!("hoist: {message}");
@@ -47,7 +47,7 @@ fn notice(json: bool, about: &str, message: &str) {
     if json {
         outln!(
             "{}",
-            serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "notice", "about": about, "message": message })
+            serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": "notice", "about": about, "message": message })
         );
     } else {
         errln!("hoist: {message}");
@@ -223,7 +223,7 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
         }
     }
     if !req.options.yes && !req.options.download_only {
-        if !crate::ui::interactive() {
+        if !crate::output::ui::interactive() {
             return Ok(refuse(
                 json,
                 EXIT_USAGE,
@@ -232,7 +232,7 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
             ));
         }
         out!("{}", plan.render());
-        let answer = crate::ui::ask(&format!(
+        let answer = crate::output::ui::ask(&format!(
             "Upgrade {} from {} to {}? [y/N] ",
             plan.product, plan.current, plan.target
         ));
@@ -331,7 +331,7 @@ fn say_up_to_date(json: bool, product: &str, current: &Version, target: &Version
     if json {
         outln!(
             "{}",
-            serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "up-to-date", "current": current, "target": target })
+            serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": "up-to-date", "current": current, "target": target })
         );
     } else {
         outln!("{product}: {current} is up to date (target {target}); nothing to do");

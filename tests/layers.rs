@@ -5,7 +5,9 @@
 //! the fact types of `host::facts`, each such import listed below with its
 //! reason; `host/` imports the recipe and what is below it; `run/` (the
 //! engine, its journal, states and lock) imports the plan, the actions it runs
-//! and what is below them, and one name of the fleet, listed below.
+//! and what is below them, and one name of the fleet, listed below; `output/`
+//! (what hoist shows, which every layer may use) imports `sys` and, listed
+//! below, the exit codes and the journal's clock.
 
 use std::path::{Path, PathBuf};
 
@@ -168,18 +170,19 @@ fn the_bottom_layer_imports_nothing_above_it() {
     check_layer("sys", 4, &["sys"], &mut []);
 }
 
+/// The output edge (`output::out`, `output::ui`, `output::diag`): every layer
+/// may say what it does and show the problems it finds.
+const OUTPUT: &str = "output";
+
 #[test]
 fn the_recipe_imports_only_what_is_below_it_and_the_fact_types() {
+    // `actions`: each action kind parses and checks its own table, the one
+    // pair of layers that import each other.
+    let allowed = ["recipe", "sys", "version", "actions", OUTPUT];
     let up = check_layer(
         "recipe",
         9,
-        &[
-            "recipe", "sys", "version",
-            // Each action kind parses and checks its own table: the one pair
-            // of layers that import each other.
-            "actions", // Located problems, drawn for the admin: the output edge.
-            "diag",
-        ],
+        &allowed,
         // A recipe declares facts and conditions over them, typed by the
         // fact catalogue, which lives with the facts of a host.
         &mut [
@@ -199,30 +202,21 @@ fn the_recipe_imports_only_what_is_below_it_and_the_fact_types() {
 
 #[test]
 fn the_host_imports_only_the_recipe_and_what_is_below_it() {
-    check_layer(
-        "host",
-        4,
-        &[
-            "host", "recipe", "sys", "version",
-            // The output edge: every layer may say what it does.
-            "diag", "out",
-        ],
-        &mut [],
-    );
+    let allowed = ["host", "recipe", "sys", "version", OUTPUT];
+    check_layer("host", 4, &allowed, &mut []);
 }
 
 #[test]
 fn the_run_imports_the_plan_the_actions_and_what_is_below_them() {
+    // `statedir`: the state directory's trust and free space; `actions` and
+    // `context`: what the engine runs, through the actions' context.
+    let allowed = [
+        "run", "sys", "version", "recipe", "host", "plan", "statedir", "actions", "context", OUTPUT,
+    ];
     let up = check_layer(
         "run",
         8,
-        &[
-            "run", "sys", "version", "recipe", "host", "plan",
-            // The state directory: its trust, its free space.
-            "statedir", // What the engine runs: the actions, through their context.
-            "actions", "context", // The output edge: every layer may say what it does.
-            "diag", "out", "ui",
-        ],
+        &allowed,
         &mut [
             // The journal finds the run of a rollout by the event
             // `hoist fleet-action` records; the event's name is the fleet's
@@ -231,6 +225,25 @@ fn the_run_imports_the_plan_the_actions_and_what_is_below_them() {
         ],
     );
     assert!(up <= 1, "{up} imports of the fleet");
+}
+
+#[test]
+fn the_output_edge_imports_only_what_is_below_everything() {
+    let up = check_layer(
+        "output",
+        4,
+        &[OUTPUT, "sys"],
+        &mut [
+            // A refused answer to a question and a usage error exit with the
+            // command line's codes, defined in `cli` (one place for exit codes
+            // is to come).
+            except("output/out.rs", "cli::EXIT_REFUSED"),
+            except("output/out.rs", "cli::EXIT_USAGE"),
+            // An event's time is the journal's clock and format.
+            except("output/ui.rs", "run::journal::now"),
+        ],
+    );
+    assert!(up <= 3, "{up} imports from above the output edge");
 }
 
 #[test]

@@ -54,7 +54,7 @@ fn fail(json: bool, code: u8, error: &str, message: &str) -> u8 {
     if json {
         outln!(
             "{}",
-            serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "refused", "error": error, "message": message })
+            serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": "refused", "error": error, "message": message })
         );
     } else {
         errln!("hoist: {message}");
@@ -231,7 +231,7 @@ fn confirm(json: bool, yes: bool, question: &str, verb: &str) -> Result<(), u8> 
     if yes {
         return Ok(());
     }
-    if !crate::ui::interactive() {
+    if !crate::output::ui::interactive() {
         return Err(fail(
             json,
             EXIT_USAGE,
@@ -239,7 +239,7 @@ fn confirm(json: bool, yes: bool, question: &str, verb: &str) -> Result<(), u8> 
             &format!("no terminal to ask for confirmation: add --yes to {verb} without asking"),
         ));
     }
-    let answer = crate::ui::ask(question);
+    let answer = crate::output::ui::ask(question);
     if !matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes")) {
         outln!("nothing was changed");
         return Err(EXIT_OK);
@@ -505,7 +505,7 @@ fn event(json: bool, name: &str, fields: serde_json::Value) {
     if !json {
         return;
     }
-    let mut obj = serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": name, "at": crate::run::journal::now() });
+    let mut obj = serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": name, "at": crate::run::journal::now() });
     if let (Some(o), serde_json::Value::Object(f)) = (obj.as_object_mut(), fields) {
         o.extend(f);
     }

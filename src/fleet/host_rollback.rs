@@ -171,7 +171,7 @@ fn nothing(json: bool, run: Option<&RunRecord>, reason: &str, message: &str) -> 
         outln!(
             "{}",
             serde_json::json!({
-                "schema": crate::ui::EVENT_SCHEMA,
+                "schema": crate::output::ui::EVENT_SCHEMA,
                 "event": "nothing-to-roll-back",
                 "run": run.map(|r| r.id),
                 "state": run.map(|r| r.state),

@@ -21,8 +21,8 @@ use serde::Serialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use crate::diag::{Problem, suggest};
 use crate::host::facts::{FactType, Facts, Value};
+use crate::output::diag::{Problem, suggest};
 use crate::version::Range;
 
 /// A condition before it is checked against the fact catalogue.

@@ -1,7 +1,7 @@
 //! The recipe: a product's upgrade procedure, as its maintainers wrote it.
 //!
 //! `load` reads the TOML and returns either a validated [`Recipe`] or every
-//! problem found, each with its place in the file (see `diag`). Parsing is
+//! problem found, each with its place in the file (see `output::diag`). Parsing is
 //! three stages: the TOML tree with spans (`parse`), the typed model, then the
 //! checks across the whole recipe (`validate`).
 
@@ -21,8 +21,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::actions::Action;
-use crate::diag::{Located, Problem, Severity, Source};
 use crate::host::facts::{Catalogue, FactType};
+use crate::output::diag::{Located, Problem, Severity, Source};
 use crate::version::Range;
 use condition::Condition;
 

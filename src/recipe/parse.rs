@@ -14,8 +14,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::condition::Condition;
 use super::{Check, CheckSeverity, FactSpec, PathEdge, Phase, Probe, Product, Recipe, Step, Test};
 use crate::actions::{Action, KINDS};
-use crate::diag::{Problem, Source, suggest};
 use crate::host::facts::{Catalogue, FactDef, FactType};
+use crate::output::diag::{Problem, Source, suggest};
 use crate::version::{Range, Version};
 
 const SECTIONS: [&str; 7] = [

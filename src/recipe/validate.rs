@@ -7,8 +7,8 @@ use std::ops::Range as Span;
 
 use super::{Phase, Recipe};
 use crate::actions::Action;
-use crate::diag::{Problem, suggest};
 use crate::host::facts::BUILTIN;
+use crate::output::diag::{Problem, suggest};
 
 pub fn validate(r: &mut Recipe, problems: &mut Vec<Problem>) {
     super::route::lint(&r.paths, problems);

@@ -23,11 +23,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::context::Ctx;
+use crate::output::ui::Reporter;
 use crate::plan::PlannedStep;
 use crate::recipe::{Phase, ServiceSpec};
 use crate::run::journal::{Journal, JournalError, RunRecord, StepChange};
 use crate::run::state::{RunState, StepState};
-use crate::ui::Reporter;
 
 /// How much of a step's output the journal keeps (the log has all of it).
 const TAIL: u64 = 4096;
@@ -234,7 +234,7 @@ impl Engine {
             ui: Reporter::new(json, total),
             log,
             state_id: crate::sys::process::scope::state_id(&dir),
-            interactive: crate::ui::interactive(),
+            interactive: crate::output::ui::interactive(),
             started_with: (exe, recipe),
             deferred: Vec::new(),
             skip_undo: Vec::new(),
@@ -602,7 +602,7 @@ impl Engine {
         let step_dir = self.step_dir(&step.key);
         let ui = &self.ui;
         let bound = step.bound();
-        let ask = |q: &str| ui.suspend(|| crate::ui::ask_within(q, Some(bound)));
+        let ask = |q: &str| ui.suspend(|| crate::output::ui::ask_within(q, Some(bound)));
         let key = step.key.as_str();
         let progress = |line: &str| ui.progress(key, line);
         crate::sys::process::scope::enter(crate::sys::process::scope::step_scope(
