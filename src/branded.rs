@@ -58,22 +58,24 @@ pub fn main(product: &str) -> u8 {
     let run = || -> Result<u8, u8> {
         let recipe = crate::cli::load(&host.recipe, false)?;
         let facts = crate::cli::host_facts(&recipe, &host, false)?;
-        Ok(crate::upgrade::upgrade(crate::upgrade::Request {
-            recipe: &recipe,
-            facts,
-            probed: true,
-            to: None,
-            options: crate::run::Options {
-                yes: args.force,
-                download_only: args.download_only,
-                no_rollback: false,
-                json: false,
-                branded: true,
+        Ok(crate::commands::upgrade::upgrade(
+            crate::commands::upgrade::Request {
+                recipe: &recipe,
+                facts,
+                probed: true,
+                to: None,
+                options: crate::run::Options {
+                    yes: args.force,
+                    download_only: args.download_only,
+                    no_rollback: false,
+                    json: false,
+                    branded: true,
+                },
+                skip: Vec::new(),
+                state_dir: &args.state_dir,
+                rollout: None,
             },
-            skip: Vec::new(),
-            state_dir: &args.state_dir,
-            rollout: None,
-        }))
+        ))
     };
     run().unwrap_or_else(|code| code)
 }

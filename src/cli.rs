@@ -233,12 +233,14 @@ pub fn main() -> ExitCode {
             skip,
             rollout.clone(),
         ),
-        Command::Resume { replan } => crate::upgrade::resume(&cli.state_dir, *replan, cli.json),
+        Command::Resume { replan } => {
+            crate::commands::upgrade::resume(&cli.state_dir, *replan, cli.json)
+        }
         Command::Rollback {
             rollout: None,
             skip,
             reason,
-        } => crate::upgrade::rollback(
+        } => crate::commands::upgrade::rollback(
             &cli.state_dir,
             cli.json,
             skip,
@@ -247,12 +249,12 @@ pub fn main() -> ExitCode {
         Command::Rollback {
             rollout: Some(tag), ..
         } => crate::fleet::host_rollback::rollback(&cli.state_dir, tag, cli.json),
-        Command::Status => crate::status::status(&cli.state_dir, cli.json),
-        Command::History => crate::status::history(&cli.state_dir, cli.json),
+        Command::Status => crate::commands::status::status(&cli.state_dir, cli.json),
+        Command::History => crate::commands::status::history(&cli.state_dir, cli.json),
         Command::Firewall(c) => {
             crate::actions::firewall::leftovers::main(c, &cli.state_dir, cli.json)
         }
-        Command::Backups => crate::backups::list(&cli.state_dir, cli.json),
+        Command::Backups => crate::commands::backups::list(&cli.state_dir, cli.json),
         Command::Fleet(c) => crate::fleet::cli::main(c, &cli.state_dir, cli.json),
         Command::FleetAction(a) => crate::fleet::remote::action(a, &cli.state_dir),
         Command::Demo(args) => crate::demo::main(args),
@@ -461,16 +463,18 @@ fn upgrade(
         let recipe = load(&host.recipe, json)?;
         let facts = host_facts(&recipe, host, json)?;
         let to = target_arg(host, json)?;
-        Ok(crate::upgrade::upgrade(crate::upgrade::Request {
-            recipe: &recipe,
-            facts,
-            probed: host.facts.is_none(),
-            to,
-            options,
-            skip: skip.to_vec(),
-            state_dir,
-            rollout: rollout.clone(),
-        }))
+        Ok(crate::commands::upgrade::upgrade(
+            crate::commands::upgrade::Request {
+                recipe: &recipe,
+                facts,
+                probed: host.facts.is_none(),
+                to,
+                options,
+                skip: skip.to_vec(),
+                state_dir,
+                rollout: rollout.clone(),
+            },
+        ))
     };
     run().unwrap_or_else(|code| code)
 }

@@ -11,9 +11,9 @@
 pub mod output;
 
 pub mod actions;
-pub mod backups;
 pub mod branded;
 pub mod cli;
+pub mod commands;
 pub mod context;
 pub mod demo;
 pub mod fleet;
@@ -24,7 +24,5 @@ pub mod run;
 pub mod saved;
 pub mod ssh;
 pub mod statedir;
-pub mod status;
 pub mod sys;
-pub mod upgrade;
 pub mod version;

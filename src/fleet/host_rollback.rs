@@ -36,10 +36,10 @@
 
 use std::path::Path;
 
+use crate::commands::upgrade::{EXIT_OK, EXIT_REFUSED, refuse};
 use crate::run::journal::{Journal, RunRecord};
 use crate::run::state::RunState;
 use crate::run::{Engine, RunError};
-use crate::upgrade::{EXIT_OK, EXIT_REFUSED, refuse};
 
 pub fn rollback(state_dir: &Path, tag: &str, json: bool) -> u8 {
     inner(state_dir, tag, json)
@@ -52,7 +52,7 @@ fn inner(state_dir: &Path, tag: &str, json: bool) -> Result<u8, RunError> {
         Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
     };
     let mut journal = Journal::open(state_dir)?;
-    if let Err(code) = crate::upgrade::settle_leftovers(state_dir, json, &mut journal) {
+    if let Err(code) = crate::commands::upgrade::settle_leftovers(state_dir, json, &mut journal) {
         return Ok(code);
     }
     let Some(id) = journal.run_of_rollout(tag)? else {
@@ -119,7 +119,7 @@ fn inner(state_dir: &Path, tag: &str, json: bool) -> Result<u8, RunError> {
             ),
         ));
     }
-    crate::upgrade::wait_for_boot(json);
+    crate::commands::upgrade::wait_for_boot(json);
     if run.state == RunState::Committed {
         let why = committed_why(&run, tag);
         journal.reopen_for_fleet_rollback(id, &why)?;
@@ -135,7 +135,7 @@ fn inner(state_dir: &Path, tag: &str, json: bool) -> Result<u8, RunError> {
     }
     let mut engine = Engine::open(journal, id, json)?;
     let ending = engine.rollback(None)?;
-    Ok(crate::upgrade::report_ending(&engine, &ending))
+    Ok(crate::commands::upgrade::report_ending(&engine, &ending))
 }
 
 /// The journal's words for reopening a committed run: who asked, and what
