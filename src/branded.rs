@@ -41,10 +41,10 @@ struct Args {
 pub fn main(product: &str) -> u8 {
     let args = match Args::try_parse() {
         Ok(args) => args,
-        Err(e) => return crate::out::clap_error(&e),
+        Err(e) => return crate::output::out::clap_error(&e),
     };
     // It upgrades: a closed output never stops it.
-    crate::out::set_policy(crate::out::Policy::GoOn);
+    crate::output::out::set_policy(crate::output::out::Policy::GoOn);
     let recipe = std::env::var_os("HOIST_RECIPE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(RECIPES).join(product));
@@ -58,23 +58,25 @@ pub fn main(product: &str) -> u8 {
     let run = || -> Result<u8, u8> {
         let recipe = crate::cli::load(&host.recipe, false)?;
         let facts = crate::cli::host_facts(&recipe, &host, false)?;
-        Ok(crate::upgrade::upgrade(crate::upgrade::Request {
-            recipe: &recipe,
-            facts,
-            probed: true,
-            to: None,
-            options: crate::run::Options {
-                yes: args.force,
-                download_only: args.download_only,
-                no_rollback: false,
-                json: false,
-                branded: true,
-                confirm: Vec::new(),
+        Ok(crate::commands::upgrade::upgrade(
+            crate::commands::upgrade::Request {
+                recipe: &recipe,
+                facts,
+                probed: true,
+                to: None,
+                options: crate::run::Options {
+                    yes: args.force,
+                    download_only: args.download_only,
+                    no_rollback: false,
+                    json: false,
+                    branded: true,
+                    confirm: Vec::new(),
+                },
+                skip: Vec::new(),
+                state_dir: &args.state_dir,
+                rollout: None,
             },
-            skip: Vec::new(),
-            state_dir: &args.state_dir,
-            rollout: None,
-        }))
+        ))
     };
     run().unwrap_or_else(|code| code)
 }

@@ -3,19 +3,20 @@
 //! Exit codes (documented in README.md): 0 success or ready; 1 refused
 //! (an inhibitor failed, no supported upgrade path, lint found errors);
 //! 2 usage error, unreadable or invalid recipe or facts; 141 a command
-//! that only reads whose output was closed (`out::EXIT_BROKEN_PIPE`).
+//! that only reads whose output was closed (`output::out::EXIT_BROKEN_PIPE`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::facts::Facts;
+use crate::host::facts::Facts;
+use crate::host::probe::Given;
+use crate::host::{checks, probe};
 use crate::plan::{Outcome, PlanError};
-use crate::probe::Given;
 use crate::recipe::Recipe;
 use crate::version::Version;
-use crate::{checks, plan, probe, recipe};
+use crate::{plan, recipe};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_REFUSED: u8 = 1;
@@ -151,10 +152,10 @@ impl Command {
     /// What a closed or failing output does to the command: one that may
     /// change the host goes on (stopping it there would leave the host
     /// half-changed), one that only reads ends.
-    pub fn output_policy(&self) -> crate::out::Policy {
+    pub fn output_policy(&self) -> crate::output::out::Policy {
         use crate::actions::firewall::leftovers::FirewallCommand;
         use crate::fleet::cli::FleetCommand;
-        use crate::out::Policy::{GoOn, Quit};
+        use crate::output::out::Policy::{GoOn, Quit};
         match self {
             Command::Lint { .. }
             | Command::Check { .. }
@@ -216,9 +217,9 @@ pub fn main() -> ExitCode {
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return ExitCode::from(crate::out::clap_error(&e)),
+        Err(e) => return ExitCode::from(crate::output::out::clap_error(&e)),
     };
-    crate::out::set_policy(cli.command.output_policy());
+    crate::output::out::set_policy(cli.command.output_policy());
     let code = match &cli.command {
         Command::Lint { recipes } => lint(recipes, cli.json),
         Command::Check { host, skip } => check(host, skip, cli.json),
@@ -246,13 +247,13 @@ pub fn main() -> ExitCode {
             rollout.clone(),
         ),
         Command::Resume { replan, confirm } => {
-            crate::upgrade::resume(&cli.state_dir, *replan, confirm, cli.json)
+            crate::commands::upgrade::resume(&cli.state_dir, *replan, confirm, cli.json)
         }
         Command::Rollback {
             rollout: None,
             skip,
             reason,
-        } => crate::upgrade::rollback(
+        } => crate::commands::upgrade::rollback(
             &cli.state_dir,
             cli.json,
             skip,
@@ -261,12 +262,12 @@ pub fn main() -> ExitCode {
         Command::Rollback {
             rollout: Some(tag), ..
         } => crate::fleet::host_rollback::rollback(&cli.state_dir, tag, cli.json),
-        Command::Status => crate::status::status(&cli.state_dir, cli.json),
-        Command::History => crate::status::history(&cli.state_dir, cli.json),
+        Command::Status => crate::commands::status::status(&cli.state_dir, cli.json),
+        Command::History => crate::commands::status::history(&cli.state_dir, cli.json),
         Command::Firewall(c) => {
             crate::actions::firewall::leftovers::main(c, &cli.state_dir, cli.json)
         }
-        Command::Backups => crate::backups::list(&cli.state_dir, cli.json),
+        Command::Backups => crate::commands::backups::list(&cli.state_dir, cli.json),
         Command::Fleet(c) => crate::fleet::cli::main(c, &cli.state_dir, cli.json),
         Command::FleetAction(a) => crate::fleet::remote::action(a, &cli.state_dir),
         Command::Demo(args) => crate::demo::main(args),
@@ -305,8 +306,8 @@ fn lint(paths: &[PathBuf], json: bool) -> u8 {
         };
         for located in &loaded.problems {
             match located.problem.severity {
-                crate::diag::Severity::Error => errors += 1,
-                crate::diag::Severity::Warning => warnings += 1,
+                crate::output::diag::Severity::Error => errors += 1,
+                crate::output::diag::Severity::Warning => warnings += 1,
             }
             if json {
                 all.push(located.to_json());
@@ -389,7 +390,7 @@ fn check(host: &HostArgs, skip: &[String], json: bool) -> u8 {
         let mut facts = host_facts(&recipe, host, json)?;
         let to = target_arg(host, json)?;
         if let Some(t) = plan::choose_target(&recipe, &facts, to.as_ref()) {
-            facts.set("target", crate::facts::Value::Version(t));
+            facts.set("target", crate::host::facts::Value::Version(t));
         }
         let report = if host.facts.is_some() {
             checks::run_from_facts(&recipe, &facts, skip)
@@ -452,12 +453,9 @@ fn plan_cmd(host: &HostArgs, json: bool) -> u8 {
                 }
                 Ok(EXIT_OK)
             }
-            Err(e @ PlanError::Route(crate::paths::RouteError::Unsupported { .. })) => Ok(fail(
-                json,
-                EXIT_REFUSED,
-                "unsupported",
-                &format!("refused: {e}"),
-            )),
+            Err(e @ PlanError::Route(crate::recipe::route::RouteError::Unsupported { .. })) => Ok(
+                fail(json, EXIT_REFUSED, "unsupported", &format!("refused: {e}")),
+            ),
             Err(e @ PlanError::Route(_)) => Ok(fail(json, EXIT_REFUSED, "no-path", &e.to_string())),
             Err(e) => Ok(fail(json, EXIT_USAGE, "cannot-plan", &e.to_string())),
         }
@@ -477,16 +475,18 @@ fn upgrade(
         let recipe = load(&host.recipe, json)?;
         let facts = host_facts(&recipe, host, json)?;
         let to = target_arg(host, json)?;
-        Ok(crate::upgrade::upgrade(crate::upgrade::Request {
-            recipe: &recipe,
-            facts,
-            probed: host.facts.is_none(),
-            to,
-            options,
-            skip: skip.to_vec(),
-            state_dir,
-            rollout: rollout.clone(),
-        }))
+        Ok(crate::commands::upgrade::upgrade(
+            crate::commands::upgrade::Request {
+                recipe: &recipe,
+                facts,
+                probed: host.facts.is_none(),
+                to,
+                options,
+                skip: skip.to_vec(),
+                state_dir,
+                rollout: rollout.clone(),
+            },
+        ))
     };
     run().unwrap_or_else(|code| code)
 }

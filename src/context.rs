@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::journal::Journal;
 use crate::recipe::ServiceSpec;
+use crate::run::journal::Journal;
 use crate::sys::process;
 
 /// A step's default bound when the recipe gives none: every wait is bounded.

@@ -1,40 +1,28 @@
 //! hoist: safe, automatic, resumable upgrades of server software from
 //! declarative recipes. See docs/ARCHITECTURE.md for the flow of data.
 
-// Every line for the admin goes through `out`, which never panics and lets
+// Every line for the admin goes through `output::out`, which never panics and lets
 // the command decide what a closed output means.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-// First: its macros (`outln!`, `out!`, `errln!`) are for every module.
+// First: its macros (`outln!`, `out!`, `errln!`, from `output::out`) are for
+// every module.
 #[macro_use]
-pub mod out;
+pub mod output;
 
 pub mod actions;
-pub mod backups;
 pub mod branded;
-pub mod checks;
 pub mod cli;
-pub mod condition;
+pub mod commands;
 pub mod context;
 pub mod demo;
-pub mod diag;
-pub mod facts;
 pub mod fleet;
-pub mod journal;
-pub mod lock;
-pub mod order;
-pub mod paths;
+pub mod host;
 pub mod plan;
-pub mod probe;
 pub mod recipe;
 pub mod run;
 pub mod saved;
 pub mod ssh;
-pub mod state;
 pub mod statedir;
-pub mod status;
 pub mod sys;
-pub mod template;
-pub mod ui;
-pub mod upgrade;
 pub mod version;

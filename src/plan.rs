@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::actions::Action;
-use crate::facts::{Facts, Value};
-use crate::paths::{Hop, Route, RouteError};
+use crate::host::facts::{Facts, Value};
+use crate::recipe::route::{Hop, Route, RouteError};
 use crate::recipe::{Phase, Recipe, Test, duration};
 use crate::version::Version;
 
@@ -137,7 +137,7 @@ pub fn choose_target(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Op
         (Some(t), Some(c)) if c.in_series(t) => Some(c.clone()),
         (Some(t), _) => Some(t.clone()),
         (None, Some(c)) => Some(c.clone()),
-        (None, None) => crate::paths::default_target(&recipe.paths),
+        (None, None) => crate::recipe::route::default_target(&recipe.paths),
     }
 }
 
@@ -152,7 +152,7 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
             why: "the version probe found nothing (is it installed?)".into(),
         })?;
     let target = choose_target(recipe, facts, to).ok_or(PlanError::NoTarget)?;
-    let hops = match crate::paths::route(&recipe.paths, &current, &target)? {
+    let hops = match crate::recipe::route::route(&recipe.paths, &current, &target)? {
         Route::UpToDate => return Ok(Outcome::UpToDate { current, target }),
         Route::Hops(h) => h,
     };
@@ -205,27 +205,27 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
                 }
             }
             // `{{ fact }}` in the step's strings, from this hop's facts.
-            let lookup = |name: &str| hop_facts.get(name).map(crate::facts::Value::text);
+            let lookup = |name: &str| hop_facts.get(name).map(crate::host::facts::Value::text);
             let missing = |fact| PlanError::MissingFact {
                 step: s.id.clone(),
                 fact,
             };
-            let action = crate::template::resolve(&s.action, &lookup).map_err(missing)?;
+            let action = crate::recipe::template::resolve(&s.action, &lookup).map_err(missing)?;
             let undo = s
                 .undo
                 .as_ref()
-                .map(|u| crate::template::resolve(u, &lookup))
+                .map(|u| crate::recipe::template::resolve(u, &lookup))
                 .transpose()
                 .map_err(missing)?;
             let probe = s
                 .probe
                 .as_ref()
-                .map(|p| crate::template::resolve(p, &lookup))
+                .map(|p| crate::recipe::template::resolve(p, &lookup))
                 .transpose()
                 .map_err(missing)?;
             let text = |t: &Option<String>| {
                 t.as_deref()
-                    .map(|t| crate::template::render(t, &lookup))
+                    .map(|t| crate::recipe::template::render(t, &lookup))
                     .transpose()
                     .map_err(missing)
             };

@@ -195,7 +195,7 @@ fn simulated_fleet_rollback_of_a_rollout_still_running_is_refused() {
     let t = SimulatedTransport::new(QUICK);
     run(&d.0, &t, &six_hosts(""), Options::default());
     // The controller of the rollout holds fleet.lock while it runs.
-    let held = hoist::lock::acquire_file(&d.0, "fleet.lock", "fleet upgrade").unwrap();
+    let held = hoist::run::lock::acquire_file(&d.0, "fleet.lock", "fleet upgrade").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
         .args(["--json", "--state-dir"])
         .arg(&d.0)

@@ -1,7 +1,7 @@
 //! What hoist shows never decides what it does: a run whose output is a
 //! pipe nobody reads any more, or a full disk, goes on as if nobody had
 //! looked; a command that only reads ends quietly with 141 on a closed
-//! pipe. And only `src/out.rs` writes to stdout or stderr.
+//! pipe. And only `src/output/out.rs` writes to stdout or stderr.
 
 mod common;
 use common::{hoist_in, text};
@@ -314,7 +314,7 @@ fn read_only_commands_onto_a_full_disk_say_so_once() {
     }
 }
 
-/// Lines of `src/**/*.rs` outside `src/out.rs` that write to stdout or
+/// Lines of `src/**/*.rs` outside `src/output/out.rs` that write to stdout or
 /// stderr themselves, as `file:line: text`.
 fn writes_outside_out(src: &Path) -> Vec<String> {
     const MACROS: [&str; 5] = ["println!", "print!", "eprintln!", "eprint!", "dbg!"];
@@ -333,7 +333,7 @@ fn writes_outside_out(src: &Path) -> Vec<String> {
     }
     files.sort();
     for file in files {
-        if file == src.join("out.rs") {
+        if file == src.join("output/out.rs") {
             continue;
         }
         let source = std::fs::read_to_string(&file).unwrap();
@@ -369,7 +369,7 @@ fn only_the_output_module_writes_to_stdout_or_stderr() {
     let found = writes_outside_out(&src);
     assert!(
         found.is_empty(),
-        "write through src/out.rs (outln!, out!, errln!) instead:\n{}",
+        "write through src/output/out.rs (outln!, out!, errln!) instead:\n{}",
         found.join("\n")
     );
 }
@@ -379,7 +379,12 @@ fn the_check_finds_each_way_of_writing() {
     let dir = std::env::temp_dir().join(format!("hoist-output-scan-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("sub")).unwrap();
-    std::fs::write(dir.join("out.rs"), "fn f() { println!(\"mine\"); }\n").unwrap();
+    std::fs::create_dir_all(dir.join("output")).unwrap();
+    std::fs::write(
+        dir.join("output/out.rs"),
+        "fn f() { println!(\"mine\"); }\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.join("sub/a.rs"),
         "// println!(\"a comment\")\nfn f() {\n    eprint!(\"x\");\n    let _ = std::io::stdout().lock();\n    cmd.stdout(Stdio::piped());\n    outln!(\"fine\");\n}\n",

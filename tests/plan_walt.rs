@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use hoist::checks::{self, Status};
-use hoist::facts::Facts;
+use hoist::host::checks::{self, Status};
+use hoist::host::facts::Facts;
+use hoist::host::probe::{Given, apply_given};
 use hoist::plan::{Outcome, Plan, PlannedStep, resolve};
-use hoist::probe::{Given, apply_given};
 use hoist::recipe::{self, Phase, Recipe};
 
 fn root() -> PathBuf {

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use hoist::paths::{Route, route};
 use hoist::recipe::PathEdge;
+use hoist::recipe::route::{Route, route};
 use hoist::version::{Range, Version};
 use proptest::prelude::*;
 

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use hoist::facts::{Facts, Value};
+use hoist::host::facts::{Facts, Value};
 use hoist::version::Version;
 use libfuzzer_sys::fuzz_target;
 

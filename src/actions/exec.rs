@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Kind, exactly_one, non_empty};
 use crate::context::Ctx;
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use crate::context::Ctx;
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 use crate::saved::{self, Saved, real};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]

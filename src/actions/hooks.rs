@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use crate::context::Ctx;
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

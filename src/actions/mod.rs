@@ -12,7 +12,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use crate::context::Ctx;
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 
 /// What every action kind provides.
 pub trait Kind: DeserializeOwned + Serialize + Clone + std::fmt::Debug {

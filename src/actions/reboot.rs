@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use crate::context::Ctx;
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 use crate::sys::fsutil::write_atomic;
 use crate::recipe::duration;
 

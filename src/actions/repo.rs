@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use crate::context::Ctx;
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 use crate::saved::{Saved, write_keeping_meta};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]

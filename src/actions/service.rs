@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Kind, non_empty};
 use crate::context::Ctx;
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 use crate::recipe::{Backend, ServiceSpec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -75,7 +75,7 @@ impl Kind for Service {
         if units.is_empty() {
             ctx.note(&format!("nothing to {} again: as found", verb(op)));
         }
-        for unit in crate::order::sort_units(ctx.services, &units, stopping) {
+        for unit in crate::recipe::order::sort_units(ctx.services, &units, stopping) {
             let spec = ctx.services.iter().find(|s| s.name == unit);
             if is_running(spec, &unit) == (op == Op::Start) {
                 continue;
@@ -150,7 +150,7 @@ const FOUND: &str = "found";
 
 impl Service {
     fn each(&self, ctx: &mut Ctx<'_>, op: Op, stopping: bool) -> Result<(), String> {
-        for unit in crate::order::sort_units(ctx.services, &self.units, stopping) {
+        for unit in crate::recipe::order::sort_units(ctx.services, &self.units, stopping) {
             let spec = ctx.services.iter().find(|s| s.name == unit);
             let cmd = command(spec, &unit, op)?;
             ctx.run(cmd, &format!("{} {unit}", verb(op)), ctx.timeout)?;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::Kind;
 use super::db::{Credentials, Engine};
 use crate::context::Ctx;
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 use crate::recipe::duration;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -105,7 +105,7 @@ pub fn internal(args: &InternalArgs) -> u8 {
     let parsed = match Internal::try_parse_from(argv) {
         Ok(p) => p,
         Err(e) => {
-            crate::out::clap_error(&e);
+            crate::output::out::clap_error(&e);
             return if e.use_stderr() {
                 crate::cli::EXIT_USAGE
             } else {

@@ -20,7 +20,7 @@ use std::ops::Range as Span;
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
 use super::inventory::{Tree, Vars};
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 
 const HELP_INI: &str = "INI inventories have [group], [group:vars] and [group:children] sections; a host line is `name key=value ...`";
 
@@ -78,7 +78,7 @@ pub fn parse_ini(text: &str, problems: &mut Vec<Problem>) -> Tree {
                             format!("unknown section kind `:{other}`"),
                         )
                         .label("expected :vars or :children")
-                        .help_opt(crate::diag::suggest(other, ["vars", "children"])),
+                        .help_opt(crate::output::diag::suggest(other, ["vars", "children"])),
                     );
                     continue;
                 }
@@ -394,7 +394,10 @@ fn group(
                     format!("unknown key `{other}` in group `{name}`"),
                 )
                 .label("expected hosts, vars or children")
-                .help_opt(crate::diag::suggest(other, ["hosts", "vars", "children"])),
+                .help_opt(crate::output::diag::suggest(
+                    other,
+                    ["hosts", "vars", "children"],
+                )),
             ),
         }
     }

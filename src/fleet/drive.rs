@@ -59,7 +59,7 @@ fn fail(json: bool, code: u8, error: &str, message: &str) -> u8 {
     if json {
         outln!(
             "{}",
-            serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "refused", "error": error, "message": message })
+            serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": "refused", "error": error, "message": message })
         );
     } else {
         errln!("hoist: {message}");
@@ -144,7 +144,7 @@ pub fn upgrade(args: &RunArgs, to: Option<&str>, yes: bool, state_dir: &Path, js
         Ok(x) => x,
         Err(code) => return code,
     };
-    let _lock = match crate::lock::acquire_file(state_dir, "fleet.lock", "fleet upgrade") {
+    let _lock = match crate::run::lock::acquire_file(state_dir, "fleet.lock", "fleet upgrade") {
         Ok(l) => l,
         Err(e) => return fail(json, EXIT_REFUSED, "locked", &e.to_string()),
     };
@@ -238,7 +238,7 @@ fn confirm(json: bool, yes: bool, question: &str, verb: &str) -> Result<(), u8> 
     if yes {
         return Ok(());
     }
-    if !crate::ui::interactive() {
+    if !crate::output::ui::interactive() {
         return Err(fail(
             json,
             EXIT_USAGE,
@@ -246,7 +246,7 @@ fn confirm(json: bool, yes: bool, question: &str, verb: &str) -> Result<(), u8> 
             &format!("no terminal to ask for confirmation: add --yes to {verb} without asking"),
         ));
     }
-    let answer = crate::ui::ask(question);
+    let answer = crate::output::ui::ask(question);
     if !matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes")) {
         outln!("nothing was changed");
         return Err(EXIT_OK);
@@ -260,8 +260,8 @@ fn last_rollout(
     state_dir: &Path,
     json: bool,
     what: &str,
-) -> Result<(crate::lock::Lock, FleetJournal, RolloutView), u8> {
-    let lock = crate::lock::acquire_file(state_dir, "fleet.lock", &format!("fleet {what}"))
+) -> Result<(crate::run::lock::Lock, FleetJournal, RolloutView), u8> {
+    let lock = crate::run::lock::acquire_file(state_dir, "fleet.lock", &format!("fleet {what}"))
         .map_err(|e| {
             fail(
                 json,
@@ -448,7 +448,7 @@ fn drive(
     run: i64,
     json: bool,
     confirm: &[String],
-    go: impl FnOnce(&mut Executor<'_>) -> Result<Outcome, crate::journal::JournalError>,
+    go: impl FnOnce(&mut Executor<'_>) -> Result<Outcome, crate::run::journal::JournalError>,
 ) -> u8 {
     let pause = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -472,9 +472,9 @@ fn drive(
                 // A person's gate reached on a host is asked here when a
                 // person is at this terminal (bounded as a host gate is,
                 // and at once given up on a pause signal).
-                ask: (!json && crate::ui::interactive()).then(|| {
+                ask: (!json && crate::output::ui::interactive()).then(|| {
                     let ask: super::run::Asker = Arc::new(|q: &str| {
-                        crate::ui::ask_within(q, Some(Duration::from_secs(24 * 3600)))
+                        crate::output::ui::ask_within(q, Some(Duration::from_secs(24 * 3600)))
                             .is_some_and(|a| a.trim() == "yes")
                     });
                     ask
@@ -527,7 +527,7 @@ fn event(json: bool, name: &str, fields: serde_json::Value) {
     if !json {
         return;
     }
-    let mut obj = serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": name, "at": crate::journal::now() });
+    let mut obj = serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": name, "at": crate::run::journal::now() });
     if let (Some(o), serde_json::Value::Object(f)) = (obj.as_object_mut(), fields) {
         o.extend(f);
     }

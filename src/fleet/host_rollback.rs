@@ -36,10 +36,10 @@
 
 use std::path::Path;
 
-use crate::journal::{Journal, RunRecord};
+use crate::commands::upgrade::{EXIT_OK, EXIT_REFUSED, refuse};
+use crate::run::journal::{Journal, RunRecord};
+use crate::run::state::RunState;
 use crate::run::{Engine, RunError};
-use crate::state::RunState;
-use crate::upgrade::{EXIT_OK, EXIT_REFUSED, refuse};
 
 pub fn rollback(state_dir: &Path, tag: &str, json: bool) -> u8 {
     inner(state_dir, tag, json)
@@ -47,12 +47,12 @@ pub fn rollback(state_dir: &Path, tag: &str, json: bool) -> u8 {
 }
 
 fn inner(state_dir: &Path, tag: &str, json: bool) -> Result<u8, RunError> {
-    let _lock = match crate::lock::acquire(state_dir, "rollback") {
+    let _lock = match crate::run::lock::acquire(state_dir, "rollback") {
         Ok(l) => l,
         Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
     };
     let mut journal = Journal::open(state_dir)?;
-    if let Err(code) = crate::upgrade::settle_leftovers(state_dir, json, &mut journal) {
+    if let Err(code) = crate::commands::upgrade::settle_leftovers(state_dir, json, &mut journal) {
         return Ok(code);
     }
     let Some(id) = journal.run_of_rollout(tag)? else {
@@ -119,7 +119,7 @@ fn inner(state_dir: &Path, tag: &str, json: bool) -> Result<u8, RunError> {
             ),
         ));
     }
-    crate::upgrade::wait_for_boot(json);
+    crate::commands::upgrade::wait_for_boot(json);
     if run.state == RunState::Committed {
         let why = committed_why(&run, tag);
         journal.reopen_for_fleet_rollback(id, &why)?;
@@ -135,7 +135,7 @@ fn inner(state_dir: &Path, tag: &str, json: bool) -> Result<u8, RunError> {
     }
     let mut engine = Engine::open(journal, id, json)?;
     let ending = engine.rollback(None)?;
-    Ok(crate::upgrade::report_ending(&engine, &ending))
+    Ok(crate::commands::upgrade::report_ending(&engine, &ending))
 }
 
 /// The journal's words for reopening a committed run: who asked, and what
@@ -171,7 +171,7 @@ fn nothing(json: bool, run: Option<&RunRecord>, reason: &str, message: &str) -> 
         outln!(
             "{}",
             serde_json::json!({
-                "schema": crate::ui::EVENT_SCHEMA,
+                "schema": crate::output::ui::EVENT_SCHEMA,
                 "event": "nothing-to-roll-back",
                 "run": run.map(|r| r.id),
                 "state": run.map(|r| r.state),

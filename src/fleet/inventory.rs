@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::diag::{Located, Problem, Source};
+use crate::output::diag::{Located, Problem, Source};
 
 /// One host of the fleet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -304,7 +304,7 @@ pub fn parse_toml(text: &str, problems: &mut Vec<Problem>) -> Tree {
     };
     let vars_of = |vars: BTreeMap<String, toml::Value>, span: &Span<usize>| -> Vars {
         vars.into_iter()
-            .map(|(k, v)| (k, crate::facts::value_text(&v), span.clone()))
+            .map(|(k, v)| (k, crate::host::facts::value_text(&v), span.clone()))
             .collect()
     };
     for (name, host) in raw.hosts.0 {
@@ -352,7 +352,7 @@ pub fn parse_toml(text: &str, problems: &mut Vec<Problem>) -> Tree {
                         ),
                     )
                     .label("every host is declared under [hosts]")
-                    .help_opt(crate::diag::suggest(
+                    .help_opt(crate::output::diag::suggest(
                         h.get_ref(),
                         tree.hosts.iter().map(|(n, _, _)| n.as_str()),
                     )),

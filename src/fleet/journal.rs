@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::plan::{FleetPlan, Item};
 use super::state::{FleetState, HostState, ItemState, PerHost, UndoState};
-use crate::journal::{JournalError, now};
+use crate::run::journal::{JournalError, now};
 
 type Result<T> = std::result::Result<T, JournalError>;
 
@@ -119,7 +119,7 @@ impl FleetJournal {
     }
 
     fn at(dir: &Path) -> Result<FleetJournal> {
-        let conn = crate::journal::connect_sqlite(dir, "fleet.db", SCHEMA)?;
+        let conn = crate::run::journal::connect_sqlite(dir, "fleet.db", SCHEMA)?;
         Ok(FleetJournal { conn })
     }
 

@@ -67,10 +67,10 @@ fn run(args: &ActionArgs, state_dir: &Path) -> Result<(), (u8, String)> {
             format!("{} is not a valid recipe", args.recipe.display()),
         )
     })?;
-    let _lock = crate::lock::acquire(state_dir, "fleet-action")
+    let _lock = crate::run::lock::acquire(state_dir, "fleet-action")
         .map_err(|e| (EXIT_REFUSED, e.to_string()))?;
     let mut journal =
-        crate::journal::Journal::open(state_dir).map_err(|e| (EXIT_REFUSED, e.to_string()))?;
+        crate::run::journal::Journal::open(state_dir).map_err(|e| (EXIT_REFUSED, e.to_string()))?;
     // The step's output and what its undo would keep go beside the
     // rollout's copy of the recipe, not into a run's log: there is no run.
     let recipe_dir = recipe.dir();

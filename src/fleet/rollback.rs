@@ -39,7 +39,7 @@ use super::run::host_ref;
 use super::state::{FleetState, HostState, ItemState, UndoState};
 use super::transport::{HostJob, HostResult, HostRollback, OnceJob, RemoteStatus, Transport};
 use crate::actions::Action;
-use crate::journal::JournalError;
+use crate::run::journal::JournalError;
 
 /// Appended to a run-once step's id when its undo runs on a host (its log
 /// and `HOIST_FLEET_STEP` there).

@@ -31,7 +31,7 @@ use super::journal::FleetJournal;
 use super::plan::{FleetPlan, HostRef, Item, StagePlan, Thresholds};
 use super::state::{FleetState, HostState, ItemState};
 use super::transport::{HostEvent, HostJob, HostResult, OnceJob, RemoteStatus, Transport};
-use crate::journal::JournalError;
+use crate::run::journal::JournalError;
 
 /// How a walk of the plan ended.
 #[derive(Clone, Debug, PartialEq, Eq)]

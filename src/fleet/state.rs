@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::states;
+use crate::run::state::states;
 
 states!(FleetState {
     /// Created with its plan; nothing done yet.

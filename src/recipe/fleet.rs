@@ -22,7 +22,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use crate::actions::{Action, KINDS};
-use crate::diag::{Problem, suggest};
+use crate::output::diag::{Problem, suggest};
 
 /// The rollout of a product across a fleet.
 #[derive(Clone, Debug, Serialize)]
@@ -494,7 +494,7 @@ fn step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Fleet
 pub fn validate(
     spec: &FleetSpec,
     roles: &[String],
-    source: &crate::diag::Source,
+    source: &crate::output::diag::Source,
     problems: &mut Vec<Problem>,
 ) {
     let find = |needle: &str, within: &Span<usize>| -> Span<usize> {

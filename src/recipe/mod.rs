@@ -1,13 +1,17 @@
 //! The recipe: a product's upgrade procedure, as its maintainers wrote it.
 //!
 //! `load` reads the TOML and returns either a validated [`Recipe`] or every
-//! problem found, each with its place in the file (see `diag`). Parsing is
+//! problem found, each with its place in the file (see `output::diag`). Parsing is
 //! three stages: the TOML tree with spans (`parse`), the typed model, then the
 //! checks across the whole recipe (`validate`).
 
+pub mod condition;
 pub mod duration;
 pub mod fleet;
+pub mod order;
 pub mod parse;
+pub mod route;
+pub mod template;
 mod validate;
 
 use std::ops::Range as Span;
@@ -17,10 +21,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::actions::Action;
-use crate::condition::Condition;
-use crate::diag::{Located, Problem, Severity, Source};
-use crate::facts::{Catalogue, FactType};
+use crate::host::facts::{Catalogue, FactType};
+use crate::output::diag::{Located, Problem, Severity, Source};
 use crate::version::Range;
+use condition::Condition;
 
 /// The fixed phases, in order (DESIGN.md). Nothing disruptive may run before
 /// `prepare` has fully succeeded; `-d` stops after `prepare`.

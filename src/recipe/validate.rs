@@ -7,11 +7,11 @@ use std::ops::Range as Span;
 
 use super::{Phase, Recipe};
 use crate::actions::Action;
-use crate::diag::{Problem, suggest};
-use crate::facts::BUILTIN;
+use crate::host::facts::BUILTIN;
+use crate::output::diag::{Problem, suggest};
 
 pub fn validate(r: &mut Recipe, problems: &mut Vec<Problem>) {
-    crate::paths::lint(&r.paths, problems);
+    super::route::lint(&r.paths, problems);
     unique_ids(r, problems);
     facts(r, problems);
     conditions(r, problems);
@@ -89,12 +89,12 @@ fn facts(r: &Recipe, problems: &mut Vec<Problem>) {
 /// Every `{{ fact }}` in a step's action, undo and probe names a fact.
 fn templates(r: &Recipe, problems: &mut Vec<Problem>) {
     for s in &r.steps {
-        let mut texts = crate::template::strings(&s.action);
+        let mut texts = super::template::strings(&s.action);
         if let Some(u) = &s.undo {
-            texts.extend(crate::template::strings(u));
+            texts.extend(super::template::strings(u));
         }
         if let Some(p) = &s.probe {
-            texts.extend(crate::template::strings(p));
+            texts.extend(super::template::strings(p));
         }
         texts.extend(
             s.title
@@ -104,7 +104,7 @@ fn templates(r: &Recipe, problems: &mut Vec<Problem>) {
                 .cloned(),
         );
         for text in texts {
-            for (name, _) in crate::template::placeholders(&text) {
+            for (name, _) in super::template::placeholders(&text) {
                 if r.catalogue.lookup(&name).is_some() {
                     continue;
                 }
@@ -412,7 +412,7 @@ fn services(r: &Recipe, problems: &mut Vec<Problem>) {
             );
         }
     }
-    if let Err(cycle) = crate::order::service_order(&r.services) {
+    if let Err(cycle) = super::order::service_order(&r.services) {
         problems.push(
             Problem::error(
                 "service-cycle",

@@ -7,8 +7,11 @@
 //! are done, and the one found `running` is asked its probe before it is
 //! run again.
 
+pub mod journal;
 pub mod leftover;
+pub mod lock;
 mod rollback;
+pub mod state;
 pub mod testhook;
 
 use std::fs::{File, OpenOptions};
@@ -20,11 +23,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::context::Ctx;
-use crate::journal::{Journal, JournalError, RunRecord, StepChange};
+use crate::output::ui::Reporter;
 use crate::plan::PlannedStep;
 use crate::recipe::{Phase, ServiceSpec};
-use crate::state::{RunState, StepState};
-use crate::ui::Reporter;
+use crate::run::journal::{Journal, JournalError, RunRecord, StepChange};
+use crate::run::state::{RunState, StepState};
 
 /// The user running hoist, and the one who called sudo when it did.
 fn who() -> String {
@@ -255,7 +258,7 @@ impl Engine {
             ui: Reporter::new(json, total),
             log,
             state_id: crate::sys::process::scope::state_id(&dir),
-            interactive: crate::ui::interactive(),
+            interactive: crate::output::ui::interactive(),
             started_with: (exe, recipe),
             deferred: Vec::new(),
             skip_undo: Vec::new(),
@@ -436,7 +439,7 @@ impl Engine {
             return Ok(());
         };
         let target = &self.record.plan.target;
-        let now = crate::probe::version_now(probe);
+        let now = crate::host::probe::version_now(probe);
         let reached = now.as_ref().is_some_and(|v| {
             v == target || v.in_series(target) || {
                 let t = v.to_string();
@@ -464,7 +467,7 @@ impl Engine {
     /// be idempotent or say how to check).
     fn already_applied(&mut self, step: &PlannedStep) -> bool {
         let applied = match &step.probe {
-            Some(probe) => crate::checks::test(probe).is_ok(),
+            Some(probe) => crate::host::checks::test(probe).is_ok(),
             None => match self.action_applied(step) {
                 Some(a) => a,
                 None => {
@@ -663,7 +666,7 @@ impl Engine {
         let confirmed = self.confirmed(step);
         let ui = &self.ui;
         let bound = step.bound();
-        let ask = |q: &str| ui.suspend(|| crate::ui::ask_within(q, Some(bound)));
+        let ask = |q: &str| ui.suspend(|| crate::output::ui::ask_within(q, Some(bound)));
         let key = step.key.as_str();
         let progress = |line: &str| ui.progress(key, line);
         crate::sys::process::scope::enter(crate::sys::process::scope::step_scope(

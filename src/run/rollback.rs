@@ -2,10 +2,10 @@
 //! first, then start the services that ran before the run.
 
 use super::{Ending, Engine, RunError, testhook};
-use crate::journal::StepUpdate;
 use crate::plan::PlannedStep;
 use crate::recipe::Phase;
-use crate::state::{RunState, StepState};
+use crate::run::journal::StepUpdate;
+use crate::run::state::{RunState, StepState};
 
 /// What a step that ran and has no undo means for the rollback.
 enum NotUndone {
@@ -241,7 +241,7 @@ impl Engine {
     fn restore_services(&mut self, errors: &mut Vec<String>) {
         let services = self.stored.services.clone();
         let before = self.record.services_before.clone();
-        let order = crate::order::sort_units(&services, &before, false);
+        let order = crate::recipe::order::sort_units(&services, &before, false);
         for name in order {
             let spec = services.iter().find(|s| s.name == name);
             if crate::actions::service::is_running(spec, &name) {

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::client::{Client, stdout_to};
 use super::{Credentials, Db, Engine, Method, Op};
 use crate::context::Ctx;
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 use crate::saved::Saved;
 
 /// Written before `pg_upgradecluster` runs: from then on, the new cluster

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use crate::context::Ctx;
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 
 pub use client::Client;
 pub use ops::query_value;

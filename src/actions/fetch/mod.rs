@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use crate::context::Ctx;
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 use verify::{Algo, Expected};
 
 /// Downloads larger than this are refused unless the step says otherwise:

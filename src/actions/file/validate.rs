@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use super::{File, Op, default_separator};
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 
 pub fn check(f: &File, span: &Range<usize>, problems: &mut Vec<Problem>) {
     let needs: &[(&str, bool)] = match f.op {

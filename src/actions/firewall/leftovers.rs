@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Firewall, Found, Op, Sh};
 use crate::actions::Action;
-use crate::journal::Journal;
+use crate::run::journal::Journal;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum FirewallCommand {
@@ -170,13 +170,13 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
     let mut _lock = None;
     let mut live = None;
     if *remove {
-        match crate::lock::acquire(state_dir, "firewall leftovers") {
+        match crate::run::lock::acquire(state_dir, "firewall leftovers") {
             Ok(l) => _lock = Some(l),
-            Err(crate::lock::LockError::Held { holder }) => live = Some(holder),
+            Err(crate::run::lock::LockError::Held { holder }) => live = Some(holder),
             Err(e) => return fail(1, e.code(), &e.to_string()),
         }
     } else {
-        match crate::lock::holder(state_dir) {
+        match crate::run::lock::holder(state_dir) {
             Ok(h) => live = h,
             Err(e) => return fail(1, e.code(), &e.to_string()),
         }

@@ -154,7 +154,7 @@ pub fn interrupted() -> Option<String> {
 }
 
 fn installed(pkg: &str) -> Option<String> {
-    crate::probe::installed_version(pkg)
+    crate::host::probe::installed_version(pkg)
 }
 
 /// `name_version_arch.deb` as apt names files in its cache (an epoch's `:`
@@ -299,7 +299,7 @@ fn restart_stale(ctx: &mut Ctx<'_>, held: &[String]) -> Result<(), String> {
         .filter(|u| ctx.services.iter().any(|s| s.name == *u))
         .filter(|u| !held.iter().any(|h| h.trim_end_matches(".service") == u))
         .collect();
-    for unit in crate::order::sort_units(ctx.services, &declared, false) {
+    for unit in crate::recipe::order::sort_units(ctx.services, &declared, false) {
         let spec = ctx.services.iter().find(|s| s.name == unit);
         let cmd =
             crate::actions::service::command(spec, &unit, crate::actions::service::Op::Restart)?;

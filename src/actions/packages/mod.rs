@@ -13,7 +13,7 @@ mod stale;
 
 use super::{Kind, non_empty};
 use crate::context::Ctx;
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 
 pub use apt::{Change, LEFTOVER_SUFFIXES, interrupted, parse_simulation};
 

@@ -168,7 +168,8 @@ impl Located {
 
 /// NO_COLOR (https://no-color.org) and non-terminals get plain text.
 pub fn colour_wanted() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && crate::out::stderr_is_terminal()
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && crate::output::out::stderr_is_terminal()
 }
 
 impl Diagnostic for Located {

@@ -4,12 +4,12 @@
 
 use std::path::Path;
 
-use crate::facts::Facts;
-use crate::journal::Journal;
+use crate::host::facts::Facts;
 use crate::plan::{Outcome, Plan};
 use crate::recipe::Recipe;
+use crate::run::journal::Journal;
+use crate::run::state::RunState;
 use crate::run::{Ending, Engine, Options, RunError, Stored};
-use crate::state::RunState;
 use crate::version::Version;
 
 pub const EXIT_OK: u8 = 0;
@@ -34,7 +34,7 @@ fn say(json: bool, error: &str, message: &str) {
     if json {
         outln!(
             "{}",
-            serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "refused", "error": error, "message": message })
+            serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": "refused", "error": error, "message": message })
         );
     } else {
         errln!("hoist: {message}");
@@ -47,7 +47,7 @@ fn notice(json: bool, about: &str, message: &str) {
     if json {
         outln!(
             "{}",
-            serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "notice", "about": about, "message": message })
+            serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": "notice", "about": about, "message": message })
         );
     } else {
         errln!("hoist: {message}");
@@ -86,7 +86,7 @@ pub(crate) fn refuse(json: bool, code: u8, error: &str, message: &str) -> u8 {
     code
 }
 
-fn unfinished(journal: &Journal) -> Result<Option<crate::journal::RunRecord>, RunError> {
+fn unfinished(journal: &Journal) -> Result<Option<crate::run::journal::RunRecord>, RunError> {
     Ok(journal.latest_run()?.filter(|r| !r.state.is_final()))
 }
 
@@ -100,7 +100,7 @@ pub fn upgrade(mut req: Request<'_>) -> u8 {
 
 fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     let json = req.options.json;
-    let lock = match crate::lock::acquire(req.state_dir, "upgrade") {
+    let lock = match crate::run::lock::acquire(req.state_dir, "upgrade") {
         Ok(l) => l,
         Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
     };
@@ -158,22 +158,25 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     }
     // Preflight: the recipe's checks, then each action's own (unsafe hooks).
     let mut check_facts = req.facts.clone();
-    check_facts.set("target", crate::facts::Value::Version(plan.target.clone()));
-    if let Err(e) = crate::checks::validate_skips(req.recipe, &req.skip) {
+    check_facts.set(
+        "target",
+        crate::host::facts::Value::Version(plan.target.clone()),
+    );
+    if let Err(e) = crate::host::checks::validate_skips(req.recipe, &req.skip) {
         return Ok(refuse(json, EXIT_USAGE, "bad-skip", &e.to_string()));
     }
-    let report = crate::checks::run(req.recipe, &check_facts, &req.skip);
+    let report = crate::host::checks::run(req.recipe, &check_facts, &req.skip);
     for c in &report.checks {
         if matches!(
             c.status,
-            crate::checks::Status::Fail | crate::checks::Status::Warn
+            crate::host::checks::Status::Fail | crate::host::checks::Status::Warn
         ) {
             let remedy = c
                 .remedy
                 .as_deref()
                 .map(|r| format!(" Remedy: {r}"))
                 .unwrap_or_default();
-            let word = if c.status == crate::checks::Status::Fail {
+            let word = if c.status == crate::host::checks::Status::Fail {
                 "FAIL"
             } else {
                 "WARN"
@@ -220,7 +223,7 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
         }
     }
     if !req.options.yes && !req.options.download_only {
-        if !crate::ui::interactive() {
+        if !crate::output::ui::interactive() {
             return Ok(refuse(
                 json,
                 EXIT_USAGE,
@@ -229,7 +232,7 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
             ));
         }
         out!("{}", plan.render());
-        let answer = crate::ui::ask(&format!(
+        let answer = crate::output::ui::ask(&format!(
             "Upgrade {} from {} to {}? [y/N] ",
             plan.product, plan.current, plan.target
         ));
@@ -329,7 +332,7 @@ fn say_up_to_date(json: bool, product: &str, current: &Version, target: &Version
     if json {
         outln!(
             "{}",
-            serde_json::json!({ "schema": crate::ui::EVENT_SCHEMA, "event": "up-to-date", "current": current, "target": target })
+            serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": "up-to-date", "current": current, "target": target })
         );
     } else {
         outln!("{product}: {current} is up to date (target {target}); nothing to do");
@@ -521,7 +524,7 @@ fn resume_inner(
     json: bool,
 ) -> Result<u8, RunError> {
     crate::sys::process::stop::install();
-    let _lock = match crate::lock::acquire(state_dir, "resume") {
+    let _lock = match crate::run::lock::acquire(state_dir, "resume") {
         Ok(l) => l,
         Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
     };
@@ -613,13 +616,13 @@ fn resume_inner(
 /// shown and journaled (a wedged `rollback-failed` run otherwise stays so).
 fn refresh_failed_undos(
     journal: &mut Journal,
-    run: &crate::journal::RunRecord,
+    run: &crate::run::journal::RunRecord,
     json: bool,
 ) -> Result<(), RunError> {
     let failed: Vec<&str> = run
         .steps
         .iter()
-        .filter(|s| s.state == crate::state::StepState::UndoFailed)
+        .filter(|s| s.state == crate::run::state::StepState::UndoFailed)
         .map(|s| s.key.as_str())
         .collect();
     if failed.is_empty() {
@@ -681,7 +684,7 @@ fn refresh_failed_undos(
 }
 
 /// The plan the recipe makes now with the run's own facts and target.
-fn replan(run: &crate::journal::RunRecord) -> Result<Plan, String> {
+fn replan(run: &crate::run::journal::RunRecord) -> Result<Plan, String> {
     let loaded = crate::recipe::load(Path::new(&run.recipe_path)).map_err(|e| e.to_string())?;
     let recipe = loaded
         .recipe
@@ -699,7 +702,9 @@ fn replan(run: &crate::journal::RunRecord) -> Result<Plan, String> {
 
 /// The plan the changed recipe makes with the run's own facts, and what
 /// differs from the journaled one; `None` when nothing does.
-fn changed_plan(run: &crate::journal::RunRecord) -> Result<Option<(Plan, Vec<String>)>, String> {
+fn changed_plan(
+    run: &crate::run::journal::RunRecord,
+) -> Result<Option<(Plan, Vec<String>)>, String> {
     let old = &run.plan;
     let plan = replan(run)?;
     if plan.hash == old.hash {
@@ -732,7 +737,7 @@ fn changed_plan(run: &crate::journal::RunRecord) -> Result<Option<(Plan, Vec<Str
 pub fn rollback(state_dir: &Path, json: bool, skip: &[String], reason: &str) -> u8 {
     crate::sys::process::stop::install();
     let run = || -> Result<u8, RunError> {
-        let _lock = match crate::lock::acquire(state_dir, "rollback") {
+        let _lock = match crate::run::lock::acquire(state_dir, "rollback") {
             Ok(l) => l,
             Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
         };

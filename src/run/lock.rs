@@ -108,7 +108,7 @@ pub fn acquire_file(state_dir: &Path, file: &str, what: &str) -> Result<Lock, Lo
         flock,
         "pid {}, started {}, {what}",
         std::process::id(),
-        crate::journal::now()
+        crate::run::journal::now()
     )
     .map_err(io)?;
     flock.sync_all().map_err(io)?;

@@ -66,24 +66,24 @@ pub fn failed(stream: Stream) -> bool {
 /// A line on standard output: `outln!("{x}")`, like `println!`.
 macro_rules! outln {
     () => {
-        $crate::out::write($crate::out::Stream::Stdout, format_args!(""), true)
+        $crate::output::out::write($crate::output::out::Stream::Stdout, format_args!(""), true)
     };
     ($($arg:tt)*) => {
-        $crate::out::write($crate::out::Stream::Stdout, format_args!($($arg)*), true)
+        $crate::output::out::write($crate::output::out::Stream::Stdout, format_args!($($arg)*), true)
     };
 }
 
 /// Text on standard output without a newline added, like `print!`.
 macro_rules! out {
     ($($arg:tt)*) => {
-        $crate::out::write($crate::out::Stream::Stdout, format_args!($($arg)*), false)
+        $crate::output::out::write($crate::output::out::Stream::Stdout, format_args!($($arg)*), false)
     };
 }
 
 /// A line on standard error, like `eprintln!`.
 macro_rules! errln {
     ($($arg:tt)*) => {
-        $crate::out::write($crate::out::Stream::Stderr, format_args!($($arg)*), true)
+        $crate::output::out::write($crate::output::out::Stream::Stderr, format_args!($($arg)*), true)
     };
 }
 
@@ -208,7 +208,7 @@ impl Bar {
             return None;
         }
         let bar = indicatif::ProgressBar::new(total);
-        let template = if crate::diag::colour_wanted() {
+        let template = if crate::output::diag::colour_wanted() {
             "{spinner:.cyan} [{pos}/{len}] {wide_msg} {elapsed:.dim}"
         } else {
             "{spinner} [{pos}/{len}] {wide_msg} {elapsed}"

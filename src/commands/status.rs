@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
-use crate::journal::{Journal, RunRecord};
-use crate::state::{RunState, StepState};
+use crate::run::journal::{Journal, RunRecord};
+use crate::run::state::{RunState, StepState};
 
 /// Why an unfinished run nobody drives stopped, when the disk filled: the
 /// journal said so (`disk-full`, since the last resume), or the state
 /// directory's disk is full now.
-fn disk_full(r: &RunRecord, events: &[crate::journal::Event], dir: &Path) -> Option<String> {
+fn disk_full(r: &RunRecord, events: &[crate::run::journal::Event], dir: &Path) -> Option<String> {
     use crate::statedir::space;
     if r.state.is_final() || matches!(r.state, RunState::Paused | RunState::Failed) {
         return None;
@@ -38,7 +38,7 @@ fn count(r: &RunRecord, s: StepState) -> usize {
 /// The step the run stands at: the failed one, else the one running, else
 /// (a failed run past its point of no return) the one undone alone, else
 /// the first pending.
-fn at(r: &RunRecord) -> Option<&crate::journal::StepRecord> {
+fn at(r: &RunRecord) -> Option<&crate::run::journal::StepRecord> {
     r.steps
         .iter()
         .find(|s| matches!(s.state, StepState::Failed | StepState::UndoFailed))
@@ -198,7 +198,7 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
         }
         Err(e) => return refused(&e),
     };
-    let live = match crate::lock::holder(state_dir) {
+    let live = match crate::run::lock::holder(state_dir) {
         Ok(h) => h,
         Err(e) => return refused(&e),
     };
@@ -211,7 +211,7 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
     let log = journal.log_path(record.id);
     if json {
         let v = serde_json::json!({
-            "schema": crate::ui::EVENT_SCHEMA,
+            "schema": crate::output::ui::EVENT_SCHEMA,
             "run": record,
             "at": at(&record).map(|s| s.key.clone()),
             "running_now": live,

@@ -12,7 +12,7 @@ use std::collections::{HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::diag::Problem;
+use crate::output::diag::Problem;
 use crate::recipe::PathEdge;
 use crate::version::Version;
 

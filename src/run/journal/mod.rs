@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use crate::plan::Plan;
-use crate::state::{RunState, StepState, run_allowed, step_allowed};
+use crate::run::state::{RunState, StepState, run_allowed, step_allowed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -430,7 +430,7 @@ impl Journal {
     }
 
     /// A committed run reopened for `hoist fleet rollback`
-    /// ([`crate::state::FLEET_ROLLBACK`], the one way out of `committed`):
+    /// ([`crate::run::state::FLEET_ROLLBACK`], the one way out of `committed`):
     /// `rolling-back`, with the event saying who asked and what it costs,
     /// in one transaction.
     pub fn reopen_for_fleet_rollback(&mut self, run: i64, why: &str) -> Result<()> {
@@ -443,7 +443,7 @@ impl Journal {
                     r.get(0)
                 })?;
             let from: RunState = from.parse().map_err(JournalError::Corrupt)?;
-            let (allowed_from, to) = crate::state::FLEET_ROLLBACK;
+            let (allowed_from, to) = crate::run::state::FLEET_ROLLBACK;
             if from != allowed_from {
                 return Err(JournalError::Transition {
                     what: format!("run {run}"),

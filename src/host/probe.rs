@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::condition::Condition;
-use crate::facts::{Facts, Value};
+use super::facts::{Facts, Value};
+use crate::recipe::condition::Condition;
 use crate::recipe::{Probe, Recipe};
 use crate::sys::process;
 use crate::version::Version;

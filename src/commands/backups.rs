@@ -45,7 +45,7 @@ pub fn save(state_dir: &Path, entries: &[Entry]) -> std::io::Result<()> {
 /// dump deleted by hand since is shown as missing.
 pub fn list(state_dir: &Path, json: bool) -> u8 {
     if let Err(e) = crate::statedir::trusted(state_dir, false) {
-        return crate::upgrade::refuse(json, 1, "untrusted-state-dir", &e.to_string());
+        return crate::commands::upgrade::refuse(json, 1, "untrusted-state-dir", &e.to_string());
     }
     let mut entries = load(state_dir);
     entries.sort_by_key(|e| std::cmp::Reverse(e.created));

@@ -4,12 +4,12 @@
 /// Bumped when an event's fields change incompatibly.
 pub const EVENT_SCHEMA: u32 = 1;
 
-pub use crate::out::{ask, ask_within, interactive};
+pub use crate::output::out::{ask, ask_within, interactive};
 
 /// Reports a run as it goes.
 pub struct Reporter {
     json: bool,
-    bar: Option<crate::out::Bar>,
+    bar: Option<crate::output::out::Bar>,
 }
 
 impl Reporter {
@@ -17,7 +17,7 @@ impl Reporter {
         let bar = if json {
             None
         } else {
-            crate::out::Bar::on_terminal(total as u64)
+            crate::output::out::Bar::on_terminal(total as u64)
         };
         Reporter { json, bar }
     }
@@ -31,7 +31,7 @@ impl Reporter {
         if !self.json {
             return;
         }
-        let mut obj = serde_json::json!({ "schema": EVENT_SCHEMA, "event": event, "at": crate::journal::now() });
+        let mut obj = serde_json::json!({ "schema": EVENT_SCHEMA, "event": event, "at": crate::run::journal::now() });
         if let (Some(o), serde_json::Value::Object(f)) = (obj.as_object_mut(), fields) {
             o.extend(f);
         }
