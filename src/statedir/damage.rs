@@ -52,9 +52,10 @@ pub fn check_before(dir: &Path) -> Result<(), String> {
     ))
 }
 
-/// Once opened: refused when it knows fewer runs than their traces show.
-pub fn check_after(dir: &Path, last_run: Option<i64>) -> Result<(), String> {
-    let Some(run) = traces(dir) else {
+/// Once opened: refused when it knows fewer runs than their traces
+/// (`traces`, listed before the journal was read) show.
+pub fn check_after(dir: &Path, traces: Option<i64>, last_run: Option<i64>) -> Result<(), String> {
+    let Some(run) = traces else {
         return Ok(());
     };
     if last_run.is_some_and(|l| l >= run) {

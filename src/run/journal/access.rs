@@ -97,11 +97,16 @@ impl Journal {
         crate::statedir::damage::check_before(dir).map_err(JournalError::Damaged)?;
         let named = |e: rusqlite::Error| name_error(dir, e.into());
         let path = dir.join("journal.db");
+        // The traces are listed before the journal is read: a run's log is
+        // made after its row is committed, so a run that starts in between
+        // (a writer beside this reader) is in the journal too, never taken
+        // for a journal that lost it.
+        let traces = crate::statedir::damage::traces(dir);
         let conn = connect_sqlite(dir, "journal.db", SCHEMA)?;
         let last: Option<i64> = conn
             .query_row("SELECT MAX(id) FROM runs", [], |r| r.get(0))
             .map_err(named)?;
-        crate::statedir::damage::check_after(dir, last).map_err(JournalError::Damaged)?;
+        crate::statedir::damage::check_after(dir, traces, last).map_err(JournalError::Damaged)?;
         Ok(Journal {
             ids: [
                 identity(dir).unwrap_or_default(),
