@@ -124,7 +124,7 @@ fn brute_force_len(edges: &[PathEdge], current: &Version, target: &Version) -> O
         for at in &frontier {
             for e in edges.iter().filter(|e| e.from.contains(at)) {
                 let to = e.to.as_ref().unwrap();
-                if !e.stop && target.in_series(to) {
+                if target.in_series(to) {
                     return Some(depth);
                 }
                 if e.stop && to > at {
@@ -184,4 +184,24 @@ fn required_stop_is_taken_first() {
     let stops: Vec<String> = h.iter().map(|h| h.to.to_string()).collect();
     assert_eq!(stops, ["2.2.14", "4.3.2"]);
     let _ = Path::new("");
+}
+
+#[test]
+fn a_required_stop_can_be_the_target() {
+    // A stop is a supported version: the admin may go there and no
+    // further (`--to 2.2.14`), without a path of its own for it.
+    let edges = vec![
+        edge("to-2.2.14".into(), ">= 2.2.0, < 2.2.14", "2.2.14", true),
+        edge("from-2.2.14".into(), "2.2.14", "4.3", false),
+    ];
+    let Ok(Route::Hops(h)) = route(&edges, &v("2.2.5"), &v("2.2.14")) else {
+        panic!("no route to the stop")
+    };
+    assert_eq!(h.len(), 1);
+    assert_eq!(
+        (h[0].path.as_str(), h[0].to.to_string()),
+        ("to-2.2.14", "2.2.14".into())
+    );
+    // Past the stop, not on the way: still no route.
+    assert!(route(&edges, &v("2.2.5"), &v("2.2.20")).is_err());
 }

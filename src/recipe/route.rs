@@ -60,7 +60,7 @@ pub fn default_target(paths: &[PathEdge]) -> Option<Version> {
 }
 
 /// Shortest route (fewest hops; recipe order breaks ties) from `current` to
-/// `target`.
+/// `target`, which may be any version an edge reaches, a stop included.
 pub fn route(paths: &[PathEdge], current: &Version, target: &Version) -> Result<Route, RouteError> {
     if current >= target {
         return Ok(Route::UpToDate);
@@ -86,7 +86,9 @@ pub fn route(paths: &[PathEdge], current: &Version, target: &Version) -> Result<
                 from: at.clone(),
                 to: to.clone(),
             };
-            if !edge.stop && reaches(to, target) {
+            // A stop is a supported version too: a route may end there
+            // (`--to` a required stop), as at any other edge's end.
+            if reaches(to, target) {
                 let mut done = hops.clone();
                 done.push(hop(target));
                 return Ok(Route::Hops(done));
