@@ -122,6 +122,11 @@ pub enum Command {
         /// Why the undos given with `--skip` are skipped (journaled).
         #[arg(long, value_name = "TEXT", requires = "skip")]
         reason: Option<String>,
+        /// Back to the version the run started from, past the stops of a
+        /// multi-hop run it kept when a later hop failed (without it, such
+        /// a run goes back to its last stop only).
+        #[arg(long)]
+        all: bool,
     },
     /// Where the last run stands, and what to do next.
     Status,
@@ -253,11 +258,13 @@ pub fn main() -> ExitCode {
             rollout: None,
             skip,
             reason,
+            all,
         } => crate::commands::upgrade::rollback(
             &cli.state_dir,
             cli.json,
             skip,
             reason.as_deref().unwrap_or(""),
+            *all,
         ),
         Command::Rollback {
             rollout: Some(tag), ..

@@ -374,11 +374,16 @@ impl Plan {
                 let h = &self.hops[s.hop];
                 let _ = writeln!(
                     out,
-                    "\nhop {}: {} -> {} (path {})",
+                    "\nhop {}: {} -> {} (path {}{})",
                     s.hop + 1,
                     h.from,
                     h.to,
-                    h.path
+                    h.path,
+                    if h.atomic_with_next {
+                        "; not kept: a failure in the next hop undoes it too"
+                    } else {
+                        ""
+                    }
                 );
                 hop_shown = Some(s.hop);
             }

@@ -87,6 +87,7 @@ proptest! {
 
 fn edge(id: String, from: &str, to: &str, stop: bool) -> PathEdge {
     PathEdge {
+        atomic_with_next: false,
         id,
         from: Range::parse(from).unwrap(),
         to: Some(v(to)),

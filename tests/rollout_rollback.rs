@@ -8,7 +8,7 @@
 //! as `hoist rollback` would.
 
 mod common;
-use common::{hoist_in, text};
+use common::{run_hoist, run_upgrade, text};
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -79,19 +79,16 @@ undo = {{ exec = {{ shell = "cp {d}/data.dump {d}/data" }} }}
     }
 
     fn hoist(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut c = hoist_in(&self.dir.join("state"));
-        c.args(args);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c.output().unwrap()
+        run_hoist(&self.dir.join("state"), args, env)
     }
 
     fn upgrade(&self, extra: &[&str], env: &[(&str, &str)]) -> Output {
-        let recipe = self.dir.join("recipe.toml");
-        let mut args = vec!["upgrade", "--yes", "-r", recipe.to_str().unwrap()];
-        args.extend(extra);
-        self.hoist(&args, env)
+        run_upgrade(
+            &self.dir.join("state"),
+            &self.dir.join("recipe.toml"),
+            extra,
+            env,
+        )
     }
 
     fn state(&self) -> (String, String, String) {

@@ -70,6 +70,34 @@ pub fn next_action(r: &RunRecord, live: Option<&str>, full: Option<&str>) -> Str
     if let Some(h) = live {
         return format!("a hoist is working on it now ({h}); wait for it");
     }
+    if r.state == RunState::Failed
+        && let Some(hop) = crate::run::kept_hops(r)
+        && r.steps.iter().any(|s| {
+            matches!(
+                s.state,
+                StepState::Undone | StepState::Undoing | StepState::UndoFailed
+            )
+        })
+    {
+        let stop = &r.plan.hops[hop - 1].to;
+        let back = r
+            .steps
+            .iter()
+            .any(|s| matches!(s.state, StepState::Undoing | StepState::UndoFailed));
+        return format!(
+            "{} failed in the hop to {}; {}: fix the cause, then `hoist resume` goes on from {stop}, or `hoist rollback --all` goes back to {}",
+            r.error.as_deref().unwrap_or("a step"),
+            r.plan.hops[hop].to,
+            if back {
+                format!(
+                    "going back to {stop} did not finish (`hoist rollback` finishes it), the hops up to it are kept"
+                )
+            } else {
+                format!("rolled back to {stop}, where the hops up to it are kept")
+            },
+            r.from
+        );
+    }
     if let Some((key, what)) = awaits_person(r) {
         return format!(
             "gate {key} waits for a person: {what}. When it is done: `hoist resume --confirm {}`{}",

@@ -426,6 +426,34 @@ pub(crate) fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
                 "the rollback did not finish: {error}. See `hoist status`; fix the cause, then `hoist rollback` again"
             ),
         ),
+        Ending::FailedAtStop {
+            failed,
+            stop,
+            left,
+            errors,
+        } => (
+            "failed",
+            format!(
+                "{}{}. The hops up to {stop} are kept: fix the cause, then `hoist resume` goes on from {stop}, or `hoist rollback --all` goes back to {}",
+                failed
+                    .as_ref()
+                    .map(|(step, error)| format!("step {step} failed: {error}. "))
+                    .unwrap_or_default(),
+                match (left.is_empty(), errors.is_empty()) {
+                    (true, true) => format!("Rolled back to {stop}: {} is at {stop}", r.product),
+                    (_, false) => format!(
+                        "Going back to {stop} did not finish: {} (fix it, then `hoist rollback` again)",
+                        errors.join("; ")
+                    ),
+                    (false, true) => format!(
+                        "Rolled back to {stop}, but {} is NOT exactly as it was there: not undone: {}",
+                        r.product,
+                        left.join("; ")
+                    ),
+                },
+                r.from
+            ),
+        ),
     };
     // A person's gate names itself, so a controller can ask for it.
     let awaits = match ending {
@@ -734,7 +762,7 @@ fn changed_plan(
     Ok(Some((plan, diff)))
 }
 
-pub fn rollback(state_dir: &Path, json: bool, skip: &[String], reason: &str) -> u8 {
+pub fn rollback(state_dir: &Path, json: bool, skip: &[String], reason: &str, all: bool) -> u8 {
     crate::sys::process::stop::install();
     let run = || -> Result<u8, RunError> {
         let _lock = match crate::run::lock::acquire(state_dir, "rollback") {
@@ -795,7 +823,15 @@ pub fn rollback(state_dir: &Path, json: bool, skip: &[String], reason: &str) -> 
         let mut engine = Engine::open(journal, run.id, json)?;
         engine.skip_undo = skip.to_vec();
         engine.skip_reason = reason.to_string();
-        let ending = engine.rollback(None)?;
+        // A run that failed past a stop it keeps goes back to that stop
+        // (finishing what an interrupted return there left), unless the
+        // admin asks for the start.
+        let ending = match crate::run::kept_hops(&run) {
+            Some(hop) if !all && run.state == crate::run::state::RunState::Failed => {
+                engine.roll_back_to_stop(hop, None)?
+            }
+            _ => engine.rollback(None)?,
+        };
         Ok(report_ending(&engine, &ending))
     };
     run().unwrap_or_else(|e| refuse(json, EXIT_REFUSED, "error", &e.to_string()))

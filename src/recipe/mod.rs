@@ -131,6 +131,9 @@ pub struct PathEdge {
     pub to: Option<crate::version::Version>,
     /// An intermediate stop: the route must go on from `to`.
     pub stop: bool,
+    /// A stop that is not safe to stay at: a failure in the next hop
+    /// rolls this hop back too (by default a completed hop is kept).
+    pub atomic_with_next: bool,
     /// Upgrades from `from` (to `to`, if given) are refused with this message.
     pub unsupported: Option<String>,
     #[serde(skip)]

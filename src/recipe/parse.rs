@@ -270,6 +270,8 @@ struct RawPath {
     #[serde(default)]
     stop: bool,
     #[serde(default)]
+    atomic_with_next: bool,
+    #[serde(default)]
     unsupported: Option<String>,
 }
 
@@ -324,6 +326,7 @@ fn parse_path(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
         from,
         to,
         stop: raw.stop,
+        atomic_with_next: raw.atomic_with_next,
         unsupported: raw.unsupported,
         span: item_span.clone(),
     })

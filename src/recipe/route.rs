@@ -22,6 +22,11 @@ pub struct Hop {
     pub path: String,
     pub from: Version,
     pub to: Version,
+    /// Its path says a failure in the next hop rolls it back too: its
+    /// stop is not safe to stay at. Left out of the JSON when false, so
+    /// plans hash as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub atomic_with_next: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +90,7 @@ pub fn route(paths: &[PathEdge], current: &Version, target: &Version) -> Result<
                 path: edge.id.clone(),
                 from: at.clone(),
                 to: to.clone(),
+                atomic_with_next: edge.atomic_with_next,
             };
             // A stop is a supported version too: a route may end there
             // (`--to` a required stop), as at any other edge's end.
@@ -133,6 +139,20 @@ pub fn lint(paths: &[PathEdge], problems: &mut Vec<Problem>) {
                     ),
                 )
                 .label("empty range"),
+            );
+        }
+        if p.atomic_with_next && !p.stop {
+            problems.push(
+                Problem::error(
+                    "atomic-without-next",
+                    p.span.clone(),
+                    format!(
+                        "path `{}` is `atomic_with_next` but not a `stop`: no hop follows it",
+                        p.id
+                    ),
+                )
+                .label("here")
+                .help("`atomic_with_next = true` belongs to a stop that is not safe to stay at"),
             );
         }
         if p.stop && p.unsupported.is_some() {

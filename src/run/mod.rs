@@ -103,6 +103,17 @@ pub enum Ending {
     RollbackFailed {
         error: String,
     },
+    /// A later hop failed and was undone back to the last stop the run
+    /// reached; the hops before it are kept (`kept_hops`). The run stays
+    /// failed there: `hoist resume` goes on, `hoist rollback --all` goes
+    /// back to the start. `left` and `errors`: what going back to the stop
+    /// did not put back, and undos that failed.
+    FailedAtStop {
+        failed: Option<(String, String)>,
+        stop: String,
+        left: Vec<String>,
+        errors: Vec<String>,
+    },
     /// Failed after the run's point of no return: nothing before the
     /// failed step is undone; the failed step's own changes are, when it
     /// has an undo (`undo`: `Some(Err)` when that failed too). The run
@@ -178,6 +189,34 @@ enum StepEnd {
 
 /// The step marked `point_of_no_return` that the run has started, if any,
 /// and why it is one: past it the run only goes forward.
+/// The first hop a failure now takes back: the hops before it reached
+/// their stop, a supported version, and are kept (a later hop's failure
+/// does not undo them: what the product wrote while at the stop stays),
+/// unless a stop's path says `atomic_with_next`. `None`: the whole run is
+/// undone (a single hop, a failure in the first one or in `prepare`, or
+/// every step done).
+pub fn kept_hops(record: &RunRecord) -> Option<usize> {
+    let plan = &record.plan;
+    if plan.hops.len() < 2 {
+        return None;
+    }
+    // Steps run in plan order, so the first one not done tells the hop the
+    // run stands in (prepare steps, of every hop, come first and change
+    // nothing).
+    let open =
+        plan.steps
+            .iter()
+            .filter(|p| p.phase != Phase::Prepare)
+            .find(|p| {
+                record.steps.iter().any(|s| {
+                    s.key == p.key && !matches!(s.state, StepState::Done | StepState::Skipped)
+                })
+            })?;
+    (1..=open.hop)
+        .rev()
+        .find(|&k| !plan.hops[k - 1].atomic_with_next)
+}
+
 pub fn point_passed(record: &RunRecord) -> Option<(String, String)> {
     record
         .steps
@@ -332,6 +371,14 @@ impl Engine {
             .map(|s| (s.key.clone(), s.state))
             .collect();
         let total = keys.len();
+        // Steps undone back to a kept stop run again, forward.
+        let kept = kept_hops(&self.record);
+        let hop_of = |key: &str| {
+            plan.steps
+                .iter()
+                .find(|s| s.key == key)
+                .map_or(0, |s| s.hop)
+        };
         if self.record.state == RunState::Planned {
             self.set_state(RunState::Preparing, None)?;
         }
@@ -343,7 +390,8 @@ impl Engine {
                 // Failed past the point of no return and undone alone (see
                 // `stop_past_point`): run again, forward.
                 StepState::Undone | StepState::UndoFailed
-                    if point_passed(&self.record).is_some() => {}
+                    if point_passed(&self.record).is_some()
+                        || kept.is_some_and(|k| hop_of(key) >= k) => {}
                 other => {
                     return Err(RunError::Refused(format!(
                         "step {key} is {other}: this run was being rolled back; finish with `hoist rollback`"
@@ -404,6 +452,9 @@ impl Engine {
                 self.reload()?;
                 if let Some((point, why)) = point_passed(&self.record) {
                     return self.stop_past_point(&step, error, point, why);
+                }
+                if let Some(hop) = kept_hops(&self.record) {
+                    return self.roll_back_to_stop(hop, Some((key.clone(), error)));
                 }
                 return self.rollback(Some((key.clone(), error)));
             }

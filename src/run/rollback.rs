@@ -37,6 +37,16 @@ fn not_undone(step: &PlannedStep, state: StepState) -> NotUndone {
     )
 }
 
+/// What a pass of undos did not put back.
+struct Undone {
+    /// Undos that failed: `step: error`.
+    errors: Vec<String>,
+    /// Steps whose change stays, with why.
+    left: Vec<String>,
+    /// Steps the recipe says need no undo, with why.
+    kept: Vec<String>,
+}
+
 impl Engine {
     /// Undoes every step that did (or may have done) something, newest
     /// first: with the recipe's undo, else the action's own. A step that
@@ -47,6 +57,91 @@ impl Engine {
         self.set_state(RunState::RollingBack, None)?;
         self.reload()?;
         self.ui.line("rolling back");
+        let Undone {
+            mut errors,
+            left,
+            kept,
+        } = self.undo_from(0)?;
+        self.restore_services(&mut errors);
+        self.say_kept(&kept)?;
+        if !errors.is_empty() {
+            let error = errors.join("; ");
+            self.set_state(RunState::RollbackFailed, Some(&error))?;
+            return Ok(Ending::RollbackFailed { error });
+        }
+        if !left.is_empty() {
+            let list = format!("not undone: {}", left.join("; "));
+            self.journal.event(self.run, "not-undone", &list)?;
+            self.ui.line(&list);
+            self.set_state(RunState::PartlyRolledBack, Some(&list))?;
+            return Ok(Ending::PartlyRolledBack { failed, left });
+        }
+        self.set_state(RunState::RolledBack, None)?;
+        Ok(Ending::RolledBack { failed })
+    }
+
+    /// A step of hop `hop` failed (or the admin asks to finish going back
+    /// after one did): the hops before it reached their stop and are kept
+    /// (`run::kept_hops`), so only the steps of `hop` and after are undone,
+    /// newest first; the run stays failed at the stop, for `hoist resume`
+    /// (forward) or `hoist rollback --all` (back to the start).
+    pub fn roll_back_to_stop(
+        &mut self,
+        hop: usize,
+        failed: Option<(String, String)>,
+    ) -> Result<Ending, RunError> {
+        self.reload()?;
+        let stop = self.record.plan.hops[hop - 1].to.clone();
+        self.ui.line(&format!(
+            "rolling back to {stop}: the hops up to it are kept"
+        ));
+        let Undone {
+            mut errors,
+            left,
+            kept,
+        } = self.undo_from(hop)?;
+        self.restore_services(&mut errors);
+        self.say_kept(&kept)?;
+        self.journal.event(
+            self.run,
+            "kept-hops",
+            &format!(
+                "{stop}: the hops up to it are kept; undone back to it{}{}",
+                if left.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not undone: {}", left.join("; "))
+                },
+                if errors.is_empty() {
+                    String::new()
+                } else {
+                    format!("; undo failed: {}", errors.join("; "))
+                }
+            ),
+        )?;
+        Ok(Ending::FailedAtStop {
+            failed,
+            stop: stop.to_string(),
+            left,
+            errors,
+        })
+    }
+
+    fn say_kept(&mut self, kept: &[String]) -> Result<(), RunError> {
+        if !kept.is_empty() {
+            let list = format!(
+                "left as they are (the recipe says they need no undo): {}",
+                kept.join("; ")
+            );
+            self.journal.event(self.run, "kept", &list)?;
+            self.ui.line(&list);
+        }
+        Ok(())
+    }
+
+    /// Undoes, newest first, every step of hop `from` and after that did
+    /// (or may have done) something.
+    fn undo_from(&mut self, from: usize) -> Result<Undone, RunError> {
         let mut undo_errors = Vec::new();
         let mut left = Vec::new();
         let mut kept = Vec::new();
@@ -61,6 +156,9 @@ impl Engine {
             let Some(step) = self.step(key).cloned() else {
                 continue;
             };
+            if step.hop < from {
+                continue;
+            }
             if *state == StepState::UndoSkipped {
                 left.push(format!("{key} (its undo skipped by the admin)"));
                 continue;
@@ -110,29 +208,11 @@ impl Engine {
                 undo_errors.push(format!("{key}: {e}"));
             }
         }
-        self.restore_services(&mut undo_errors);
-        if !kept.is_empty() {
-            let list = format!(
-                "left as they are (the recipe says they need no undo): {}",
-                kept.join("; ")
-            );
-            self.journal.event(self.run, "kept", &list)?;
-            self.ui.line(&list);
-        }
-        if !undo_errors.is_empty() {
-            let error = undo_errors.join("; ");
-            self.set_state(RunState::RollbackFailed, Some(&error))?;
-            return Ok(Ending::RollbackFailed { error });
-        }
-        if !left.is_empty() {
-            let list = format!("not undone: {}", left.join("; "));
-            self.journal.event(self.run, "not-undone", &list)?;
-            self.ui.line(&list);
-            self.set_state(RunState::PartlyRolledBack, Some(&list))?;
-            return Ok(Ending::PartlyRolledBack { failed, left });
-        }
-        self.set_state(RunState::RolledBack, None)?;
-        Ok(Ending::RolledBack { failed })
+        Ok(Undone {
+            errors: undo_errors,
+            left,
+            kept,
+        })
     }
 
     /// Undoes one step (its recipe undo, else its action's own), journaled

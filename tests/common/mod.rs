@@ -33,6 +33,28 @@ pub fn hoist_in(state_dir: &Path) -> Command {
     c
 }
 
+/// `hoist ARGS` with its state in `state_dir` and `env` set, to its end.
+pub fn run_hoist(state_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = hoist_in(state_dir);
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// `hoist upgrade --yes -r RECIPE EXTRA...`, as [`run_hoist`].
+pub fn run_upgrade(
+    state_dir: &Path,
+    recipe: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
+    let mut args = vec!["upgrade", "--yes", "-r", recipe.to_str().unwrap()];
+    args.extend(extra);
+    run_hoist(state_dir, &args, env)
+}
+
 /// Standard output then standard error, for assertion messages.
 pub fn text(o: &Output) -> String {
     format!(
