@@ -6,8 +6,8 @@
 //! The regular expressions are Ansible's own, translated: `^` and `$` sit
 //! where Ansible put them (inside the IPv6 alternation: most of its
 //! branches only need to match a prefix, and hoist matches as Ansible
-//! does). Non-ASCII patterns are refused: Python's `\w` and Rust's differ
-//! there.
+//! does). Non-ASCII patterns with a port or a range are refused:
+//! Python's `\w` and Rust's differ there.
 
 use std::sync::LazyLock;
 
@@ -93,13 +93,20 @@ fn split_port(pattern: &str) -> (String, Option<u64>) {
 
 /// A host pattern: its host names (ranges expanded) and its port.
 pub fn expand_hostpattern(pattern: &str) -> Result<(Vec<String>, Option<u16>), String> {
-    if !pattern.is_ascii() {
-        return Err(format!(
-            "`{pattern}`: hoist reads ASCII host names only (Ansible's rules differ for others)"
-        ));
+    // Without `:` there is no port, and without `[` no range: the name is
+    // the pattern whether Ansible finds it a valid address or not.
+    if !pattern.contains([':', '[']) {
+        return Ok((vec![pattern.to_string()], None));
     }
     if pattern.contains('|') {
-        return Err(format!("`{pattern}`: `|` is not allowed in a host name"));
+        return Err(format!(
+            "`{pattern}`: `|` is not allowed in a host name with a port or a range"
+        ));
+    }
+    if !pattern.is_ascii() {
+        return Err(format!(
+            "`{pattern}`: a port or a range in a non-ASCII host name (Python's rules for those differ from hoist's)"
+        ));
     }
     let (host, port) = split_port(pattern);
     let port = match port {

@@ -336,11 +336,5 @@ fn host_line(model: &mut Model, group: usize, line: &str, origin: &Origin) -> Re
             None => vars.push((k.to_string(), var)),
         }
     }
-    for name in names {
-        let h = model.add_host(&name, Some(group), port, origin)?;
-        for (k, v) in &vars {
-            model.set_host_var(h, k, v.clone())?;
-        }
-    }
-    Ok(())
+    model.populate(names, Some(group), port, origin, vars)
 }

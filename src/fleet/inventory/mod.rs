@@ -22,8 +22,9 @@ pub mod sources;
 pub mod toml;
 pub mod yaml;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -102,6 +103,8 @@ pub struct Inventory {
     pub path: PathBuf,
     /// In the order the file gives them: the plan's order.
     pub hosts: Vec<Host>,
+    /// Each host's place in `hosts`, by name.
+    index: HashMap<String, usize>,
     /// What Ansible warns about (an unknown key in a YAML group, a host
     /// and a group of the same name), one line each (`file:line:col: ...`).
     pub warnings: Vec<String>,
@@ -109,7 +112,7 @@ pub struct Inventory {
 
 impl Inventory {
     pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.iter().find(|h| h.name == name)
+        self.index.get(name).map(|&i| &self.hosts[i])
     }
 
     /// Hosts with a role, in inventory order.
@@ -175,7 +178,9 @@ pub fn load_str(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
                     .collect(),
             ));
         }
-        model.reconcile();
+        if let Err(r) = model.reconcile() {
+            return Err(sources::located(&model, &r));
+        }
         model
     } else {
         sources::read_text(path, text)?
@@ -189,18 +194,41 @@ const USER: [&str; 2] = ["ansible_user", "ansible_ssh_user"];
 const PORT: [&str; 2] = ["ansible_port", "ansible_ssh_port"];
 const KEY: [&str; 2] = ["ansible_ssh_private_key_file", "ansible_private_key_file"];
 
+/// A set of groups' layers and their variables merged.
+type Merged<'m> = (Vec<&'m VarMap>, BTreeMap<String, Value>);
+
 fn finish(path: &Path, model: Model) -> Result<Inventory, InventoryError> {
     let resolved = model.resolve();
     let mut problems = Vec::new();
     let mut hosts = Vec::with_capacity(model.hosts.len());
-    for (entry, (groups, vars)) in model.hosts.iter().zip(resolved) {
-        match host(&model, entry, &groups, vars) {
+    // The group layers merged once for each set of groups.
+    let mut merged: HashMap<*const Vec<usize>, Merged> = HashMap::new();
+    for (entry, groups) in model.hosts.iter().zip(&resolved) {
+        let (layers, base) = merged.entry(Rc::as_ptr(groups)).or_insert_with(|| {
+            let layers = model.group_layers(groups);
+            let mut base = BTreeMap::new();
+            for l in &layers {
+                base.extend(l.iter().map(|(k, v)| (k.clone(), v.value.clone())));
+            }
+            (layers, base)
+        });
+        let mut layers = layers.clone();
+        layers.push(&entry.vars);
+        layers.push(&entry.file_vars);
+        let mut values = base.clone();
+        for l in &layers[layers.len() - 2..] {
+            values.extend(l.iter().map(|(k, v)| (k.clone(), v.value.clone())));
+        }
+        for v in model::INTERNAL_VARS {
+            values.remove(v);
+        }
+        match host(&model, entry, groups, &layers, values) {
             Ok(h) => hosts.push(h),
             Err(r) => {
                 let (origin, problem) = *r;
                 problems.push(Located {
                     problem,
-                    file: model.files[origin.file].clone(),
+                    file: model.file(&origin),
                 });
             }
         }
@@ -211,9 +239,15 @@ fn finish(path: &Path, model: Model) -> Result<Inventory, InventoryError> {
     if !problems.is_empty() {
         return Err(InventoryError::Invalid(problems));
     }
+    let index = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.name.clone(), i))
+        .collect();
     Ok(Inventory {
         path: path.to_path_buf(),
         hosts,
+        index,
         warnings: model.warnings.iter().map(Located::short).collect(),
     })
 }
@@ -222,12 +256,14 @@ fn finish(path: &Path, model: Model) -> Result<Inventory, InventoryError> {
 /// a template (hoist would use it as a literal).
 fn connection(
     host: &str,
-    vars: &VarMap,
+    layers: &[&VarMap],
     names: [&str; 2],
 ) -> Result<Option<(String, Origin)>, model::Refusal> {
     let mut found: Option<(&str, &Var)> = None;
     for n in names {
-        let Some(var) = vars.get(n) else { continue };
+        let Some(var) = layers.iter().rev().find_map(|l| l.get(n)) else {
+            continue;
+        };
         let text = match &var.value {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
@@ -287,13 +323,14 @@ fn host(
     model: &Model,
     entry: &model::HostEntry,
     groups: &[usize],
-    vars: VarMap,
+    layers: &[&VarMap],
+    values: BTreeMap<String, Value>,
 ) -> Result<Host, model::Refusal> {
     let name = &entry.name;
-    let address = connection(name, &vars, ADDRESS)?;
-    let user = connection(name, &vars, USER)?;
-    let key = connection(name, &vars, KEY)?;
-    let port = match connection(name, &vars, PORT)? {
+    let address = connection(name, layers, ADDRESS)?;
+    let user = connection(name, layers, USER)?;
+    let key = connection(name, layers, KEY)?;
+    let port = match connection(name, layers, PORT)? {
         None => None,
         Some((p, origin)) => match p.trim().parse::<u16>() {
             Ok(p) if p > 0 => Some(p),
@@ -323,11 +360,13 @@ fn host(
         .collect();
     roles.sort();
     roles.dedup();
-    let connection_vars: Vec<&str> = [ADDRESS, USER, PORT, KEY].concat();
-    let values: BTreeMap<String, Value> = vars.into_iter().map(|(k, v)| (k, v.value)).collect();
     let text = values
         .iter()
-        .filter(|(k, _)| !connection_vars.contains(&k.as_str()))
+        .filter(|(k, _)| {
+            ![ADDRESS, USER, PORT, KEY]
+                .iter()
+                .any(|c| c.contains(&k.as_str()))
+        })
         .map(|(k, v)| (k.clone(), value_text(v)))
         .collect();
     Ok(Host {

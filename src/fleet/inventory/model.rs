@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
+use std::rc::Rc;
 
 use serde_json::Value;
 
@@ -145,8 +146,16 @@ impl Model {
         let problem = Problem::warning("inventory-warning", origin.span.clone(), message);
         self.warnings.push(Located {
             problem,
-            file: self.files[origin.file].clone(),
+            file: self.file(origin),
         });
+    }
+
+    /// The file of an origin (an empty one if there is none).
+    pub fn file(&self, origin: &Origin) -> Source {
+        self.files
+            .get(origin.file)
+            .cloned()
+            .unwrap_or_else(|| Source::new(std::path::Path::new("inventory"), ""))
     }
 
     pub fn group_index(&self, name: &str) -> Option<usize> {
@@ -295,22 +304,48 @@ impl Model {
 
     /// `set_variable(NAME, ...)`: Ansible looks NAME up among the groups
     /// first, so a host named as a group gives its variables to the group.
-    pub fn set_host_var(&mut self, h: usize, key: &str, var: Var) -> Result<(), Refusal> {
+    pub fn set_host_var(&mut self, h: usize, key: String, var: Var) -> Result<(), Refusal> {
         if let Some(g) = self.group_index(&self.hosts[h].name) {
-            return self.set_group_var(g, key, var);
+            return self.set_group_var(g, &key, var);
         }
-        self.hosts[h].vars.insert(key.to_string(), var);
+        self.hosts[h].vars.insert(key, var);
+        Ok(())
+    }
+
+    /// `_populate_host_vars`: each host of a pattern added to the group,
+    /// then given the variables.
+    pub fn populate(
+        &mut self,
+        names: Vec<String>,
+        group: Option<usize>,
+        port: Option<u16>,
+        origin: &Origin,
+        vars: Vec<(String, Var)>,
+    ) -> Result<(), Refusal> {
+        let last = names.len().saturating_sub(1);
+        let mut vars = Some(vars);
+        for (i, name) in names.iter().enumerate() {
+            let h = self.add_host(name, group, port, origin)?;
+            let these = if i == last {
+                vars.take().unwrap_or_default()
+            } else {
+                vars.clone().unwrap_or_default()
+            };
+            for (k, v) in these {
+                self.set_host_var(h, k, v)?;
+            }
+        }
         Ok(())
     }
 
     /// `reconcile_inventory`: parentless groups become children of `all`;
     /// a host in no group but `all` is in `ungrouped`, and a host in
     /// another group is not.
-    pub fn reconcile(&mut self) {
+    pub fn reconcile(&mut self) -> Result<(), Refusal> {
         for g in 0..self.groups.len() {
             if g != ALL && self.groups[g].parents.is_empty() {
-                self.groups[ALL].children.push(g);
-                self.groups[g].parents.push(ALL);
+                // `all` made a child of a group loops here, as in Ansible.
+                self.add_child(ALL, g, &Origin::default())?;
             }
         }
         let closures = self.group_closures();
@@ -344,6 +379,7 @@ impl Model {
         for (n, o) in clashes {
             self.warn(&o, format!("found both group and host with same name: {n}"));
         }
+        Ok(())
     }
 
     /// Each group with its ancestors (itself first).
@@ -379,13 +415,13 @@ impl Model {
     }
 
     /// Every host's groups (with ancestors, `all` left out) in precedence
-    /// order, and its variables as `ansible-inventory --list` gives them.
-    pub fn resolve(&self) -> Vec<(Vec<usize>, VarMap)> {
+    /// order; hosts in the same groups share one list.
+    pub fn resolve(&self) -> Vec<Rc<Vec<usize>>> {
         let closures = self.group_closures();
         let depths = self.depths();
         let key = |g: &usize| (depths[*g], self.groups[*g].priority, &self.groups[*g].name);
         // Hosts mostly share their set of groups: sort each set once.
-        let mut sorted: HashMap<Vec<usize>, Vec<usize>> = HashMap::new();
+        let mut sorted: HashMap<Vec<usize>, Rc<Vec<usize>>> = HashMap::new();
         self.hosts
             .iter()
             .map(|h| {
@@ -398,29 +434,21 @@ impl Model {
                         .collect();
                     gs.sort_by(|a, b| key(a).cmp(&key(b)));
                     gs.dedup();
-                    gs
+                    Rc::new(gs)
                 });
-                let mut vars = self.groups[ALL].vars.clone();
-                for &g in groups.iter() {
-                    extend(&mut vars, &self.groups[g].vars);
-                }
-                extend(&mut vars, &self.groups[ALL].file_vars);
-                for &g in groups.iter() {
-                    extend(&mut vars, &self.groups[g].file_vars);
-                }
-                extend(&mut vars, &h.vars);
-                extend(&mut vars, &h.file_vars);
-                for v in INTERNAL_VARS {
-                    vars.remove(v);
-                }
-                (groups.clone(), vars)
+                Rc::clone(groups)
             })
             .collect()
     }
-}
 
-fn extend(into: &mut VarMap, from: &VarMap) {
-    for (k, v) in from {
-        into.insert(k.clone(), v.clone());
+    /// The group layers of a host in those groups, lowest first: the
+    /// inventory's `all` vars, its groups' vars, `group_vars/all`, its
+    /// groups' `group_vars`. The host's own vars and `host_vars` follow.
+    pub fn group_layers(&self, groups: &[usize]) -> Vec<&VarMap> {
+        let mut layers = vec![&self.groups[ALL].vars];
+        layers.extend(groups.iter().map(|&g| &self.groups[g].vars));
+        layers.push(&self.groups[ALL].file_vars);
+        layers.extend(groups.iter().map(|&g| &self.groups[g].file_vars));
+        layers
     }
 }

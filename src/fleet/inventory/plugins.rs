@@ -3,6 +3,8 @@
 //! --list` and inventory scripts print (`_meta.hostvars`), read into the
 //! model as ansible-core's `yaml.py` and `script.py` do.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Number, Value};
 
 use super::address;
@@ -70,6 +72,9 @@ pub fn value(node: &Node, var: &str, file: usize) -> Result<Value, Refusal> {
     })
 }
 
+/// A mapping's pairs, borrowed from the tree or made up.
+type Pairs<'a> = Cow<'a, [(Node, Node)]>;
+
 /// The text of a key (`None` if it is not text).
 pub fn text(node: &Node) -> Option<&str> {
     match &node.kind {
@@ -125,7 +130,12 @@ pub fn yaml_inventory(model: &mut Model, file: usize, root: Option<Node>) -> Res
     Ok(())
 }
 
-fn group(model: &mut Model, file: usize, name: &Node, data: &Node) -> Result<String, Refusal> {
+fn group<'a>(
+    model: &mut Model,
+    file: usize,
+    name: &Node,
+    data: &'a Node,
+) -> Result<String, Refusal> {
     let at = origin(file, name);
     let Some(gname) = text(name).filter(|n| !n.is_empty()) else {
         return Err(refuse(
@@ -147,16 +157,16 @@ fn group(model: &mut Model, file: usize, name: &Node, data: &Node) -> Result<Str
     };
     let g = model.add_group(gname);
     // A section given as a string is a mapping of that one name.
-    let section = |node: &Node| -> Result<Option<Vec<(Node, Node)>>, Refusal> {
+    let section = |node: &'a Node| -> Result<Option<Pairs<'a>>, Refusal> {
         match &node.kind {
-            Kind::Str(_) | Kind::Unsafe(_) => Ok(Some(vec![(
+            Kind::Str(_) | Kind::Unsafe(_) => Ok(Some(Cow::Owned(vec![(
                 node.clone(),
                 Node {
                     kind: Kind::Null,
                     span: node.span.clone(),
                 },
-            )])),
-            Kind::Map(p) => Ok(Some(p.clone())),
+            )]))),
+            Kind::Map(p) => Ok(Some(Cow::Borrowed(p.as_slice()))),
             Kind::Null => Ok(None),
             _ => Err(refuse(
                 &origin(file, node),
@@ -199,12 +209,12 @@ fn group(model: &mut Model, file: usize, name: &Node, data: &Node) -> Result<Str
         };
         match k {
             "vars" => {
-                for (name, var) in vars_of(&entries, file)? {
+                for (name, var) in vars_of(&entries[..], file)? {
                     model.set_group_var(g, &name, var)?;
                 }
             }
             "children" => {
-                for (ck, cv) in &entries {
+                for (ck, cv) in entries.iter() {
                     let child = group(model, file, ck, cv)?;
                     let at = origin(file, ck);
                     match model.group_index(&child) {
@@ -225,7 +235,7 @@ fn group(model: &mut Model, file: usize, name: &Node, data: &Node) -> Result<Str
                 }
             }
             _ => {
-                for (hk, hv) in &entries {
+                for (hk, hv) in entries.iter() {
                     let at = origin(file, hk);
                     let Some(pattern) = text(hk) else {
                         return Err(refuse(
@@ -238,7 +248,7 @@ fn group(model: &mut Model, file: usize, name: &Node, data: &Node) -> Result<Str
                         refuse(&at, e, "expected a host name, name:port or a range")
                     })?;
                     let vars: &[(Node, Node)] = match &hv.kind {
-                        Kind::Map(p) => p,
+                        Kind::Map(p) => p.as_slice(),
                         _ if hv.is_falsy() => &[],
                         _ => {
                             return Err(refuse(
@@ -252,12 +262,7 @@ fn group(model: &mut Model, file: usize, name: &Node, data: &Node) -> Result<Str
                         }
                     };
                     let parsed = vars_of(vars, file)?;
-                    for name in names {
-                        let h = model.add_host(&name, Some(g), port, &at)?;
-                        for (k, v) in &parsed {
-                            model.set_host_var(h, k, v.clone())?;
-                        }
-                    }
+                    model.populate(names, Some(g), port, &at, parsed)?;
                 }
             }
         }
@@ -419,7 +424,7 @@ pub fn list_inventory(model: &mut Model, file: usize, root: &Node) -> Result<(),
             ));
         };
         for (name, var) in vars_of(pairs, file)? {
-            model.set_host_var(h, &name, var)?;
+            model.set_host_var(h, name, var)?;
         }
     }
     Ok(())

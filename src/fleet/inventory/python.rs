@@ -99,9 +99,32 @@ pub fn literal_eval(text: &str) -> Result<Value, String> {
         None => return Ok(Value::String(text.to_string())),
     };
     let mut p = Parser { tokens, at: 0 };
-    match p.expr(0)? {
-        Some(v) if p.at == p.tokens.len() => Ok(v.into_value()?),
-        _ => Ok(Value::String(text.to_string())),
+    let Some(first) = p.expr(0)? else {
+        return Ok(Value::String(text.to_string()));
+    };
+    // `1, 2` is a tuple without its parentheses.
+    let lit = if p.eat(',') {
+        let mut items = vec![first];
+        loop {
+            if p.at == p.tokens.len() {
+                break;
+            }
+            match p.expr(0)? {
+                Some(v) => items.push(v),
+                None => return Ok(Value::String(text.to_string())),
+            }
+            if !p.eat(',') {
+                break;
+            }
+        }
+        Lit::List(items)
+    } else {
+        first
+    };
+    if p.at == p.tokens.len() {
+        lit.into_value()
+    } else {
+        Ok(Value::String(text.to_string()))
     }
 }
 
@@ -497,6 +520,8 @@ impl Parser {
                     self.at += 1;
                     Lit::Float(if sign == '-' { -f } else { f })
                 }
+                // `-(1)` is -1 to Python: not worth reading.
+                Some(Tok::Punct('(')) => return Err("a sign before parentheses".into()),
                 _ => return Ok(None),
             },
             Tok::Punct('(') => {
@@ -647,6 +672,7 @@ mod tests {
         assert_eq!(ok(""), json!(""));
         assert_eq!(ok("yes"), json!("yes"));
         assert_eq!(ok("1+2"), json!("1+2"));
+        assert_eq!(ok("1, 'a',"), json!([1, "a"]));
         assert!(literal_eval("{1, 2}").is_err());
         assert!(literal_eval("b'x'").is_err());
         assert!(literal_eval("1j").is_err());

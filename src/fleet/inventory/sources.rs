@@ -54,7 +54,7 @@ pub fn located(model: &Model, refusal: &(Origin, Problem)) -> InventoryError {
     let (origin, problem) = refusal;
     InventoryError::Invalid(vec![Located {
         problem: problem.clone(),
-        file: model.files[origin.file].clone(),
+        file: model.file(origin),
     }])
 }
 
@@ -73,7 +73,7 @@ pub fn read(path: &Path) -> Result<Model, InventoryError> {
             _ => PathBuf::from("."),
         }
     };
-    model.reconcile();
+    model.reconcile().map_err(|r| located(&model, &r))?;
     vars_dirs(&mut model, &basedir)?;
     Ok(model)
 }
@@ -83,7 +83,7 @@ pub fn read(path: &Path) -> Result<Model, InventoryError> {
 pub fn read_text(path: &Path, text: &str) -> Result<Model, InventoryError> {
     let mut model = Model::new();
     parse_text(&mut model, path, text, false)?;
-    model.reconcile();
+    model.reconcile().map_err(|r| located(&model, &r))?;
     Ok(model)
 }
 

@@ -109,6 +109,9 @@ enum Frame {
     Map(Vec<(Node, Node)>, Option<Node>, usize, usize),
 }
 
+/// Deeper than any inventory: refused before it exhausts the stack.
+const MAX_DEPTH: usize = 200;
+
 /// Aliases may not blow up the tree ("billion laughs").
 const ALIAS_BUDGET: usize = 1_000_000;
 
@@ -160,6 +163,9 @@ pub fn load(text: &str) -> Result<Option<Node>, YamlError> {
                     anchors.insert(anchor, node.clone());
                 }
                 node
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) if stack.len() >= MAX_DEPTH => {
+                return Err((bytes, "YAML nested too deeply".into()));
             }
             Event::SequenceStart(anchor, tag) => {
                 collection_tag(tag.as_deref(), "seq").map_err(|e| (bytes.clone(), e))?;
@@ -268,10 +274,11 @@ fn flatten(pairs: Vec<(Node, Node)>, span: &Range<usize>) -> Result<Vec<(Node, N
     merged.extend(own);
     let mut out: Vec<(Node, Node)> = Vec::with_capacity(merged.len());
     // Small mappings are searched; large ones indexed by their text keys.
+    let large = merged.len() > 16;
     let mut index: HashMap<String, usize> = HashMap::new();
     for (k, v) in merged {
         let text_key = match &k.kind {
-            Kind::Str(s) => Some(s.clone()),
+            Kind::Str(s) if large => Some(s.clone()),
             _ => None,
         };
         let found = match &text_key {
@@ -348,6 +355,10 @@ fn scalar(v: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Kind, String
 
 /// A plain scalar by YAML 1.1 (PyYAML's resolvers, in their order).
 pub fn resolve_plain(v: &str) -> Result<Kind, String> {
+    // PyYAML tries a resolver only for the first characters it lists.
+    if !v.starts_with(|c: char| "yYnNtTfFoO-+0123456789.<~=".contains(c)) && !v.is_empty() {
+        return Ok(Kind::Str(v.to_string()));
+    }
     if BOOL.is_match(v) {
         return Ok(Kind::Bool(matches!(
             v.to_ascii_lowercase().as_str(),
