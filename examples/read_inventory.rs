@@ -33,6 +33,9 @@ fn main() {
                 inv.hosts.len(),
                 took.as_secs_f64()
             );
+            // As hoist itself: the inventory lives until the process ends,
+            // which frees it at once.
+            std::process::exit(0);
         }
         Err(hoist::fleet::inventory::InventoryError::Invalid(problems)) => {
             for p in problems {

@@ -194,8 +194,9 @@ const USER: [&str; 2] = ["ansible_user", "ansible_ssh_user"];
 const PORT: [&str; 2] = ["ansible_port", "ansible_ssh_port"];
 const KEY: [&str; 2] = ["ansible_ssh_private_key_file", "ansible_private_key_file"];
 
-/// A set of groups' layers and their variables merged.
-type Merged<'m> = (Vec<&'m VarMap>, BTreeMap<String, Value>);
+/// A set of groups' layers, their variables merged, and their names as
+/// roles (`all` and `ungrouped` aside).
+type Merged<'m> = (Vec<&'m VarMap>, BTreeMap<String, Value>, Vec<String>);
 
 fn finish(path: &Path, model: Model) -> Result<Inventory, InventoryError> {
     let resolved = model.resolve();
@@ -204,13 +205,20 @@ fn finish(path: &Path, model: Model) -> Result<Inventory, InventoryError> {
     // The group layers merged once for each set of groups.
     let mut merged: HashMap<*const Vec<usize>, Merged> = HashMap::new();
     for (entry, groups) in model.hosts.iter().zip(&resolved) {
-        let (layers, base) = merged.entry(Rc::as_ptr(groups)).or_insert_with(|| {
+        let (layers, base, roles) = merged.entry(Rc::as_ptr(groups)).or_insert_with(|| {
             let layers = model.group_layers(groups);
             let mut base = BTreeMap::new();
             for l in &layers {
                 base.extend(l.iter().map(|(k, v)| (k.clone(), v.value.clone())));
             }
-            (layers, base)
+            let mut roles: Vec<String> = groups
+                .iter()
+                .map(|&g| model.groups[g].name.clone())
+                .filter(|n| n != "all" && n != "ungrouped")
+                .collect();
+            roles.sort();
+            roles.dedup();
+            (layers, base, roles)
         });
         let mut layers = layers.clone();
         layers.push(&entry.vars);
@@ -222,7 +230,7 @@ fn finish(path: &Path, model: Model) -> Result<Inventory, InventoryError> {
         for v in model::INTERNAL_VARS {
             values.remove(v);
         }
-        match host(&model, entry, groups, &layers, values) {
+        match host(entry, roles, &layers, values) {
             Ok(h) => hosts.push(h),
             Err(r) => {
                 let (origin, problem) = *r;
@@ -320,9 +328,8 @@ pub fn value_text(v: &Value) -> String {
 }
 
 fn host(
-    model: &Model,
     entry: &model::HostEntry,
-    groups: &[usize],
+    roles: &[String],
     layers: &[&VarMap],
     values: BTreeMap<String, Value>,
 ) -> Result<Host, model::Refusal> {
@@ -353,13 +360,7 @@ fn host(
             "expected an address or a name",
         ));
     }
-    let mut roles: Vec<String> = groups
-        .iter()
-        .map(|&g| model.groups[g].name.clone())
-        .filter(|n| n != "all" && n != "ungrouped")
-        .collect();
-    roles.sort();
-    roles.dedup();
+    let roles = roles.to_vec();
     let text = values
         .iter()
         .filter(|(k, _)| {

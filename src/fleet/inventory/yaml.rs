@@ -240,6 +240,16 @@ fn collection_tag(tag: Option<&Tag>, core: &str) -> Result<(), String> {
 /// first mapping of a `<<: [a, b]` list) and `construct_mapping` (a key
 /// seen twice keeps its first place and its last value).
 fn flatten(pairs: Vec<(Node, Node)>, span: &Range<usize>) -> Result<Vec<(Node, Node)>, YamlError> {
+    if !pairs.iter().any(|(k, _)| matches!(k.kind, Kind::Merge))
+        && pairs.len() <= 16
+        && pairs
+            .iter()
+            .enumerate()
+            .all(|(i, (k, _))| !pairs[..i].iter().any(|(o, _)| same_key(o, k)))
+    {
+        // No merge key and no key twice: the mapping as written.
+        return Ok(pairs);
+    }
     let mut merged: Vec<(Node, Node)> = Vec::new();
     let mut own = Vec::with_capacity(pairs.len());
     for (k, v) in pairs {
@@ -359,25 +369,27 @@ pub fn resolve_plain(v: &str) -> Result<Kind, String> {
     if !v.starts_with(|c: char| "yYnNtTfFoO-+0123456789.<~=".contains(c)) && !v.is_empty() {
         return Ok(Kind::Str(v.to_string()));
     }
-    if BOOL.is_match(v) {
+    // Cheap necessary conditions first: most keys and values are text.
+    let only = |set: &str| v.chars().all(|c| set.contains(c));
+    if v.len() <= 5 && BOOL.is_match(v) {
         return Ok(Kind::Bool(matches!(
             v.to_ascii_lowercase().as_str(),
             "yes" | "true" | "on"
         )));
     }
-    if FLOAT.is_match(v) {
+    if only("0123456789_.:+-eEinfINFaA") && FLOAT.is_match(v) {
         return float(v);
     }
-    if INT.is_match(v) {
+    if only("0123456789abcdefABCDEF_:+-xXbB") && INT.is_match(v) {
         return int(v);
     }
     if v == "<<" {
         return Ok(Kind::Merge);
     }
-    if NULL.is_match(v) {
+    if v.len() <= 4 && NULL.is_match(v) {
         return Ok(Kind::Null);
     }
-    if TIMESTAMP.is_match(v) {
+    if v.len() >= 8 && v.as_bytes()[..4].iter().all(u8::is_ascii_digit) && TIMESTAMP.is_match(v) {
         return Err(format!(
             "`{v}` is a YAML timestamp; hoist does not read dates: quote it to keep it as text"
         ));
