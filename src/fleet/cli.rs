@@ -13,7 +13,8 @@ pub enum FleetCommand {
     /// Show the rollout: stages, batches and hosts, run-once steps and
     /// gates, in order.
     Plan {
-        /// The inventory: hoist's TOML, or an Ansible inventory (INI, YAML).
+        /// The inventory: hoist's TOML, or an Ansible inventory (INI, YAML,
+        /// JSON, or a directory of them, with group_vars/ and host_vars/).
         #[arg(short, long, value_name = "INVENTORY")]
         inventory: PathBuf,
         /// The recipe (a file, or a directory with recipe.toml).
@@ -88,7 +89,10 @@ fn fail(json: bool, code: u8, error: &str, message: &str) -> u8 {
 
 fn plan(inventory: &Path, recipe: &Path, to: Option<&str>, json: bool) -> u8 {
     match super::drive::load(inventory, recipe, to, json) {
-        Ok((_, _, p)) => {
+        Ok((_, inv, p)) => {
+            for w in &inv.warnings {
+                errln!("hoist: {w}");
+            }
             if json {
                 outln!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
             } else {

@@ -9,7 +9,6 @@
 //! transport; `events`: reading a host's hoist; `remote`: the host side;
 //! `drive`: `hoist fleet upgrade | resume`).
 
-pub mod ansible;
 pub mod cli;
 pub mod drive;
 pub mod events;
