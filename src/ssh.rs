@@ -24,6 +24,9 @@ pub struct Target {
     pub host: String,
     pub user: Option<String>,
     pub port: Option<u16>,
+    /// `ssh -i KEY`, and only it (`IdentitiesOnly`): the key the inventory
+    /// names (`ansible_ssh_private_key_file`), as Ansible passes it.
+    pub key: Option<String>,
 }
 
 /// Settings shared by every session of a run.
@@ -111,6 +114,9 @@ impl Session {
         }
         if let Some(p) = self.target.port {
             c.arg("-p").arg(p.to_string());
+        }
+        if let Some(k) = &self.target.key {
+            c.arg("-i").arg(k).args(["-o", "IdentitiesOnly=yes"]);
         }
         c
     }
@@ -278,10 +284,11 @@ impl Drop for Session {
 /// A short, stable socket name per target.
 fn socket_name(t: &Target) -> String {
     let key = format!(
-        "{}@{}:{}",
+        "{}@{}:{} {}",
         t.user.as_deref().unwrap_or(""),
         t.host,
-        t.port.unwrap_or(0)
+        t.port.unwrap_or(0),
+        t.key.as_deref().unwrap_or("")
     );
     format!("{}.sock", &hex(&Sha256::digest(key.as_bytes()))[..16])
 }
@@ -315,12 +322,17 @@ mod tests {
             host: h.into(),
             user: u.map(String::from),
             port: p,
+            key: None,
         };
         let a = socket_name(&t("master.example.org", Some("root"), None));
         let b = socket_name(&t("master.example.org", Some("admin"), None));
         let c = socket_name(&t("master.example.org", Some("root"), Some(2222)));
+        let d = socket_name(&Target {
+            key: Some("~/.ssh/other".into()),
+            ..t("master.example.org", Some("root"), None)
+        });
         assert_eq!(a.len(), 21);
-        assert!(a != b && a != c && b != c);
+        assert!(a != b && a != c && b != c && a != d);
         assert_eq!(a, socket_name(&t("master.example.org", Some("root"), None)));
     }
 
@@ -336,6 +348,7 @@ mod tests {
                 host: "h".into(),
                 user: None,
                 port: None,
+                key: Some("/root/.ssh/fleet key".into()),
             },
             options: o,
             control: "/tmp/x/s.sock".into(),
@@ -350,6 +363,10 @@ mod tests {
             shlex::split(remote).unwrap(),
             ["echo", "a b", "$HOME", "it's"]
         );
+        // The inventory's key, and only it, as one argument.
+        let i = args.iter().position(|a| a == "-i").expect("-i");
+        assert_eq!(args[i + 1], "/root/.ssh/fleet key");
+        assert!(args.iter().any(|a| a == "IdentitiesOnly=yes"), "{args:?}");
         std::mem::forget(s);
     }
 }

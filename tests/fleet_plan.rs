@@ -334,6 +334,25 @@ fn pause_after_a_stage_is_an_item_and_after_batch_past_the_end_is_said() {
 }
 
 #[test]
+fn the_inventorys_ssh_key_reaches_the_plan_and_only_its_path() {
+    let dir = std::env::temp_dir().join(format!("hoist-fleet-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ini = dir.join("hosts.ini");
+    std::fs::write(
+        &ini,
+        "[web]\nweb1 ansible_ssh_private_key_file=/root/.ssh/fleet_ed25519\nweb2\n",
+    )
+    .unwrap();
+    let inv = hoist::fleet::inventory::load(&ini).unwrap();
+    let r = with_fleet("[fleet]\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\n");
+    let p = plan(&r, &inv, Some("2.0")).unwrap();
+    let key = |n: &str| p.hosts.iter().find(|h| h.name == n).unwrap().key.clone();
+    assert_eq!(key("web1").as_deref(), Some("/root/.ssh/fleet_ed25519"));
+    assert_eq!(key("web2"), None);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn ansible_ini_groups_children_and_variables() {
     let inv = fixture("six.ini");
     let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();

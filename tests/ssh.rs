@@ -21,6 +21,7 @@ fn target(host: &str) -> Target {
         host: host.into(),
         user: None,
         port: None,
+        key: None,
     }
 }
 

@@ -23,6 +23,10 @@ pub struct HostRef {
     pub address: String,
     pub user: Option<String>,
     pub port: Option<u16>,
+    /// The SSH private key the inventory names for it (a path, not the
+    /// key). Left out of the JSON when none, so plans hash as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub roles: Vec<String>,
 }
 
@@ -33,6 +37,7 @@ impl From<&Host> for HostRef {
             address: h.address.clone(),
             user: h.user.clone(),
             port: h.port,
+            key: h.key.clone(),
             roles: h.roles.clone(),
         }
     }

@@ -683,6 +683,7 @@ pub(super) fn host_ref(plan: &FleetPlan, name: &str) -> HostRef {
         address: name.to_string(),
         user: None,
         port: None,
+        key: None,
         roles: Vec::new(),
     })
 }

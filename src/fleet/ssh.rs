@@ -174,6 +174,7 @@ impl SshTransport {
                 host: host.address.clone(),
                 user: host.user.clone(),
                 port: host.port,
+                key: host.key.clone(),
             },
             &self.settings.ssh,
         )?);
