@@ -440,3 +440,45 @@ undo_reason = "a plan-only test"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_facts_file_of_the_wrong_types_is_refused_not_coerced() {
+    let dir = std::env::temp_dir().join(format!("hoist-facts-types-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let facts = dir.join("facts.toml");
+    for (text, said) in [
+        (
+            "current = 5\n",
+            "`current` must be a version written as a string, e.g. \"2.0\", not integer `5`",
+        ),
+        (
+            "current = \"1.2.3\"\nroles = \"master\"\n",
+            "`roles` must be a list of strings, e.g. [\"web\"], not string `\"master\"`",
+        ),
+        (
+            "current = \"1.2.3\"\nroles = [\"master\", 1]\n",
+            "`roles` must be a list of strings",
+        ),
+    ] {
+        std::fs::write(&facts, text).unwrap();
+        let (code, out, err) = hoist(&[
+            "plan",
+            "-r",
+            "recipes/xivo",
+            "--facts",
+            facts.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 2, "{text}: {out}{err}");
+        assert!(err.contains(said), "{text}: {err}");
+    }
+    std::fs::write(&facts, "current = \"1.2.3\"\nroles = [\"master\"]\n").unwrap();
+    let (code, out, err) = hoist(&[
+        "plan",
+        "-r",
+        "recipes/xivo",
+        "--facts",
+        facts.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

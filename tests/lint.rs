@@ -285,3 +285,16 @@ fn the_plan_carries_the_reason_in_its_json_and_its_text() {
     assert!(shown.contains("[no undo, timeout 1h]"), "{shown}");
     assert!(shown.contains("undo: none (masked for good)"), "{shown}");
 }
+
+#[test]
+fn a_wait_shorter_than_the_default_interval_is_fine_and_a_given_interval_is_checked() {
+    // No interval given: the default (2 s) is cut to the 1 s timeout.
+    let quick =
+        "phase = \"verify\"\nwait = { until = { tcp = \"127.0.0.1:80\" }, timeout = \"1s\" }";
+    assert_eq!(problems_of(&one_step(quick)), Vec::<String>::new());
+    let slow = "phase = \"verify\"\nwait = { until = { tcp = \"127.0.0.1:80\" }, timeout = \"1s\", interval = \"5s\" }";
+    assert_eq!(problems_of(&one_step(slow)), ["Error bad-interval at 13:8"]);
+    let loaded = recipe::load_str(Path::new("r.toml"), &one_step(slow));
+    let said = loaded.problems[0].problem.message.clone();
+    assert!(said.contains("(5s)") && said.contains("(1s)"), "{said}");
+}

@@ -236,12 +236,21 @@ impl Kind for Wait {
 
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
         self.until.validate("wait.until", span, problems);
-        if self.interval.is_zero() || self.interval > self.timeout {
+        // The default interval under a shorter timeout is simply cut to
+        // it (each sleep is bounded by the deadline); only an interval the
+        // recipe gives can be wrong.
+        if self.interval.is_zero()
+            || (self.interval > self.timeout && self.interval != default_interval())
+        {
             problems.push(
                 Problem::error(
                     "bad-interval",
                     span.clone(),
-                    "`interval` must be above zero and at most `timeout`",
+                    format!(
+                        "`interval` ({}) must be above zero and at most `timeout` ({})",
+                        humantime::format_duration(self.interval),
+                        humantime::format_duration(self.timeout)
+                    ),
                 )
                 .label("here"),
             );

@@ -346,11 +346,41 @@ impl Facts {
                     .collect();
                 continue;
             }
+            if let Some(def) = catalogue.lookup(&name) {
+                written_as(def.ty, &name, value).map_err(invalid)?;
+            }
             facts
                 .set_text(catalogue, &name, &value_text(value))
                 .map_err(invalid)?;
         }
         Ok(facts)
+    }
+}
+
+/// A facts file says what type each value is: one of another type than the
+/// fact's is refused, never coerced (`current = 5`, `roles = "web"`).
+fn written_as(ty: FactType, name: &str, value: &toml::Value) -> Result<(), String> {
+    let (ok, want) = match ty {
+        FactType::Str => (value.is_str(), "a string"),
+        FactType::Version => (
+            value.is_str(),
+            "a version written as a string, e.g. \"2.0\"",
+        ),
+        FactType::Bool => (value.is_bool(), "true or false"),
+        FactType::List => (
+            value
+                .as_array()
+                .is_some_and(|items| items.iter().all(toml::Value::is_str)),
+            "a list of strings, e.g. [\"web\"]",
+        ),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` must be {want}, not {} `{value}`",
+            value.type_str()
+        ))
     }
 }
 
