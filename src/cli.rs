@@ -75,7 +75,12 @@ pub enum Command {
         download_only: bool,
         /// Answer the upgrade prompt (current -> target) with yes. It does
         /// not open a gate that asks a person: see --confirm.
-        #[arg(short = 'f', long = "yes", visible_alias = "force")]
+        #[arg(
+            short = 'f',
+            long = "yes",
+            visible_alias = "force",
+            visible_short_alias = 'y'
+        )]
         yes: bool,
         /// Confirm a person's gate in advance (a step id from `hoist plan`,
         /// marked "needs a person"): the admin says it is done, journaled

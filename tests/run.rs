@@ -856,3 +856,42 @@ fn hooks_run_links_like_run_parts_and_say_what_they_skip() {
         "{t}"
     );
 }
+
+#[test]
+fn a_prompt_answered_no_aborts_with_exit_1_and_y_answers_it() {
+    // On a terminal made by `script` (util-linux), as apt: "n" is an abort.
+    let p = Product::new("prompt-no");
+    let bin = env!("CARGO_BIN_EXE_hoist");
+    let cmd = format!(
+        "{bin} --state-dir {} upgrade -r {}",
+        p.path("state").display(),
+        p.path("recipe.toml").display()
+    );
+    let mut script = std::process::Command::new("script");
+    common::clean_env(&mut script);
+    let mut child = script
+        .args(["-qefc", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"n\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("Abort: nothing was changed"), "{t}");
+    assert_eq!(p.read("VERSION").as_deref(), Some("1.0\n"));
+    // `-y`, as every admin types it.
+    let o = p.hoist(
+        &[
+            "upgrade",
+            "-y",
+            "-r",
+            p.path("recipe.toml").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(p.read("VERSION").as_deref(), Some("2.0\n"));
+}

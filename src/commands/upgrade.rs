@@ -236,9 +236,10 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
             "Upgrade {} from {} to {}? [y/N] ",
             plan.product, plan.current, plan.target
         ));
+        // As apt: a prompt answered no is an abort, not a success.
         if !matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes")) {
-            outln!("nothing was changed");
-            return Ok(EXIT_OK);
+            outln!("Abort: nothing was changed");
+            return Ok(EXIT_REFUSED);
         }
     }
     let services_before: Vec<String> = req

@@ -33,7 +33,7 @@ pub enum FleetCommand {
         #[arg(long, value_name = "VERSION")]
         to: Option<String>,
         /// Do not ask for confirmation.
-        #[arg(short = 'f', long = "yes")]
+        #[arg(short = 'f', long = "yes", visible_short_alias = 'y')]
         yes: bool,
     },
     /// Carry on with the last rollout (after a pause, a failed step, or a
@@ -51,7 +51,7 @@ pub enum FleetCommand {
         #[command(flatten)]
         run: super::drive::RunArgs,
         /// Do not ask for confirmation.
-        #[arg(short = 'f', long = "yes")]
+        #[arg(short = 'f', long = "yes", visible_short_alias = 'y')]
         yes: bool,
     },
     /// Where the last rollout stands: hosts done, failed, running, not

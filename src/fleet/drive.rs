@@ -233,7 +233,7 @@ pub fn resume(args: &RunArgs, state_dir: &Path, json: bool) -> u8 {
 }
 
 /// Asks `question` unless `yes`; `Err` is the exit code: no terminal to
-/// ask on (usage), or not confirmed (nothing was changed).
+/// ask on (usage), or not confirmed (an abort: nothing was changed, exit 1).
 fn confirm(json: bool, yes: bool, question: &str, verb: &str) -> Result<(), u8> {
     if yes {
         return Ok(());
@@ -247,9 +247,10 @@ fn confirm(json: bool, yes: bool, question: &str, verb: &str) -> Result<(), u8> 
         ));
     }
     let answer = crate::output::ui::ask(question);
+    // As apt: a prompt answered no is an abort, not a success.
     if !matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes")) {
-        outln!("nothing was changed");
-        return Err(EXIT_OK);
+        outln!("Abort: nothing was changed");
+        return Err(EXIT_REFUSED);
     }
     Ok(())
 }
