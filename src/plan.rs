@@ -119,6 +119,11 @@ pub enum PlanError {
         "step `{step}` depends on fact `{fact}`, which has no value on this host (give it with --fact {fact}=...)"
     )]
     MissingFact { step: String, fact: String },
+    #[error(
+        "this host has none of {product}'s roles ({}): without one its plan would skip the product's own steps. Say which with --role ROLE (or in the inventory)",
+        roles.join(", ")
+    )]
+    NoRole { product: String, roles: Vec<String> },
 }
 
 /// What planning found.
@@ -151,6 +156,16 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
             product: recipe.product.name.clone(),
             why: "the version probe found nothing (is it installed?)".into(),
         })?;
+    if recipe.product.role_required {
+        let roles = facts.list("roles").unwrap_or_default();
+        let roles: Vec<String> = roles.to_vec();
+        if !recipe.product.roles.iter().any(|r| roles.contains(r)) {
+            return Err(PlanError::NoRole {
+                product: recipe.product.name.clone(),
+                roles: recipe.product.roles.clone(),
+            });
+        }
+    }
     let target = choose_target(recipe, facts, to).ok_or(PlanError::NoTarget)?;
     let hops = match crate::recipe::route::route(&recipe.paths, &current, &target)? {
         Route::UpToDate => return Ok(Outcome::UpToDate { current, target }),

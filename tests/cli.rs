@@ -482,3 +482,80 @@ fn a_facts_file_of_the_wrong_types_is_refused_not_coerced() {
     assert_eq!(code, 0, "{out}{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_host_with_none_of_the_required_roles_is_refused_and_roles_are_probed() {
+    let dir = std::env::temp_dir().join(format!("hoist-roles-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // CloudStack: a host nobody said the role of, and a facts file that
+    // says none, gets no plan of repository switches only.
+    let facts = dir.join("facts.toml");
+    std::fs::write(&facts, "current = \"4.2.1\"\nos.id = \"ubuntu\"\nos.family = \"debian\"\nos.codename = \"precise\"\nhypervisor = [\"kvm\"]\n").unwrap();
+    let f = facts.to_str().unwrap();
+    let (code, out, err) = hoist(&[
+        "plan",
+        "-r",
+        "recipes/cloudstack",
+        "--facts",
+        f,
+        "--to",
+        "4.3.2",
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("this host has none of cloudstack's roles (management, usage, kvm)")
+            && err.contains("--role ROLE"),
+        "{err}"
+    );
+    let (code, out, err) = hoist(&[
+        "plan",
+        "-r",
+        "recipes/cloudstack",
+        "--facts",
+        f,
+        "--to",
+        "4.3.2",
+        "--role",
+        "management",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    // On this machine, the recipe's probes tell the roles nobody gave.
+    let recipe = dir.join("recipe.toml");
+    std::fs::write(
+        &recipe,
+        r#"[product]
+name = "demo"
+version = { command = ["echo", "1.0"] }
+roles = ["web", "db"]
+role_required = true
+
+[product.role_probes]
+web = { command = ["true"] }
+db = { command = ["false"] }
+
+[[paths]]
+id = "main"
+from = "1.*"
+to = "2.0"
+
+[[steps]]
+id = "on-web"
+phase = "install"
+when = { roles = "web" }
+exec = { argv = ["true"], read_only = true }
+
+[[steps]]
+id = "on-db"
+phase = "install"
+when = { roles = "db" }
+exec = { argv = ["true"], read_only = true }
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = hoist(&["plan", "-r", recipe.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("on-web") && out.contains("not taken"), "{out}");
+    let taken = out.split("not taken").next().unwrap();
+    assert!(!taken.contains("on-db"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

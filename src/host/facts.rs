@@ -246,6 +246,14 @@ impl Facts {
         }
     }
 
+    /// A list fact's items (`roles`); `None` when unset or not a list.
+    pub fn list(&self, name: &str) -> Option<&[String]> {
+        match self.values.get(name) {
+            Some(Value::List(l)) => Some(l),
+            _ => None,
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
         self.values.iter()
     }

@@ -61,6 +61,21 @@ pub fn gather(recipe: &Recipe, given: &Given) -> Result<Facts, String> {
         }
     }
     apply_given(recipe, &mut facts, given)?;
+    // Roles nobody gave: the recipe's probes tell them, when it has some.
+    if facts
+        .get("roles")
+        .is_none_or(|r| matches!(r, Value::List(l) if l.is_empty()))
+        && !recipe.product.role_probes.is_empty()
+    {
+        let found: Vec<String> = recipe
+            .product
+            .role_probes
+            .iter()
+            .filter(|(_, test)| crate::host::checks::test(test).is_ok())
+            .map(|(role, _)| role.clone())
+            .collect();
+        facts.set("roles", Value::List(found));
+    }
     Ok(facts)
 }
 

@@ -120,6 +120,16 @@ pub struct Product {
     /// The host roles this recipe knows (`management`, `usage`, `kvm` ...).
     #[serde(default)]
     pub roles: Vec<String>,
+    /// How to tell a role on the host when neither `--role` nor the
+    /// inventory says: the roles whose test holds (installed packages,
+    /// files). Read-only tests, as a check's.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub role_probes: std::collections::BTreeMap<String, Test>,
+    /// A host must have one of `roles`: one with none (not given, none
+    /// probed) is refused before anything changes, the roles named, since
+    /// its plan would skip the product's own steps.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub role_required: bool,
 }
 
 /// An edge of the upgrade graph.

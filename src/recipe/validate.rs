@@ -19,8 +19,46 @@ pub fn validate(r: &mut Recipe, problems: &mut Vec<Problem>) {
     steps(r, problems);
     services(r, problems);
     held_restarts(r, problems);
+    roles(r, problems);
     if let Some(f) = &r.fleet {
         super::fleet::validate(f, &r.product.roles, &r.source, problems);
+    }
+}
+
+/// `role_probes` name roles the recipe knows; `role_required` needs some.
+fn roles(r: &Recipe, problems: &mut Vec<Problem>) {
+    let p = &r.product;
+    let at = r
+        .source
+        .text
+        .find("[product]")
+        .map_or(0..0, |i| i..i + "[product]".len());
+    for role in p.role_probes.keys().filter(|k| !p.roles.contains(k)) {
+        problems.push(
+            Problem::error(
+                "unknown-role",
+                at.clone(),
+                format!(
+                    "`role_probes` tells role `{role}`, which is not in `roles` ({})",
+                    p.roles.join(", ")
+                ),
+            )
+            .label("in this table")
+            .help_opt(crate::output::diag::suggest(
+                role,
+                p.roles.iter().map(String::as_str),
+            )),
+        );
+    }
+    if p.role_required && p.roles.is_empty() {
+        problems.push(
+            Problem::error(
+                "unknown-role",
+                at,
+                "`role_required = true` but the recipe names no `roles`",
+            )
+            .label("in this table"),
+        );
     }
 }
 
