@@ -895,3 +895,32 @@ fn a_prompt_answered_no_aborts_with_exit_1_and_y_answers_it() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(p.read("VERSION").as_deref(), Some("2.0\n"));
 }
+
+#[test]
+fn an_exec_step_runs_as_the_user_it_names_and_an_unknown_user_is_refused_first() {
+    let p = Product::new("exec-user");
+    let recipe = p.read("recipe.toml").unwrap();
+    let shared = p.path("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    chmod(&shared, 0o777);
+    let step = |user: &str| {
+        format!(
+            "{recipe}\n[[steps]]\nid = \"as-user\"\nphase = \"post\"\nexec = {{ shell = \"id -un > {}/who\", user = \"{user}\" }}\nundo = \"none\"\nundo_reason = \"a test: it only writes who ran it\"\n",
+            shared.display()
+        )
+    };
+    p.write("recipe.toml", &step("no-such-user-here"));
+    let before = p.state();
+    let o = p.upgrade(&[]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("no user `no-such-user-here`"), "{t}");
+    assert_eq!(p.state(), before, "refused before anything ran");
+    p.write("recipe.toml", &step("nobody"));
+    let o = p.upgrade(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(shared.join("who")).unwrap(),
+        "nobody\n"
+    );
+}

@@ -31,16 +31,24 @@ pub struct Exec {
     /// when false, so plans hash as before.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
+    /// Run as this user (`runuser -u USER --`), as a product's own tools
+    /// expect (Nextcloud's `occ` as `www-data`, `gitlab-rake` as `git`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl Kind for Exec {
     const NAME: &'static str = "exec";
 
     fn summary(&self) -> String {
-        match (&self.argv, &self.shell) {
+        let what = match (&self.argv, &self.shell) {
             (Some(argv), _) => format!("run {}", shell_words(argv)),
             (_, Some(sh)) => format!("sh -c {:?}", first_line(sh)),
             _ => "run nothing".into(),
+        };
+        match &self.user {
+            Some(u) => format!("{what} as {u}"),
+            None => what,
         }
     }
 
@@ -68,12 +76,33 @@ impl Kind for Exec {
         true
     }
 
+    /// The user must exist before anything runs.
+    fn preflight(&self, _ctx: &Ctx<'_>) -> Result<(), String> {
+        match &self.user {
+            Some(u) => match nix::unistd::User::from_name(u) {
+                Ok(Some(_)) => Ok(()),
+                _ => Err(format!("exec: no user `{u}` on this host")),
+            },
+            None => Ok(()),
+        }
+    }
+
     fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
-        let mut cmd = match (&self.argv, &self.shell) {
-            (Some(argv), _) => crate::sys::process::argv(argv),
-            (_, Some(sh)) => crate::sys::process::shell(sh),
+        let words: Vec<String> = match (&self.argv, &self.shell) {
+            (Some(argv), _) => argv.clone(),
+            (_, Some(sh)) => vec!["/bin/sh".into(), "-c".into(), sh.clone()],
             _ => return Err("exec: nothing to run".into()),
         };
+        let words = match &self.user {
+            // util-linux's runuser: no password, no PAM session to open.
+            Some(u) => ["runuser", "-u", u.as_str(), "--"]
+                .into_iter()
+                .map(String::from)
+                .chain(words)
+                .collect(),
+            None => words,
+        };
+        let mut cmd = crate::sys::process::argv(&words);
         cmd.envs(&self.env);
         if let Some(dir) = &self.cwd {
             cmd.current_dir(ctx.path(dir));
@@ -96,6 +125,12 @@ impl Kind for Exec {
         );
         if let Some(argv) = &self.argv {
             non_empty("argv", argv, span, problems);
+        }
+        if self.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
+            problems.push(
+                Problem::error("empty", span.clone(), "`user` names no user")
+                    .label("expected a user name, e.g. \"www-data\""),
+            );
         }
         if self.follow.as_deref().is_some_and(|f| f.trim().is_empty()) {
             problems.push(
