@@ -23,11 +23,12 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::events::{self, Upgrade};
-use super::inventory::{Inventory, is_secret};
+use super::inventory::Inventory;
 use super::plan::{FleetPlan, HostRef};
 use super::transport::{
     HostEvent, HostJob, HostResult, HostRollback, OnceJob, RemoteStatus, Transport,
 };
+use crate::host::facts::is_secret;
 use crate::recipe::Recipe;
 use crate::ssh::{Session, Target};
 

@@ -392,6 +392,16 @@ fn written_as(ty: FactType, name: &str, value: &toml::Value) -> Result<(), Strin
     }
 }
 
+/// Variable and fact names whose values are secrets (`ansible_password`,
+/// `ansible_become_pass`, `db_secret`, `api_token` ...): never on a command
+/// line, in the journal or in a log.
+pub fn is_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["pass", "secret", "token", "private_key", "credential"]
+        .iter()
+        .any(|w| n.contains(w))
+}
+
 /// A TOML value as the text `set_text` reads: a list joined by commas.
 pub fn value_text(value: &toml::Value) -> String {
     match value {

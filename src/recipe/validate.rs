@@ -143,21 +143,30 @@ fn templates(r: &Recipe, problems: &mut Vec<Problem>) {
         );
         for text in texts {
             for (name, _) in super::template::placeholders(&text) {
+                if crate::host::facts::is_secret(&name) {
+                    // What a step says is planned, journaled and shown: a
+                    // secret filled in there reaches argv, the journal, the
+                    // run log and `--json`.
+                    problems.push(
+                        Problem::error(
+                            "secret-in-text",
+                            placeholder_span(r, s, &name),
+                            format!(
+                                "`{{{{ {name} }}}}` would write a secret into the step: its command line, the journal, the run log and --json"
+                            ),
+                        )
+                        .label("a secret's name")
+                        .help("let the command read it where it is kept (a credentials file, as `db` steps' `credentials` do)"),
+                    );
+                    continue;
+                }
                 if r.catalogue.lookup(&name).is_some() {
                     continue;
                 }
-                // Point at the placeholder in the step's own text: from its
-                // header to the next table.
-                let from = s.span.end.min(r.source.text.len());
-                let body = &r.source.text[from..];
-                let body = &body[..body.find("\n[").unwrap_or(body.len())];
-                let span = body
-                    .find(&name)
-                    .map_or(s.span.clone(), |i| from + i..from + i + name.len());
                 problems.push(
                     Problem::error(
                         "unknown-fact",
-                        span,
+                        placeholder_span(r, s, &name),
                         format!("`{{{{ {name} }}}}` names the unknown fact `{name}`"),
                     )
                     .label("not a built-in fact nor one defined in [[facts]]")
@@ -166,6 +175,16 @@ fn templates(r: &Recipe, problems: &mut Vec<Problem>) {
             }
         }
     }
+}
+
+/// Where `{{ name }}` stands in the step's own text: from its header to the
+/// next table.
+fn placeholder_span(r: &Recipe, s: &super::Step, name: &str) -> Span<usize> {
+    let from = s.span.end.min(r.source.text.len());
+    let body = &r.source.text[from..];
+    let body = &body[..body.find("\n[").unwrap_or(body.len())];
+    body.find(name)
+        .map_or(s.span.clone(), |i| from + i..from + i + name.len())
 }
 
 fn conditions(r: &mut Recipe, problems: &mut Vec<Problem>) {

@@ -66,7 +66,7 @@ impl Host {
         self.vars
             .iter()
             .map(|(k, v)| {
-                let v = if is_secret(k) {
+                let v = if crate::host::facts::is_secret(k) {
                     "(secret)".into()
                 } else {
                     v.clone()
@@ -87,15 +87,6 @@ impl Serialize for Host {
         })
         .serialize(s)
     }
-}
-
-/// Variable names whose values are secrets (`ansible_password`,
-/// `ansible_become_pass`, `db_secret`, `api_token` ...).
-pub fn is_secret(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    ["pass", "secret", "token", "private_key", "credential"]
-        .iter()
-        .any(|w| n.contains(w))
 }
 
 #[derive(Clone, Debug)]
