@@ -60,6 +60,13 @@ pub trait Kind: DeserializeOwned + Serialize + Clone + std::fmt::Debug {
     /// Checks the types cannot express; problems point at `span`.
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>);
 
+    /// What the recipe's `[[services]]` make impossible (a `reload` of a
+    /// service whose backend has start, stop and status only), caught by
+    /// lint rather than at run time.
+    fn cannot_with(&self, _services: &[crate::recipe::ServiceSpec]) -> Option<String> {
+        None
+    }
+
     /// Whether this hoist can carry the action out. When not, the plan says
     /// "not yet supported" and `upgrade` refuses before changing anything.
     fn executable(&self) -> bool {
@@ -205,6 +212,10 @@ macro_rules! registry {
 
             pub fn may_declare_read_only(&self) -> bool {
                 match self { $(Action::$ty(a) => a.may_declare_read_only(),)* }
+            }
+
+            pub fn cannot_with(&self, services: &[crate::recipe::ServiceSpec]) -> Option<String> {
+                match self { $(Action::$ty(a) => a.cannot_with(services),)* }
             }
 
             pub fn needs_person(&self) -> bool {

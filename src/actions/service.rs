@@ -104,6 +104,13 @@ impl Kind for Service {
         non_empty("units", &self.units, span, problems);
     }
 
+    fn cannot_with(&self, services: &[crate::recipe::ServiceSpec]) -> Option<String> {
+        self.units.iter().find_map(|unit| {
+            let spec = services.iter().find(|s| &s.name == unit);
+            command(spec, unit, self.op).err()
+        })
+    }
+
     fn executable(&self) -> bool {
         true
     }

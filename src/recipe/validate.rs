@@ -234,6 +234,21 @@ fn steps(r: &Recipe, problems: &mut Vec<Problem>) {
                 problems,
             );
         }
+        for (what, action) in
+            std::iter::once(("", &s.action)).chain(s.undo.iter().map(|u| ("its undo: ", u)))
+        {
+            if let Some(why) = action.cannot_with(&r.services) {
+                problems.push(
+                    Problem::error(
+                        "backend-cannot",
+                        s.span.clone(),
+                        format!("step `{}`: {what}{why}", s.id),
+                    )
+                    .label("this step")
+                    .help("use `restart`, or declare the service with `backend = \"systemd\"` or `\"sysv\"`"),
+                );
+            }
+        }
         if s.phase == Phase::Prepare && s.action.disruptive() {
             problems.push(
                 Problem::error(
