@@ -298,3 +298,13 @@ fn a_wait_shorter_than_the_default_interval_is_fine_and_a_given_interval_is_chec
     let said = loaded.problems[0].problem.message.clone();
     assert!(said.contains("(5s)") && said.contains("(1s)"), "{said}");
 }
+
+#[test]
+fn a_final_path_another_starts_from_is_flagged_as_a_forgotten_stop() {
+    let text = "[product]\nname = \"demo\"\nversion = { package = \"demo\" }\n\n\
+                [[paths]]\nid = \"to-16.7\"\nfrom = \">= 16.3, < 16.7.8\"\nto = \"16.7.8\"\n\n\
+                [[paths]]\nid = \"to-17\"\nfrom = \">= 16.7.8, < 17\"\nto = \"17.0.0\"\n";
+    assert_eq!(problems_of(text), ["Warning not-a-stop at 5:1"]);
+    let fixed = text.replace("to = \"16.7.8\"\n", "to = \"16.7.8\"\nstop = true\n");
+    assert_eq!(problems_of(&fixed), Vec::<String>::new());
+}

@@ -166,6 +166,28 @@ pub fn lint(paths: &[PathEdge], problems: &mut Vec<Problem>) {
             );
         }
     }
+    // A final path whose `to` another path starts from: the route ends
+    // there, never goes on (a forgotten `stop`, or a series `to` whose
+    // releases the next path takes: then it is meant).
+    for p in live(paths).filter(|p| !p.stop) {
+        let Some(to) = &p.to else { continue };
+        if let Some(n) = live(paths).find(|n| {
+            !std::ptr::eq(p, *n) && n.from.contains(to) && n.to.as_ref().is_some_and(|t| t > to)
+        }) {
+            problems.push(
+                Problem::warning(
+                    "not-a-stop",
+                    p.span.clone(),
+                    format!(
+                        "path `{}` ends at {to}, which path `{}` starts from, but it is not a `stop`: no route goes on from {to} through it",
+                        p.id, n.id
+                    ),
+                )
+                .label("a route ends here")
+                .help(format!("add `stop = true` if versions before {to} must go through it to reach `{}`", n.id)),
+            );
+        }
+    }
     // Stops form the only way a route can revisit a version: look for
     // cycles among them, and for stops nothing leads on from.
     let stops: Vec<&PathEdge> = live(paths).filter(|p| p.stop).collect();
