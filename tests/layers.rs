@@ -218,10 +218,10 @@ const ROLLOUT_EVENT: &str = "fleet::remote::ROLLOUT_EVENT";
 
 #[test]
 fn the_run_imports_the_plan_the_actions_and_what_is_below_them() {
-    // `statedir`: the state directory's trust and free space; `actions` and
-    // `context`: what the engine runs, through the actions' context.
+    // `statedir`: the state directory's trust and free space; `actions`:
+    // what the engine runs, through the actions' context (`actions::ctx`).
     let allowed = [
-        "run", "sys", "version", "recipe", "host", "plan", "statedir", "actions", "context", OUTPUT,
+        "run", "sys", "version", "recipe", "host", "plan", "statedir", "actions", OUTPUT,
     ];
     // The journal finds the run of a rollout by its event.
     let mut exceptions = [except("run/journal/mod.rs", ROLLOUT_EVENT)];
@@ -251,8 +251,8 @@ fn the_output_edge_imports_only_what_is_below_everything() {
 #[test]
 fn the_host_commands_import_neither_the_command_line_nor_the_fleet() {
     let allowed = [
-        "commands", "run", "actions", "context", "plan", "host", "recipe", "statedir", "sys",
-        "version", OUTPUT,
+        "commands", "run", "actions", "plan", "host", "recipe", "statedir", "sys", "version",
+        OUTPUT,
     ];
     // `upgrade --rollout TAG` records the event that ties its run to the
     // rollout.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use super::wait::Until;
-use crate::context::Ctx;
+use crate::actions::ctx::Ctx;
 use crate::output::diag::Problem;
 use crate::recipe::duration;
 
@@ -69,7 +69,7 @@ impl Kind for Gate {
             // A check decides; --yes cannot open it.
             ctx.note(&format!("gate: {} (waiting until {})", self.message, u.describe()));
             (ctx.progress)(&self.message);
-            let timeout = self.timeout.unwrap_or(crate::context::DEFAULT_TIMEOUT);
+            let timeout = self.timeout.unwrap_or(crate::actions::ctx::DEFAULT_TIMEOUT);
             return u.wait(ctx, timeout, Duration::from_secs(5));
         }
         // A person's gate is opened by a person: at the terminal, or by

@@ -4,6 +4,9 @@
 //! line below is the only other place it is named. In a recipe a step names
 //! its kind by a key: `exec = { argv = ["true"] }`.
 
+pub mod ctx;
+pub mod saved;
+
 use std::ops::Range;
 
 use serde::Serialize;
@@ -11,7 +14,7 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use crate::context::Ctx;
+use crate::actions::ctx::Ctx;
 use crate::output::diag::Problem;
 
 /// What every action kind provides.
@@ -47,7 +50,7 @@ pub trait Kind: DeserializeOwned + Serialize + Clone + std::fmt::Debug {
 
     /// The step's time bound when the recipe gives none: every step ends.
     fn default_timeout(&self) -> std::time::Duration {
-        crate::context::DEFAULT_TIMEOUT
+        crate::actions::ctx::DEFAULT_TIMEOUT
     }
 
     /// Whether only a person can let the run past it (a gate with no

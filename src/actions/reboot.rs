@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Kind;
-use crate::context::Ctx;
+use crate::actions::ctx::Ctx;
 use crate::output::diag::Problem;
 use crate::sys::fsutil::write_atomic;
 use crate::recipe::duration;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use super::db::{Credentials, Engine};
-use crate::context::Ctx;
+use crate::actions::ctx::Ctx;
 use crate::output::diag::Problem;
 use crate::recipe::duration;
 

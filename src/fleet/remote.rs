@@ -92,13 +92,13 @@ fn run(args: &ActionArgs, state_dir: &Path) -> Result<(), (u8, String)> {
             serde_json::json!({ "event": "step-progress", "step": args.id, "line": line })
         );
     };
-    let mut ctx = crate::context::Ctx {
+    let mut ctx = crate::actions::ctx::Ctx {
         product: &recipe.product.name,
         run: 0,
         recipe_dir: &recipe_dir,
         services: &recipe.services,
         env: vec![("HOIST_FLEET_STEP".into(), args.id.clone())],
-        timeout: crate::context::DEFAULT_TIMEOUT,
+        timeout: crate::actions::ctx::DEFAULT_TIMEOUT,
         log: &log,
         step_dir: work.clone(),
         undoable: false,

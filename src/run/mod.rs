@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::Ctx;
+use crate::actions::ctx::Ctx;
 use crate::output::ui::Reporter;
 use crate::plan::PlannedStep;
 use crate::recipe::{Phase, ServiceSpec};

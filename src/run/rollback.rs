@@ -333,7 +333,7 @@ impl Engine {
                         self.note(&format!("start {name}: it ran before the upgrade"));
                         let out = crate::sys::process::run_logged(
                             &mut { cmd },
-                            crate::context::DEFAULT_TIMEOUT,
+                            crate::actions::ctx::DEFAULT_TIMEOUT,
                             &self.log,
                         )
                         .map_err(|e| e.to_string())?;

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::{Credentials, Engine};
-use crate::context::Ctx;
+use crate::actions::ctx::Ctx;
 
 /// A secret file under the step's directory, removed when dropped.
 struct Secret(PathBuf);

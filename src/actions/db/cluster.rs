@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{Client, stdout_to};
 use super::{Credentials, Db, Engine, Method, Op};
-use crate::context::Ctx;
+use crate::actions::ctx::Ctx;
 use crate::output::diag::Problem;
-use crate::saved::Saved;
+use crate::actions::saved::Saved;
 
 /// Written before `pg_upgradecluster` runs: from then on, the new cluster
 /// (if it exists) is this step's, and the old one may have been changed.

@@ -28,7 +28,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::Kind;
-use crate::context::Ctx;
+use crate::actions::ctx::Ctx;
 use crate::output::diag::Problem;
 
 pub use client::Client;

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::client::{Client, stdin_from, stdout_to};
 use super::{Check, DEFAULT_KEEP, Db, Engine};
 use crate::commands::backups::{self, Entry};
-use crate::context::Ctx;
+use crate::actions::ctx::Ctx;
 
 /// A query that answers a check or a wait: bounded on its own, well
 /// within any step's time.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use ureq::tls::{Certificate, PemItem, RootCerts};
 
-use crate::context::Ctx;
+use crate::actions::ctx::Ctx;
 
 /// The system CA bundles, Debian's first (RHEL's second).
 pub const SYSTEM_BUNDLES: [&str; 2] = [

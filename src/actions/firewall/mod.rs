@@ -24,7 +24,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::Kind;
-use crate::context::Ctx;
+use crate::actions::ctx::Ctx;
 use crate::output::diag::Problem;
 pub use backend::{Found, Sh};
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Conffiles, Op, Packages};
-use crate::context::Ctx;
+use crate::actions::ctx::Ctx;
 
 /// A package the step changes: its version before and after.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

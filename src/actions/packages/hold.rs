@@ -18,7 +18,7 @@
 
 use std::path::Path;
 
-use crate::context::Ctx;
+use crate::actions::ctx::Ctx;
 
 const POLICY: &str = "/usr/sbin/policy-rc.d";
 const MARKER: &str = "/run/hoist/restarts-held";

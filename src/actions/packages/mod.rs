@@ -12,7 +12,7 @@ mod rpm;
 mod stale;
 
 use super::{Kind, non_empty};
-use crate::context::Ctx;
+use crate::actions::ctx::Ctx;
 use crate::output::diag::Problem;
 
 pub use apt::{Change, LEFTOVER_SUFFIXES, interrupted, parse_simulation};
