@@ -139,7 +139,7 @@ pub enum Command {
     History,
     /// Temporary firewall rules: `hoist firewall leftovers [-r RECIPE] [--remove]`.
     #[command(subcommand)]
-    Firewall(crate::actions::firewall::leftovers::FirewallCommand),
+    Firewall(crate::commands::leftovers::FirewallCommand),
     /// The database dumps `db` backups took, newest first.
     Backups,
     /// A rollout across the hosts of an inventory: `hoist fleet plan |
@@ -149,7 +149,7 @@ pub enum Command {
     /// Runs one fleet run-once step on this host (sent by the controller,
     /// the action as JSON on stdin).
     #[command(hide = true, name = "fleet-action")]
-    FleetAction(crate::fleet::remote::ActionArgs),
+    FleetAction(crate::commands::fleet_action::ActionArgs),
     /// Upgrade an embedded demo product from v1 to v2, showing the whole
     /// flow (and with --fail-at, the automatic rollback).
     Demo(crate::demo::DemoArgs),
@@ -163,7 +163,7 @@ impl Command {
     /// change the host goes on (stopping it there would leave the host
     /// half-changed), one that only reads ends.
     pub fn output_policy(&self) -> crate::output::out::Policy {
-        use crate::actions::firewall::leftovers::FirewallCommand;
+        use crate::commands::leftovers::FirewallCommand;
         use crate::fleet::cli::FleetCommand;
         use crate::output::out::Policy::{GoOn, Quit};
         match self {
@@ -273,15 +273,13 @@ pub fn main() -> ExitCode {
         ),
         Command::Rollback {
             rollout: Some(tag), ..
-        } => crate::fleet::host_rollback::rollback(&cli.state_dir, tag, cli.json),
+        } => crate::commands::rollout_rollback::rollback(&cli.state_dir, tag, cli.json),
         Command::Status => crate::commands::status::status(&cli.state_dir, cli.json),
         Command::History => crate::commands::status::history(&cli.state_dir, cli.json),
-        Command::Firewall(c) => {
-            crate::actions::firewall::leftovers::main(c, &cli.state_dir, cli.json)
-        }
+        Command::Firewall(c) => crate::commands::leftovers::main(c, &cli.state_dir, cli.json),
         Command::Backups => crate::commands::backups::list(&cli.state_dir, cli.json),
         Command::Fleet(c) => crate::fleet::cli::main(c, &cli.state_dir, cli.json),
-        Command::FleetAction(a) => crate::fleet::remote::action(a, &cli.state_dir),
+        Command::FleetAction(a) => crate::commands::fleet_action::action(a, &cli.state_dir),
         Command::Demo(args) => crate::demo::main(args),
         Command::DemoInternal(args) => crate::demo::internal(args),
     };

@@ -5,11 +5,11 @@
 //! the fact types of `host::facts`, each such import listed below with its
 //! reason; `host/` imports the recipe and what is below it; `run/` (the
 //! engine, its journal, states and lock) imports the plan, the actions it runs
-//! and what is below them, and one name of the fleet, listed below; `output/`
-//! (what hoist shows, which every layer may use) imports `sys` and, listed
-//! below, the exit codes and the journal's clock; `commands/` (the host's
-//! commands) imports every layer below the command line but the fleet, which
-//! it names once, listed below.
+//! and what is below them; `output/` (what hoist shows, which every layer may
+//! use) imports `sys` and, listed below, the exit codes and the journal's
+//! clock; `commands/` (the host's commands, the two the fleet's controller
+//! runs on a host among them) imports every layer below the command line
+//! but the fleet.
 
 use std::path::{Path, PathBuf};
 
@@ -211,11 +211,6 @@ fn the_host_imports_only_the_recipe_and_what_is_below_it() {
     check_layer("host", 4, &allowed, &mut []);
 }
 
-/// The event that ties a host's run to the controller's rollout: the fleet
-/// names it, the host's journal records and finds it. An up-import where a
-/// host layer uses it (the name belongs in a wire module both sides use).
-const ROLLOUT_EVENT: &str = "fleet::remote::ROLLOUT_EVENT";
-
 #[test]
 fn the_run_imports_the_plan_the_actions_and_what_is_below_them() {
     // `statedir`: the state directory's trust and free space; `actions`:
@@ -223,10 +218,7 @@ fn the_run_imports_the_plan_the_actions_and_what_is_below_them() {
     let allowed = [
         "run", "sys", "version", "recipe", "host", "plan", "statedir", "actions", OUTPUT,
     ];
-    // The journal finds the run of a rollout by its event.
-    let mut exceptions = [except("run/journal/mod.rs", ROLLOUT_EVENT)];
-    let up = check_layer("run", 8, &allowed, &mut exceptions);
-    assert!(up <= 1, "{up} imports of the fleet");
+    check_layer("run", 8, &allowed, &mut []);
 }
 
 #[test]
@@ -254,11 +246,7 @@ fn the_host_commands_import_neither_the_command_line_nor_the_fleet() {
         "commands", "run", "actions", "plan", "host", "recipe", "statedir", "sys", "version",
         OUTPUT,
     ];
-    // `upgrade --rollout TAG` records the event that ties its run to the
-    // rollout.
-    let mut exceptions = [except("commands/upgrade.rs", ROLLOUT_EVENT)];
-    let up = check_layer("commands", 4, &allowed, &mut exceptions);
-    assert!(up <= 1, "{up} imports of the fleet");
+    check_layer("commands", 7, &allowed, &mut []);
 }
 
 #[test]

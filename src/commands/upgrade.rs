@@ -268,7 +268,7 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     let run = journal.create_run(&plan, &facts_json, &stored_json, &services_before)?;
     crate::run::testhook::crash_at("run", "created");
     if let Some(r) = &req.rollout {
-        journal.event(run, crate::fleet::remote::ROLLOUT_EVENT, r)?;
+        journal.event(run, crate::run::journal::ROLLOUT_EVENT, r)?;
     }
     for s in &req.skip {
         journal.event(

@@ -6,8 +6,8 @@
 
 use serde_json::Value;
 
-use super::remote::ROLLOUT_EVENT;
 use super::transport::{HostEvent, HostResult, HostRollback, RemoteStatus};
+use crate::run::journal::ROLLOUT_EVENT;
 
 /// What the lines of one upgrade said so far.
 #[derive(Debug, Default)]

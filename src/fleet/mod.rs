@@ -6,17 +6,15 @@
 //! [`transport::Transport`], the controller's own journal (`journal`)
 //! recording every state change so a crashed controller resumes without
 //! redoing finished hosts. Hosts are reached over SSH (`ssh`: the
-//! transport; `events`: reading a host's hoist; `remote`: the host side;
+//! transport; `events`: reading a host's hoist; `commands::fleet_action`: the host side;
 //! `drive`: `hoist fleet upgrade | resume`).
 
 pub mod cli;
 pub mod drive;
 pub mod events;
-pub mod host_rollback;
 pub mod inventory;
 pub mod journal;
 pub mod plan;
-pub mod remote;
 pub mod rollback;
 pub mod run;
 pub mod simulated;

@@ -17,7 +17,6 @@
 //!   resumed nor rolled back, or `--no-rollback`) and removes it.
 
 mod backend;
-pub mod leftovers;
 
 use std::ops::Range;
 
@@ -97,7 +96,7 @@ impl Firewall {
     }
 
     /// The rule as `iptables -S` prints it, to count copies.
-    fn save_line(&self) -> String {
+    pub fn save_line(&self) -> String {
         let src = self.source.as_ref().map(|s| {
             let full = if s.contains('/') {
                 s.clone()

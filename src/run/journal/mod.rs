@@ -164,6 +164,10 @@ pub struct RunRecord {
     pub steps: Vec<StepRecord>,
 }
 
+/// The journal event that ties a host's run to the controller's rollout
+/// (`hoist upgrade --rollout TAG` records it; the fleet finds the run by it).
+pub const ROLLOUT_EVENT: &str = "fleet-rollout";
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Event {
     pub at: String,
@@ -422,7 +426,7 @@ impl Journal {
                 .query_row(
                     "SELECT run_id FROM events WHERE kind = ?1 AND detail = ?2
                  ORDER BY id DESC LIMIT 1",
-                    params![crate::fleet::remote::ROLLOUT_EVENT, tag],
+                    params![ROLLOUT_EVENT, tag],
                     |r| r.get(0),
                 )
                 .optional()?)

@@ -12,10 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::actions::Action;
-use crate::cli::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
-
-/// The journal event that ties a host's run to the controller's rollout.
-pub const ROLLOUT_EVENT: &str = "fleet-rollout";
+use crate::commands::upgrade::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 
 #[derive(Args, Debug)]
 pub struct ActionArgs {

@@ -15,8 +15,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Firewall, Found, Op, Sh};
 use crate::actions::Action;
+use crate::actions::firewall::{Firewall, Found, Op, Sh};
 use crate::run::journal::Journal;
 
 #[derive(clap::Subcommand, Debug)]
@@ -105,9 +105,7 @@ fn saved_in(f: &Firewall) -> Vec<String> {
     let line = f.save_line();
     SAVED
         .iter()
-        .filter(|p| {
-            std::fs::read_to_string(p).is_ok_and(|t| t.lines().any(|l| l.trim() == line))
-        })
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.lines().any(|l| l.trim() == line)))
         .map(|p| p.to_string())
         .collect()
 }
@@ -145,14 +143,21 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
         let loaded = match crate::recipe::load(path) {
             Ok(l) => l,
             Err(e) => {
-                return fail(2, "unreadable", &format!("cannot read {}: {e}", path.display()));
+                return fail(
+                    2,
+                    "unreadable",
+                    &format!("cannot read {}: {e}", path.display()),
+                );
             }
         };
         let Some(r) = loaded.recipe else {
             return fail(
                 2,
                 "invalid-recipe",
-                &format!("{} is not a valid recipe (see `hoist lint`)", path.display()),
+                &format!(
+                    "{} is not a valid recipe (see `hoist lint`)",
+                    path.display()
+                ),
             );
         };
         collect(
@@ -220,7 +225,10 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
         return if recipe.is_some() || have_state { 0 } else { 2 };
     }
 
-    let sh = Sh { log: None, env: &[] };
+    let sh = Sh {
+        log: None,
+        env: &[],
+    };
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for w in wanted.values() {
@@ -271,10 +279,18 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
     for r in &reports {
         let steps = r.steps.join(", ");
         if !r.removed.is_empty() {
-            outln!("REMOVED  {}  ({}; steps {steps})", r.rule, copies(&r.removed));
+            outln!(
+                "REMOVED  {}  ({}; steps {steps})",
+                r.rule,
+                copies(&r.removed)
+            );
         } else if !r.found.is_empty() {
             let what = if live.is_some() { "HELD" } else { "LEFT" };
-            outln!("{what}     {}  ({}; steps {steps})", r.rule, copies(&r.found));
+            outln!(
+                "{what}     {}  ({}; steps {steps})",
+                r.rule,
+                copies(&r.found)
+            );
         } else {
             outln!("absent   {}  (steps {steps})", r.rule);
         }
