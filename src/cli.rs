@@ -3,7 +3,7 @@
 //! Exit codes (documented in README.md): 0 success or ready; 1 refused
 //! (an inhibitor failed, no supported upgrade path, lint found errors);
 //! 2 usage error, unreadable or invalid recipe or facts; 141 a command
-//! that only reads whose output was closed (`output::out::EXIT_BROKEN_PIPE`).
+//! that only reads whose output was closed; all defined in `sys::exit`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,12 +15,9 @@ use crate::host::probe::Given;
 use crate::host::{checks, probe};
 use crate::plan::{Outcome, PlanError};
 use crate::recipe::Recipe;
+use crate::sys::exit::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 use crate::version::Version;
 use crate::{plan, recipe};
-
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_REFUSED: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser, Debug)]
 #[command(

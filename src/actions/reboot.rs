@@ -170,7 +170,7 @@ impl Kind for Reboot {
         while std::time::Instant::now() < deadline {
             if crate::sys::process::stop::requested() {
                 outln!("hoist: the host is rebooting; the upgrade resumes by itself at boot");
-                std::process::exit(3);
+                std::process::exit(crate::sys::exit::EXIT_PAUSED.into());
             }
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::actions::Action;
-use crate::commands::upgrade::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
+use crate::sys::exit::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 
 #[derive(Args, Debug)]
 pub struct ActionArgs {

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::actions::Action;
 use crate::actions::firewall::{Firewall, Found, Op, Sh};
 use crate::run::journal::Journal;
+use crate::sys::exit::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum FirewallCommand {
@@ -144,7 +145,7 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
             Ok(l) => l,
             Err(e) => {
                 return fail(
-                    2,
+                    EXIT_USAGE,
                     "unreadable",
                     &format!("cannot read {}: {e}", path.display()),
                 );
@@ -152,7 +153,7 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
         };
         let Some(r) = loaded.recipe else {
             return fail(
-                2,
+                EXIT_USAGE,
                 "invalid-recipe",
                 &format!(
                     "{} is not a valid recipe (see `hoist lint`)",
@@ -178,17 +179,23 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
         match crate::run::lock::acquire(state_dir, "firewall leftovers") {
             Ok(l) => _lock = Some(l),
             Err(crate::run::lock::LockError::Held { holder }) => live = Some(holder),
-            Err(e) => return fail(1, e.code(), &e.to_string()),
+            Err(e) => return fail(EXIT_REFUSED, e.code(), &e.to_string()),
         }
     } else {
         match crate::run::lock::holder(state_dir) {
             Ok(h) => live = h,
-            Err(e) => return fail(1, e.code(), &e.to_string()),
+            Err(e) => return fail(EXIT_REFUSED, e.code(), &e.to_string()),
         }
     }
     let journal = match Journal::open_existing(state_dir) {
         Ok(j) => j,
-        Err(e) => return fail(1, "journal", &format!("cannot read the journal: {e}")),
+        Err(e) => {
+            return fail(
+                EXIT_REFUSED,
+                "journal",
+                &format!("cannot read the journal: {e}"),
+            );
+        }
     };
     let have_state = journal.is_some();
     let mut unfinished = None;
@@ -222,7 +229,11 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
         } else {
             outln!("{why}");
         }
-        return if recipe.is_some() || have_state { 0 } else { 2 };
+        return if recipe.is_some() || have_state {
+            EXIT_OK
+        } else {
+            EXIT_USAGE
+        };
     }
 
     let sh = Sh {
@@ -260,9 +271,9 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
         .collect();
     let refused = *remove && live.is_some() && !left.is_empty();
     let code = if !errors.is_empty() || refused || (live.is_none() && !left.is_empty()) {
-        1
+        EXIT_REFUSED
     } else {
-        0
+        EXIT_OK
     };
     if json {
         outln!(

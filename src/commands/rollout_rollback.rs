@@ -36,10 +36,11 @@
 
 use std::path::Path;
 
-use crate::commands::upgrade::{EXIT_OK, EXIT_REFUSED, refuse};
+use crate::commands::upgrade::refuse;
 use crate::run::journal::{Journal, RunRecord};
 use crate::run::state::RunState;
 use crate::run::{Engine, RunError};
+use crate::sys::exit::{EXIT_OK, EXIT_REFUSED};
 
 pub fn rollback(state_dir: &Path, tag: &str, json: bool) -> u8 {
     inner(state_dir, tag, json)

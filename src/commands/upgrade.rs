@@ -10,11 +10,8 @@ use crate::recipe::Recipe;
 use crate::run::journal::Journal;
 use crate::run::state::RunState;
 use crate::run::{Ending, Engine, Options, RunError, Stored};
+use crate::sys::exit::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 use crate::version::Version;
-
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_REFUSED: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
 
 pub struct Request<'a> {
     pub recipe: &'a Recipe,

@@ -44,7 +44,7 @@ pub fn main(args: &DemoArgs) -> u8 {
         Ok(code) => code,
         Err(e) => {
             errln!("hoist demo: {e}");
-            crate::cli::EXIT_USAGE
+            crate::sys::exit::EXIT_USAGE
         }
     }
 }
@@ -107,7 +107,7 @@ pub fn internal(args: &InternalArgs) -> u8 {
         Err(e) => {
             crate::output::out::clap_error(&e);
             return if e.use_stderr() {
-                crate::cli::EXIT_USAGE
+                crate::sys::exit::EXIT_USAGE
             } else {
                 0
             };
@@ -115,7 +115,7 @@ pub fn internal(args: &InternalArgs) -> u8 {
     };
     let Some(dir) = parsed.dir.as_deref() else {
         errln!("hoist demo-internal: --dir is required");
-        return crate::cli::EXIT_USAGE;
+        return crate::sys::exit::EXIT_USAGE;
     };
     // One spelling of the directory everywhere: `status` recognises the
     // server by it.
@@ -123,7 +123,7 @@ pub fn internal(args: &InternalArgs) -> u8 {
         Ok(d) => Layout::new(&d),
         Err(e) => {
             errln!("hoist demo-internal: {}: {e}", dir.display());
-            return crate::cli::EXIT_USAGE;
+            return crate::sys::exit::EXIT_USAGE;
         }
     };
     let done = |message: String| (0, message);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use crate::cli::{EXIT_OK, EXIT_REFUSED};
+use crate::sys::exit::{EXIT_OK, EXIT_REFUSED};
 
 #[derive(Subcommand, Debug)]
 pub enum FleetCommand {

@@ -21,11 +21,8 @@ use super::run::{Executor, Options, Outcome, Progress};
 use super::ssh::{Settings, SshTransport};
 use super::state::FleetState;
 use super::transport::{HostEvent, HostResult};
-use crate::cli::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 use crate::recipe::Recipe;
-
-/// Exit code of a rollout paused (as `hoist upgrade` paused).
-pub const EXIT_PAUSED: u8 = 3;
+use crate::sys::exit::{EXIT_OK, EXIT_PAUSED, EXIT_REFUSED, EXIT_USAGE};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {

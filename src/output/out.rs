@@ -24,8 +24,7 @@ use std::fmt;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// 128 + SIGPIPE, what a shell reports for a program killed by SIGPIPE.
-pub const EXIT_BROKEN_PIPE: u8 = 141;
+use crate::sys::exit::{EXIT_BROKEN_PIPE, EXIT_REFUSED, EXIT_USAGE};
 
 /// What a failed write does to the command (see the module's text).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,7 +121,7 @@ fn failure(stream: Stream, e: &io::Error) {
                     "hoist: cannot write to standard output: {e}"
                 );
             }
-            std::process::exit(crate::cli::EXIT_REFUSED.into());
+            std::process::exit(EXIT_REFUSED.into());
         }
         Policy::GoOn => {
             if first && stream == Stream::Stdout {
@@ -195,7 +194,7 @@ pub fn clap_error(e: &clap::Error) -> u8 {
     if let Err(err) = shown {
         failure(stream, &err);
     }
-    u8::try_from(e.exit_code()).unwrap_or(crate::cli::EXIT_USAGE)
+    u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE)
 }
 
 /// A progress bar on stderr, when it is a terminal. indicatif draws it

@@ -128,12 +128,13 @@ pub enum Ending {
 }
 
 impl Ending {
-    /// 0 done, 1 failed, 3 stopped and resumable.
+    /// 0 done, 1 failed, 3 stopped and resumable (`sys::exit`).
     pub fn exit_code(&self) -> u8 {
+        use crate::sys::exit::{EXIT_OK, EXIT_PAUSED, EXIT_REFUSED};
         match self {
-            Ending::Committed | Ending::Prepared | Ending::RolledBack { failed: None } => 0,
-            Ending::Paused | Ending::AwaitsPerson { .. } => 3,
-            _ => 1,
+            Ending::Committed | Ending::Prepared | Ending::RolledBack { failed: None } => EXIT_OK,
+            Ending::Paused | Ending::AwaitsPerson { .. } => EXIT_PAUSED,
+            _ => EXIT_REFUSED,
         }
     }
 }

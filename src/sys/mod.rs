@@ -1,7 +1,8 @@
 //! The bottom layer: what every other module stands on and that imports
 //! none of them: running programs (bounded, contained, signals), crash-safe
-//! writes, and following a log file.
+//! writes, following a log file, and the exit codes.
 
+pub mod exit;
 pub mod follow;
 pub mod fsutil;
 pub mod process;
