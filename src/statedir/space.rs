@@ -32,7 +32,7 @@ pub use crate::sys::fsutil::free;
 /// `free`, for a message: "12.0 MiB" or "unknown".
 pub fn free_text(dir: &Path) -> String {
     free(dir)
-        .map(crate::commands::backups::human_size)
+        .map(crate::sys::size::human_size)
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -46,9 +46,9 @@ pub fn check_free(dir: &Path) -> Result<(), String> {
     }
     Err(format!(
         "only {} free in the state directory {}, and a run needs {}: its journal, its logs and what it saves to undo its steps. Free some space there, then upgrade again; nothing was changed",
-        crate::commands::backups::human_size(have),
+        crate::sys::size::human_size(have),
         dir.display(),
-        crate::commands::backups::human_size(MIN_FREE)
+        crate::sys::size::human_size(MIN_FREE)
     ))
 }
 

@@ -1,8 +1,10 @@
 //! The bottom layer: what every other module stands on and that imports
 //! none of them: running programs (bounded, contained, signals), crash-safe
-//! writes, following a log file, and the exit codes.
+//! writes, following a log file, sizes as the admin reads them, and the
+//! exit codes.
 
 pub mod exit;
 pub mod follow;
 pub mod fsutil;
 pub mod process;
+pub mod size;

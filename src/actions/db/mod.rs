@@ -18,6 +18,7 @@
 //!   checked by a fingerprint of its data, with an undo that puts the old
 //!   cluster back (see `cluster.rs`).
 
+pub mod backups;
 mod client;
 mod cluster;
 mod jasypt;

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use super::backups::{self, Entry};
 use super::client::{Client, stdin_from, stdout_to};
 use super::{Check, DEFAULT_KEEP, Db, Engine};
-use crate::commands::backups::{self, Entry};
 use crate::actions::ctx::Ctx;
 
 /// A query that answers a check or a wait: bounded on its own, well
@@ -148,7 +148,7 @@ pub fn backup(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
         "dump of {} verified: {} ({})",
         db.database,
         dest.display(),
-        backups::human_size(bytes)
+        crate::sys::size::human_size(bytes)
     ));
     Ok(())
 }
