@@ -7,9 +7,13 @@
 //! and what is below it; `run/` (the engine, its journal, states and lock)
 //! imports the plan, the actions it runs and what is below them; `output/`
 //! (what hoist shows, which every layer may use) imports `sys` and, listed
-//! below, the journal's clock; `commands/` (the host's commands, the two the
-//! fleet's controller runs on a host among them) imports every layer below
-//! the command line but the fleet.
+//! below, the journal's clock; `statedir/` (the state directory's trust, free
+//! space and damage) imports `sys`; `actions/` (the kinds, their context
+//! `ctx` and `saved` files) imports the recipe, the host and what is below
+//! them and, listed below, the journal its context hands out and the plan's
+//! hex encoder; `commands/` (the host's commands, the two the fleet's
+//! controller runs on a host among them) imports every layer below the
+//! command line but the fleet.
 
 use std::path::{Path, PathBuf};
 
@@ -233,6 +237,34 @@ fn the_output_edge_imports_only_what_is_below_everything() {
         ],
     );
     assert!(up <= 1, "{up} imports from above the output edge");
+}
+
+#[test]
+fn the_state_directory_imports_only_the_bottom_layer() {
+    check_layer("statedir", 3, &["statedir", "sys", OUTPUT], &mut []);
+}
+
+#[test]
+fn the_actions_import_the_recipe_the_host_and_what_is_below_them() {
+    // `recipe`: the pair of layers that import each other (each kind parses
+    // its own table); `host`: what an action reads off the host (a
+    // package's installed version).
+    let allowed = ["actions", "recipe", "host", "sys", "version", OUTPUT];
+    let up = check_layer(
+        "actions",
+        30,
+        &allowed,
+        &mut [
+            // `Ctx` hands actions the journal (`once` marks, events); it
+            // goes when actions get what they need through `Ctx` methods.
+            except("actions/ctx.rs", "run::journal::Journal"),
+            // Key fingerprints and checksums are shown in hex with the plan
+            // hash's encoder, a helper that belongs in `sys`.
+            except("actions/fetch/openpgp.rs", "plan::hex"),
+            except("actions/fetch/verify.rs", "plan::hex"),
+        ],
+    );
+    assert!(up <= 7, "{up} imports from above the actions");
 }
 
 #[test]
