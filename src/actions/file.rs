@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use crate::actions::ctx::Ctx;
-use crate::output::diag::Problem;
 use crate::actions::saved::{self, Saved, real};
+use crate::output::diag::Problem;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -23,7 +23,11 @@ pub struct Gate {
     /// When set, the gate opens when this turns true, not on a keypress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<Until>,
-    #[serde(with = "duration::option", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "duration::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout: Option<Duration>,
 }
 
@@ -67,7 +71,11 @@ impl Kind for Gate {
     fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
         if let Some(u) = &self.until {
             // A check decides; --yes cannot open it.
-            ctx.note(&format!("gate: {} (waiting until {})", self.message, u.describe()));
+            ctx.note(&format!(
+                "gate: {} (waiting until {})",
+                self.message,
+                u.describe()
+            ));
             (ctx.progress)(&self.message);
             let timeout = self.timeout.unwrap_or(crate::actions::ctx::DEFAULT_TIMEOUT);
             return u.wait(ctx, timeout, Duration::from_secs(5));
@@ -83,10 +91,16 @@ impl Kind for Gate {
             ctx.awaits_person = true;
             return Err(format!("waits for a person: {}", self.message));
         }
-        let answer = (ctx.ask)(&format!("{}\nType yes when it is done, anything else to stop: ", self.message));
+        let answer = (ctx.ask)(&format!(
+            "{}\nType yes when it is done, anything else to stop: ",
+            self.message
+        ));
         match answer.as_deref().map(str::trim) {
             Some("yes") => {
-                ctx.note(&format!("gate: {} (confirmed at the terminal)", self.message));
+                ctx.note(&format!(
+                    "gate: {} (confirmed at the terminal)",
+                    self.message
+                ));
                 Ok(())
             }
             _ => Err(format!("gate: {}: not confirmed", self.message)),

@@ -41,20 +41,31 @@ pub struct Hooks {
 
 /// run-parts' LSB name rule.
 fn runnable_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Refuses a path others could have changed.
 fn safe(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != 0 && meta.uid() != me {
-        return Err(format!("{} is owned by uid {}, not root: refused", path.display(), meta.uid()));
+        return Err(format!(
+            "{} is owned by uid {}, not root: refused",
+            path.display(),
+            meta.uid()
+        ));
     }
     if meta.mode() & 0o022 != 0 {
         return Err(format!(
             "{} is writable by {}: refused (chmod go-w)",
             path.display(),
-            if meta.mode() & 0o002 != 0 { "everyone" } else { "its group" }
+            if meta.mode() & 0o002 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            }
         ));
     }
     Ok(())
@@ -85,11 +96,17 @@ fn not_runnable(m: &std::fs::Metadata) -> Option<&'static str> {
 fn link_skipped(link: &Path) -> Result<Option<String>, String> {
     let to = std::fs::read_link(link).map_err(|e| format!("{}: {e}", link.display()))?;
     let Ok(target) = std::fs::canonicalize(link) else {
-        return Ok(Some(format!("a symbolic link to {}, which does not exist", to.display())));
+        return Ok(Some(format!(
+            "a symbolic link to {}, which does not exist",
+            to.display()
+        )));
     };
     let m = std::fs::metadata(&target).map_err(|e| format!("{}: {e}", target.display()))?;
     if let Some(why) = not_runnable(&m) {
-        return Ok(Some(format!("a symbolic link to {}: {why}", target.display())));
+        return Ok(Some(format!(
+            "a symbolic link to {}: {why}",
+            target.display()
+        )));
     }
     safe(&target, &m)?;
     if let Some(parent) = target.parent() {
@@ -119,15 +136,23 @@ impl Hooks {
         let mut out = Vec::new();
         let mut skipped = Vec::new();
         let mut skip = |path: &Path, why: String| {
-            skipped.push(Skipped { path: path.to_path_buf(), why })
+            skipped.push(Skipped {
+                path: path.to_path_buf(),
+                why,
+            })
         };
         for p in paths {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if !runnable_name(name) {
-                skip(&p, "its name is not only letters, digits, `_` and `-` (as run-parts)".into());
+                skip(
+                    &p,
+                    "its name is not only letters, digits, `_` and `-` (as run-parts)".into(),
+                );
                 continue;
             }
-            let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
             if m.file_type().is_symlink() {
                 match link_skipped(&p)? {
                     None => out.push(p),
@@ -176,7 +201,8 @@ impl Kind for Hooks {
 
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>) {
         if self.dir.trim().is_empty() {
-            problems.push(Problem::error("empty-value", span.clone(), "`dir` is empty").label("here"));
+            problems
+                .push(Problem::error("empty-value", span.clone(), "`dir` is empty").label("here"));
         }
     }
 
@@ -198,20 +224,27 @@ impl Kind for Hooks {
             ctx.note(&format!("no scripts in {}", dir.display()));
         }
         let done = if self.each_once {
-            ctx.journal.once_done(ctx.product).map_err(|e| e.to_string())?
+            ctx.journal
+                .once_done(ctx.product)
+                .map_err(|e| e.to_string())?
         } else {
             Vec::new()
         };
         for script in scripts {
             let mark = format!("hook:{}", script.display());
             if done.contains(&mark) {
-                ctx.note(&format!("{} already ran once on this host", script.display()));
+                ctx.note(&format!(
+                    "{} already ran once on this host",
+                    script.display()
+                ));
                 continue;
             }
             let cmd = std::process::Command::new(&script);
             ctx.run(cmd, &script.display().to_string(), ctx.timeout)?;
             if self.each_once {
-                ctx.journal.mark_once(ctx.product, &mark, ctx.run).map_err(|e| e.to_string())?;
+                ctx.journal
+                    .mark_once(ctx.product, &mark, ctx.run)
+                    .map_err(|e| e.to_string())?;
             }
         }
         Ok(())

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use super::Kind;
 use crate::actions::ctx::Ctx;
 use crate::output::diag::Problem;
-use crate::sys::fsutil::write_atomic;
 use crate::recipe::duration;
+use crate::sys::fsutil::write_atomic;
 
 pub const UNIT: &str = "hoist-resume.service";
 const UNIT_DIR: &str = "/etc/systemd/system";
@@ -140,19 +140,31 @@ impl Kind for Reboot {
         };
         // Durability points: the marker, the unit and the banner are on
         // disk before the reboot is asked for.
-        write_atomic(&marker_path(&state_dir), &serde_json::to_vec(&marker).map_err(|e| e.to_string())?)
-            .map_err(|e| format!("{}: {e}", marker_path(&state_dir).display()))?;
-        write_atomic(&Path::new(UNIT_DIR).join(UNIT), unit_text(&hoist, &state_dir).as_bytes())
-            .map_err(|e| format!("{UNIT_DIR}/{UNIT}: {e}"))?;
-        write_atomic(Path::new(BANNER), banner_text(ctx.product, ctx.run, &state_dir).as_bytes())
-            .map_err(|e| format!("{BANNER}: {e}"))?;
+        write_atomic(
+            &marker_path(&state_dir),
+            &serde_json::to_vec(&marker).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("{}: {e}", marker_path(&state_dir).display()))?;
+        write_atomic(
+            &Path::new(UNIT_DIR).join(UNIT),
+            unit_text(&hoist, &state_dir).as_bytes(),
+        )
+        .map_err(|e| format!("{UNIT_DIR}/{UNIT}: {e}"))?;
+        write_atomic(
+            Path::new(BANNER),
+            banner_text(ctx.product, ctx.run, &state_dir).as_bytes(),
+        )
+        .map_err(|e| format!("{BANNER}: {e}"))?;
         let mut c = std::process::Command::new("systemctl");
         c.args(["daemon-reload"]);
         ctx.run(c, "systemctl daemon-reload", Duration::from_secs(60))?;
         let mut c = std::process::Command::new("systemctl");
         c.args(["enable", UNIT]);
         ctx.run(c, "systemctl enable hoist-resume", Duration::from_secs(60))?;
-        ctx.note(&format!("rebooting: {}; the run resumes at boot ({UNIT})", self.reason));
+        ctx.note(&format!(
+            "rebooting: {}; the run resumes at boot ({UNIT})",
+            self.reason
+        ));
         let _ = std::process::Command::new("sync").status();
         // The reboot request is hoist's own, not a process of the step: it
         // runs outside the step's transient scope, which the shutdown it
@@ -175,7 +187,10 @@ impl Kind for Reboot {
             std::thread::sleep(Duration::from_millis(200));
         }
         disable_unit(ctx);
-        Err(format!("asked for a reboot, but the host did not go down within {}", humantime::format_duration(self.back_within)))
+        Err(format!(
+            "asked for a reboot, but the host did not go down within {}",
+            humantime::format_duration(self.back_within)
+        ))
     }
 
     /// Done when the host booted since the marker was written. The unit is

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use crate::actions::ctx::Ctx;
-use crate::output::diag::Problem;
 use crate::actions::saved::{Saved, write_keeping_meta};
+use crate::output::diag::Problem;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]

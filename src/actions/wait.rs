@@ -80,9 +80,17 @@ impl Until {
                 Err(e) => Err(format!("{u}: {e}")),
             }
         } else if let Some(c) = &self.command {
-            check_status(ctx, crate::sys::process::argv(c), &super::exec::shell_words(c))
+            check_status(
+                ctx,
+                crate::sys::process::argv(c),
+                &super::exec::shell_words(c),
+            )
         } else if let Some(sh) = &self.shell {
-            check_status(ctx, crate::sys::process::shell(sh), &super::exec::first_line(sh))
+            check_status(
+                ctx,
+                crate::sys::process::shell(sh),
+                &super::exec::first_line(sh),
+            )
         } else if let Some(q) = &self.sql {
             // Each poll's answer goes to the run log: the admin following
             // a long wait (seed 003: all hosts Up) sees where it stands.
@@ -131,7 +139,9 @@ impl Until {
                 ));
             }
             if !crate::sys::process::stop::sleep(interval.min(deadline - now)) {
-                return Err(format!("stopped by a signal while waiting; last seen: {seen}"));
+                return Err(format!(
+                    "stopped by a signal while waiting; last seen: {seen}"
+                ));
             }
         }
     }

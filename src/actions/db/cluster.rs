@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use super::client::{Client, stdout_to};
 use super::{Credentials, Db, Engine, Method, Op};
 use crate::actions::ctx::Ctx;
-use crate::output::diag::Problem;
 use crate::actions::saved::Saved;
+use crate::output::diag::Problem;
 
 /// Written before `pg_upgradecluster` runs: from then on, the new cluster
 /// (if it exists) is this step's, and the old one may have been changed.

@@ -162,12 +162,16 @@ mod tests {
     #[test]
     fn replace_renames_the_agent_class() {
         // Seed 003: the agent.properties resource class moved.
-        let re = regex::Regex::new(
-            r"com\.cloud\.agent\.resource\.computing\.LibvirtComputingResource",
-        )
-        .unwrap();
-        let text = "# agent\nresource=com.cloud.agent.resource.computing.LibvirtComputingResource\n";
-        let out = replace(text, &re, "com.cloud.hypervisor.kvm.resource.LibvirtComputingResource");
+        let re =
+            regex::Regex::new(r"com\.cloud\.agent\.resource\.computing\.LibvirtComputingResource")
+                .unwrap();
+        let text =
+            "# agent\nresource=com.cloud.agent.resource.computing.LibvirtComputingResource\n";
+        let out = replace(
+            text,
+            &re,
+            "com.cloud.hypervisor.kvm.resource.LibvirtComputingResource",
+        );
         assert_eq!(
             out,
             "# agent\nresource=com.cloud.hypervisor.kvm.resource.LibvirtComputingResource\n"
@@ -183,15 +187,24 @@ mod tests {
             "# mode: classic or modern\nmode = modern\nother=1\n  # mode = old\n"
         );
         // A key that only starts like another is another key.
-        assert_eq!(set_key("modes=1\n", None, "mode", "=", "2"), "modes=1\nmode=2\n");
+        assert_eq!(
+            set_key("modes=1\n", None, "mode", "=", "2"),
+            "modes=1\nmode=2\n"
+        );
         // Missing: appended, after a newline if the file lacks one.
         assert_eq!(set_key("a=1", None, "b", "=", "2"), "a=1\nb=2\n");
         // Every occurrence, line endings kept.
-        assert_eq!(set_key("k=1\r\nk=2\r\n", None, "k", "=", "3"), "k=3\r\nk=3\r\n");
+        assert_eq!(
+            set_key("k=1\r\nk=2\r\n", None, "k", "=", "3"),
+            "k=3\r\nk=3\r\n"
+        );
         assert_eq!(set_key("a=1\r\n", None, "k", "=", "3"), "a=1\r\nk=3\r\n");
         // `:` separators and whitespace separators.
         assert_eq!(set_key("k : 1\n", None, "k", ":", "2"), "k : 2\n");
-        assert_eq!(set_key("Port 22\nPorts 1\n", None, "Port", " ", "2222"), "Port 2222\nPorts 1\n");
+        assert_eq!(
+            set_key("Port 22\nPorts 1\n", None, "Port", " ", "2222"),
+            "Port 2222\nPorts 1\n"
+        );
         // An empty value.
         assert_eq!(set_key("k=1\n", None, "k", "=", ""), "k=\n");
         assert_eq!(set_key("k=\n", None, "k", "=", "v"), "k=v\n");
@@ -213,7 +226,10 @@ mod tests {
         // A section with only its header.
         assert_eq!(set_key("[a]\n", Some("a"), "k", "=", "1"), "[a]\nk=1\n");
         // A missing section: at the end.
-        assert_eq!(set_key("x=1", Some("c"), "k", "=", "1"), "x=1\n\n[c]\nk=1\n");
+        assert_eq!(
+            set_key("x=1", Some("c"), "k", "=", "1"),
+            "x=1\n\n[c]\nk=1\n"
+        );
         assert_eq!(set_key("", Some("c"), "k", "=", "1"), "[c]\nk=1\n");
         // Without a section, the whole file.
         assert_eq!(

@@ -127,7 +127,9 @@ fn installed_version(package: &str) -> Result<String, String> {
     if out.success() && !v.is_empty() {
         Ok(v.to_string())
     } else {
-        Err(format!("{package} is not installed: no older version to take a merge base from"))
+        Err(format!(
+            "{package} is not installed: no older version to take a merge base from"
+        ))
     }
 }
 
@@ -190,12 +192,7 @@ fn extract(deb: &Path, path: &Path, scratch: &Path) -> Result<Vec<u8>, String> {
 /// The 3-way merge of `theirs` (the packaged new file) into `ours` (the
 /// live file), from `base`. `Err` holds the conflicted text, its markers
 /// naming the three files.
-pub fn merge(
-    base: &str,
-    ours: &str,
-    theirs: &str,
-    names: [&str; 3],
-) -> Result<String, String> {
+pub fn merge(base: &str, ours: &str, theirs: &str, names: [&str; 3]) -> Result<String, String> {
     if ours == theirs {
         return Ok(ours.to_string());
     }
@@ -204,9 +201,7 @@ pub fn merge(
         conflicted
             .split_inclusive('\n')
             .map(|l| {
-                let (body, nl) = l
-                    .strip_suffix('\n')
-                    .map_or((l, ""), |b| (b, "\n"));
+                let (body, nl) = l.strip_suffix('\n').map_or((l, ""), |b| (b, "\n"));
                 match body {
                     "<<<<<<< ours" => format!("<<<<<<< {ours_name}{nl}"),
                     "||||||| original" => format!("||||||| {base_name}{nl}"),
@@ -236,7 +231,13 @@ mod tests {
     fn conflict_names_the_files() {
         let ours = "a\nb-local\nc\nd\ne\nf\ng\n";
         let theirs = "a\nb-upstream\nc\nd\ne\nf\ng\n";
-        let c = merge(BASE, ours, theirs, ["/etc/x", "old.deb", "/etc/x.dpkg-dist"]).unwrap_err();
+        let c = merge(
+            BASE,
+            ours,
+            theirs,
+            ["/etc/x", "old.deb", "/etc/x.dpkg-dist"],
+        )
+        .unwrap_err();
         assert!(c.contains("<<<<<<< /etc/x\nb-local\n"), "{c}");
         assert!(c.contains("||||||| old.deb\nb\n"), "{c}");
         assert!(c.contains(">>>>>>> /etc/x.dpkg-dist\n"), "{c}");
@@ -248,7 +249,10 @@ mod tests {
             deb_version("cloudstack-agent_4.2.1_all.deb", "cloudstack-agent").as_deref(),
             Some("4.2.1")
         );
-        assert_eq!(deb_version("foo_1%3a2.0-1_amd64.deb", "foo").as_deref(), Some("1:2.0-1"));
+        assert_eq!(
+            deb_version("foo_1%3a2.0-1_amd64.deb", "foo").as_deref(),
+            Some("1:2.0-1")
+        );
         assert_eq!(deb_version("foo-bar_1.0_all.deb", "foo"), None);
         assert_eq!(deb_version("foo_1.0_all.deb.part", "foo"), None);
     }
@@ -266,7 +270,10 @@ mod tests {
         ] {
             std::fs::write(d.join(n), b"").unwrap();
         }
-        assert_eq!(older_deb(&d, "foo", "2.0-1"), Some(d.join("foo_1.2-1_all.deb")));
+        assert_eq!(
+            older_deb(&d, "foo", "2.0-1"),
+            Some(d.join("foo_1.2-1_all.deb"))
+        );
         assert_eq!(older_deb(&d, "foo", "1.0-1"), None);
         let _ = std::fs::remove_dir_all(&d);
     }

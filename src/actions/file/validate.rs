@@ -77,20 +77,30 @@ pub fn check(f: &File, span: &Range<usize>, problems: &mut Vec<Problem>) {
     }
     if f.op == Op::SetKey {
         if f.separator.is_empty() || f.separator.contains(['\n', '\r']) {
-            bad("bad-value", "`separator` must be one or more characters on one line".into());
+            bad(
+                "bad-value",
+                "`separator` must be one or more characters on one line".into(),
+            );
         }
         if let Some(k) = &f.key
             && (k.trim().is_empty() || k.trim() != k)
         {
-            bad("bad-value", "`key` must be a name without surrounding spaces".into());
+            bad(
+                "bad-value",
+                "`key` must be a name without surrounding spaces".into(),
+            );
         }
     }
     if let Some(p) = &f.pattern
         && let Err(e) = regex::Regex::new(p)
     {
         problems.push(
-            Problem::error("bad-regex", span.clone(), format!("`pattern` is not a regex: {e}"))
-                .label("here"),
+            Problem::error(
+                "bad-regex",
+                span.clone(),
+                format!("`pattern` is not a regex: {e}"),
+            )
+            .label("here"),
         );
     }
 }
@@ -113,19 +123,51 @@ mod tests {
     #[test]
     fn validation() {
         assert!(codes(&file("op = 'ensure_line'\npath = '/x'\nline = 'a=1'")).is_empty());
-        assert_eq!(codes(&file("op = 'ensure_line'\npath = '/x'")), ["missing-key"]);
         assert_eq!(
-            codes(&file("op = 'ensure_line'\npath = '/x'\nline = 'a'\nbase = '/b'")),
+            codes(&file("op = 'ensure_line'\npath = '/x'")),
+            ["missing-key"]
+        );
+        assert_eq!(
+            codes(&file(
+                "op = 'ensure_line'\npath = '/x'\nline = 'a'\nbase = '/b'"
+            )),
             ["unused-key"]
         );
-        assert_eq!(codes(&file("op = 'set_key'\npath = '/x'\nkey = 'a'\nvalue = \"1\\n2\"")), ["bad-value"]);
-        assert_eq!(codes(&file("op = 'set_key'\npath = '/x'\nkey = 'a'\nvalue = '1'\nseparator = ''")), ["bad-value"]);
-        assert_eq!(codes(&file("op = 'replace'\npath = '/x'\npattern = '('\nreplacement = ''")), ["bad-regex"]);
-        assert!(codes(&file("op = 'merge_new'\npath = '/x'\nbase = 'old.deb'\npackage = 'p'")).is_empty());
-        assert_eq!(codes(&file("op = 'merge_new'\npath = ''")), ["empty-value"]);
-        assert!(codes(&file("op = 'set_key'\npath = '/x'\nkey = 'a'\nvalue = '1'\nsection = 's'")).is_empty());
         assert_eq!(
-            codes(&file("op = 'replace'\npath = '/x'\npattern = 'a'\nreplacement = 'b'\nsection = 's'")),
+            codes(&file(
+                "op = 'set_key'\npath = '/x'\nkey = 'a'\nvalue = \"1\\n2\""
+            )),
+            ["bad-value"]
+        );
+        assert_eq!(
+            codes(&file(
+                "op = 'set_key'\npath = '/x'\nkey = 'a'\nvalue = '1'\nseparator = ''"
+            )),
+            ["bad-value"]
+        );
+        assert_eq!(
+            codes(&file(
+                "op = 'replace'\npath = '/x'\npattern = '('\nreplacement = ''"
+            )),
+            ["bad-regex"]
+        );
+        assert!(
+            codes(&file(
+                "op = 'merge_new'\npath = '/x'\nbase = 'old.deb'\npackage = 'p'"
+            ))
+            .is_empty()
+        );
+        assert_eq!(codes(&file("op = 'merge_new'\npath = ''")), ["empty-value"]);
+        assert!(
+            codes(&file(
+                "op = 'set_key'\npath = '/x'\nkey = 'a'\nvalue = '1'\nsection = 's'"
+            ))
+            .is_empty()
+        );
+        assert_eq!(
+            codes(&file(
+                "op = 'replace'\npath = '/x'\npattern = 'a'\nreplacement = 'b'\nsection = 's'"
+            )),
             ["unused-key"]
         );
     }

@@ -220,9 +220,7 @@ fn xt_name(fw: &Firewall) -> &'static str {
 
 /// The iptables this host uses (what `iptables` runs), if installed.
 pub fn xt_default(sh: &Sh<'_>, fw: &Firewall) -> Result<Option<Xt>, String> {
-    which(xt_name(fw))
-        .map(|b| Xt::probe(sh, &b))
-        .transpose()
+    which(xt_name(fw)).map(|b| Xt::probe(sh, &b)).transpose()
 }
 
 /// Whether legacy xtables tables are loaded in this network namespace. Read
@@ -259,7 +257,13 @@ pub fn xt_all(sh: &Sh<'_>, fw: &Firewall) -> Result<Vec<Xt>, String> {
         let family = if fw.ipv6() { "ip6" } else { "ip" };
         let nft = nft.display().to_string();
         let has_table = sh
-            .run(&[nft, "list".into(), "table".into(), family.into(), "filter".into()])?
+            .run(&[
+                nft,
+                "list".into(),
+                "table".into(),
+                family.into(),
+                "filter".into(),
+            ])?
             .code
             == Some(0);
         if has_table {

@@ -297,7 +297,10 @@ impl Kind for Firewall {
         if self.op == Op::Remove {
             return Ok(());
         }
-        let sh = Sh { log: None, env: &[] };
+        let sh = Sh {
+            log: None,
+            env: &[],
+        };
         match backend::choose(&sh, self)? {
             backend::Chosen::Nft(_) => self.nft_chain().map(|_| ()),
             backend::Chosen::Xt(_) => Ok(()),

@@ -257,7 +257,11 @@ pub fn apply(p: &Packages, ctx: &mut Ctx<'_>) -> Result<(), String> {
                 // them, and the step's own apt command below does the rest;
                 // if it cannot, the step fails with apt's own words.
                 ctx.note(&format!("{e}: apt-get -f install finishes the rest"));
-                if let Err(e) = ctx.run(apt_get(p, &["-f", "install"]), "apt-get -f install", ctx.timeout) {
+                if let Err(e) = ctx.run(
+                    apt_get(p, &["-f", "install"]),
+                    "apt-get -f install",
+                    ctx.timeout,
+                ) {
                     ctx.note(&format!("{e}: the step's own apt-get goes on from there"));
                 }
             }

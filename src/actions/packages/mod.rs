@@ -169,7 +169,11 @@ impl Kind for Packages {
             ),
             m => {
                 let argv = rpm::command(self, m);
-                ctx.run(crate::sys::process::argv(&argv), &argv.join(" "), ctx.timeout)
+                ctx.run(
+                    crate::sys::process::argv(&argv),
+                    &argv.join(" "),
+                    ctx.timeout,
+                )
             }
         }
     }
