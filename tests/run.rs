@@ -584,9 +584,8 @@ fn a_person_gate_opens_when_a_person_answers_at_a_terminal() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Answered once the question is on the screen (bounded by the gate's
-    // own wait for an answer: the run would pause, and the test fail).
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // The terminal keeps the answer until the gate reads it (nothing else
+    // reads it: --yes answers the upgrade prompt).
     use std::io::Write;
     child.stdin.take().unwrap().write_all(b"yes\n").unwrap();
     let o = child.wait_with_output().unwrap();
