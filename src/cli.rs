@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::host::facts::Facts;
 use crate::host::probe::Given;
 use crate::host::{checks, probe};
+use crate::output::wire::refuse as fail;
 use crate::plan::{Outcome, PlanError};
 use crate::recipe::Recipe;
 use crate::sys::exit::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
@@ -281,18 +282,6 @@ pub fn main() -> ExitCode {
         Command::DemoInternal(args) => crate::demo::internal(args),
     };
     ExitCode::from(code)
-}
-
-fn fail(json: bool, code: u8, error: &str, message: &str) -> u8 {
-    if json {
-        outln!(
-            "{}",
-            serde_json::json!({ "error": error, "message": message })
-        );
-    } else {
-        errln!("hoist: {message}");
-    }
-    code
 }
 
 fn lint(paths: &[PathBuf], json: bool) -> u8 {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::actions::Action;
+use crate::output::wire::{self, Event};
 use crate::sys::exit::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 
 #[derive(Args, Debug)]
@@ -28,17 +29,18 @@ pub struct ActionArgs {
     pub confirmed: bool,
 }
 
-/// Always one JSON line on stdout: `{"ok": true}` or `{"ok": false,
-/// "error": ...}`, which the controller reads.
+/// Always ends with one `action-finished` line on stdout (`ok`, and the
+/// `error` when not), which the controller reads.
 pub fn action(args: &ActionArgs, state_dir: &Path) -> u8 {
     let (code, error) = match run(args, state_dir) {
         Ok(()) => (EXIT_OK, None),
         Err((code, e)) => (code, Some(e)),
     };
-    outln!(
-        "{}",
-        serde_json::json!({ "ok": error.is_none(), "step": args.id, "error": error })
-    );
+    wire::emit(Event::ActionFinished {
+        step: args.id.clone(),
+        ok: error.is_none(),
+        error,
+    });
     code
 }
 
@@ -84,10 +86,10 @@ fn run(args: &ActionArgs, state_dir: &Path) -> Result<(), (u8, String)> {
     // Before the answer line, one JSON line per progress line (a long
     // wait, a followed log), which the controller shows as they come.
     let progress = |line: &str| {
-        outln!(
-            "{}",
-            serde_json::json!({ "event": "step-progress", "step": args.id, "line": line })
-        );
+        wire::emit(Event::StepProgress {
+            step: args.id.clone(),
+            line: line.to_string(),
+        });
     };
     let mut ctx = crate::actions::ctx::Ctx {
         product: &recipe.product.name,

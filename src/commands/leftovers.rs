@@ -129,15 +129,7 @@ fn copies(found: &[Found]) -> String {
 pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
     let FirewallCommand::Leftovers { recipe, remove } = cmd;
     let fail = |code: u8, error: &str, message: &str| -> u8 {
-        if json {
-            outln!(
-                "{}",
-                serde_json::json!({ "error": error, "message": message })
-            );
-        } else {
-            errln!("hoist: {message}");
-        }
-        code
+        crate::output::wire::refuse(json, code, error, message)
     };
     let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
     if let Some(path) = recipe {

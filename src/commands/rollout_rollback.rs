@@ -169,17 +169,12 @@ fn committed_why(run: &RunRecord, tag: &str) -> String {
 /// Success with nothing done: one JSON line, or the sentence.
 fn nothing(json: bool, run: Option<&RunRecord>, reason: &str, message: &str) -> u8 {
     if json {
-        outln!(
-            "{}",
-            serde_json::json!({
-                "schema": crate::output::ui::EVENT_SCHEMA,
-                "event": "nothing-to-roll-back",
-                "run": run.map(|r| r.id),
-                "state": run.map(|r| r.state),
-                "reason": reason,
-                "message": message,
-            })
-        );
+        crate::output::wire::emit(crate::output::wire::Event::NothingToRollBack {
+            run: run.map(|r| r.id),
+            state: run.map(|r| r.state.as_str().to_string()),
+            reason: reason.to_string(),
+            message: message.to_string(),
+        });
     } else {
         outln!("{message}");
     }

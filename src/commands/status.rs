@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::output::wire::{SCHEMA, Status};
 use crate::run::journal::{Journal, RunRecord};
 use crate::run::state::{RunState, StepState};
 
@@ -190,6 +191,15 @@ pub fn next_action(r: &RunRecord, live: Option<&str>, full: Option<&str>) -> Str
     }
 }
 
+/// `hoist status --json` when the journal holds no run.
+fn no_run() {
+    let answer: Status<RunRecord, crate::run::journal::Event> = Status::no_run();
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(&answer).unwrap_or_default()
+    );
+}
+
 /// A state directory or journal hoist cannot trust or read: exit 1, said
 /// on stderr even with `--json` (the fleet controller reads it there).
 fn refused(e: &dyn std::fmt::Display) -> u8 {
@@ -202,7 +212,7 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
         Ok(Some(j)) => j,
         Ok(None) => {
             if json {
-                outln!("{}", serde_json::json!({ "runs": 0 }));
+                no_run();
             } else {
                 outln!(
                     "no upgrade has run on this host (state directory {})",
@@ -218,7 +228,7 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
         Ok(None) => {
             // A journal with no run yet (a fleet run-once step opened it).
             if json {
-                outln!("{}", serde_json::json!({ "runs": 0 }));
+                no_run();
             } else {
                 outln!("no upgrade has run on this host");
             }
@@ -238,17 +248,21 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
     let next = next_action(&record, live.as_deref(), full.as_deref());
     let log = journal.log_path(record.id);
     if json {
-        let v = serde_json::json!({
-            "schema": crate::output::ui::EVENT_SCHEMA,
-            "run": record,
-            "at": at(&record).map(|s| s.key.clone()),
-            "running_now": live,
-            "disk_full": full,
-            "next": next,
-            "log": log,
-            "events": events,
-        });
-        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        let answer = Status {
+            schema: SCHEMA,
+            runs: journal.run_ids().map_or(1, |ids| ids.len()),
+            at: at(&record).map(|s| s.key.clone()),
+            run: Some(record),
+            running_now: live,
+            disk_full: full,
+            next,
+            log: Some(log.display().to_string()),
+            events,
+        };
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&answer).unwrap_or_default()
+        );
         return 0;
     }
     let r = &record;

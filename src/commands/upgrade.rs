@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::host::facts::Facts;
+use crate::output::wire::{self, Event};
 use crate::plan::{Outcome, Plan};
 use crate::recipe::Recipe;
 use crate::run::journal::Journal;
@@ -27,25 +28,14 @@ pub struct Request<'a> {
     pub rollout: Option<String>,
 }
 
-fn say(json: bool, error: &str, message: &str) {
-    if json {
-        outln!(
-            "{}",
-            serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": "refused", "error": error, "message": message })
-        );
-    } else {
-        errln!("hoist: {message}");
-    }
-}
-
 /// A line the admin should read that refuses nothing (with `--json`, a
 /// `notice` event naming what it is about).
 fn notice(json: bool, about: &str, message: &str) {
     if json {
-        outln!(
-            "{}",
-            serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": "notice", "about": about, "message": message })
-        );
+        wire::emit(Event::Notice {
+            about: about.to_string(),
+            message: message.to_string(),
+        });
     } else {
         errln!("hoist: {message}");
     }
@@ -78,10 +68,7 @@ pub(crate) fn settle_leftovers(
     Ok(())
 }
 
-pub(crate) fn refuse(json: bool, code: u8, error: &str, message: &str) -> u8 {
-    say(json, error, message);
-    code
-}
+pub(crate) use crate::output::wire::refuse;
 
 fn unfinished(journal: &Journal) -> Result<Option<crate::run::journal::RunRecord>, RunError> {
     Ok(journal.latest_run()?.filter(|r| !r.state.is_final()))
@@ -178,8 +165,11 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
             } else {
                 "WARN"
             };
-            say(
+            // Said as a refusal line, which it is part of; the exit code
+            // comes with the summary below.
+            refuse(
                 json,
+                EXIT_REFUSED,
                 &c.id,
                 &format!("{word} {}: {}.{remedy}", c.id, c.message),
             );
@@ -282,10 +272,14 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
         )?;
     }
     let mut engine = Engine::open(journal, run, json)?;
-    engine.ui.event(
-        "run-started",
-        serde_json::json!({ "run": run, "product": plan.product, "from": plan.current, "to": plan.target, "plan_hash": plan.hash, "steps": plan.steps.len() }),
-    );
+    engine.ui.event(Event::RunStarted {
+        run,
+        product: plan.product.clone(),
+        from: plan.current.to_string(),
+        to: plan.target.to_string(),
+        plan_hash: plan.hash.clone(),
+        steps: plan.steps.len(),
+    });
     let ending = engine.drive()?;
     Ok(report_ending(&engine, &ending))
 }
@@ -328,10 +322,10 @@ fn tempfile_log() -> Result<std::fs::File, String> {
 
 fn say_up_to_date(json: bool, product: &str, current: &Version, target: &Version) {
     if json {
-        outln!(
-            "{}",
-            serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": "up-to-date", "current": current, "target": target })
-        );
+        wire::emit(Event::UpToDate {
+            current: current.to_string(),
+            target: target.to_string(),
+        });
     } else {
         outln!("{product}: {current} is up to date (target {target}); nothing to do");
     }
@@ -455,17 +449,20 @@ pub(crate) fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
     };
     // A person's gate names itself, so a controller can ask for it.
     let awaits = match ending {
-        Ending::AwaitsPerson { step, message } => Some(serde_json::json!({
-            "gate": step.split('@').next().unwrap_or(step),
-            "step": step,
-            "message": message,
-        })),
+        Ending::AwaitsPerson { step, message } => Some(wire::AwaitsPerson {
+            gate: step.split('@').next().unwrap_or(step).to_string(),
+            step: step.clone(),
+            message: message.clone(),
+        }),
         _ => None,
     };
-    engine.ui.event(
-        "run-finished",
-        serde_json::json!({ "run": engine.run, "state": state, "message": text, "log": log, "awaits_person": awaits }),
-    );
+    engine.ui.event(Event::RunFinished {
+        run: engine.run,
+        state: state.to_string(),
+        message: text.clone(),
+        log: Some(log.display().to_string()),
+        awaits_person: awaits,
+    });
     if !engine.ui.json() {
         outln!("{text}");
         if matches!(ending, Ending::Committed) {
@@ -618,10 +615,10 @@ fn resume_inner(
         .options
         .confirm
         .extend(confirm.iter().cloned());
-    engine.ui.event(
-        "run-resumed",
-        serde_json::json!({ "run": run.id, "state": run.state.as_str() }),
-    );
+    engine.ui.event(Event::RunResumed {
+        run: run.id,
+        state: run.state.as_str().to_string(),
+    });
     if !json {
         outln!(
             "resuming run {}: {} {} -> {} ({})",

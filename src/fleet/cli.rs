@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
+use crate::output::wire::refuse as fail;
 use crate::sys::exit::{EXIT_OK, EXIT_REFUSED};
 
 #[derive(Subcommand, Debug)]
@@ -73,18 +74,6 @@ pub fn main(command: &FleetCommand, state_dir: &Path, json: bool) -> u8 {
         FleetCommand::Resume { run } => super::drive::resume(run, state_dir, json),
         FleetCommand::Rollback { run, yes } => super::drive::rollback(run, *yes, state_dir, json),
     }
-}
-
-fn fail(json: bool, code: u8, error: &str, message: &str) -> u8 {
-    if json {
-        outln!(
-            "{}",
-            serde_json::json!({ "error": error, "message": message })
-        );
-    } else {
-        errln!("hoist: {message}");
-    }
-    code
 }
 
 fn plan(inventory: &Path, recipe: &Path, to: Option<&str>, json: bool) -> u8 {

@@ -21,6 +21,7 @@ use super::run::{Executor, Options, Outcome, Progress};
 use super::ssh::{Settings, SshTransport};
 use super::state::FleetState;
 use super::transport::{HostEvent, HostResult};
+use crate::output::wire::{self, FleetEvent, refuse as fail};
 use crate::recipe::Recipe;
 use crate::sys::exit::{EXIT_OK, EXIT_PAUSED, EXIT_REFUSED, EXIT_USAGE};
 
@@ -52,16 +53,9 @@ pub struct RunArgs {
     pub confirm: Vec<String>,
 }
 
-fn fail(json: bool, code: u8, error: &str, message: &str) -> u8 {
-    if json {
-        outln!(
-            "{}",
-            serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": "refused", "error": error, "message": message })
-        );
-    } else {
-        errln!("hoist: {message}");
-    }
-    code
+/// A value as JSON for an event that carries a document made elsewhere.
+fn doc<T: serde::Serialize>(x: &T) -> serde_json::Value {
+    serde_json::to_value(x).unwrap_or_default()
 }
 
 /// The recipe, the inventory and the plan; `Err` is the exit code, the
@@ -170,7 +164,7 @@ pub fn upgrade(args: &RunArgs, to: Option<&str>, yes: bool, state_dir: &Path, js
         Err(e) => return fail(json, EXIT_USAGE, "journal", &e.to_string()),
     }
     if json {
-        event(json, "fleet-plan", serde_json::json!({ "plan": &plan }));
+        wire::emit(FleetEvent::FleetPlan { plan: doc(&plan) });
     } else {
         out!("{}", plan.render());
     }
@@ -349,11 +343,11 @@ pub fn rollback(args: &RunArgs, yes: bool, state_dir: &Path, json: bool) -> u8 {
         .collect();
     if json {
         let list: Vec<String> = todo.iter().map(Undo::describe).collect();
-        event(
-            json,
-            "fleet-rollback-plan",
-            serde_json::json!({ "rollout": view.id, "state": view.state, "undos": list }),
-        );
+        wire::emit(FleetEvent::FleetRollbackPlan {
+            rollout: view.id,
+            state: view.state.to_string(),
+            undos: list,
+        });
     } else {
         outln!(
             "Rolling back rollout {} of {} ({}), newest first:",
@@ -375,17 +369,18 @@ pub fn rollback(args: &RunArgs, yes: bool, state_dir: &Path, json: bool) -> u8 {
     let mut progress = |p: RbProgress<'_>| {
         let t = started.elapsed().as_secs_f64();
         match p {
-            RbProgress::Started(u) if json => event(
-                json,
-                "undo-started",
-                serde_json::json!({ "what": u.describe() }),
-            ),
+            RbProgress::Started(u) if json => {
+                wire::emit(FleetEvent::FleetUndoStarted { what: u.describe() })
+            }
             RbProgress::Started(u) => outln!("[{t:7.1}s] {}", u.describe()),
-            RbProgress::Ended(u, state, detail) if json => event(
-                json,
-                "undo-finished",
-                serde_json::json!({ "what": u.label(), "host": u.host(), "state": state, "detail": detail }),
-            ),
+            RbProgress::Ended(u, state, detail) if json => {
+                wire::emit(FleetEvent::FleetUndoFinished {
+                    what: u.label(),
+                    host: u.host().to_string(),
+                    state: state.to_string(),
+                    detail: detail.map(|d| d.to_string()),
+                })
+            }
             RbProgress::Ended(u, state, detail) => outln!(
                 "[{t:7.1}s]   {}: {state}{}",
                 u.label(),
@@ -406,17 +401,19 @@ pub fn rollback(args: &RunArgs, yes: bool, state_dir: &Path, json: bool) -> u8 {
     };
     let after = journal.load(view.id).ok();
     if json {
-        event(
-            json,
-            "rollback-finished",
-            serde_json::json!({
-                "rollout": view.id,
-                "state": after.as_ref().map(|v| v.state),
-                "error": match &outcome { RbOutcome::Failed(e) => Some(e.as_str()), _ => None },
-                "left": match &outcome { RbOutcome::PartlyRolledBack(l) => Some(l), _ => None },
-                "summary": after.as_ref().map(|v| v.summary_json()),
-            }),
-        );
+        wire::emit(FleetEvent::RollbackFinished {
+            rollout: view.id,
+            state: after.as_ref().map(|v| v.state.to_string()),
+            error: match &outcome {
+                RbOutcome::Failed(e) => Some(e.clone()),
+                _ => None,
+            },
+            left: match &outcome {
+                RbOutcome::PartlyRolledBack(l) => Some(l.clone()),
+                _ => None,
+            },
+            summary: after.as_ref().map(|v| v.summary_json()),
+        });
     } else {
         match &outcome {
             RbOutcome::Failed(why) => outln!("rollback stopped: {why}"),
@@ -453,11 +450,12 @@ fn drive(
         let _ = signal_hook::flag::register(sig, Arc::clone(&pause));
     }
     let started = Instant::now();
-    event(
-        json,
-        "rollout-started",
-        serde_json::json!({ "rollout": run, "tag": transport.tag() }),
-    );
+    if json {
+        wire::emit(FleetEvent::RolloutStarted {
+            rollout: run,
+            tag: transport.tag().to_string(),
+        });
+    }
     let mut progress = |p: Progress<'_>| show(json, started, p);
     let outcome = {
         let mut ex = Executor::new(
@@ -495,16 +493,12 @@ fn drive(
     };
     let view = journal.load(run).ok();
     if json {
-        event(
-            json,
-            "rollout-finished",
-            serde_json::json!({
-                "rollout": run,
-                "state": state,
-                "summary": view.as_ref().map(|v| v.summary_json()),
-                "seconds": started.elapsed().as_secs_f64(),
-            }),
-        );
+        wire::emit(FleetEvent::RolloutFinished {
+            rollout: run,
+            state: state.to_string(),
+            summary: view.as_ref().map(|v| v.summary_json()),
+            seconds: started.elapsed().as_secs_f64(),
+        });
     } else {
         if let Some(v) = &view {
             out!("{}", v.summary());
@@ -519,17 +513,6 @@ fn drive(
         }
     }
     code
-}
-
-fn event(json: bool, name: &str, fields: serde_json::Value) {
-    if !json {
-        return;
-    }
-    let mut obj = serde_json::json!({ "schema": crate::output::ui::EVENT_SCHEMA, "event": name, "at": crate::run::journal::now() });
-    if let (Some(o), serde_json::Value::Object(f)) = (obj.as_object_mut(), fields) {
-        o.extend(f);
-    }
-    outln!("{obj}");
 }
 
 /// One line per thing that happens, prefixed by the time since the start.
@@ -552,29 +535,26 @@ fn show(json: bool, started: Instant, p: Progress<'_>) {
                 Item::Pause { after } => format!("pause after stage {after}"),
             };
             if json {
-                event(
-                    json,
-                    "fleet-item",
-                    serde_json::json!({ "n": n, "item": what }),
-                );
+                wire::emit(FleetEvent::FleetItem { n, item: what });
             } else {
                 outln!("[{t:7.1}s] {what}");
             }
         }
         Progress::HostStarted(h) => {
             if json {
-                event(json, "host-started", serde_json::json!({ "host": h }));
+                wire::emit(FleetEvent::HostStarted {
+                    host: h.to_string(),
+                });
             } else {
                 outln!("[{t:7.1}s]   {h}: started");
             }
         }
         Progress::HostEvent(h, e) => {
             if json {
-                event(
-                    json,
-                    "host-event",
-                    serde_json::json!({ "host": h, "detail": e }),
-                );
+                wire::emit(FleetEvent::HostEvent {
+                    host: h.to_string(),
+                    detail: doc(&e),
+                });
                 return;
             }
             match e {
@@ -588,11 +568,11 @@ fn show(json: bool, started: Instant, p: Progress<'_>) {
         }
         Progress::HostEnded(h, r) => {
             if json {
-                event(
-                    json,
-                    "host-finished",
-                    serde_json::json!({ "host": h, "ok": r.ok(), "result": r }),
-                );
+                wire::emit(FleetEvent::HostFinished {
+                    host: h.to_string(),
+                    ok: r.ok(),
+                    result: doc(&r),
+                });
             } else {
                 let word = match r {
                     HostResult::Committed => "UPGRADED",
@@ -606,11 +586,12 @@ fn show(json: bool, started: Instant, p: Progress<'_>) {
         }
         Progress::OnceEnded(h, id, r) => {
             if json {
-                event(
-                    json,
-                    "host-step-finished",
-                    serde_json::json!({ "host": h, "id": id, "ok": r.is_ok(), "error": r.as_ref().err() }),
-                );
+                wire::emit(FleetEvent::HostStepFinished {
+                    host: h.to_string(),
+                    id: id.to_string(),
+                    ok: r.is_ok(),
+                    error: r.as_ref().err().map(|e| e.to_string()),
+                });
             } else {
                 match r {
                     Ok(()) => outln!("[{t:7.1}s]   {h}: {id} done"),

@@ -4,9 +4,8 @@
 //!
 //! Pure functions over text, so the mapping is tested without a host.
 
-use serde_json::Value;
-
 use super::transport::{HostEvent, HostResult, HostRollback, RemoteStatus};
+use crate::output::wire::{self, Event, JournalEvent, RunBrief, Unread};
 use crate::run::journal::ROLLOUT_EVENT;
 
 /// What the lines of one upgrade said so far.
@@ -22,54 +21,62 @@ pub struct Upgrade {
     pub up_to_date: bool,
     /// `refused` messages, in order (a refusal changes nothing).
     pub refusals: Vec<String>,
+    /// A line this controller cannot read (a newer schema): why.
+    pub unreadable: Option<String>,
     /// Lines read (to read the rest from the file after a cut stream).
     pub lines: usize,
 }
 
 impl Upgrade {
     /// Reads one line; the event to show, if any. A line that is not an
-    /// event (a stray message) is passed over.
+    /// event (a stray message) is passed over; one of a newer schema is
+    /// said, and the host's ending is then not taken from its lines.
     pub fn line(&mut self, line: &str) -> Option<HostEvent> {
         self.lines += 1;
-        let v: Value = serde_json::from_str(line.trim()).ok()?;
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        match v.get("event").and_then(Value::as_str)? {
-            "run-started" => {
-                self.run = v.get("run").and_then(Value::as_i64);
+        let event = match wire::read::<Event>(line) {
+            Ok(l) => l.event,
+            Err(Unread::NotAnEvent) => return None,
+            Err(e @ Unread::Newer(_)) => {
+                let why = e.to_string();
+                self.unreadable = Some(why.clone());
+                return Some(HostEvent::Note { text: why });
+            }
+        };
+        match event {
+            Event::RunStarted { run, .. } => {
+                self.run = Some(run);
                 Some(HostEvent::Started)
             }
-            "step-started" => Some(HostEvent::Step {
-                id: s("step"),
+            Event::StepStarted { step, .. } => Some(HostEvent::Step {
+                id: step,
                 state: "running".into(),
             }),
-            "step-finished" => Some(HostEvent::Step {
-                id: s("step"),
-                state: s("state"),
+            Event::StepFinished { step, state, .. } => Some(HostEvent::Step { id: step, state }),
+            Event::UndoFinished { step, state, .. } => Some(HostEvent::Step {
+                id: step,
+                state: format!("undo {state}"),
             }),
-            "undo-finished" => Some(HostEvent::Step {
-                id: s("step"),
-                state: format!("undo {}", s("state")),
+            Event::StepProgress { step, line } => Some(HostEvent::Note {
+                text: format!("{step}: {line}"),
             }),
-            "step-progress" => Some(HostEvent::Note {
-                text: format!("{}: {}", s("step"), s("line")),
-            }),
-            "refused" => {
-                self.refusals.push(s("message"));
-                Some(HostEvent::Note { text: s("message") })
+            Event::Refused { message, .. } => {
+                self.refusals.push(message.clone());
+                Some(HostEvent::Note { text: message })
             }
-            "up-to-date" => {
+            Event::UpToDate { current, .. } => {
                 self.up_to_date = true;
                 Some(HostEvent::Note {
-                    text: format!("already at {}: nothing to do", s("current")),
+                    text: format!("already at {current}: nothing to do"),
                 })
             }
-            "run-finished" => {
-                self.finished = Some((s("state"), s("message")));
-                self.awaits = v.get("awaits_person").and_then(|a| {
-                    let gate = a.get("gate")?.as_str()?.to_string();
-                    let message = a.get("message")?.as_str()?.to_string();
-                    Some((gate, message))
-                });
+            Event::RunFinished {
+                state,
+                message,
+                awaits_person,
+                ..
+            } => {
+                self.finished = Some((state, message));
+                self.awaits = awaits_person.map(|a| (a.gate, a.message));
                 None
             }
             _ => None,
@@ -79,6 +86,9 @@ impl Upgrade {
     /// How the upgrade ended, once its process exited with `code`;
     /// `stderr` is its error output (a crash says why there).
     pub fn result(&self, code: Option<i32>, stderr: &str) -> HostResult {
+        if let Some(why) = &self.unreadable {
+            return HostResult::Failed(why.clone());
+        }
         if let Some((gate, message)) = &self.awaits {
             return HostResult::Waiting {
                 gate: gate.clone(),
@@ -127,18 +137,16 @@ fn ended(state: &str, message: &str) -> HostResult {
 /// exists), so a hoist holding the lock with no run of ours yet is ours
 /// in its preflight.
 pub fn status(text: &str, tag: &str, launched: bool) -> Result<RemoteStatus, String> {
-    let v: Value = serde_json::from_str(text.trim())
-        .map_err(|e| format!("`hoist status --json` said something else than JSON: {e}"))?;
-    let live = v.get("running_now").is_some_and(|x| !x.is_null());
-    let ours = v
-        .get("events")
-        .and_then(Value::as_array)
-        .is_some_and(|evs| {
-            evs.iter().any(|e| {
-                e.get("kind").and_then(Value::as_str) == Some(ROLLOUT_EVENT)
-                    && e.get("detail").and_then(Value::as_str) == Some(tag)
-            })
-        });
+    let answer: wire::Status<RunBrief, JournalEvent> = serde_json::from_str(text.trim())
+        .map_err(|e| format!("`hoist status --json` said something else than its answer: {e}"))?;
+    if answer.schema > wire::SCHEMA {
+        return Err(Unread::Newer(answer.schema).to_string());
+    }
+    let live = answer.running_now.is_some();
+    let ours = answer
+        .events
+        .iter()
+        .any(|e| e.kind == ROLLOUT_EVENT && e.detail == tag);
     if !ours {
         return Ok(if live && launched {
             RemoteStatus::Running
@@ -146,10 +154,10 @@ pub fn status(text: &str, tag: &str, launched: bool) -> Result<RemoteStatus, Str
             RemoteStatus::NotStarted
         });
     }
-    let run = v.get("run").ok_or("`hoist status --json` names no run")?;
-    let state = run.get("state").and_then(Value::as_str).unwrap_or("");
-    let error = run.get("error").and_then(Value::as_str).unwrap_or("");
-    let next = v.get("next").and_then(Value::as_str).unwrap_or("");
+    let run = answer.run.ok_or("`hoist status --json` names no run")?;
+    let state = run.state.as_str();
+    let error = run.error.as_deref().unwrap_or("");
+    let next = answer.next.as_str();
     Ok(match state {
         "committed" | "rolled-back" => RemoteStatus::Ended(ended(state, error)),
         _ if live => RemoteStatus::Running,
@@ -178,23 +186,35 @@ pub fn status(text: &str, tag: &str, launched: bool) -> Result<RemoteStatus, Str
 /// answer (`run-finished`, `nothing-to-roll-back`, `refused`) read from
 /// the end; `stderr` and the exit code when it said none (it died).
 pub fn rollback(stdout: &str, stderr: &str, code: Option<i32>) -> Result<HostRollback, String> {
-    let said = stdout.lines().rev().find_map(|l| {
-        let v: Value = serde_json::from_str(l.trim()).ok()?;
-        let event = v.get("event").and_then(Value::as_str)?;
-        matches!(event, "run-finished" | "nothing-to-roll-back" | "refused").then_some(v)
-    });
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let said = stdout
+        .lines()
+        .rev()
+        .find_map(|l| match wire::read::<Event>(l) {
+            Ok(l) => match l.event {
+                e @ (Event::RunFinished { .. }
+                | Event::NothingToRollBack { .. }
+                | Event::Refused { .. }) => Some(Ok(e)),
+                _ => None,
+            },
+            Err(Unread::NotAnEvent) => None,
+            Err(e) => Some(Err(e.to_string())),
+        });
     match said {
-        Some(v) => match (s(&v, "event").as_str(), s(&v, "state").as_str()) {
-            ("run-finished", "rolled-back") => Ok(HostRollback::RolledBack),
-            ("run-finished", "partly-rolled-back") => Ok(HostRollback::Partly(s(&v, "message"))),
-            ("nothing-to-roll-back", _) if s(&v, "reason") == "partly-rolled-back" => {
-                Ok(HostRollback::Partly(s(&v, "message")))
-            }
-            ("nothing-to-roll-back", _) => Ok(HostRollback::NothingToDo(s(&v, "message"))),
-            ("run-finished", state) => Err(format!("{state}: {}", s(&v, "message"))),
-            _ => Err(s(&v, "message")),
+        Some(Ok(Event::RunFinished { state, message, .. })) => match state.as_str() {
+            "rolled-back" => Ok(HostRollback::RolledBack),
+            "partly-rolled-back" => Ok(HostRollback::Partly(message)),
+            _ => Err(format!("{state}: {message}")),
         },
+        Some(Ok(Event::NothingToRollBack {
+            reason, message, ..
+        })) => Ok(if reason == "partly-rolled-back" {
+            HostRollback::Partly(message)
+        } else {
+            HostRollback::NothingToDo(message)
+        }),
+        Some(Ok(Event::Refused { message, .. })) => Err(message),
+        Some(Ok(_)) => Err("an answer this hoist does not know".to_string()),
+        Some(Err(why)) => Err(why),
         None => Err(format!(
             "hoist rollback ended ({}) without an answer: {}",
             code.map_or("killed".to_string(), |c| format!("exit {c}")),
@@ -206,6 +226,7 @@ pub fn rollback(stdout: &str, stderr: &str, code: Option<i32>) -> Result<HostRol
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn a_run_paused_at_a_persons_gate_is_read_as_waiting() {

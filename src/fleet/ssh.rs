@@ -29,6 +29,7 @@ use super::transport::{
     HostEvent, HostJob, HostResult, HostRollback, OnceJob, RemoteStatus, Transport,
 };
 use crate::host::facts::is_secret;
+use crate::output::wire::{self, Event, Unread};
 use crate::recipe::Recipe;
 use crate::ssh::{Session, Target};
 
@@ -492,19 +493,17 @@ impl Transport for SshTransport {
         let recipe = self.recipe();
         // Progress lines (a long wait, a followed log) are shown as they
         // come; the last JSON line is the answer.
-        let mut said = None;
-        let mut on_line = |line: &str| {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-                return;
-            };
-            if v.get("event").and_then(serde_json::Value::as_str) == Some("step-progress") {
-                let text = v.get("line").and_then(serde_json::Value::as_str);
-                events(HostEvent::Note {
-                    text: format!("{}: {}", job.id, text.unwrap_or_default()),
-                });
-            } else {
-                said = Some(v);
-            }
+        let mut said: Option<Result<(bool, Option<String>), String>> = None;
+        let mut on_line = |line: &str| match wire::read::<Event>(line) {
+            Ok(l) => match l.event {
+                Event::StepProgress { line, .. } => events(HostEvent::Note {
+                    text: format!("{}: {line}", job.id),
+                }),
+                Event::ActionFinished { ok, error, .. } => said = Some(Ok((ok, error))),
+                _ => {}
+            },
+            Err(Unread::NotAnEvent) => {}
+            Err(e) => said = Some(Err(e.to_string())),
         };
         let mut argv = vec![
             hoist.as_str(),
@@ -532,12 +531,9 @@ impl Transport for SshTransport {
             ));
         }
         match said {
-            Some(v) if v.get("ok").and_then(serde_json::Value::as_bool) == Some(true) => Ok(()),
-            Some(v) => Err(v
-                .get("error")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("failed")
-                .to_string()),
+            Some(Ok((true, _))) => Ok(()),
+            Some(Ok((false, error))) => Err(error.unwrap_or_else(|| "failed".to_string())),
+            Some(Err(why)) => Err(why),
             None => Err(format!(
                 "hoist fleet-action on {}: {}",
                 host.name,

@@ -1,6 +1,7 @@
 //! What hoist shows: every line for the admin (`out`, the one writer to
 //! stdout and stderr), a run's reporter (`ui`: plain lines, a progress bar,
-//! JSON Lines events) and located problems (`diag`).
+//! JSON Lines events), the typed messages between processes (`wire`) and
+//! located problems (`diag`).
 
 // First: its macros (`outln!`, `out!`, `errln!`) are for every module.
 #[macro_use]
@@ -8,3 +9,4 @@ pub mod out;
 
 pub mod diag;
 pub mod ui;
+pub mod wire;

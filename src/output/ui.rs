@@ -1,8 +1,7 @@
 //! What the admin sees: plain lines, a progress bar on a terminal, or JSON
-//! Lines events with a versioned schema (`--json`). NO_COLOR is respected.
+//! Lines events (`--json`, typed in `wire`). NO_COLOR is respected.
 
-/// Bumped when an event's fields change incompatibly.
-pub const EVENT_SCHEMA: u32 = 1;
+use crate::output::wire::Event;
 
 pub use crate::output::out::{ask, ask_within, interactive};
 
@@ -27,15 +26,10 @@ impl Reporter {
     }
 
     /// A JSON Lines event (only with `--json`).
-    pub fn event(&self, event: &str, fields: serde_json::Value) {
-        if !self.json {
-            return;
+    pub fn event(&self, event: Event) {
+        if self.json {
+            crate::output::wire::emit(event);
         }
-        let mut obj = serde_json::json!({ "schema": EVENT_SCHEMA, "event": event, "at": crate::run::journal::now() });
-        if let (Some(o), serde_json::Value::Object(f)) = (obj.as_object_mut(), fields) {
-            o.extend(f);
-        }
-        outln!("{obj}");
     }
 
     /// A line for a person (not in `--json` mode).
@@ -50,10 +44,12 @@ impl Reporter {
     }
 
     pub fn step_started(&self, n: usize, total: usize, key: &str, summary: &str) {
-        self.event(
-            "step-started",
-            serde_json::json!({ "step": key, "n": n, "total": total, "summary": summary }),
-        );
+        self.event(Event::StepStarted {
+            step: key.to_string(),
+            n,
+            total,
+            summary: summary.to_string(),
+        });
         if let Some(bar) = &self.bar {
             bar.set_position(n.saturating_sub(1) as u64);
             bar.set_message(format!("{key}: {summary}"));
@@ -69,10 +65,13 @@ impl Reporter {
         secs: f64,
         error: Option<&str>,
     ) {
-        self.event(
-            "step-finished",
-            serde_json::json!({ "step": key, "n": n, "state": state, "seconds": secs, "error": error }),
-        );
+        self.event(Event::StepFinished {
+            step: key.to_string(),
+            n,
+            state: state.to_string(),
+            seconds: secs,
+            error: error.map(str::to_string),
+        });
         let tail = error.map(|e| format!(": {e}")).unwrap_or_default();
         self.line(&format!("[{n}/{total}] {key}: {state} ({secs:.1} s){tail}"));
         if let Some(bar) = &self.bar {
@@ -82,18 +81,20 @@ impl Reporter {
 
     /// A line from a running step (a followed log, a long wait).
     pub fn progress(&self, key: &str, line: &str) {
-        self.event(
-            "step-progress",
-            serde_json::json!({ "step": key, "line": line }),
-        );
+        self.event(Event::StepProgress {
+            step: key.to_string(),
+            line: line.to_string(),
+        });
         self.line(&format!("      {key}: {line}"));
     }
 
     pub fn undo_finished(&self, key: &str, state: &str, secs: f64, error: Option<&str>) {
-        self.event(
-            "undo-finished",
-            serde_json::json!({ "step": key, "state": state, "seconds": secs, "error": error }),
-        );
+        self.event(Event::UndoFinished {
+            step: key.to_string(),
+            state: state.to_string(),
+            seconds: secs,
+            error: error.map(str::to_string),
+        });
         let tail = error.map(|e| format!(": {e}")).unwrap_or_default();
         self.line(&format!("[undo] {key}: {state} ({secs:.1} s){tail}"));
     }

@@ -339,10 +339,10 @@ impl Engine {
             return Ok(());
         }
         self.record.state = to;
-        self.ui.event(
-            "run-state",
-            serde_json::json!({ "run": self.run, "state": to.as_str() }),
-        );
+        self.ui.event(crate::output::wire::Event::RunState {
+            run: self.run,
+            state: to.as_str().to_string(),
+        });
         Ok(())
     }
 

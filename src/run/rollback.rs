@@ -226,10 +226,10 @@ impl Engine {
         self.journal
             .set_step_state(self.run, key, StepState::Undoing, StepUpdate::default())?;
         self.note(&format!("undo {key}: {summary}"));
-        self.ui.event(
-            "undo-started",
-            serde_json::json!({ "step": key, "summary": summary }),
-        );
+        self.ui.event(crate::output::wire::Event::UndoStarted {
+            step: key.to_string(),
+            summary: summary.to_string(),
+        });
         testhook::crash_at(key, "undo");
         let started = std::time::Instant::now();
         let result = match &step.undo {

@@ -8,7 +8,6 @@
 //! a compensation is journaled before the change it undoes is made.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
@@ -117,9 +116,8 @@ CREATE TABLE IF NOT EXISTS once_done (
 );
 ";
 
-pub fn now() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
+/// The journal's clock: the one every event line uses too.
+pub use crate::sys::clock::now;
 
 /// A step as the journal knows it.
 #[derive(Clone, Debug, Serialize)]
@@ -168,12 +166,8 @@ pub struct RunRecord {
 /// (`hoist upgrade --rollout TAG` records it; the fleet finds the run by it).
 pub const ROLLOUT_EVENT: &str = "fleet-rollout";
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Event {
-    pub at: String,
-    pub kind: String,
-    pub detail: String,
-}
+/// An event of a run's history, as `hoist status --json` shows it.
+pub use crate::output::wire::JournalEvent as Event;
 
 /// What a step's state change also records.
 #[derive(Clone, Debug, Default)]
