@@ -188,9 +188,42 @@ impl UndoState {
     }
 }
 
+/// The machine drawn from every pair `allowed` lets through, in
+/// declaration order: the table the `can_go` functions spell as patterns.
+fn draw_of<T: Copy + PartialEq + fmt::Display>(
+    all: &[T],
+    allowed: impl Fn(T, T) -> bool,
+) -> String {
+    let mut table = Vec::new();
+    for &a in all {
+        table.extend(all.iter().filter(|&&b| allowed(a, b)).map(|&b| (a, b)));
+    }
+    crate::run::state::render_machine(all, &table, &[])
+}
+
+/// The rollout, host, item and undo tables, as docs/DURABILITY.md shows
+/// them (its blocks `rollout states`, `host states`, `item states` and
+/// `undo states`).
+pub fn diagrams() -> [(&'static str, String); 4] {
+    [
+        (
+            "rollout states",
+            draw_of(FleetState::ALL, FleetState::can_go),
+        ),
+        ("host states", draw_of(HostState::ALL, HostState::can_go)),
+        ("item states", draw_of(ItemState::ALL, ItemState::can_go)),
+        ("undo states", draw_of(UndoState::ALL, UndoState::can_go)),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_draws_the_rollout_host_item_and_undo_tables() {
+        crate::run::state::check_durability_doc(&diagrams());
+    }
 
     #[test]
     fn a_finished_host_is_never_started_again() {

@@ -15,6 +15,10 @@ macro_rules! states {
         pub enum $name { $($(#[$doc])* #[serde(rename = $text)] $variant),* }
 
         impl $name {
+            /// Every state, in the order declared (the tables and diagrams
+            /// of docs/DURABILITY.md).
+            pub const ALL: &[$name] = &[$($name::$variant),*];
+
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),* }
             }
@@ -181,9 +185,130 @@ impl RunState {
     }
 }
 
+/// A transition table as docs/DURABILITY.md shows it: where each state may
+/// go, then a Mermaid `stateDiagram-v2` drawn from the same pairs, so the
+/// page cannot say otherwise than the table the journal checks. The first
+/// state is where a row starts; a state with no way out is final. `extra`
+/// are transitions outside the table, drawn with their reason.
+pub fn render_machine<T: Copy + PartialEq + fmt::Display>(
+    states: &[T],
+    transitions: &[(T, T)],
+    extra: &[(T, T, &str)],
+) -> String {
+    // Mermaid ids take no `-`; the state's own name is its label.
+    let id = |s: T| s.to_string().replace('-', "_");
+    let mut lines = vec!["| state | may go to |".to_string(), "|---|---|".to_string()];
+    for &s in states {
+        let mut to: Vec<String> = transitions
+            .iter()
+            .filter(|(a, _)| *a == s)
+            .map(|(_, b)| format!("`{b}`"))
+            .collect();
+        let is_final = to.is_empty();
+        if is_final {
+            to.push("(final)".to_string());
+        }
+        for (_, b, why) in extra.iter().filter(|(a, _, _)| *a == s) {
+            to.push(format!("`{b}` ({why})"));
+        }
+        lines.push(format!("| `{s}` | {} |", to.join(", ")));
+    }
+    lines.extend([
+        "".to_string(),
+        "```mermaid".to_string(),
+        "stateDiagram-v2".to_string(),
+    ]);
+    for &s in states.iter().filter(|s| s.to_string().contains('-')) {
+        lines.push(format!("    state \"{s}\" as {}", id(s)));
+    }
+    if let Some(&first) = states.first() {
+        lines.push(format!("    [*] --> {}", id(first)));
+    }
+    for &(a, b) in transitions {
+        lines.push(format!("    {} --> {}", id(a), id(b)));
+    }
+    for &(a, b, why) in extra {
+        lines.push(format!("    {} --> {}: {why}", id(a), id(b)));
+    }
+    for &s in states {
+        if !transitions.iter().any(|(a, _)| *a == s) {
+            lines.push(format!("    {} --> [*]", id(s)));
+        }
+    }
+    lines.push("```".to_string());
+    lines.join("\n") + "\n"
+}
+
+/// The run and step tables, as docs/DURABILITY.md shows them (its blocks
+/// `run states` and `step states`).
+pub fn diagrams() -> [(&'static str, String); 2] {
+    [
+        (
+            "run states",
+            render_machine(
+                RunState::ALL,
+                RUN_TRANSITIONS,
+                &[(
+                    FLEET_ROLLBACK.0,
+                    FLEET_ROLLBACK.1,
+                    "hoist fleet rollback only",
+                )],
+            ),
+        ),
+        (
+            "step states",
+            render_machine(StepState::ALL, STEP_TRANSITIONS, &[]),
+        ),
+    ]
+}
+
+/// Checks that docs/DURABILITY.md holds `text` between
+/// `<!-- generated: NAME -->` and `<!-- end -->`; with `HOIST_BLESS=1`,
+/// writes it there instead.
+#[cfg(test)]
+pub(crate) fn check_durability_doc(blocks: &[(&str, String)]) {
+    use std::sync::Mutex;
+    // The run's and the fleet's tests may bless the one page at once.
+    static PAGE: Mutex<()> = Mutex::new(());
+    let _one = PAGE.lock().unwrap_or_else(|e| e.into_inner());
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/DURABILITY.md");
+    let mut page = std::fs::read_to_string(&path).unwrap();
+    let bless = std::env::var_os("HOIST_BLESS").is_some_and(|v| v == "1");
+    for (name, text) in blocks {
+        let open = format!("<!-- generated: {name} -->\n");
+        let start = page
+            .find(&open)
+            .unwrap_or_else(|| panic!("no `{open}` in {}", path.display()));
+        let body = start + open.len();
+        let end = body
+            + page[body..]
+                .find("<!-- end -->")
+                .unwrap_or_else(|| panic!("no `<!-- end -->` after `{open}`"));
+        if bless {
+            page.replace_range(body..end, text);
+        } else {
+            assert_eq!(
+                page[body..end],
+                **text,
+                "{} is out of date with the table of `{name}`: run \
+                 `HOIST_BLESS=1 cargo test --lib state::tests::the_page_draws` to rewrite it",
+                path.display()
+            );
+        }
+    }
+    if bless {
+        std::fs::write(&path, page).unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_draws_the_run_and_step_tables() {
+        check_durability_doc(&diagrams());
+    }
 
     #[test]
     fn final_states_lead_nowhere() {
