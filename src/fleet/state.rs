@@ -76,24 +76,76 @@ states!(UndoState {
     Left = "left",
 });
 
+use FleetState as F;
+use HostState as H;
+use ItemState as I;
+use UndoState as U;
+
+/// The one table of allowed rollout transitions.
+pub const ROLLOUT_TRANSITIONS: &[(FleetState, FleetState)] = &[
+    (F::Planned, F::Running),
+    (F::Running, F::Paused),
+    (F::Running, F::Stopped),
+    (F::Running, F::Failed),
+    (F::Running, F::Done),
+    (F::Paused, F::Running),
+    (F::Failed, F::Running),
+    // `hoist fleet rollback`, from wherever the rollout ended (`running` or
+    // `planned`: a controller that died, since the rollback holds the
+    // lock), and again after a failure.
+    (F::Planned, F::RollingBack),
+    (F::Running, F::RollingBack),
+    (F::Paused, F::RollingBack),
+    (F::Stopped, F::RollingBack),
+    (F::Failed, F::RollingBack),
+    (F::Done, F::RollingBack),
+    (F::RollbackFailed, F::RollingBack),
+    (F::RollingBack, F::RolledBack),
+    (F::RollingBack, F::RollbackFailed),
+    (F::RollingBack, F::PartlyRolledBack),
+];
+
+/// The one table of a host's transitions in a rollout.
+pub const HOST_TRANSITIONS: &[(HostState, HostState)] = &[
+    (H::Pending, H::Running),
+    (H::Running, H::Done),
+    (H::Running, H::Failed),
+    (H::Running, H::Waiting),
+    (H::Waiting, H::Running),
+];
+
+/// The one table of an item's transitions (and of a host's part in a
+/// run-on-each item).
+pub const ITEM_TRANSITIONS: &[(ItemState, ItemState)] = &[
+    (I::Pending, I::Running),
+    (I::Pending, I::Skipped),
+    (I::Running, I::Done),
+    (I::Running, I::Failed),
+    // A run-once step found running after a crash is run again (actions
+    // are idempotent or say how to check, as steps).
+    (I::Running, I::Running),
+    (I::Failed, I::Running),
+];
+
+/// The one table of an undo's transitions in a fleet rollback.
+pub const UNDO_TRANSITIONS: &[(UndoState, UndoState)] = &[
+    (U::Pending, U::Running),
+    (U::Pending, U::Skipped),
+    (U::Pending, U::Left),
+    (U::Running, U::Done),
+    (U::Running, U::Failed),
+    (U::Running, U::Skipped),
+    (U::Running, U::Left),
+    // Found running after a killed rollback: asked again (a host's
+    // rollback and the recipe's undos are idempotent).
+    (U::Running, U::Running),
+    (U::Failed, U::Running),
+];
+
 impl FleetState {
-    /// The one table of allowed rollout transitions.
+    /// Allowed by the rollout's table (`ROLLOUT_TRANSITIONS`).
     pub fn can_go(self, to: FleetState) -> bool {
-        use FleetState::*;
-        matches!(
-            (self, to),
-            (Planned, Running)
-                | (Running, Paused | Stopped | Failed | Done)
-                | (Paused | Failed, Running)
-                // `hoist fleet rollback`, from wherever the rollout ended
-                // (`running` or `planned`: a controller that died, since
-                // the rollback holds the lock), and again after a failure.
-                | (
-                    Planned | Running | Paused | Stopped | Failed | Done | RollbackFailed,
-                    RollingBack
-                )
-                | (RollingBack, RolledBack | RollbackFailed | PartlyRolledBack)
-        )
+        ROLLOUT_TRANSITIONS.contains(&(self, to))
     }
 
     /// A rollback started and not finished: `hoist fleet rollback` again.
@@ -111,12 +163,9 @@ impl FleetState {
 }
 
 impl HostState {
+    /// Allowed by the host's table (`HOST_TRANSITIONS`).
     pub fn can_go(self, to: HostState) -> bool {
-        use HostState::*;
-        matches!(
-            (self, to),
-            (Pending, Running) | (Running, Done | Failed | Waiting) | (Waiting, Running)
-        )
+        HOST_TRANSITIONS.contains(&(self, to))
     }
 
     pub fn ended(self) -> bool {
@@ -125,17 +174,9 @@ impl HostState {
 }
 
 impl ItemState {
+    /// Allowed by the item's table (`ITEM_TRANSITIONS`).
     pub fn can_go(self, to: ItemState) -> bool {
-        use ItemState::*;
-        matches!(
-            (self, to),
-            (Pending, Running | Skipped)
-                | (Running, Done | Failed)
-                // A run-once step found running after a crash is run again
-                // (actions are idempotent or say how to check, as steps).
-                | (Running, Running)
-                | (Failed, Running)
-        )
+        ITEM_TRANSITIONS.contains(&(self, to))
     }
 }
 
@@ -169,17 +210,9 @@ impl PerHost for UndoState {
 }
 
 impl UndoState {
+    /// Allowed by the undo's table (`UNDO_TRANSITIONS`).
     pub fn can_go(self, to: UndoState) -> bool {
-        use UndoState::*;
-        matches!(
-            (self, to),
-            (Pending, Running | Skipped | Left)
-                | (Running, Done | Failed | Skipped | Left)
-                // Found running after a killed rollback: asked again (a
-                // host's rollback and the recipe's undos are idempotent).
-                | (Running, Running)
-                | (Failed, Running)
-        )
+        UNDO_TRANSITIONS.contains(&(self, to))
     }
 
     /// Nothing more to do for it.
@@ -188,17 +221,8 @@ impl UndoState {
     }
 }
 
-/// The machine drawn from every pair `allowed` lets through, in
-/// declaration order: the table the `can_go` functions spell as patterns.
-fn draw_of<T: Copy + PartialEq + fmt::Display>(
-    all: &[T],
-    allowed: impl Fn(T, T) -> bool,
-) -> String {
-    let mut table = Vec::new();
-    for &a in all {
-        table.extend(all.iter().filter(|&&b| allowed(a, b)).map(|&b| (a, b)));
-    }
-    crate::run::state::render_machine(all, &table, &[])
+fn draw<T: Copy + PartialEq + fmt::Display>(all: &[T], table: &[(T, T)]) -> String {
+    crate::run::state::render_machine(all, table, &[])
 }
 
 /// The rollout, host, item and undo tables, as docs/DURABILITY.md shows
@@ -206,13 +230,10 @@ fn draw_of<T: Copy + PartialEq + fmt::Display>(
 /// `undo states`).
 pub fn diagrams() -> [(&'static str, String); 4] {
     [
-        (
-            "rollout states",
-            draw_of(FleetState::ALL, FleetState::can_go),
-        ),
-        ("host states", draw_of(HostState::ALL, HostState::can_go)),
-        ("item states", draw_of(ItemState::ALL, ItemState::can_go)),
-        ("undo states", draw_of(UndoState::ALL, UndoState::can_go)),
+        ("rollout states", draw(FleetState::ALL, ROLLOUT_TRANSITIONS)),
+        ("host states", draw(HostState::ALL, HOST_TRANSITIONS)),
+        ("item states", draw(ItemState::ALL, ITEM_TRANSITIONS)),
+        ("undo states", draw(UndoState::ALL, UNDO_TRANSITIONS)),
     ]
 }
 

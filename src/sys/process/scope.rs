@@ -7,7 +7,7 @@
 //! they left its process group (`setsid`, a double fork) and after hoist
 //! itself died (kill -9, the OOM killer, SIGHUP): `/proc/*/environ` is read.
 //! This needs no systemd and no cgroup; its limit, written down in
-//! docs/ARCHITECTURE.md, is a process that clears its environment on
+//! docs/DURABILITY.md, is a process that clears its environment on
 //! purpose (`env -i`, `sudo -i`) and leaves the group too. On a systemd
 //! host a run's commands also get a transient scope each (`unit`), and a
 //! process in one is found by its cgroup, which nothing it does can leave.

@@ -9,7 +9,7 @@
 //! Used when hoist runs as root on a host booted with systemd
 //! (`/run/systemd/system`, as sd_booted(3) tells) and `systemd-run` works;
 //! elsewhere the markers and process groups are what there is (their limits
-//! in docs/ARCHITECTURE.md, "Containment").
+//! in docs/DURABILITY.md, "Containment").
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
