@@ -15,6 +15,7 @@ pub mod events;
 pub mod inventory;
 pub mod journal;
 pub mod plan;
+pub mod pool;
 pub mod rollback;
 pub mod run;
 pub mod simulated;

@@ -25,10 +25,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 
 use super::journal::FleetJournal;
 use super::plan::{FleetPlan, HostRef, Item, StagePlan, Thresholds};
+use super::pool::with_pool;
 use super::state::{FleetState, HostState, ItemState};
 use super::transport::{HostEvent, HostJob, HostResult, OnceJob, RemoteStatus, Transport};
 use crate::run::journal::JournalError;
@@ -92,11 +92,6 @@ pub struct Executor<'a> {
 
 /// What a host's thread says: its events as they come, then how it ended
 /// (a batch's upgrade: a `HostResult`; a run-on-each step: ok or why not).
-enum Msg<R> {
-    Event(String, HostEvent),
-    Ended(String, R),
-}
-
 enum BatchEnd {
     Ok,
     Stop(String),
@@ -304,21 +299,14 @@ impl<'a> Executor<'a> {
         todo: Vec<HostRef>,
     ) -> Result<EachEnd> {
         let mut queue: VecDeque<HostRef> = todo.into();
-        let parallel = plan.parallel.max(1) as usize;
         let transport = self.transport;
         let mut failures: Vec<String> = Vec::new();
-        std::thread::scope(|scope| -> Result<EachEnd> {
-            let (tx, rx) = mpsc::channel::<Msg<std::result::Result<(), String>>>();
-            let mut inflight = 0usize;
+        with_pool(plan.parallel as usize, |pool| -> Result<EachEnd> {
             loop {
                 // After a failed host none is started: the item has failed
                 // whatever the others do, and hosts not started stay as
                 // they were (the same rule as a batch past its threshold).
-                let starting = next_hosts(
-                    &mut queue,
-                    parallel.saturating_sub(inflight),
-                    failures.is_empty(),
-                );
+                let starting = next_hosts(&mut queue, pool.room(), failures.is_empty());
                 if !starting.is_empty() {
                     let changes: Vec<_> = starting
                         .iter()
@@ -327,40 +315,20 @@ impl<'a> Executor<'a> {
                     self.journal.item_hosts(run, seq, &changes)?;
                     for host in starting {
                         (self.progress)(Progress::HostStarted(&host.name));
-                        let tx = tx.clone();
                         let job = job.clone();
-                        inflight += 1;
-                        scope.spawn(move || {
-                            let name = host.name.clone();
-                            let mut events =
-                                |e: HostEvent| drop(tx.send(Msg::Event(name.clone(), e)));
-                            let result = transport.run_once(&host, &job, &mut events);
-                            let _ = tx.send(Msg::Ended(host.name, result));
+                        pool.start(host.name.clone(), move |events| {
+                            transport.run_once(&host, &job, events)
                         });
                     }
                 }
-                if inflight == 0 {
+                let progress = &mut self.progress;
+                let Some(mut ended) = pool.next(|h, e| progress(Progress::HostEvent(h, e))) else {
                     break;
-                }
-                let Ok(first) = rx.recv() else { break };
-                let mut ended = Vec::new();
-                for msg in std::iter::once(first).chain(rx.try_iter()) {
-                    match msg {
-                        Msg::Event(h, e) => (self.progress)(Progress::HostEvent(&h, &e)),
-                        Msg::Ended(h, r) => ended.push((h, r)),
-                    }
-                }
+                };
                 if ended.is_empty() {
                     continue;
                 }
-                let room = self
-                    .options
-                    .crash_after_hosts
-                    .map(|n| n.saturating_sub(self.ended));
-                let crash = room.is_some_and(|room| ended.len() >= room);
-                if let Some(room) = room {
-                    ended.truncate(room);
-                }
+                let crash = self.crash_hook(&mut ended);
                 let changes: Vec<_> = ended
                     .iter()
                     .map(|(h, r)| match r {
@@ -369,8 +337,8 @@ impl<'a> Executor<'a> {
                     })
                     .collect();
                 self.journal.item_hosts(run, seq, &changes)?;
+                pool.ended(ended.len());
                 for (h, r) in &ended {
-                    inflight -= 1;
                     self.ended += 1;
                     if let Err(e) = r {
                         failures.push(format!("{} on {h}: {e}", job.id));
@@ -387,6 +355,21 @@ impl<'a> Executor<'a> {
                 EachEnd::Failed(failures.join("; "))
             })
         })
+    }
+
+    /// The test hook that crashes the controller after its count of ended
+    /// hosts: `ended` cut to what is journaled before; true when it is
+    /// time to stop.
+    fn crash_hook<R>(&self, ended: &mut Vec<(String, R)>) -> bool {
+        let room = self
+            .options
+            .crash_after_hosts
+            .map(|n| n.saturating_sub(self.ended));
+        let crash = room.is_some_and(|room| ended.len() >= room);
+        if let Some(room) = room {
+            ended.truncate(room);
+        }
+        crash
     }
 
     /// One batch: its hosts in parallel, bounded, thresholds after each end.
@@ -445,51 +428,29 @@ impl<'a> Executor<'a> {
             names.len(),
             label,
         );
-        let parallel = plan.parallel.max(1) as usize;
         let transport = self.transport;
-        std::thread::scope(|scope| -> Result<BatchEnd> {
-            let (tx, rx) = mpsc::channel::<Msg<HostResult>>();
-            let mut inflight = 0usize;
+        with_pool(plan.parallel as usize, |pool| -> Result<BatchEnd> {
             // Hosts left `running` by a crashed controller: their own
             // journal says how they ended, or they are followed to the end.
             for host in reattach {
-                let tx = tx.clone();
                 let job = job.clone();
-                inflight += 1;
-                scope.spawn(move || {
-                    let name = host.name.clone();
-                    let result = match transport.status(&host, &job) {
+                pool.start(host.name.clone(), move |events| {
+                    match transport.status(&host, &job) {
                         RemoteStatus::Ended(r) => r,
-                        RemoteStatus::Running => transport.follow(&host, &job, &mut |e| {
-                            let _ = tx.send(Msg::Event(name.clone(), e));
-                        }),
-                        RemoteStatus::NotStarted => transport.upgrade(&host, &job, &mut |e| {
-                            let _ = tx.send(Msg::Event(name.clone(), e));
-                        }),
-                    };
-                    let _ = tx.send(Msg::Ended(name, result));
+                        RemoteStatus::Running => transport.follow(&host, &job, events),
+                        RemoteStatus::NotStarted => transport.upgrade(&host, &job, events),
+                    }
                 });
             }
-            let resume = |host: HostRef, job: HostJob, tx: mpsc::Sender<Msg<HostResult>>| {
-                scope.spawn(move || {
-                    let name = host.name.clone();
-                    let result = transport.resume(&host, &job, &mut |e| {
-                        let _ = tx.send(Msg::Event(name.clone(), e));
-                    });
-                    let _ = tx.send(Msg::Ended(name, result));
-                });
-            };
             for host in wake {
                 (self.progress)(Progress::HostStarted(&host.name));
-                inflight += 1;
-                resume(host, job.clone(), tx.clone());
+                let job = job.clone();
+                pool.start(host.name.clone(), move |events| {
+                    transport.resume(&host, &job, events)
+                });
             }
             loop {
-                let starting = next_hosts(
-                    &mut queue,
-                    parallel.saturating_sub(inflight),
-                    stopping.is_none(),
-                );
+                let starting = next_hosts(&mut queue, pool.room(), stopping.is_none());
                 if !starting.is_empty() {
                     let changes: Vec<_> = starting
                         .iter()
@@ -499,40 +460,20 @@ impl<'a> Executor<'a> {
                     for host in starting {
                         states.insert(host.name.clone(), HostState::Running);
                         (self.progress)(Progress::HostStarted(&host.name));
-                        let tx = tx.clone();
                         let job = job.clone();
-                        inflight += 1;
-                        scope.spawn(move || {
-                            let name = host.name.clone();
-                            let result = transport.upgrade(&host, &job, &mut |e| {
-                                let _ = tx.send(Msg::Event(name.clone(), e));
-                            });
-                            let _ = tx.send(Msg::Ended(name, result));
+                        pool.start(host.name.clone(), move |events| {
+                            transport.upgrade(&host, &job, events)
                         });
                     }
                 }
-                if inflight == 0 {
-                    break;
-                }
                 // Wait for something, then take everything already there:
                 // results that arrive together are journaled together.
-                let Ok(first) = rx.recv() else { break };
-                let mut ended = Vec::new();
-                for msg in std::iter::once(first).chain(rx.try_iter()) {
-                    match msg {
-                        Msg::Event(h, e) => (self.progress)(Progress::HostEvent(&h, &e)),
-                        Msg::Ended(h, r) => ended.push((h, r)),
-                    }
-                }
+                let progress = &mut self.progress;
+                let Some(mut ended) = pool.next(|h, e| progress(Progress::HostEvent(h, e))) else {
+                    break;
+                };
                 // The crash hook journals exactly its count, then stops.
-                let room = self
-                    .options
-                    .crash_after_hosts
-                    .map(|n| n.saturating_sub(self.ended));
-                let crash = room.is_some_and(|room| ended.len() >= room);
-                if let Some(room) = room {
-                    ended.truncate(room);
-                }
+                let crash = self.crash_hook(&mut ended);
                 if ended.is_empty() && !crash {
                     continue;
                 }
@@ -543,8 +484,8 @@ impl<'a> Executor<'a> {
                     .map(|((h, r), d)| (h.as_str(), host_state(r), (!r.ok()).then_some(d.as_str())))
                     .collect();
                 self.journal.hosts(run, &changes)?;
+                pool.ended(ended.len());
                 for (h, r) in &ended {
-                    inflight -= 1;
                     self.ended += 1;
                     states.insert(h.clone(), host_state(r));
                     (self.progress)(Progress::HostEnded(h, r));
@@ -568,8 +509,10 @@ impl<'a> Executor<'a> {
                     states.insert(h.clone(), HostState::Running);
                     let mut job = job.clone();
                     job.confirm.push(format!("{gate}@{h}"));
-                    inflight += 1;
-                    resume(host_ref(plan, h), job, tx.clone());
+                    let host = host_ref(plan, h);
+                    pool.start(h.clone(), move |events| {
+                        transport.resume(&host, &job, events)
+                    });
                 }
                 if crash {
                     return Ok(BatchEnd::Crashed);
