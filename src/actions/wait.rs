@@ -138,7 +138,7 @@ impl Until {
                     self.describe()
                 ));
             }
-            if !crate::sys::process::stop::sleep(interval.min(deadline - now)) {
+            if !ctx.sleep(interval.min(deadline - now)) {
                 return Err(format!(
                     "stopped by a signal while waiting; last seen: {seen}"
                 ));
