@@ -11,7 +11,7 @@
 //! space and damage) imports `sys`; `actions/` (the kinds, their context
 //! `ctx` and `saved` files) imports the recipe, the host and what is below
 //! them and, listed below, the plan's hex encoder (the journal reaches
-//! actions only through `ctx::RunRecord`, which it implements); `commands/`
+//! actions only through `ctx::Recorder`, which it implements); `commands/`
 //! (the host's commands, the two the fleet's controller runs on a host among
 //! them) imports every layer below the command line but the fleet.
 

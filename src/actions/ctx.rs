@@ -1,6 +1,6 @@
 //! What an action sees while it runs: the run's environment, the step's
 //! time bound, the run log, the run's record (events, `once` marks, the
-//! state directory) through [`RunRecord`], the admin's stop, and whether a
+//! state directory) through [`Recorder`], the admin's stop, and whether a
 //! person is there to answer.
 
 use std::fs::File;
@@ -17,7 +17,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The part of the run's record an action may use, and no more: the journal
 /// implements it (in `run::journal`), so actions never hold the journal
 /// itself and cannot move a run's or a step's state.
-pub trait RunRecord {
+pub trait Recorder {
     /// The state directory: where a reboot leaves its marker and `db` its
     /// index of dumps.
     fn state_dir(&self) -> &Path;
@@ -55,7 +55,7 @@ pub struct Ctx<'a> {
     pub undoable: bool,
     /// The run's record; actions use it through [`Ctx::event`],
     /// [`Ctx::once_done`], [`Ctx::mark_once`] and [`Ctx::state_dir`].
-    pub journal: &'a mut dyn RunRecord,
+    pub journal: &'a mut dyn Recorder,
     /// A person is at a terminal.
     pub interactive: bool,
     /// The admin confirmed this step's person gate in advance
@@ -91,7 +91,7 @@ impl<'a> Ctx<'a> {
         recipe_dir: &'a Path,
         services: &'a [ServiceSpec],
         log: &'a File,
-        journal: &'a mut dyn RunRecord,
+        journal: &'a mut dyn Recorder,
     ) -> Self {
         Ctx {
             product,
@@ -153,7 +153,7 @@ impl<'a> Ctx<'a> {
         self
     }
 
-    /// Records an event of this run (see [`RunRecord::event`]).
+    /// Records an event of this run (see [`Recorder::event`]).
     pub fn event(&mut self, kind: &str, detail: &str) -> Result<(), String> {
         self.journal.event(self.run, kind, detail)
     }
@@ -282,7 +282,7 @@ mod tests {
         marks: Vec<(String, String, i64)>,
     }
 
-    impl RunRecord for Kept {
+    impl Recorder for Kept {
         fn state_dir(&self) -> &Path {
             &self.dir
         }

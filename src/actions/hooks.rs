@@ -173,6 +173,7 @@ impl Hooks {
 
 impl Kind for Hooks {
     const NAME: &'static str = "hooks";
+    const UNDOES_EXEC: bool = true;
 
     fn summary(&self) -> String {
         let once = if self.each_once {

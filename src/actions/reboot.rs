@@ -120,6 +120,10 @@ impl Kind for Reboot {
         &[]
     }
 
+    fn reboots(&self) -> bool {
+        true
+    }
+
     fn disruptive(&self) -> bool {
         true
     }

@@ -231,6 +231,10 @@ impl Kind for Wait {
         &[]
     }
 
+    fn is_wait(&self) -> bool {
+        true
+    }
+
     fn disruptive(&self) -> bool {
         false
     }

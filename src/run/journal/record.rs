@@ -1,13 +1,13 @@
-//! What actions may see of the journal: [`RunRecord`], and nothing that
+//! What actions may see of the journal: [`Recorder`], and nothing that
 //! moves a run's or a step's state.
 
 use std::path::Path;
 
-use crate::actions::ctx::RunRecord;
+use crate::actions::ctx::Recorder;
 
 use super::Journal;
 
-impl RunRecord for Journal {
+impl Recorder for Journal {
     fn state_dir(&self) -> &Path {
         self.dir()
     }
@@ -35,7 +35,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         let mut journal = Journal::open(&d).unwrap();
         let dir = journal.dir().to_path_buf();
-        let record: &mut dyn RunRecord = &mut journal;
+        let record: &mut dyn Recorder = &mut journal;
         assert_eq!(record.state_dir(), dir);
         record.event(7, "conffiles", "/etc/app.conf").unwrap();
         assert_eq!(record.once_done("app").unwrap(), Vec::<String>::new());
