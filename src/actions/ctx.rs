@@ -1,6 +1,7 @@
 //! What an action sees while it runs: the run's environment, the step's
-//! time bound, the run log, the journal (for `each_once` hooks), and whether
-//! a person is there to answer.
+//! time bound, the run log, the run's record (events, `once` marks, the
+//! state directory) through [`Recorder`], the admin's stop, and whether a
+//! person is there to answer.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -8,12 +9,32 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::recipe::ServiceSpec;
-use crate::run::journal::Journal;
 use crate::sys::process;
 
 /// A step's default bound when the recipe gives none: every wait is bounded.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// The part of the run's record an action may use, and no more: the journal
+/// implements it (in `run::journal`), so actions never hold the journal
+/// itself and cannot move a run's or a step's state.
+pub trait Recorder {
+    /// The state directory: where a reboot leaves its marker and `db` its
+    /// index of dumps.
+    fn state_dir(&self) -> &Path;
+
+    /// Records what the run saw (`stale-services`, `conffiles`) for
+    /// `hoist status` and the report.
+    fn event(&mut self, run: i64, kind: &str, detail: &str) -> Result<(), String>;
+
+    /// The `once` marks of `product` on this host.
+    fn once_done(&self, product: &str) -> Result<Vec<String>, String>;
+
+    /// Marks `name` done once for `product`, by `run`.
+    fn mark_once(&mut self, product: &str, name: &str, run: i64) -> Result<(), String>;
+}
+
+/// Built by [`Ctx::new`] and its `with_` setters; the fields stay public for
+/// the actions that read them (`ctx.run`, `ctx.step_dir`, ...).
 pub struct Ctx<'a> {
     pub product: &'a str,
     pub run: i64,
@@ -32,7 +53,9 @@ pub struct Ctx<'a> {
     /// with a built-in undo then keeps nothing for it (a Debian major
     /// upgrade would otherwise have to keep every old `.deb` first).
     pub undoable: bool,
-    pub journal: &'a mut Journal,
+    /// The run's record; actions use it through [`Ctx::event`],
+    /// [`Ctx::once_done`], [`Ctx::mark_once`] and [`Ctx::state_dir`].
+    pub journal: &'a mut dyn Recorder,
     /// A person is at a terminal.
     pub interactive: bool,
     /// The admin confirmed this step's person gate in advance
@@ -49,7 +72,119 @@ pub struct Ctx<'a> {
     pub progress: &'a dyn Fn(&str),
 }
 
-impl Ctx<'_> {
+/// No one to ask: outside a terminal, nothing is read.
+fn no_answer(_: &str) -> Option<String> {
+    None
+}
+
+/// Nothing shown while the step runs.
+fn no_progress(_: &str) {}
+
+impl<'a> Ctx<'a> {
+    /// The context of `product`'s actions, their output into `log`, run
+    /// outside a run (run 0, no environment), bounded by [`DEFAULT_TIMEOUT`],
+    /// keeping nothing (the temporary directory), with no person to ask and
+    /// nothing to show: the preflight's. A step's own adds the `with_`
+    /// settings.
+    pub fn new(
+        product: &'a str,
+        recipe_dir: &'a Path,
+        services: &'a [ServiceSpec],
+        log: &'a File,
+        journal: &'a mut dyn Recorder,
+    ) -> Self {
+        Ctx {
+            product,
+            run: 0,
+            recipe_dir,
+            services,
+            env: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            log,
+            step_dir: std::env::temp_dir(),
+            undoable: true,
+            journal,
+            interactive: false,
+            confirmed: None,
+            awaits_person: false,
+            ask: &no_answer,
+            progress: &no_progress,
+        }
+    }
+
+    /// A step of run `run`, with its environment (`HOIST_*`).
+    pub fn with_run(mut self, run: i64, env: Vec<(String, String)>) -> Self {
+        self.run = run;
+        self.env = env;
+        self
+    }
+
+    /// The step's time bound.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The step's own directory, and whether the step may be undone (what
+    /// the built-in undo keeps there).
+    pub fn with_step_dir(mut self, step_dir: PathBuf, undoable: bool) -> Self {
+        self.step_dir = step_dir;
+        self.undoable = undoable;
+        self
+    }
+
+    /// Who can answer a gate: a person at a terminal (`interactive`, asked
+    /// through `ask`), and the admin's confirmation given in advance.
+    pub fn with_person(
+        mut self,
+        interactive: bool,
+        confirmed: Option<String>,
+        ask: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Self {
+        self.interactive = interactive;
+        self.confirmed = confirmed;
+        self.ask = ask;
+        self
+    }
+
+    /// Where the step's lines of progress go.
+    pub fn with_progress(mut self, progress: &'a dyn Fn(&str)) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Records an event of this run (see [`Recorder::event`]).
+    pub fn event(&mut self, kind: &str, detail: &str) -> Result<(), String> {
+        self.journal.event(self.run, kind, detail)
+    }
+
+    /// The product's `once` marks on this host.
+    pub fn once_done(&self) -> Result<Vec<String>, String> {
+        self.journal.once_done(self.product)
+    }
+
+    /// Marks `name` done once for the product, by this run.
+    pub fn mark_once(&mut self, name: &str) -> Result<(), String> {
+        self.journal.mark_once(self.product, name, self.run)
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        self.journal.state_dir()
+    }
+
+    /// Whether the admin asked the run to stop (a signal): a wait ends at
+    /// once rather than at its bound (see [`crate::sys::process::stop`]).
+    pub fn stop_requested(&self) -> bool {
+        process::stop::requested()
+    }
+
+    /// Sleeps `d`, or less when the admin asks the run to stop: then
+    /// `false`.
+    pub fn sleep(&self, d: Duration) -> bool {
+        process::stop::sleep(d)
+    }
+
     /// A path from the recipe: relative ones are relative to its directory.
     pub fn path(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
@@ -132,5 +267,116 @@ fn verdict(
         Some(0) => Ok(()),
         Some(c) => Err(format!("{what}: exited with status {c}")),
         None => Err(format!("{what}: killed by a signal")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record that keeps what actions tell it.
+    #[derive(Default)]
+    struct Kept {
+        dir: PathBuf,
+        events: Vec<(i64, String, String)>,
+        marks: Vec<(String, String, i64)>,
+    }
+
+    impl Recorder for Kept {
+        fn state_dir(&self) -> &Path {
+            &self.dir
+        }
+        fn event(&mut self, run: i64, kind: &str, detail: &str) -> Result<(), String> {
+            self.events.push((run, kind.into(), detail.into()));
+            Ok(())
+        }
+        fn once_done(&self, product: &str) -> Result<Vec<String>, String> {
+            Ok(self
+                .marks
+                .iter()
+                .filter(|m| m.0 == product)
+                .map(|m| m.1.clone())
+                .collect())
+        }
+        fn mark_once(&mut self, product: &str, name: &str, run: i64) -> Result<(), String> {
+            self.marks.push((product.into(), name.into(), run));
+            Ok(())
+        }
+    }
+
+    fn null_log() -> File {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap()
+    }
+
+    #[test]
+    fn the_constructor_gives_the_preflight_s_context() {
+        let log = null_log();
+        let mut kept = Kept {
+            dir: "/var/lib/hoist".into(),
+            ..Kept::default()
+        };
+        let ctx = Ctx::new("app", Path::new("/r"), &[], &log, &mut kept);
+        assert_eq!((ctx.product, ctx.run), ("app", 0));
+        assert!(ctx.env.is_empty());
+        assert_eq!(ctx.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(ctx.step_dir, std::env::temp_dir());
+        assert!(ctx.undoable);
+        assert!(!ctx.interactive && !ctx.awaits_person);
+        assert_eq!(ctx.confirmed, None);
+        assert_eq!((ctx.ask)("continue?"), None);
+        (ctx.progress)("shown nowhere");
+        assert_eq!(ctx.path("a/b"), Path::new("/r/a/b"));
+        assert_eq!(ctx.path("/etc/x"), Path::new("/etc/x"));
+        assert_eq!(ctx.state_dir(), Path::new("/var/lib/hoist"));
+    }
+
+    #[test]
+    fn the_settings_of_a_step_are_kept() {
+        let log = null_log();
+        let mut kept = Kept::default();
+        let ask = |q: &str| Some(format!("yes to {q}"));
+        let shown = std::cell::RefCell::new(Vec::new());
+        let progress = |line: &str| shown.borrow_mut().push(line.to_string());
+        let env = vec![("HOIST_RUN_ID".to_string(), "4".to_string())];
+        let ctx = Ctx::new("app", Path::new("/r"), &[], &log, &mut kept)
+            .with_run(4, env.clone())
+            .with_timeout(Duration::from_secs(5))
+            .with_step_dir("/s/4/step".into(), false)
+            .with_person(true, Some("--confirm".into()), &ask)
+            .with_progress(&progress);
+        assert_eq!(ctx.run, 4);
+        assert_eq!(ctx.env, env);
+        assert_eq!(ctx.timeout, Duration::from_secs(5));
+        assert_eq!(ctx.step_dir, Path::new("/s/4/step"));
+        assert!(!ctx.undoable);
+        assert!(ctx.interactive);
+        assert_eq!(ctx.confirmed.as_deref(), Some("--confirm"));
+        assert_eq!((ctx.ask)("go").as_deref(), Some("yes to go"));
+        (ctx.progress)("waiting");
+        assert_eq!(*shown.borrow(), ["waiting"]);
+    }
+
+    #[test]
+    fn events_and_marks_carry_the_run_and_the_product() {
+        let log = null_log();
+        let mut kept = Kept::default();
+        let mut ctx =
+            Ctx::new("app", Path::new("/r"), &[], &log, &mut kept).with_run(9, Vec::new());
+        ctx.event("conffiles", "/etc/app.conf").unwrap();
+        assert!(ctx.once_done().unwrap().is_empty());
+        ctx.mark_once("hook:/h/10-x").unwrap();
+        assert_eq!(ctx.once_done().unwrap(), ["hook:/h/10-x"]);
+        drop(ctx);
+        assert_eq!(
+            kept.events,
+            [(9, "conffiles".to_string(), "/etc/app.conf".to_string())]
+        );
+        assert_eq!(
+            kept.marks,
+            [("app".to_string(), "hook:/h/10-x".to_string(), 9)]
+        );
     }
 }

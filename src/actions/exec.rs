@@ -39,6 +39,7 @@ pub struct Exec {
 
 impl Kind for Exec {
     const NAME: &'static str = "exec";
+    const UNDOES_EXEC: bool = true;
 
     fn summary(&self) -> String {
         let what = match (&self.argv, &self.shell) {
@@ -53,9 +54,7 @@ impl Kind for Exec {
     }
 
     fn undo_kinds(&self) -> &'static [&'static str] {
-        &[
-            "exec", "hooks", "service", "packages", "repo", "db", "file", "firewall",
-        ]
+        crate::actions::UNDO_EXEC_KINDS
     }
 
     fn disruptive(&self) -> bool {

@@ -263,6 +263,7 @@ impl File {
 
 impl Kind for File {
     const NAME: &'static str = "file";
+    const UNDOES_EXEC: bool = true;
 
     fn summary(&self) -> String {
         let p = &self.path;

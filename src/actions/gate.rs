@@ -60,6 +60,10 @@ impl Kind for Gate {
         &[]
     }
 
+    fn is_wait(&self) -> bool {
+        true
+    }
+
     fn disruptive(&self) -> bool {
         false
     }

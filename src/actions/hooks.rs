@@ -173,6 +173,7 @@ impl Hooks {
 
 impl Kind for Hooks {
     const NAME: &'static str = "hooks";
+    const UNDOES_EXEC: bool = true;
 
     fn summary(&self) -> String {
         let once = if self.each_once {
@@ -224,9 +225,7 @@ impl Kind for Hooks {
             ctx.note(&format!("no scripts in {}", dir.display()));
         }
         let done = if self.each_once {
-            ctx.journal
-                .once_done(ctx.product)
-                .map_err(|e| e.to_string())?
+            ctx.once_done()?
         } else {
             Vec::new()
         };
@@ -242,9 +241,7 @@ impl Kind for Hooks {
             let cmd = std::process::Command::new(&script);
             ctx.run(cmd, &script.display().to_string(), ctx.timeout)?;
             if self.each_once {
-                ctx.journal
-                    .mark_once(ctx.product, &mark, ctx.run)
-                    .map_err(|e| e.to_string())?;
+                ctx.mark_once(&mark)?;
             }
         }
         Ok(())

@@ -60,6 +60,43 @@ pub trait Kind: DeserializeOwned + Serialize + Clone + std::fmt::Debug {
         false
     }
 
+    /// Whether it may be the `undo` of an `exec` step: the command may have
+    /// changed anything, so kinds that put a change of their own back may
+    /// (not a wait, a gate, a reboot, nor a `fetch`). Listed, in registry
+    /// order, by [`UNDO_EXEC_KINDS`].
+    const UNDOES_EXEC: bool = false;
+
+    /// Whether it holds the run until something is true, changing nothing
+    /// on the host (a `wait`, a `gate`): a fleet's run-once step of such a
+    /// kind is a gate of the rollout, and needs no undo.
+    fn is_wait(&self) -> bool {
+        false
+    }
+
+    /// Whether it reboots the host: a fleet's run-once step may not (the
+    /// reboot belongs in the host's own upgrade, which resumes at boot).
+    fn reboots(&self) -> bool {
+        false
+    }
+
+    /// Whether it works on a database, so that undoing it restores data
+    /// and loses what was written since (the fleet rollback of a committed
+    /// run says so).
+    fn touches_database(&self) -> bool {
+        false
+    }
+
+    /// The units whose restarts it holds back, which a later step must
+    /// start or restart (lint: `held-never-restarted`).
+    fn held_restarts(&self) -> &[String] {
+        &[]
+    }
+
+    /// Whether it starts or restarts `unit`.
+    fn starts(&self, _unit: &str) -> bool {
+        false
+    }
+
     /// Checks the types cannot express; problems point at `span`.
     fn validate(&self, span: &Range<usize>, problems: &mut Vec<Problem>);
 
@@ -170,6 +207,23 @@ macro_rules! registry {
         /// Every kind's name, in registry order.
         pub const KINDS: &[&str] = &[$($name),*];
 
+        /// The kinds that may undo an `exec` step ([`Kind::UNDOES_EXEC`]),
+        /// in registry order.
+        pub const UNDO_EXEC_KINDS: &[&str] = {
+            const N: usize = 0 $(+ <$module::$ty as Kind>::UNDOES_EXEC as usize)*;
+            const LIST: [&str; N] = {
+                let mut list = [""; N];
+                let mut i = 0;
+                $(if <$module::$ty as Kind>::UNDOES_EXEC {
+                    list[i] = $name;
+                    i += 1;
+                })*
+                let _ = i;
+                list
+            };
+            &LIST
+        };
+
         impl Action {
             /// Reads the table under a kind's key. `None` with problems
             /// pushed when it does not fit the kind.
@@ -225,6 +279,26 @@ macro_rules! registry {
                 match self { $(Action::$ty(a) => a.needs_person(),)* }
             }
 
+            pub fn is_wait(&self) -> bool {
+                match self { $(Action::$ty(a) => a.is_wait(),)* }
+            }
+
+            pub fn reboots(&self) -> bool {
+                match self { $(Action::$ty(a) => a.reboots(),)* }
+            }
+
+            pub fn touches_database(&self) -> bool {
+                match self { $(Action::$ty(a) => a.touches_database(),)* }
+            }
+
+            pub fn held_restarts(&self) -> &[String] {
+                match self { $(Action::$ty(a) => a.held_restarts(),)* }
+            }
+
+            pub fn starts(&self, unit: &str) -> bool {
+                match self { $(Action::$ty(a) => a.starts(unit),)* }
+            }
+
             pub fn executable(&self) -> bool {
                 match self { $(Action::$ty(a) => a.executable(),)* }
             }
@@ -269,4 +343,113 @@ registry! {
     "firewall" => firewall::Firewall,
     "reboot" => reboot::Reboot,
     "gate" => gate::Gate,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One action of every kind, read as a recipe gives it.
+    fn every_kind() -> Vec<Action> {
+        let tables = [
+            ("exec", r#"{ argv = ["true"] }"#),
+            ("hooks", r#"{ dir = "hooks" }"#),
+            ("service", r#"{ op = "restart", units = ["web", "db"] }"#),
+            (
+                "packages",
+                r#"{ op = "upgrade", names = ["app"], hold_restarts = ["web"] }"#,
+            ),
+            (
+                "repo",
+                r#"{ op = "switch", file = "/etc/apt/sources.list", from = "a 4.2", to = "a 4.3" }"#,
+            ),
+            (
+                "db",
+                r#"{ op = "backup", engine = "postgresql", database = "app", dump = "/tmp/d", credentials = { os_user = "postgres" } }"#,
+            ),
+            (
+                "file",
+                r#"{ op = "ensure_line", path = "/etc/app.conf", line = "a=1" }"#,
+            ),
+            (
+                "fetch",
+                r#"{ url = "https://example.org/a", dest = "/tmp/a", sha256 = "0000000000000000000000000000000000000000000000000000000000000000" }"#,
+            ),
+            (
+                "wait",
+                r#"{ until = { tcp = "127.0.0.1:80" }, timeout = "1m" }"#,
+            ),
+            (
+                "firewall",
+                r#"{ op = "add", proto = "tcp", dport = 80, target = "ACCEPT" }"#,
+            ),
+            ("reboot", r#"{ reason = "new kernel" }"#),
+            ("gate", r#"{ message = "look" }"#),
+        ];
+        assert_eq!(tables.map(|t| t.0), KINDS, "one action per kind, in order");
+        tables
+            .iter()
+            .map(|(kind, table)| read(kind, table))
+            .collect()
+    }
+
+    /// The action a step's `kind = table` gives.
+    fn read(kind: &str, table: &str) -> Action {
+        let text = format!("a = {table}");
+        let doc = toml::de::DeTable::parse(&text).unwrap();
+        let value = doc.get_ref().get("a").unwrap().clone();
+        let mut problems = Vec::new();
+        let a = Action::parse(kind, value, &mut problems);
+        assert!(problems.is_empty(), "{kind}: {problems:?}");
+        a.unwrap()
+    }
+
+    /// The kinds for which `answer` is true.
+    fn kinds_where(answer: impl Fn(&Action) -> bool) -> Vec<&'static str> {
+        every_kind()
+            .iter()
+            .filter(|a| answer(a))
+            .map(Action::kind)
+            .collect()
+    }
+
+    #[test]
+    fn the_kinds_that_may_undo_a_command() {
+        assert_eq!(
+            UNDO_EXEC_KINDS,
+            [
+                "exec", "hooks", "service", "packages", "repo", "db", "file", "firewall"
+            ]
+        );
+        let exec = &every_kind()[0];
+        assert_eq!(exec.undo_kinds(), UNDO_EXEC_KINDS);
+    }
+
+    #[test]
+    fn each_kind_says_what_it_is() {
+        assert_eq!(kinds_where(Action::is_wait), ["wait", "gate"]);
+        assert_eq!(kinds_where(Action::reboots), ["reboot"]);
+        assert_eq!(kinds_where(Action::touches_database), ["db"]);
+        assert_eq!(kinds_where(|a| a.starts("web")), ["service"]);
+        assert_eq!(kinds_where(|a| a.starts("mail")), Vec::<&str>::new());
+        assert_eq!(
+            kinds_where(|a| a.held_restarts() == ["web".to_string()]),
+            ["packages"]
+        );
+    }
+
+    #[test]
+    fn only_what_changes_packages_holds_restarts_and_only_a_start_starts() {
+        let download = read("packages", r#"{ op = "download", names = ["app"] }"#);
+        assert!(download.held_restarts().is_empty());
+        for (op, starts) in [
+            ("start", true),
+            ("restart", true),
+            ("stop", false),
+            ("reload", false),
+        ] {
+            let service = read("service", &format!(r#"{{ op = "{op}", units = ["web"] }}"#));
+            assert_eq!(service.starts("web"), starts, "{op}");
+        }
+    }
 }

@@ -102,7 +102,7 @@ fn disable_unit(ctx: &Ctx<'_>) {
         let _ = ctx.run(c, "systemctl disable hoist-resume", Duration::from_secs(60));
         let _ = std::fs::remove_file(&unit);
     }
-    let _ = std::fs::remove_file(marker_path(ctx.journal.dir()));
+    let _ = std::fs::remove_file(marker_path(ctx.state_dir()));
 }
 
 impl Kind for Reboot {
@@ -120,6 +120,10 @@ impl Kind for Reboot {
         &[]
     }
 
+    fn reboots(&self) -> bool {
+        true
+    }
+
     fn disruptive(&self) -> bool {
         true
     }
@@ -131,7 +135,7 @@ impl Kind for Reboot {
     }
 
     fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
-        let state_dir = ctx.journal.dir().to_path_buf();
+        let state_dir = ctx.state_dir().to_path_buf();
         let hoist = std::env::current_exe().map_err(|e| format!("where is hoist? {e}"))?;
         let marker = Marker {
             run: ctx.run,
@@ -180,7 +184,7 @@ impl Kind for Reboot {
         // or failed here would be a lie either way.
         let deadline = std::time::Instant::now() + self.back_within;
         while std::time::Instant::now() < deadline {
-            if crate::sys::process::stop::requested() {
+            if ctx.stop_requested() {
                 outln!("hoist: the host is rebooting; the upgrade resumes by itself at boot");
                 std::process::exit(crate::sys::exit::EXIT_PAUSED.into());
             }
@@ -196,7 +200,7 @@ impl Kind for Reboot {
     /// Done when the host booted since the marker was written. The unit is
     /// disabled then: it has done its work.
     fn applied(&self, ctx: &Ctx<'_>) -> Option<bool> {
-        let text = std::fs::read(marker_path(ctx.journal.dir())).ok()?;
+        let text = std::fs::read(marker_path(ctx.state_dir())).ok()?;
         let marker: Marker = serde_json::from_slice(&text).ok()?;
         let rebooted = marker.boot_id != boot_id();
         if rebooted {

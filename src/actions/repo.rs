@@ -59,6 +59,7 @@ pub struct Repo {
 
 impl Kind for Repo {
     const NAME: &'static str = "repo";
+    const UNDOES_EXEC: bool = true;
 
     fn summary(&self) -> String {
         let key = self

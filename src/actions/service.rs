@@ -31,6 +31,7 @@ pub struct Service {
 
 impl Kind for Service {
     const NAME: &'static str = "service";
+    const UNDOES_EXEC: bool = true;
 
     fn summary(&self) -> String {
         let verb = serde_json::to_value(self.op)
@@ -47,6 +48,10 @@ impl Kind for Service {
 
     fn undo_kinds(&self) -> &'static [&'static str] {
         &["service", "exec"]
+    }
+
+    fn starts(&self, unit: &str) -> bool {
+        matches!(self.op, Op::Restart | Op::Start) && self.units.iter().any(|u| u == unit)
     }
 
     /// A stop or a start puts back what it found: a stop starts again the

@@ -138,7 +138,7 @@ impl Until {
                     self.describe()
                 ));
             }
-            if !crate::sys::process::stop::sleep(interval.min(deadline - now)) {
+            if !ctx.sleep(interval.min(deadline - now)) {
                 return Err(format!(
                     "stopped by a signal while waiting; last seen: {seen}"
                 ));
@@ -229,6 +229,10 @@ impl Kind for Wait {
 
     fn undo_kinds(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    fn is_wait(&self) -> bool {
+        true
     }
 
     fn disruptive(&self) -> bool {

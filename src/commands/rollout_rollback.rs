@@ -147,11 +147,10 @@ fn committed_why(run: &RunRecord, tag: &str) -> String {
         .steps
         .iter()
         .filter(|s| {
-            s.undo
-                .as_ref()
-                .map_or(s.action.kind() == "db" && s.action.builtin_undo(), |u| {
-                    u.kind() == "db"
-                })
+            s.undo.as_ref().map_or(
+                s.action.touches_database() && s.action.builtin_undo(),
+                |u| u.touches_database(),
+            )
         })
         .map(|s| s.key.as_str())
         .collect();

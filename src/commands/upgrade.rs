@@ -286,24 +286,14 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
 
 fn preflight_actions(req: &Request<'_>, plan: &Plan, journal: &mut Journal) -> Result<(), String> {
     let log = tempfile_log()?;
-    let ask = |_: &str| None;
-    let ctx = crate::actions::ctx::Ctx {
-        product: &plan.product,
-        run: 0,
-        recipe_dir: &req.recipe.dir(),
-        services: &req.recipe.services,
-        env: Vec::new(),
-        timeout: crate::actions::ctx::DEFAULT_TIMEOUT,
-        log: &log,
-        step_dir: std::env::temp_dir(),
-        undoable: true,
+    let recipe_dir = req.recipe.dir();
+    let ctx = crate::actions::ctx::Ctx::new(
+        &plan.product,
+        &recipe_dir,
+        &req.recipe.services,
+        &log,
         journal,
-        interactive: false,
-        confirmed: None,
-        awaits_person: false,
-        ask: &ask,
-        progress: &|_| {},
-    };
+    );
     for s in &plan.steps {
         s.action
             .preflight(&ctx)

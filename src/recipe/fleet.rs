@@ -184,7 +184,7 @@ impl FleetStep {
     /// A gate holds the rollout until a condition is true; it changes
     /// nothing on the host.
     pub fn is_gate(&self) -> bool {
-        matches!(self.action.kind(), "wait" | "gate")
+        self.action.is_wait()
     }
 }
 
@@ -562,11 +562,11 @@ pub fn validate(
                 &r.undo_span,
                 problems,
             );
-            if undo.kind() == "reboot" {
+            if undo.reboots() {
                 problems.push(reboot_in_fleet_step(r.undo_span.clone()));
             }
         }
-        if r.action.kind() == "reboot" {
+        if r.action.reboots() {
             problems.push(reboot_in_fleet_step(r.span.clone()));
         }
         super::validate::no_undo(

@@ -504,21 +504,14 @@ fn services(r: &Recipe, problems: &mut Vec<Problem>) {
 /// until a later `service` step starts or restarts it: without one, the
 /// upgrade would end with the old daemons still serving.
 fn held_restarts(r: &Recipe, problems: &mut Vec<Problem>) {
-    use crate::actions::{Action, service::Op};
     let at = |i: usize| (r.steps[i].phase, i);
     for (i, s) in r.steps.iter().enumerate() {
-        let Action::Packages(p) = &s.action else {
-            continue;
-        };
-        if !p.disruptive_op() {
-            continue;
-        }
-        for unit in &p.hold_restarts {
-            let restarted = r.steps.iter().enumerate().any(|(j, later)| {
-                at(j) > at(i)
-                    && matches!(&later.action, Action::Service(sv)
-                        if matches!(sv.op, Op::Restart | Op::Start) && sv.units.contains(unit))
-            });
+        for unit in s.action.held_restarts() {
+            let restarted = r
+                .steps
+                .iter()
+                .enumerate()
+                .any(|(j, later)| at(j) > at(i) && later.action.starts(unit));
             if !restarted {
                 problems.push(
                     Problem::warning(

@@ -726,23 +726,18 @@ impl Engine {
             self.run,
             &step.key,
         ));
-        let mut ctx = Ctx {
-            product: &self.record.product,
-            run: self.run,
-            recipe_dir: &self.stored.recipe_dir,
-            services: &self.stored.services,
-            env,
-            timeout: step.bound(),
-            log: &self.log,
-            step_dir,
-            undoable: step.point_of_no_return.is_none(),
-            journal: &mut self.journal,
-            interactive: self.interactive,
-            confirmed,
-            awaits_person: false,
-            ask: &ask,
-            progress: &progress,
-        };
+        let mut ctx = Ctx::new(
+            &self.record.product,
+            &self.stored.recipe_dir,
+            &self.stored.services,
+            &self.log,
+            &mut self.journal,
+        )
+        .with_run(self.run, env)
+        .with_timeout(step.bound())
+        .with_step_dir(step_dir, step.point_of_no_return.is_none())
+        .with_person(self.interactive, confirmed, &ask)
+        .with_progress(&progress);
         let out = f(&mut ctx);
         crate::sys::process::scope::leave();
         out

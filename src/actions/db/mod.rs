@@ -271,6 +271,7 @@ pub const DEFAULT_KEEP: u32 = 3;
 
 impl Kind for Db {
     const NAME: &'static str = "db";
+    const UNDOES_EXEC: bool = true;
 
     fn summary(&self) -> String {
         let engine = match self.engine {
@@ -302,6 +303,10 @@ impl Kind for Db {
 
     fn undo_kinds(&self) -> &'static [&'static str] {
         &["db", "exec"]
+    }
+
+    fn touches_database(&self) -> bool {
+        true
     }
 
     fn disruptive(&self) -> bool {

@@ -80,7 +80,7 @@ pub fn backup(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
     let client = Client::new(db.engine, &db.credentials, &ctx.step_dir)?;
     let tmp = write_dump(&client, db, ctx, &dest)?;
     let bytes = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
-    let state_dir = ctx.journal.dir().to_path_buf();
+    let state_dir = ctx.state_dir().to_path_buf();
     let mut entries = backups::load(&state_dir);
     if dest.exists() {
         let aside = aside_name(&dest);
@@ -298,7 +298,7 @@ pub fn restore_own_dump(db: &Db, ctx: &mut Ctx<'_>) -> Result<(), String> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let slot = ctx.path(db.dump.as_deref().unwrap_or_default());
-    let state_dir = ctx.journal.dir().to_path_buf();
+    let state_dir = ctx.state_dir().to_path_buf();
     let Some(entry) = backups::load(&state_dir)
         .into_iter()
         .find(|e| e.run == ctx.run && e.step == step && e.slot == slot)

@@ -203,6 +203,7 @@ impl Firewall {
 
 impl Kind for Firewall {
     const NAME: &'static str = "firewall";
+    const UNDOES_EXEC: bool = true;
 
     fn summary(&self) -> String {
         let verb = match self.op {

@@ -324,7 +324,7 @@ fn restart_stale(ctx: &mut Ctx<'_>, held: &[String]) -> Result<(), String> {
         ctx.note(&format!(
             "services still running replaced files (restart them when convenient): {list}"
         ));
-        let _ = ctx.journal.event(ctx.run, "stale-services", &list);
+        let _ = ctx.event("stale-services", &list);
     }
     Ok(())
 }
@@ -659,7 +659,7 @@ fn report_leftovers(ctx: &mut Ctx<'_>) {
     ctx.note(&format!(
         "configuration files left beside the live ones: {list}"
     ));
-    let _ = ctx.journal.event(ctx.run, "conffiles", &list);
+    let _ = ctx.event("conffiles", &list);
 }
 
 /// Every such file under /etc now.

@@ -91,6 +91,7 @@ impl Packages {
 
 impl Kind for Packages {
     const NAME: &'static str = "packages";
+    const UNDOES_EXEC: bool = true;
 
     fn summary(&self) -> String {
         let names = self.names.join(" ");
@@ -135,6 +136,16 @@ impl Kind for Packages {
 
     fn undo_kinds(&self) -> &'static [&'static str] {
         &["packages", "exec"]
+    }
+
+    /// Only an operation that changes packages runs maintainer scripts
+    /// whose restarts it could hold.
+    fn held_restarts(&self) -> &[String] {
+        if self.disruptive_op() {
+            &self.hold_restarts
+        } else {
+            &[]
+        }
     }
 
     fn disruptive(&self) -> bool {

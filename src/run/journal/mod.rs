@@ -56,6 +56,7 @@ pub enum JournalError {
 type Result<T> = std::result::Result<T, JournalError>;
 
 mod access;
+mod record;
 pub use access::connect_sqlite;
 
 const SCHEMA: &str = "
