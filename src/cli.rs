@@ -365,7 +365,9 @@ pub(crate) fn host_facts(recipe: &Recipe, host: &HostArgs, json: bool) -> Result
         Some(file) => Facts::from_fixture(file, &recipe.catalogue)
             .map_err(|e| e.to_string())
             .and_then(|mut f| probe::apply_given(recipe, &mut f, &given).map(|_| f)),
-        None => probe::gather(recipe, &given),
+        None => probe::gather(recipe, &given, &|f| {
+            crate::actions::repo::candidate_view(recipe, f)
+        }),
     };
     facts.map_err(|e| fail(json, EXIT_USAGE, "bad-facts", &e))
 }

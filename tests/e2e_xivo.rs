@@ -147,6 +147,14 @@ fn system_state(h: &Host) -> String {
     )
 }
 
+/// The lines of a `system_state` that name the XiVO source or its keyring
+/// (what trusting the new archive key changes), and the others.
+fn key_lines(state: &str) -> (Vec<&str>, Vec<&str>) {
+    state
+        .lines()
+        .partition(|l| l.ends_with(LIST) || l.ends_with("/etc/apt/keyrings/xivo.gpg"))
+}
+
 /// Units became active in the order XiVO needs (seed 001, step 6).
 fn started_in_order(h: &Host) {
     let mut last = 0u64;
@@ -247,19 +255,16 @@ fn upgrade_one(site: &Site, name: &str, version: &str) {
             out.stdout
         );
     }
-    // The new archive key is trusted: a release signed with it only works.
+    // 1.2.4 is signed with the new archive key only: the key is trusted
+    // on the host now, through the keyring its source names.
     sh(&h, "test -s /etc/apt/keyrings/xivo.gpg");
     sh(
         &h,
-        &format!("sed -i 's/xivo-{TARGET}/{}/' {LIST}", xivo::ROTATED_SUITE),
+        &format!("grep -q 'signed-by=/etc/apt/keyrings/xivo.gpg' {LIST}"),
     );
     let update = sh(&h, "apt-get update -q 2>&1");
     assert!(!update.contains("NO_PUBKEY"), "{name}: {update}");
     // Up to date now: nothing to do, nothing run again.
-    sh(
-        &h,
-        &format!("sed -i 's/{}/xivo-{TARGET}/' {LIST}", xivo::ROTATED_SUITE),
-    );
     let again = upgrade(&h, "-f");
     assert!(again.success(), "{}", again.stdout);
     assert!(again.stdout.contains("up to date"), "{}", again.stdout);
@@ -267,14 +272,13 @@ fn upgrade_one(site: &Site, name: &str, version: &str) {
 
 #[test]
 fn refused_before_anything_changes() {
-    let site = site(&["old", "nowizard"]);
+    let site = site(&["old", "nowizard", "latekey"]);
     std::thread::scope(|s| {
         let site = &site;
         s.spawn(move || {
             // seed 000: 1.1 -> 1.2 "is not supported right now".
             let h = xivo_at(site, "old", "1.1.21", true);
             sh(&h, &format!("sed -i 's/xivo-1.1.21/xivo-{TARGET}/' {LIST}"));
-            sh(&h, "apt-get update -q");
             let before = system_state(&h);
             let out = upgrade(&h, "-f");
             assert_eq!(out.code(), Some(1), "{}", out.stdout);
@@ -292,7 +296,6 @@ fn refused_before_anything_changes() {
             // seed 000: "You can't use xivo-upgrade if you have not run the wizard".
             let h = xivo_at(site, "nowizard", "1.2.3", false);
             sh(&h, &format!("sed -i 's/xivo-1.2.3/xivo-{TARGET}/' {LIST}"));
-            sh(&h, "apt-get update -q");
             let before = system_state(&h);
             let out = upgrade(&h, "-f");
             assert_eq!(out.code(), Some(1), "{}", out.stdout);
@@ -309,8 +312,72 @@ fn refused_before_anything_changes() {
             );
             serves(&h, "1.2.3");
         });
+        s.spawn(move || key_before_any_refresh(site));
     });
     site.teardown();
+}
+
+/// apt's lists, by content: what `apt-get update` changes.
+const LISTS: &str = "find /var/lib/apt/lists -type f -print0 | sort -z | xargs -0 -r sha256sum";
+
+/// Seed 000: the new archive key "before upgrading from XiVO 1.2.3 or
+/// earlier". 1.2.4 is signed with it only: the plan sees 1.2.4 through the
+/// key without trusting it on the host, and the recipe with its key step
+/// after the refresh (the order it had before) cannot see 1.2.4 at all.
+fn key_before_any_refresh(site: &Site) {
+    let h = xivo_at(site, "latekey", "1.2.3", true);
+    sh(&h, &format!("sed -i 's/xivo-1.2.3/xivo-{TARGET}/' {LIST}"));
+    let before = system_state(&h);
+    let lists = sh(&h, LISTS);
+
+    let plan = h
+        .exec_unchecked(
+            "NO_COLOR=1 timeout 280 hoist plan -r /usr/share/hoist/recipes/xivo </dev/null 2>&1",
+        )
+        .expect("hoist plan runs");
+    assert!(plan.success(), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .starts_with(&format!("xivo: 1.2.3 -> {TARGET}\n")),
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(system_state(&h), before, "the plan changed the host");
+    assert_eq!(sh(&h, LISTS), lists, "the plan changed apt's lists");
+    assert_eq!(
+        sh(&h, "ls -d /tmp/hoist-candidate-* 2>/dev/null || true"),
+        ""
+    );
+
+    sh(
+        &h,
+        "cp -a /usr/share/hoist/recipes/xivo /root/late-key && \
+         sed -i '/^id = \"trust-new-archive-key\"$/{n;s/^phase = \"prepare\"$/phase = \"pre\"/}' /root/late-key/recipe.toml && \
+         grep -A1 '^id = \"trust-new-archive-key\"$' /root/late-key/recipe.toml | grep -qx 'phase = \"pre\"'",
+    );
+    let late = h
+        .exec_unchecked(
+            "NO_COLOR=1 timeout 280 hoist upgrade -r /root/late-key --yes </dev/null 2>&1",
+        )
+        .expect("hoist upgrade runs");
+    assert!(!late.success(), "{}", late.stdout);
+    assert!(late.stdout.contains("NO_PUBKEY"), "{}", late.stdout);
+    assert!(
+        !late.stdout.contains(&format!("new version: {TARGET}")),
+        "{}",
+        late.stdout
+    );
+    assert_eq!(
+        system_state(&h),
+        before,
+        "a refused upgrade changed the host"
+    );
+    serves(&h, "1.2.3");
+
+    // The shipped order, on the same host.
+    let out = upgrade(&h, "-f");
+    assert!(out.success(), "{}", out.stdout);
+    serves(&h, TARGET);
 }
 
 #[test]
@@ -318,7 +385,6 @@ fn download_only_then_force_downloads_nothing_more() {
     let site = site(&["dl"]);
     let h = xivo_at(&site, "dl", "1.2.3", true);
     sh(&h, &format!("sed -i 's/xivo-1.2.3/xivo-{TARGET}/' {LIST}"));
-    sh(&h, "apt-get update -q");
     let before = system_state(&h);
     let fetched_before = site.mirror.debs_served_to(&h);
 
@@ -329,10 +395,26 @@ fn download_only_then_force_downloads_nothing_more() {
         "{}",
         out.stdout
     );
+    // -d trusts the new archive key, without which nothing of 1.2.4 can be
+    // downloaded (seed 000: the key comes before upgrading), and changes
+    // nothing else but the package cache.
+    let after = system_state(&h);
+    let (key_before, rest_before) = key_lines(&before);
+    let (key_after, rest_after) = key_lines(&after);
     assert_eq!(
-        system_state(&h),
-        before,
-        "-d changed more than the package cache"
+        rest_after, rest_before,
+        "-d changed more than the package cache and the key"
+    );
+    assert_eq!(key_before.len(), 1, "{key_before:?}");
+    assert_eq!(
+        key_after.len(),
+        2,
+        "the keyring is not there: {key_after:?}"
+    );
+    assert_ne!(key_after, key_before);
+    sh(
+        &h,
+        &format!("grep -q 'signed-by=/etc/apt/keyrings/xivo.gpg' {LIST}"),
     );
     serves(&h, "1.2.3");
     let cached = sh(&h, "ls /var/cache/apt/archives/");

@@ -308,3 +308,67 @@ fn a_final_path_another_starts_from_is_flagged_as_a_forgotten_stop() {
     let fixed = text.replace("to = \"16.7.8\"\n", "to = \"16.7.8\"\nstop = true\n");
     assert_eq!(problems_of(&fixed), Vec::<String>::new());
 }
+
+// --- an archive key trusted before apt reads the archive ---------------------
+
+/// The shipped XiVO recipe with its key step moved to `pre`: after the
+/// plan's refresh and after `refresh-indexes` and `download`, the order it
+/// had before (seed 000: the key comes "before upgrading").
+fn xivo_with_key_in_pre() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/xivo/recipe.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let from = "id = \"trust-new-archive-key\"\nphase = \"prepare\"";
+    assert!(text.contains(from), "the key step moved");
+    text.replace(from, "id = \"trust-new-archive-key\"\nphase = \"pre\"")
+}
+
+#[test]
+fn a_key_trusted_after_apt_reads_the_archive_warns() {
+    let text = xivo_with_key_in_pre();
+    let loaded = recipe::load_str(Path::new("r.toml"), &text);
+    let warned: Vec<_> = loaded
+        .problems
+        .iter()
+        .filter(|p| p.problem.code == "key-after-refresh")
+        .collect();
+    assert_eq!(warned.len(), 1, "{:?}", problems_of(&text));
+    let p = &warned[0].problem;
+    assert!(
+        p.message.contains("step `trust-new-archive-key`")
+            && p.message
+                .contains("step `refresh-indexes` reads the archive before it"),
+        "{}",
+        p.message
+    );
+    // The key step itself is where it points.
+    let at = &text[p.span.start..];
+    assert!(
+        at.starts_with("[[steps]]\nid = \"trust-new-archive-key\""),
+        "{}",
+        &at[..at.len().min(80)]
+    );
+    assert!(loaded.recipe.is_some(), "a warning only");
+}
+
+#[test]
+fn a_key_in_prepare_is_allowed_a_source_switch_is_not() {
+    let recipe = |step: &str| {
+        format!(
+            "[product]\nname = \"demo\"\nversion = {{ package = \"demo\" }}\n\
+             candidate = {{ package = \"demo\", refresh = true }}\n\n\
+             [[paths]]\nid = \"main\"\nfrom = \"1.*\"\nto = \"2.0\"\n\n\
+             [[steps]]\nid = \"k\"\nphase = \"prepare\"\n{step}\n\n\
+             [[steps]]\nid = \"u\"\nphase = \"prepare\"\npackages = {{ op = \"update\" }}\n"
+        )
+    };
+    let key = "repo = { op = \"key\", file = \"/etc/apt/sources.list.d/demo.list\", key = { file = \"demo.gpg\", keyring = \"/etc/apt/keyrings/demo.gpg\" } }";
+    assert_eq!(problems_of(&recipe(key)), Vec::<String>::new());
+    let switch = "repo = { op = \"switch\", file = \"/etc/apt/sources.list.d/demo.list\", from = \"1\", to = \"2\" }";
+    assert_eq!(
+        problems_of(&recipe(switch)),
+        ["Error disruptive-in-prepare at 11:1"]
+    );
+    // Not in `prepare`: the plan's refresh reads the archive without it.
+    let later = recipe(key).replacen("phase = \"prepare\"", "phase = \"pre\"", 1);
+    assert_eq!(problems_of(&later), ["Warning key-after-refresh at 11:1"]);
+}

@@ -60,6 +60,30 @@ fn key_import_only_up_to_1_2_3() {
     }
 }
 
+/// Seed 000: the new archive key "before upgrading from XiVO 1.2.3 or
+/// earlier". Releases after the key change are signed with it only, so it
+/// is trusted before apt first reads the archive: the first step, in
+/// `prepare` (whose keys the plan's own candidate refresh reads with),
+/// before every `packages` step.
+#[test]
+fn the_new_key_is_trusted_before_apt_reads_the_archive() {
+    use hoist::actions::Action;
+    for fixture in ["1.2.0.toml", "1.2.2.toml"] {
+        let p = plan_for(fixture, |_| {});
+        let key = &p.steps[0];
+        assert_eq!(key.id, "trust-new-archive-key", "{fixture}: {:?}", ids(&p));
+        assert_eq!(key.phase, hoist::recipe::Phase::Prepare);
+        assert!(matches!(&key.action, Action::Repo(r) if r.op == hoist::actions::repo::Op::Key));
+        let first_apt = p
+            .steps
+            .iter()
+            .position(|s| matches!(s.action, Action::Packages(_)))
+            .unwrap();
+        assert_eq!(p.steps[first_apt].id, "refresh-indexes", "{fixture}");
+        assert_eq!(first_apt, 1, "{fixture}: {:?}", ids(&p));
+    }
+}
+
 #[test]
 fn once_steps_already_done_are_skipped_with_that_reason() {
     let p = plan_for("1.2.0.toml", |f| {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::Kind;
 use crate::actions::ctx::Ctx;
 use crate::actions::saved::{Saved, write_keeping_meta};
+use crate::host::probe::AptView;
 use crate::output::diag::Problem;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -84,8 +85,13 @@ impl Kind for Repo {
         &["repo", "exec"]
     }
 
+    /// Trusting an archive's key is allowed in `prepare`: nothing of the
+    /// archive can be listed or downloaded without it (seed 000: the key
+    /// comes "before upgrading from XiVO 1.2.3 or earlier", so before
+    /// `xivo-upgrade -d` too). It stops nothing, installs nothing, and
+    /// undoes itself.
     fn disruptive(&self) -> bool {
-        true
+        self.op != Op::Key
     }
 
     fn executable(&self) -> bool {
@@ -226,8 +232,32 @@ impl Kind for Repo {
 /// Imports the key into its keyring file: binary (dearmored), checked
 /// against the expected fingerprint, written atomically. Never `apt-key`.
 fn import_key(ctx: &Ctx<'_>, key: &Key, keyring: &std::path::Path) -> Result<(), String> {
+    let k = binary_key(key, |p| ctx.path(p))?;
+    for why in &k.left_out {
+        ctx.note(&format!("{why}: left out of {}", keyring.display()));
+    }
+    write_keeping_meta(keyring, &k.bytes).map_err(|e| format!("{}: {e}", keyring.display()))?;
+    ctx.note(&format!(
+        "key {} written to {}",
+        k.fingerprints.join(", "),
+        keyring.display()
+    ));
+    Ok(())
+}
+
+/// A key made ready for apt: the binary keyring's bytes, the fingerprints
+/// in it, and why any key given was left out.
+struct BinaryKey {
+    bytes: Vec<u8>,
+    fingerprints: Vec<String>,
+    left_out: Vec<String>,
+}
+
+/// Reads the key (`file`, a path as `path` resolves it, or `url`) and makes
+/// the binary keyring apt expects, checked against the fingerprint.
+fn binary_key(key: &Key, path: impl Fn(&str) -> std::path::PathBuf) -> Result<BinaryKey, String> {
     let raw = match (&key.file, &key.url) {
-        (Some(f), _) => std::fs::read(ctx.path(f)).map_err(|e| format!("{f}: {e}"))?,
+        (Some(f), _) => std::fs::read(path(f)).map_err(|e| format!("{f}: {e}"))?,
         (_, Some(u)) => {
             // As `fetch` gets its files: https servers vouched for by the
             // host's CA bundle, bounded in time and size.
@@ -243,10 +273,10 @@ fn import_key(ctx: &Ctx<'_>, key: &Key, keyring: &std::path::Path) -> Result<(),
         .map_err(|e| format!("the key is not an OpenPGP public key: {e}"))?;
     // A revoked or expired key would only make apt refuse the repository
     // later, with the sources already switched: it is left out now.
-    let mut unusable = Vec::new();
+    let mut left_out = Vec::new();
     keys.retain(|k| match crate::actions::fetch::openpgp::unusable_now(k) {
         Some(why) => {
-            unusable.push(why);
+            left_out.push(why);
             false
         }
         None => true,
@@ -257,7 +287,7 @@ fn import_key(ctx: &Ctx<'_>, key: &Key, keyring: &std::path::Path) -> Result<(),
             .collect::<String>()
             .to_uppercase()
     });
-    if let Some(why) = unusable
+    if let Some(why) = left_out
         .iter()
         .find(|why| want.as_ref().is_some_and(|w| why.contains(w.as_str())))
     {
@@ -266,11 +296,8 @@ fn import_key(ctx: &Ctx<'_>, key: &Key, keyring: &std::path::Path) -> Result<(),
     if keys.is_empty() {
         return Err(format!(
             "{}: no usable key to import: refused",
-            unusable.join("; ")
+            left_out.join("; ")
         ));
-    }
-    for why in &unusable {
-        ctx.note(&format!("{why}: left out of {}", keyring.display()));
     }
     let (bytes, fingerprints) = crate::actions::fetch::openpgp::binary_keyring(&keys)?;
     if let Some(want) = want
@@ -281,13 +308,144 @@ fn import_key(ctx: &Ctx<'_>, key: &Key, keyring: &std::path::Path) -> Result<(),
             fingerprints.join(", ")
         ));
     }
-    write_keeping_meta(keyring, &bytes).map_err(|e| format!("{}: {e}", keyring.display()))?;
-    ctx.note(&format!(
-        "key {} written to {}",
-        fingerprints.join(", "),
-        keyring.display()
+    Ok(BinaryKey {
+        bytes,
+        fingerprints,
+        left_out,
+    })
+}
+
+/// apt's sources, as Debian configures them.
+const SOURCE_LIST: &str = "/etc/apt/sources.list";
+const SOURCE_PARTS: &str = "/etc/apt/sources.list.d";
+
+/// The view the candidate is read through when the recipe trusts an
+/// archive key before the run's first `apt-get update` (seed 000: "Before
+/// upgrading from XiVO 1.2.3 or earlier ... apt-key add" the new key; on
+/// an archive signed with it only, the host's lists would show no new
+/// release). The keys are those of the `prepare` steps with `op = "key"`
+/// that apply to this host and are not in place yet: each goes into a
+/// keyring of the view's own, which the view's copy of the step's source
+/// names with `signed-by`. The plan then shows the version the run will
+/// reach and trusts nothing on the host: the step trusts the key, when the
+/// run gets there, with its undo. None: the host's apt shows it as is.
+pub fn candidate_view(
+    recipe: &crate::recipe::Recipe,
+    facts: &crate::host::facts::Facts,
+) -> Result<Option<AptView>, String> {
+    use crate::host::facts::Value;
+    let mut facts = facts.clone();
+    // The first hop starts at the installed version.
+    if let Some(v) = facts.version("current").cloned() {
+        facts.set("from", Value::Version(v));
+    }
+    let pending: Vec<(&str, &Repo, &Key)> = recipe
+        .steps
+        .iter()
+        .filter(|s| s.phase == crate::recipe::Phase::Prepare)
+        // A condition on a fact not known yet (the target, read from the
+        // candidate) counts as holding: the view trusts nothing on the host.
+        .filter(|s| {
+            s.when
+                .as_ref()
+                .is_none_or(|w| w.eval(&facts).unwrap_or(true))
+        })
+        .filter_map(|s| match &s.action {
+            super::Action::Repo(r) if r.op == Op::Key => {
+                r.key.as_ref().map(|k| (s.id.as_str(), r, k))
+            }
+            _ => None,
+        })
+        .filter(|(_, r, k)| !key_in_place(r, k))
+        .collect();
+    if pending.is_empty() {
+        return Ok(None);
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "hoist-candidate-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
     ));
-    Ok(())
+    let at = |p: &str| dir.join(p).display().to_string();
+    let options = [
+        ("Dir::Etc::SourceList", at("sources.list")),
+        ("Dir::Etc::SourceParts", at("sources.list.d")),
+        ("Dir::State::Lists", at("lists")),
+        ("Dir::Cache", at("cache")),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| ["-o".to_string(), format!("{k}={v}")])
+    .collect();
+    // apt fetches as its sandbox user (`_apt`): the view is readable by all,
+    // as /etc/apt is.
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let view = AptView::new(dir.clone(), options);
+    let io = |p: &std::path::Path, e: std::io::Error| format!("{}: {e}", p.display());
+    for d in ["sources.list.d", "lists/partial", "cache/archives/partial"] {
+        std::fs::create_dir_all(dir.join(d)).map_err(|e| io(&dir.join(d), e))?;
+    }
+    let copy = |from: &std::path::Path, to: std::path::PathBuf| match std::fs::read(from) {
+        Ok(bytes) => write_readable(&to, &bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(from, e)),
+    };
+    copy(std::path::Path::new(SOURCE_LIST), dir.join("sources.list"))?;
+    if let Ok(entries) = std::fs::read_dir(SOURCE_PARTS) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let n = name.to_string_lossy();
+            if n.ends_with(".list") || n.ends_with(".sources") {
+                copy(&e.path(), dir.join("sources.list.d").join(&name))?;
+            }
+        }
+    }
+    let recipe_dir = recipe.dir();
+    for (i, (id, r, k)) in pending.iter().enumerate() {
+        let key = binary_key(k, |p| recipe_dir.join(p))
+            .map_err(|e| format!("the key of step `{id}`: {e}"))?;
+        let keyring = dir.join(format!("key-{i}.gpg"));
+        write_readable(&keyring, &key.bytes)?;
+        let file = std::path::Path::new(&r.file);
+        let copied = if file == std::path::Path::new(SOURCE_LIST) {
+            dir.join("sources.list")
+        } else if file.parent() == Some(std::path::Path::new(SOURCE_PARTS))
+            && let Some(name) = file.file_name()
+        {
+            dir.join("sources.list.d").join(name)
+        } else {
+            // apt reads no other file: the key binds no source of its.
+            continue;
+        };
+        if let Ok(text) = std::fs::read_to_string(&copied) {
+            write_readable(
+                &copied,
+                signed_by(&text, &keyring.display().to_string()).as_bytes(),
+            )?;
+        }
+    }
+    Ok(Some(view))
+}
+
+/// Whether the step's key is trusted already: its keyring is there and
+/// every entry of its source names a keyring.
+fn key_in_place(r: &Repo, k: &Key) -> bool {
+    std::path::Path::new(&k.keyring).exists()
+        && std::fs::read_to_string(&r.file).is_ok_and(|t| signed_by(&t, &k.keyring) == t)
+}
+
+fn write_readable(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, bytes)
+        .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The sources text with every entry bound to `keyring`: one-line entries

@@ -19,8 +19,36 @@ pub struct Given {
     pub facts: Vec<(String, String)>,
 }
 
+/// A temporary apt configuration the candidate is read through instead of
+/// the host's own: apt's options naming it, and its directory, removed
+/// when dropped. The host's lists, keys and sources stay as they are.
+#[derive(Debug)]
+pub struct AptView {
+    dir: std::path::PathBuf,
+    options: Vec<String>,
+}
+
+impl AptView {
+    /// `dir` is the view's own (made for it, removed with it); `options`
+    /// are the arguments (`-o`, `Name=value`, ...) given to apt-get and apt-cache.
+    pub fn new(dir: std::path::PathBuf, options: Vec<String>) -> Self {
+        AptView { dir, options }
+    }
+}
+
+impl Drop for AptView {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Given the facts read so far, the view to read a refreshed candidate
+/// through, if the host's own apt configuration would not show what the
+/// run will see (an archive key the run trusts before it refreshes).
+pub type CandidateView<'a> = &'a dyn Fn(&Facts) -> Result<Option<AptView>, String>;
+
 /// Every fact the recipe can use, read from this host.
-pub fn gather(recipe: &Recipe, given: &Given) -> Result<Facts, String> {
+pub fn gather(recipe: &Recipe, given: &Given, view: CandidateView<'_>) -> Result<Facts, String> {
     let mut facts = Facts::default();
     os_release(&mut facts);
     if let Some(arch) = read_cmd(&["dpkg", "--print-architecture"]) {
@@ -46,18 +74,26 @@ pub fn gather(recipe: &Recipe, given: &Given) -> Result<Facts, String> {
     {
         facts.set("current", Value::Version(v));
     }
-    if let Some(c) = recipe.product.candidate.as_ref().filter(|c| c.refresh) {
-        refresh_lists(c.package.as_deref().unwrap_or_default())?;
-    }
-    if let Some(c) = &recipe.product.candidate
-        && let Some(v) = probe_text(c, true).and_then(|t| Version::parse(&t).ok())
-    {
-        facts.set("candidate", Value::Version(v));
-    }
     for f in &recipe.facts {
         let text = f.probe.as_ref().and_then(|p| probe_text(p, false));
         if let Some(t) = text.or_else(|| f.default.clone()) {
             facts.set_text(&recipe.catalogue, &f.name, &t)?;
+        }
+    }
+    if let Some(c) = &recipe.product.candidate {
+        let text = match (&c.package, c.refresh) {
+            (Some(pkg), true) => {
+                // Through the view when there is one: the lists it fetches
+                // stay in its directory, read by this probe only.
+                let view = view(&facts)?;
+                let opts = view.as_ref().map_or(&[][..], |v| v.options.as_slice());
+                refresh_lists(pkg, opts)?;
+                candidate_version(pkg, opts)
+            }
+            _ => probe_text(c, true),
+        };
+        if let Some(v) = text.and_then(|t| Version::parse(&t).ok()) {
+            facts.set("candidate", Value::Version(v));
         }
     }
     apply_given(recipe, &mut facts, given)?;
@@ -203,8 +239,11 @@ const REFRESH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600)
 /// `apt-get update` (seed 001: xivo-upgrade runs it before showing the new
 /// version). Only apt's lists change. A failure is an error: a candidate
 /// read from stale lists would say "up to date" when it is not.
-fn refresh_lists(pkg: &str) -> Result<(), String> {
-    let mut cmd = process::argv(&["apt-get".into(), "-q".into(), "update".into()]);
+fn refresh_lists(pkg: &str, opts: &[String]) -> Result<(), String> {
+    let mut argv = vec!["apt-get".to_string(), "-q".into()];
+    argv.extend(opts.iter().cloned());
+    argv.push("update".into());
+    let mut cmd = process::argv(&argv);
     cmd.env("DEBIAN_FRONTEND", "noninteractive");
     let out = process::run(&mut cmd, REFRESH_TIMEOUT)
         .map_err(|e| format!("apt-get update (to read {pkg}'s candidate version): {e}"))?;
@@ -228,9 +267,13 @@ fn refresh_lists(pkg: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The version apt would install (`Candidate:` of `apt-cache policy`).
-pub fn candidate_version(pkg: &str) -> Option<String> {
-    let text = read_cmd(&["apt-cache", "policy", pkg])?;
+/// The version apt would install (`Candidate:` of `apt-cache policy`),
+/// with apt's options `opts`.
+pub fn candidate_version(pkg: &str, opts: &[String]) -> Option<String> {
+    let mut argv: Vec<&str> = vec!["apt-cache"];
+    argv.extend(opts.iter().map(String::as_str));
+    argv.extend(["policy", pkg]);
+    let text = read_cmd(&argv)?;
     text.lines()
         .find_map(|l| l.trim().strip_prefix("Candidate:"))
         .map(|v| v.trim().to_string())
@@ -247,7 +290,7 @@ pub fn version_now(p: &Probe) -> Option<Version> {
 fn probe_text(p: &Probe, candidate: bool) -> Option<String> {
     let raw = if let Some(pkg) = &p.package {
         if candidate {
-            candidate_version(pkg)?
+            candidate_version(pkg, &[])?
         } else {
             installed_version(pkg)?
         }

@@ -19,6 +19,7 @@ pub fn validate(r: &mut Recipe, problems: &mut Vec<Problem>) {
     steps(r, problems);
     services(r, problems);
     held_restarts(r, problems);
+    keys_first(r, problems);
     roles(r, problems);
     if let Some(f) = &r.fleet {
         super::fleet::validate(f, &r.product.roles, &r.source, problems);
@@ -523,6 +524,44 @@ fn held_restarts(r: &Recipe, problems: &mut Vec<Problem>) {
                     .help("add a `service` step with `op = \"restart\"` naming it, in the `start` phase"),
                 );
             }
+        }
+    }
+}
+
+/// An archive key is trusted before apt reads the archive (seed 000: the
+/// new key "before upgrading from XiVO 1.2.3 or earlier"): on an archive
+/// signed with the new key only, an `apt-get update` before it fails, or
+/// shows no new release. The plan's own refresh (`candidate = { refresh =
+/// true }`) reads it through the keys of `prepare` only.
+fn keys_first(r: &Recipe, problems: &mut Vec<Problem>) {
+    use crate::actions::repo::Op;
+    let at = |i: usize| (r.steps[i].phase, i);
+    let refresh = r.product.candidate.as_ref().is_some_and(|c| c.refresh);
+    for (i, s) in r.steps.iter().enumerate() {
+        if !matches!(&s.action, Action::Repo(repo) if repo.op == Op::Key) {
+            continue;
+        }
+        let before = r
+            .steps
+            .iter()
+            .enumerate()
+            .find(|(j, p)| at(*j) < at(i) && matches!(p.action, Action::Packages(_)))
+            .map(|(_, p)| format!("step `{}` reads the archive before it", p.id));
+        let why = before.or_else(|| {
+            (refresh && s.phase != Phase::Prepare).then(|| {
+                "the plan reads the candidate (`refresh = true`) without it: only `prepare`'s keys are used for that".to_string()
+            })
+        });
+        if let Some(why) = why {
+            problems.push(
+                Problem::warning(
+                    "key-after-refresh",
+                    s.span.clone(),
+                    format!("step `{}` trusts an archive key too late: {why}", s.id),
+                )
+                .label("on an archive signed with this key only, apt would see no new release")
+                .help("put it in `prepare`, before every `packages` step"),
+            );
         }
     }
 }

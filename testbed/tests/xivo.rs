@@ -84,27 +84,24 @@ fn xivo_standin_installs_upgrades_and_refuses_what_the_docs_refuse() -> hoist_te
         "upgrade left its SIP DROP rule: {rules}"
     );
 
-    // After the key rotation, releases are signed with XiVO's new key only:
+    // After the key change, 1.2.4 is signed with XiVO's new key only:
     // refused until it is trusted.
-    h.use_suites(&[xivo::ROTATED_SUITE])?;
+    h.use_suites(&[&xivo::suite("1.2.4")])?;
     let out = h.exec_unchecked("apt-get update -q")?;
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(
         all.contains("NO_PUBKEY") || all.contains("not signed"),
         "a suite signed by an unknown key was used: {all}"
     );
-    // 1.2.4, signed with both keys while XiVO rotates them, is accepted
-    // by a host that trusts the old one only.
-    h.use_suites(&[&xivo::suite("1.2.4")])?;
-    h.exec("xivo-upgrade -f")?;
-    assert_all_healthy(&h, "1.2.4");
+    // The docs' `apt-key add` of the new key, then the upgrade.
     h.exec(&format!(
         "cp {} /etc/apt/trusted.gpg.d/xivo_current.gpg",
         xivo::NEW_KEY
     ))?;
-    h.use_suites(&[xivo::ROTATED_SUITE])?;
     let out = h.exec("apt-get update -q")?;
     assert!(!out.stderr.contains("NO_PUBKEY"), "{}", out.stderr);
+    h.exec("xivo-upgrade -f")?;
+    assert_all_healthy(&h, "1.2.4");
 
     // A newer code with an old schema is unhealthy, not silently working.
     h.exec(

@@ -39,15 +39,12 @@ pub const WIZARD_DONE: &str = "/var/lib/xivo/configured";
 
 /// XiVO's archive key changed after 1.2.3 (the docs' `apt-key add` of
 /// `xivo_current.key` before upgrading from 1.2.3 or earlier). 1.2.4 is
-/// signed with both keys, as an archive is while its vendor rotates keys;
-/// [`ROTATED_SUITE`] holds the same packages signed with the new key only,
-/// as later releases are: hosts refuse it until they trust the new key.
-/// Hosts find the key here.
+/// signed with the new key only, as the archive is after the change; the
+/// older releases with the old one: hosts refuse 1.2.4 until they trust
+/// the new key. Hosts find the key here.
 pub const NEW_KEY: &str = "/srv/hoist-repo/keys/xivo_current.gpg";
-/// 1.2.4 signed with the new key only.
-pub const ROTATED_SUITE: &str = "xivo-after-rotation";
 
-/// Whether `version`'s suite is signed with the new key (too).
+/// Whether `version`'s suite is signed with the new key (only).
 pub fn signed_with_new_key(version: &str) -> bool {
     !version.starts_with("1.1.") && schema_version(version) >= 5
 }
@@ -264,16 +261,11 @@ pub fn add_to(repo: &mut AptRepo) -> Result<Vec<String>> {
         repo.add(&s, &runtime_package())?;
         repo.add_all(&s, &packages(v))?;
         if signed_with_new_key(v) {
-            let at = repo.cosign_suite_with(&s, "xivo_current")?;
+            let at = repo.sign_suite_with(&s, "xivo_current")?;
             debug_assert_eq!(at, NEW_KEY);
         }
         suites.push(s);
     }
-    let last = VERSIONS[VERSIONS.len() - 1];
-    repo.add(ROTATED_SUITE, &runtime_package())?;
-    repo.add_all(ROTATED_SUITE, &packages(last))?;
-    repo.sign_suite_with(ROTATED_SUITE, "xivo_current")?;
-    suites.push(ROTATED_SUITE.to_owned());
     Ok(suites)
 }
 
