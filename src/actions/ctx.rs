@@ -53,9 +53,9 @@ pub struct Ctx<'a> {
     /// with a built-in undo then keeps nothing for it (a Debian major
     /// upgrade would otherwise have to keep every old `.deb` first).
     pub undoable: bool,
-    /// The run's record; actions use it through [`Ctx::event`],
+    /// The run's record, private: actions use it through [`Ctx::event`],
     /// [`Ctx::once_done`], [`Ctx::mark_once`] and [`Ctx::state_dir`].
-    pub journal: &'a mut dyn Recorder,
+    record: &'a mut dyn Recorder,
     /// A person is at a terminal.
     pub interactive: bool,
     /// The admin confirmed this step's person gate in advance
@@ -91,7 +91,7 @@ impl<'a> Ctx<'a> {
         recipe_dir: &'a Path,
         services: &'a [ServiceSpec],
         log: &'a File,
-        journal: &'a mut dyn Recorder,
+        record: &'a mut dyn Recorder,
     ) -> Self {
         Ctx {
             product,
@@ -103,7 +103,7 @@ impl<'a> Ctx<'a> {
             log,
             step_dir: std::env::temp_dir(),
             undoable: true,
-            journal,
+            record,
             interactive: false,
             confirmed: None,
             awaits_person: false,
@@ -155,22 +155,22 @@ impl<'a> Ctx<'a> {
 
     /// Records an event of this run (see [`Recorder::event`]).
     pub fn event(&mut self, kind: &str, detail: &str) -> Result<(), String> {
-        self.journal.event(self.run, kind, detail)
+        self.record.event(self.run, kind, detail)
     }
 
     /// The product's `once` marks on this host.
     pub fn once_done(&self) -> Result<Vec<String>, String> {
-        self.journal.once_done(self.product)
+        self.record.once_done(self.product)
     }
 
     /// Marks `name` done once for the product, by this run.
     pub fn mark_once(&mut self, name: &str) -> Result<(), String> {
-        self.journal.mark_once(self.product, name, self.run)
+        self.record.mark_once(self.product, name, self.run)
     }
 
     /// The state directory.
     pub fn state_dir(&self) -> &Path {
-        self.journal.state_dir()
+        self.record.state_dir()
     }
 
     /// Whether the admin asked the run to stop (a signal): a wait ends at

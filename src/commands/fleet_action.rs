@@ -91,25 +91,20 @@ fn run(args: &ActionArgs, state_dir: &Path) -> Result<(), (u8, String)> {
             line: line.to_string(),
         });
     };
-    let mut ctx = crate::actions::ctx::Ctx {
-        product: &recipe.product.name,
-        run: 0,
-        recipe_dir: &recipe_dir,
-        services: &recipe.services,
-        env: vec![("HOIST_FLEET_STEP".into(), args.id.clone())],
-        timeout: crate::actions::ctx::DEFAULT_TIMEOUT,
-        log: &log,
-        step_dir: work.clone(),
-        undoable: false,
-        journal: &mut journal,
-        interactive: false,
-        confirmed: args
-            .confirmed
-            .then(|| "confirmed for the rollout (hoist fleet --confirm)".to_string()),
-        awaits_person: false,
-        ask: &ask,
-        progress: &progress,
-    };
+    let confirmed = args
+        .confirmed
+        .then(|| "confirmed for the rollout (hoist fleet --confirm)".to_string());
+    let mut ctx = crate::actions::ctx::Ctx::new(
+        &recipe.product.name,
+        &recipe_dir,
+        &recipe.services,
+        &log,
+        &mut journal,
+    )
+    .with_run(0, vec![("HOIST_FLEET_STEP".into(), args.id.clone())])
+    .with_step_dir(work.clone(), false)
+    .with_person(false, confirmed, &ask)
+    .with_progress(&progress);
     action
         .preflight(&ctx)
         .and_then(|()| action.apply(&mut ctx))
