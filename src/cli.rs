@@ -225,6 +225,17 @@ pub fn main() -> ExitCode {
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        // A usage error asked for in JSON is a `refused` line too (help and
+        // the version stay text).
+        Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {
+            let text = e.render().to_string();
+            let message = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("usage error")
+                .trim_start_matches("error: ");
+            return ExitCode::from(fail(true, EXIT_USAGE, "usage", message));
+        }
         Err(e) => return ExitCode::from(crate::output::out::clap_error(&e)),
     };
     crate::output::out::set_policy(cli.command.output_policy());
@@ -278,7 +289,7 @@ pub fn main() -> ExitCode {
         Command::Backups => crate::commands::backups::list(&cli.state_dir, cli.json),
         Command::Fleet(c) => crate::fleet::cli::main(c, &cli.state_dir, cli.json),
         Command::FleetAction(a) => crate::commands::fleet_action::action(a, &cli.state_dir),
-        Command::Demo(args) => crate::demo::main(args),
+        Command::Demo(args) => crate::demo::main(args, cli.json),
         Command::DemoInternal(args) => crate::demo::internal(args),
     };
     ExitCode::from(code)
@@ -313,10 +324,11 @@ fn lint(paths: &[PathBuf], json: bool) -> u8 {
         }
     }
     if json {
-        outln!(
-            "{}",
-            serde_json::json!({ "errors": errors, "warnings": warnings, "problems": all })
-        );
+        crate::output::wire::print_doc(crate::output::wire::LintReport {
+            errors,
+            warnings,
+            problems: all,
+        });
     } else {
         outln!(
             "{} recipe(s): {errors} error(s), {warnings} warning(s)",
@@ -396,10 +408,7 @@ fn check(host: &HostArgs, skip: &[String], json: bool) -> u8 {
             checks::run(&recipe, &facts, skip)
         };
         if json {
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&report).unwrap_or_default()
-            );
+            crate::output::wire::print_doc(&report);
         } else {
             for c in &report.checks {
                 outln!("{}", checks::Report::row(c));
@@ -439,10 +448,11 @@ fn plan_cmd(host: &HostArgs, json: bool) -> u8 {
             }
             Ok(Outcome::UpToDate { current, target }) => {
                 if json {
-                    outln!(
-                        "{}",
-                        serde_json::json!({"up_to_date": true, "current": current, "target": target})
-                    );
+                    crate::output::wire::print_doc(crate::output::wire::PlanUpToDate {
+                        up_to_date: true,
+                        current: current.to_string(),
+                        target: target.to_string(),
+                    });
                 } else {
                     outln!(
                         "{}: {current} is up to date (target {target}); nothing to do",

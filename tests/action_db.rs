@@ -578,6 +578,8 @@ db = {{ op = "backup", engine = "postgresql", database = "walt", dump = "{{DIR}}
     );
     let o = p.hoist(&["--json", "backups"], &[]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["schema"], 1);
+    let v = &v["backups"];
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert!(v[0]["bytes"].as_u64().unwrap() > 0);
     assert_eq!(v[0]["exists"], true);

@@ -408,6 +408,33 @@ fn demo_upgrades_to_v2_keeping_the_rows() {
 }
 
 #[test]
+fn demo_json_gives_the_runs_events_and_its_report_on_stderr() {
+    let d = Demo::empty("e2e-json");
+    let mut cmd = Command::new(HOIST);
+    clean_env(&mut cmd)
+        .args(["--json", "demo", "--dir"])
+        .arg(&d.dir);
+    let out = bounded(cmd, "hoist --json demo");
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(events.iter().all(|e| e["schema"] == 1), "{stdout}");
+    assert_eq!(events[0]["event"], "run-started", "{stdout}");
+    let last = events.last().unwrap();
+    assert_eq!(
+        (&last["event"], &last["state"]),
+        (&"run-finished".into(), &"committed".into())
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("version 2.0"),
+        "the demo's report is on stderr"
+    );
+}
+
+#[test]
 fn demo_fail_at_migrate_rolls_back_to_v1_with_the_original_data() {
     let d = Demo::set_up("e2e-fail");
     d.ok(&["start"]);

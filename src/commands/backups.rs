@@ -4,18 +4,24 @@
 use std::path::Path;
 
 use crate::actions::db::backups::load;
+use crate::sys::exit::{EXIT_OK, EXIT_REFUSED};
 use crate::sys::size::human_size;
 
 /// `hoist backups`: newest first, with size, date, database and run; a
 /// dump deleted by hand since is shown as missing.
 pub fn list(state_dir: &Path, json: bool) -> u8 {
     if let Err(e) = crate::statedir::trusted(state_dir, false) {
-        return crate::commands::upgrade::refuse(json, 1, "untrusted-state-dir", &e.to_string());
+        return crate::output::wire::refuse(
+            json,
+            EXIT_REFUSED,
+            "untrusted-state-dir",
+            &e.to_string(),
+        );
     }
     let mut entries = load(state_dir);
     entries.sort_by_key(|e| std::cmp::Reverse(e.created));
     if json {
-        let list: Vec<serde_json::Value> = entries
+        let backups: Vec<serde_json::Value> = entries
             .iter()
             .map(|e| {
                 let mut v = serde_json::to_value(e).unwrap_or_default();
@@ -23,12 +29,12 @@ pub fn list(state_dir: &Path, json: bool) -> u8 {
                 v
             })
             .collect();
-        outln!("{}", serde_json::Value::Array(list));
-        return 0;
+        crate::output::wire::print_doc(crate::output::wire::Backups { backups });
+        return EXIT_OK;
     }
     if entries.is_empty() {
         outln!("no database dump was taken by hoist on this host");
-        return 0;
+        return EXIT_OK;
     }
     outln!(
         "{:<20}  {:>10}  {:<10}  {:<16}  {:>4}  path",
@@ -52,5 +58,5 @@ pub fn list(state_dir: &Path, json: bool) -> u8 {
             e.path.display()
         );
     }
-    0
+    EXIT_OK
 }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::actions::Action;
 use crate::actions::firewall::{Firewall, Found, Op, Sh};
+use crate::output::wire;
 use crate::run::journal::Journal;
 use crate::sys::exit::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 
@@ -217,7 +218,13 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
             "no recipe given (-r) and no run in the journal: nothing to look for"
         };
         if json {
-            outln!("{}", serde_json::json!({ "rules": [], "message": why }));
+            wire::print_doc(wire::Leftovers {
+                rules: Vec::new(),
+                live: None,
+                unfinished_run: None,
+                errors: Vec::new(),
+                message: Some(why.to_string()),
+            });
         } else {
             outln!("{why}");
         }
@@ -268,15 +275,16 @@ pub fn main(cmd: &FirewallCommand, state_dir: &Path, json: bool) -> u8 {
         EXIT_OK
     };
     if json {
-        outln!(
-            "{}",
-            serde_json::json!({
-                "rules": reports,
-                "live": live,
-                "unfinished_run": unfinished.as_ref().map(|u| u.0),
-                "errors": errors,
-            })
-        );
+        wire::print_doc(wire::Leftovers {
+            rules: reports
+                .iter()
+                .map(|r| serde_json::to_value(r).unwrap_or_default())
+                .collect(),
+            live: live.clone(),
+            unfinished_run: unfinished.as_ref().map(|u| u.0),
+            errors: errors.clone(),
+            message: None,
+        });
         return code;
     }
     for r in &reports {

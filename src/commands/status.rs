@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
-use crate::output::wire::{SCHEMA, Status};
+use crate::output::wire::{History, HistoryRun, SCHEMA, Status, print_doc};
 use crate::run::journal::{Journal, RunRecord};
 use crate::run::state::{RunState, StepState};
+use crate::sys::exit::{EXIT_OK, EXIT_REFUSED};
 
 /// Why an unfinished run nobody drives stopped, when the disk filled: the
 /// journal said so (`disk-full`, since the last resume), or the state
@@ -204,7 +205,7 @@ fn no_run() {
 /// on stderr even with `--json` (the fleet controller reads it there).
 fn refused(e: &dyn std::fmt::Display) -> u8 {
     errln!("hoist: {e}");
-    1
+    EXIT_REFUSED
 }
 
 pub fn status(state_dir: &Path, json: bool) -> u8 {
@@ -219,7 +220,7 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
                     state_dir.display()
                 );
             }
-            return 0;
+            return EXIT_OK;
         }
         Err(e) => return refused(&e),
     };
@@ -232,7 +233,7 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
             } else {
                 outln!("no upgrade has run on this host");
             }
-            return 0;
+            return EXIT_OK;
         }
         Err(e) => return refused(&e),
     };
@@ -263,7 +264,7 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
             "{}",
             serde_json::to_string_pretty(&answer).unwrap_or_default()
         );
-        return 0;
+        return EXIT_OK;
     }
     let r = &record;
     outln!(
@@ -303,7 +304,7 @@ pub fn status(state_dir: &Path, json: bool) -> u8 {
     }
     outln!("  log: {}", log.display());
     outln!("next: {next}");
-    0
+    EXIT_OK
 }
 
 pub fn history(state_dir: &Path, json: bool) -> u8 {
@@ -311,11 +312,11 @@ pub fn history(state_dir: &Path, json: bool) -> u8 {
         Ok(Some(j)) => j,
         Ok(None) => {
             if json {
-                outln!("[]");
+                print_doc(History { runs: Vec::new() });
             } else {
                 outln!("no upgrade has run on this host");
             }
-            return 0;
+            return EXIT_OK;
         }
         Err(e) => return refused(&e),
     };
@@ -329,21 +330,22 @@ pub fn history(state_dir: &Path, json: bool) -> u8 {
         Err(e) => return refused(&e),
     };
     if json {
-        let list: Vec<serde_json::Value> = runs
+        let runs = runs
             .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "run": r.id, "product": r.product, "from": r.from, "to": r.to,
-                    "state": r.state, "started_at": r.started_at, "finished_at": r.finished_at,
-                    "plan_hash": r.plan_hash, "error": r.error,
-                })
+            .map(|r| HistoryRun {
+                run: r.id,
+                product: r.product.clone(),
+                from: r.from.clone(),
+                to: r.to.clone(),
+                state: r.state.as_str().to_string(),
+                started_at: r.started_at.clone(),
+                finished_at: r.finished_at.clone(),
+                plan_hash: r.plan_hash.clone(),
+                error: r.error.clone(),
             })
             .collect();
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&list).unwrap_or_default()
-        );
-        return 0;
+        print_doc(History { runs });
+        return EXIT_OK;
     }
     for r in &runs {
         outln!(
@@ -360,5 +362,5 @@ pub fn history(state_dir: &Path, json: bool) -> u8 {
                 .unwrap_or_default()
         );
     }
-    0
+    EXIT_OK
 }

@@ -45,19 +45,39 @@ impl Snapshot {
     }
 }
 
-pub fn demo(args: &DemoArgs) -> Res<u8> {
+/// A line of the demo's own report: on stdout, or with `--json` on stderr
+/// (stdout is then the run's JSON Lines events only).
+macro_rules! say {
+    ($json:expr) => {
+        if $json {
+            errln!("")
+        } else {
+            outln!()
+        }
+    };
+    ($json:expr, $($t:tt)*) => {
+        if $json {
+            errln!($($t)*)
+        } else {
+            outln!($($t)*)
+        }
+    };
+}
+
+pub fn demo(args: &DemoArgs, json: bool) -> Res<u8> {
     let hoist = std::env::current_exe().ctx(|| "find the hoist binary".to_string())?;
     let layout = Layout::new(&choose_dir(args.dir.as_deref())?);
     let dir = layout.dir.display().to_string();
     let fresh = !layout.recipe().exists();
     if fresh {
         setup::setup(&layout, &hoist)?;
-        outln!(
+        say!(
+            json,
             "hoist demo: set up v{} of the demo product in {dir}",
             layout::V1
         );
     } else {
-        outln!("hoist demo: using the demo already set up in {dir}");
+        say!(json, "hoist demo: using the demo already set up in {dir}");
     }
     let steps = step_ids(&layout)?;
     if let Some(step) = &args.fail_at
@@ -72,6 +92,12 @@ pub fn demo(args: &DemoArgs) -> Res<u8> {
         let started = Command::new(&hoist)
             .args(["demo-internal", "start", "--dir", &dir])
             .stdin(Stdio::null())
+            // With `--json`, stdout is the run's events only.
+            .stdout(if json {
+                crate::output::out::stderr_for_child()
+            } else {
+                Stdio::inherit()
+            })
             .status()
             .ctx(|| "start the demo service".to_string())?;
         if !started.success() {
@@ -83,14 +109,14 @@ pub fn demo(args: &DemoArgs) -> Res<u8> {
     }
     let config = Config::load(&layout)?;
     let before = snapshot(&config);
-    outln!("  before:   {}", before.describe(config.port));
-    outln!("  data:     {}", count(&before, &config));
-    outln!();
+    say!(json, "  before:   {}", before.describe(config.port));
+    say!(json, "  data:     {}", count(&before, &config));
+    say!(json);
 
-    let code = upgrade(&hoist, &layout, args.fail_at.as_deref())?;
+    let code = upgrade(&hoist, &layout, args.fail_at.as_deref(), json)?;
 
     let after = snapshot(&config);
-    outln!();
+    say!(json);
     let state = layout.state().display().to_string();
     let outcome = match (code, &args.fail_at) {
         (0, _) => "the upgrade succeeded".to_string(),
@@ -104,23 +130,32 @@ pub fn demo(args: &DemoArgs) -> Res<u8> {
         (_, Some(step)) => format!("step `{step}` failed, as asked (exit {code})"),
         _ => format!("the upgrade failed (exit {code})"),
     };
-    outln!("hoist demo: {outcome}");
-    outln!("  serving:  {}", after.describe(config.port));
+    say!(json, "hoist demo: {outcome}");
+    say!(json, "  serving:  {}", after.describe(config.port));
     let schema = ops::open_read_only(&config.data)
         .and_then(|db| ops::schema(&db))
         .map_or_else(|e| e, |s| format!("schema {s}"));
-    outln!(
+    say!(
+        json,
         "  data:     {} ({} before), {schema}",
         count(&after, &config),
         count(&before, &config)
     );
-    outln!("  state:    {state} (hoist status --state-dir {state})");
+    say!(
+        json,
+        "  state:    {state} (hoist status --state-dir {state})"
+    );
     match newest_log(&layout.state()) {
-        Some(log) => outln!("  run log:  {}", log.display()),
-        None => outln!("  run log:  none found under {}", layout.state().display()),
+        Some(log) => say!(json, "  run log:  {}", log.display()),
+        None => say!(
+            json,
+            "  run log:  none found under {}",
+            layout.state().display()
+        ),
     }
     if server::running(&layout).is_some() {
-        outln!(
+        say!(
+            json,
             "  service:  stops by itself after {} minutes idle, or: hoist demo-internal stop --dir {dir}",
             server::IDLE.as_secs() / 60
         );
@@ -143,8 +178,11 @@ fn count(snap: &Snapshot, config: &Config) -> String {
 
 /// Runs `hoist upgrade` on the demo's recipe, its output straight to the
 /// admin's terminal; its exit code is the demo's.
-fn upgrade(hoist: &Path, layout: &Layout, fail_at: Option<&str>) -> Res<u8> {
+fn upgrade(hoist: &Path, layout: &Layout, fail_at: Option<&str>, json: bool) -> Res<u8> {
     let mut cmd = Command::new(hoist);
+    if json {
+        cmd.arg("--json");
+    }
     cmd.arg("upgrade")
         .arg("--yes")
         .arg("-r")
@@ -154,7 +192,8 @@ fn upgrade(hoist: &Path, layout: &Layout, fail_at: Option<&str>) -> Res<u8> {
     if let Some(step) = fail_at {
         cmd.env("HOIST_TEST_FAIL_AT", step);
     }
-    outln!(
+    say!(
+        json,
         "$ hoist upgrade --yes -r {} --state-dir {}{}",
         layout.recipe().display(),
         layout.state().display(),

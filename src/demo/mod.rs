@@ -39,8 +39,10 @@ pub struct InternalArgs {
     pub args: Vec<String>,
 }
 
-pub fn main(args: &DemoArgs) -> u8 {
-    match flow::demo(args) {
+/// `hoist demo`; with `--json`, the run's events on stdout, the demo's
+/// own report on stderr.
+pub fn main(args: &DemoArgs, json: bool) -> u8 {
+    match flow::demo(args, json) {
         Ok(code) => code,
         Err(e) => {
             errln!("hoist demo: {e}");
@@ -109,7 +111,7 @@ pub fn internal(args: &InternalArgs) -> u8 {
             return if e.use_stderr() {
                 crate::sys::exit::EXIT_USAGE
             } else {
-                0
+                crate::sys::exit::EXIT_OK
             };
         }
     };

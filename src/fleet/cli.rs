@@ -83,7 +83,7 @@ fn plan(inventory: &Path, recipe: &Path, to: Option<&str>, json: bool) -> u8 {
                 errln!("hoist: {w}");
             }
             if json {
-                outln!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+                crate::output::wire::print_doc(&p);
             } else {
                 out!("{}", p.render());
             }
@@ -113,7 +113,11 @@ fn status(state_dir: &Path, json: bool) -> u8 {
             if json {
                 outln!(
                     "{}",
-                    serde_json::to_string_pretty(&view.summary_json()).unwrap_or_default()
+                    serde_json::to_string_pretty(&crate::output::wire::Doc {
+                        schema: crate::output::wire::SCHEMA,
+                        body: view.summary_json(),
+                    })
+                    .unwrap_or_default()
                 );
             } else {
                 out!("{}", view.summary());

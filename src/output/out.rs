@@ -243,3 +243,9 @@ impl Bar {
         self.0.finish_and_clear();
     }
 }
+
+/// Standard error, handed to a child as its standard output: what it says
+/// goes to the admin without mixing into a JSON stdout.
+pub fn stderr_for_child() -> std::process::Stdio {
+    std::process::Stdio::from(io::stderr())
+}

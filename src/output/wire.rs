@@ -318,6 +318,83 @@ pub enum FleetEvent {
     },
 }
 
+/// A whole document a command prints with `--json` (not a line): the
+/// schema number beside the command's own fields (`body`, an object).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Doc<T> {
+    #[serde(default)]
+    pub schema: u32,
+    #[serde(flatten)]
+    pub body: T,
+}
+
+/// Prints `body` as a document, with the schema number.
+pub fn print_doc<T: Serialize>(body: T) {
+    let doc = Doc {
+        schema: SCHEMA,
+        body,
+    };
+    outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+}
+
+/// `hoist lint --json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LintReport {
+    pub errors: usize,
+    pub warnings: usize,
+    /// Each with `file`, `line`, `column`, `code`, `severity`, `message`.
+    pub problems: Vec<Value>,
+}
+
+/// `hoist plan --json` when there is nothing to do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanUpToDate {
+    pub up_to_date: bool,
+    pub current: String,
+    pub target: String,
+}
+
+/// `hoist history --json`: every run, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub runs: Vec<HistoryRun>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRun {
+    pub run: i64,
+    pub product: String,
+    pub from: String,
+    pub to: String,
+    pub state: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub plan_hash: String,
+    pub error: Option<String>,
+}
+
+/// `hoist backups --json`: the dumps, newest first, each as the index
+/// keeps it plus whether its file is still there (`exists`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Backups {
+    pub backups: Vec<Value>,
+}
+
+/// `hoist firewall leftovers --json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Leftovers {
+    /// Each temporary rule: its text, the steps that add it, where it was
+    /// found and removed, the files that keep a copy.
+    pub rules: Vec<Value>,
+    /// Who holds the host's lock, when a hoist runs now.
+    pub live: Option<String>,
+    pub unfinished_run: Option<i64>,
+    pub errors: Vec<String>,
+    /// Why nothing was looked for, when nothing was.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
 /// `event` as one line, with the schema number and the time.
 pub fn line<E: Serialize>(event: E) -> String {
     let line = Line {

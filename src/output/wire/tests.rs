@@ -324,3 +324,81 @@ fn docs_wire_md_names_every_event_and_field() {
     }
     assert!(missing.is_empty(), "docs/WIRE.md lacks: {missing:?}");
 }
+
+#[test]
+fn docs_wire_md_names_every_documents_fields() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/WIRE.md"))
+        .expect("docs/WIRE.md");
+    let s = |x: &str| x.to_string();
+    let docs: Vec<(&str, Value)> = vec![
+        (
+            "hoist lint --json",
+            serde_json::to_value(LintReport {
+                errors: 0,
+                warnings: 0,
+                problems: vec![],
+            })
+            .unwrap(),
+        ),
+        (
+            "hoist plan --json",
+            serde_json::to_value(PlanUpToDate {
+                up_to_date: true,
+                current: s("1"),
+                target: s("1"),
+            })
+            .unwrap(),
+        ),
+        (
+            "hoist history --json",
+            serde_json::to_value(HistoryRun {
+                run: 1,
+                product: s("p"),
+                from: s("1"),
+                to: s("2"),
+                state: s("committed"),
+                started_at: s("t"),
+                finished_at: None,
+                plan_hash: s("h"),
+                error: None,
+            })
+            .unwrap(),
+        ),
+        (
+            "hoist history --json",
+            serde_json::to_value(History { runs: vec![] }).unwrap(),
+        ),
+        (
+            "hoist backups --json",
+            serde_json::to_value(Backups { backups: vec![] }).unwrap(),
+        ),
+        (
+            "hoist firewall leftovers --json",
+            serde_json::to_value(Leftovers {
+                rules: vec![],
+                live: None,
+                unfinished_run: None,
+                errors: vec![],
+                message: None,
+            })
+            .unwrap(),
+        ),
+    ];
+    let mut missing = Vec::new();
+    for (name, v) in docs {
+        let text = section(&doc, name).unwrap_or_default();
+        for key in v.as_object().unwrap().keys() {
+            if !text.contains(&format!("`{key}`")) {
+                missing.push(format!("{name}: {key}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "docs/WIRE.md lacks: {missing:?}");
+    // A document carries the schema number beside its fields.
+    let v = serde_json::to_value(Doc {
+        schema: SCHEMA,
+        body: Backups { backups: vec![] },
+    })
+    .unwrap();
+    assert_eq!(v, serde_json::json!({ "schema": SCHEMA, "backups": [] }));
+}
