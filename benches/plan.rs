@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hoist::host::facts::{Facts, Value};
+use hoist::recipe::facts::{Facts, Value};
 use hoist::version::Version;
 
 const PHASES: [&str; 10] = [

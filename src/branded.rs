@@ -56,7 +56,7 @@ pub fn main(product: &str) -> u8 {
         role: Vec::new(),
     };
     let run = || -> Result<u8, u8> {
-        let recipe = crate::cli::load(&host.recipe, false)?;
+        let recipe = crate::recipe::load_for_command(&host.recipe, false)?;
         let facts = crate::cli::host_facts(&recipe, &host, false)?;
         Ok(crate::commands::upgrade::upgrade(
             crate::commands::upgrade::Request {

@@ -10,12 +10,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::host::facts::Facts;
 use crate::host::probe::Given;
 use crate::host::{checks, probe};
 use crate::output::wire::refuse as fail;
 use crate::plan::{Outcome, PlanError};
 use crate::recipe::Recipe;
+use crate::recipe::facts::Facts;
 use crate::sys::exit::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 use crate::version::Version;
 use crate::{plan, recipe};
@@ -219,10 +219,9 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))
 }
 
+/// `hoist ...` (the branded `<product>-upgrade` entry point is chosen
+/// before, in `main.rs`, and uses this module).
 pub fn main() -> ExitCode {
-    if let Some(product) = crate::branded::product_of_argv0() {
-        return ExitCode::from(crate::branded::main(&product));
-    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // A usage error asked for in JSON is a `refused` line too (help and
@@ -338,35 +337,6 @@ fn lint(paths: &[PathBuf], json: bool) -> u8 {
     if errors > 0 { EXIT_REFUSED } else { EXIT_OK }
 }
 
-/// Loads the recipe, printing every problem; `Err` is the exit code.
-pub(crate) fn load(path: &std::path::Path, json: bool) -> Result<Recipe, u8> {
-    let loaded = recipe::load(path).map_err(|e| {
-        fail(
-            json,
-            EXIT_USAGE,
-            "unreadable",
-            &format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
-    match loaded.recipe {
-        Some(r) => Ok(r),
-        None => {
-            for p in loaded.errors() {
-                errln!("{}", p.render());
-            }
-            Err(fail(
-                json,
-                EXIT_USAGE,
-                "invalid-recipe",
-                &format!(
-                    "{} is not a valid recipe (see `hoist lint`)",
-                    path.display()
-                ),
-            ))
-        }
-    }
-}
-
 /// The facts of this host, or of the fixture file.
 pub(crate) fn host_facts(recipe: &Recipe, host: &HostArgs, json: bool) -> Result<Facts, u8> {
     let given = Given {
@@ -394,13 +364,13 @@ fn target_arg(host: &HostArgs, json: bool) -> Result<Option<Version>, u8> {
 
 fn check(host: &HostArgs, skip: &[String], json: bool) -> u8 {
     let run = || -> Result<u8, u8> {
-        let recipe = load(&host.recipe, json)?;
+        let recipe = recipe::load_for_command(&host.recipe, json)?;
         checks::validate_skips(&recipe, skip)
             .map_err(|e| fail(json, EXIT_USAGE, "bad-skip", &e.to_string()))?;
         let mut facts = host_facts(&recipe, host, json)?;
         let to = target_arg(host, json)?;
         if let Some(t) = plan::choose_target(&recipe, &facts, to.as_ref()) {
-            facts.set("target", crate::host::facts::Value::Version(t));
+            facts.set("target", crate::recipe::facts::Value::Version(t));
         }
         let report = if host.facts.is_some() {
             checks::run_from_facts(&recipe, &facts, skip)
@@ -434,7 +404,7 @@ fn check(host: &HostArgs, skip: &[String], json: bool) -> u8 {
 
 fn plan_cmd(host: &HostArgs, json: bool) -> u8 {
     let run = || -> Result<u8, u8> {
-        let recipe = load(&host.recipe, json)?;
+        let recipe = recipe::load_for_command(&host.recipe, json)?;
         let facts = host_facts(&recipe, host, json)?;
         let to = target_arg(host, json)?;
         match plan::resolve(&recipe, &facts, to.as_ref()) {
@@ -480,7 +450,7 @@ fn upgrade(
 ) -> u8 {
     let json = options.json;
     let run = || -> Result<u8, u8> {
-        let recipe = load(&host.recipe, json)?;
+        let recipe = recipe::load_for_command(&host.recipe, json)?;
         let facts = host_facts(&recipe, host, json)?;
         let to = target_arg(host, json)?;
         Ok(crate::commands::upgrade::upgrade(

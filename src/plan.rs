@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::actions::Action;
-use crate::host::facts::{Facts, Value};
+use crate::recipe::facts::{Facts, Value};
 use crate::recipe::route::{Hop, Route, RouteError};
 use crate::recipe::{Phase, Recipe, Test, duration};
 use crate::version::Version;
@@ -220,7 +220,7 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
                 }
             }
             // `{{ fact }}` in the step's strings, from this hop's facts.
-            let lookup = |name: &str| hop_facts.get(name).map(crate::host::facts::Value::text);
+            let lookup = |name: &str| hop_facts.get(name).map(crate::recipe::facts::Value::text);
             let missing = |fact| PlanError::MissingFact {
                 step: s.id.clone(),
                 fact,
@@ -271,7 +271,7 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
         schema: SCHEMA,
         product: recipe.product.name.clone(),
         recipe: recipe.source.path.display().to_string(),
-        recipe_sha256: hex(&Sha256::digest(recipe.source.text.as_bytes())),
+        recipe_sha256: hex::encode(Sha256::digest(recipe.source.text.as_bytes())),
         current,
         target,
         hops,
@@ -341,7 +341,7 @@ impl Plan {
         if serde_json::to_writer(&mut hasher, &content).is_err() {
             return String::new();
         }
-        hex(&hasher.0.finalize())
+        hex::encode(hasher.0.finalize())
     }
 
     /// The human form: route, then steps by hop and phase, then what is not
@@ -484,8 +484,4 @@ impl Plan {
         }
         out
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -246,7 +246,7 @@ impl Session {
         mode: u32,
         timeout: Duration,
     ) -> Result<(), String> {
-        let want = hex(&Sha256::digest(bytes));
+        let want = hex::encode(Sha256::digest(bytes));
         let tmp = format!("{path}.hoist-tmp");
         let script = format!(
             "set -e; umask 077; cat > {t}; chmod {mode:o} {t}; set -- $(sha256sum {t}); \
@@ -290,17 +290,16 @@ fn socket_name(t: &Target) -> String {
         t.port.unwrap_or(0),
         t.key.as_deref().unwrap_or("")
     );
-    format!("{}.sock", &hex(&Sha256::digest(key.as_bytes()))[..16])
+    format!(
+        "{}.sock",
+        &hex::encode(Sha256::digest(key.as_bytes()))[..16]
+    )
 }
 
 fn quote(s: &str) -> Result<String, String> {
     shlex::try_quote(s)
         .map(|q| q.into_owned())
         .map_err(|e| format!("{s:?}: {e}"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn last_line(s: &str) -> String {

@@ -259,8 +259,8 @@ fn undo_none_where_no_undo_could_run_is_refused() {
 
 #[test]
 fn the_plan_carries_the_reason_in_its_json_and_its_text() {
-    use hoist::host::facts::{Facts, Value};
     use hoist::plan::{Outcome, resolve};
+    use hoist::recipe::facts::{Facts, Value};
     use hoist::version::Version;
 
     let text = one_step(&format!(

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use hoist::actions::Action;
 use hoist::actions::packages::Manager;
-use hoist::host::facts::Facts;
 use hoist::host::probe::{self, Given};
 use hoist::plan::{self, Outcome, Plan, PlanError, SkipReason};
+use hoist::recipe::facts::Facts;
 use hoist::recipe::{self, Recipe};
 use hoist::version::Version;
 
@@ -274,7 +274,7 @@ fn a_version_before_2_2_is_refused_with_the_reason() {
     let mut f = facts(&r, "2.2.5-ubuntu-kvm", &Given::default());
     f.set(
         "current",
-        hoist::host::facts::Value::Version(Version::parse("2.1.9").unwrap()),
+        hoist::recipe::facts::Value::Version(Version::parse("2.1.9").unwrap()),
     );
     match plan::resolve(&r, &f, None) {
         Err(PlanError::Route(e)) => assert!(e.to_string().contains("before 2.2.0"), "{e}"),

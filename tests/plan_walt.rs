@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use hoist::host::checks::{self, Status};
-use hoist::host::facts::Facts;
 use hoist::host::probe::{Given, apply_given};
 use hoist::plan::{Outcome, Plan, PlannedStep, resolve};
+use hoist::recipe::facts::Facts;
 use hoist::recipe::{self, Phase, Recipe};
 
 fn root() -> PathBuf {

@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use hoist::host::facts::Facts;
 use hoist::host::probe::{Given, apply_given};
 use hoist::plan::{Outcome, Plan, SkipReason, resolve};
+use hoist::recipe::facts::Facts;
 use hoist::recipe::{self, Recipe};
 
 fn root() -> PathBuf {

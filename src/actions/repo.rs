@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::Kind;
 use crate::actions::ctx::Ctx;
 use crate::actions::saved::{Saved, write_keeping_meta};
-use crate::host::probe::AptView;
 use crate::output::diag::Problem;
+use crate::sys::pkgdb::AptView;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -331,9 +331,9 @@ const SOURCE_PARTS: &str = "/etc/apt/sources.list.d";
 /// run gets there, with its undo. None: the host's apt shows it as is.
 pub fn candidate_view(
     recipe: &crate::recipe::Recipe,
-    facts: &crate::host::facts::Facts,
+    facts: &crate::recipe::facts::Facts,
 ) -> Result<Option<AptView>, String> {
-    use crate::host::facts::Value;
+    use crate::recipe::facts::Value;
     let mut facts = facts.clone();
     // The first hop starts at the installed version.
     if let Some(v) = facts.version("current").cloned() {

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use crate::host::facts::Facts;
 use crate::output::wire::{self, Event};
 use crate::plan::{Outcome, Plan};
 use crate::recipe::Recipe;
+use crate::recipe::facts::Facts;
 use crate::run::journal::Journal;
 use crate::run::state::RunState;
 use crate::run::{Ending, Engine, Options, RunError, Stored};
@@ -144,7 +144,7 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     let mut check_facts = req.facts.clone();
     check_facts.set(
         "target",
-        crate::host::facts::Value::Version(plan.target.clone()),
+        crate::recipe::facts::Value::Version(plan.target.clone()),
     );
     if let Err(e) = crate::host::checks::validate_skips(req.recipe, &req.skip) {
         return Ok(refuse(json, EXIT_USAGE, "bad-skip", &e.to_string()));

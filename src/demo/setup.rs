@@ -80,7 +80,7 @@ pub fn setup(layout: &Layout, hoist: &Path) -> Res<()> {
     };
     let artifact = tar::pack(&v2.files()?)?;
     durable::write(&layout.artifact(), &artifact, 0o644)?;
-    let sha256 = crate::plan::hex(&Sha256::digest(&artifact));
+    let sha256 = hex::encode(Sha256::digest(&artifact));
 
     durable::write(
         &layout.post_hooks().join("50-record-upgrade"),

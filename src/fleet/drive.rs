@@ -66,7 +66,7 @@ pub fn load(
     to: Option<&str>,
     json: bool,
 ) -> Result<(Recipe, Inventory, FleetPlan), u8> {
-    let recipe = crate::cli::load(recipe, json)?;
+    let recipe = crate::recipe::load_for_command(recipe, json)?;
     if let Some(t) = to
         && let Err(e) = crate::version::Version::parse(t)
     {

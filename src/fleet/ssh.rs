@@ -28,9 +28,9 @@ use super::plan::{FleetPlan, HostRef};
 use super::transport::{
     HostEvent, HostJob, HostResult, HostRollback, OnceJob, RemoteStatus, Transport,
 };
-use crate::host::facts::is_secret;
 use crate::output::wire::{self, Event, Unread};
 use crate::recipe::Recipe;
+use crate::recipe::facts::is_secret;
 use crate::ssh::{Session, Target};
 
 /// Where rollouts' copies live on a host.
@@ -132,9 +132,9 @@ impl SshTransport {
             dir: String::new(),
             tag: String::new(),
             payload: Payload {
-                binary_sha: hex(&Sha256::digest(&binary)),
+                binary_sha: hex::encode(Sha256::digest(&binary)),
                 binary,
-                tar_sha: hex(&Sha256::digest(&tar)),
+                tar_sha: hex::encode(Sha256::digest(&tar)),
                 tar,
                 recipe_file,
             },
@@ -624,8 +624,4 @@ fn pack(dir: &Path) -> Result<Vec<u8>, String> {
         return Err(format!("tar of {}: {}", dir.display(), out.stderr.trim()));
     }
     bytes.map_err(|e| format!("{}: {e}", file.display()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

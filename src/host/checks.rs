@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::facts::Facts;
+use crate::recipe::facts::Facts;
 use crate::recipe::{Check, CheckSeverity, Recipe, Test};
 use crate::sys::process;
 

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::facts::{Facts, Value};
 use crate::recipe::condition::Condition;
+use crate::recipe::facts::{Facts, Value};
 use crate::recipe::{Probe, Recipe};
 use crate::sys::process;
 use crate::version::Version;
@@ -19,28 +19,7 @@ pub struct Given {
     pub facts: Vec<(String, String)>,
 }
 
-/// A temporary apt configuration the candidate is read through instead of
-/// the host's own: apt's options naming it, and its directory, removed
-/// when dropped. The host's lists, keys and sources stay as they are.
-#[derive(Debug)]
-pub struct AptView {
-    dir: std::path::PathBuf,
-    options: Vec<String>,
-}
-
-impl AptView {
-    /// `dir` is the view's own (made for it, removed with it); `options`
-    /// are the arguments (`-o`, `Name=value`, ...) given to apt-get and apt-cache.
-    pub fn new(dir: std::path::PathBuf, options: Vec<String>) -> Self {
-        AptView { dir, options }
-    }
-}
-
-impl Drop for AptView {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+pub use crate::sys::pkgdb::{AptView, installed_version};
 
 /// Given the facts read so far, the view to read a refreshed candidate
 /// through, if the host's own apt configuration would not show what the
@@ -86,7 +65,7 @@ pub fn gather(recipe: &Recipe, given: &Given, view: CandidateView<'_>) -> Result
                 // Through the view when there is one: the lists it fetches
                 // stay in its directory, read by this probe only.
                 let view = view(&facts)?;
-                let opts = view.as_ref().map_or(&[][..], |v| v.options.as_slice());
+                let opts = view.as_ref().map_or(&[][..], |v| v.options());
                 refresh_lists(pkg, opts)?;
                 candidate_version(pkg, opts)
             }
@@ -214,23 +193,6 @@ fn read_cmd(args: &[&str]) -> Option<String> {
     let out = process::run(&mut process::argv(&argv), PROBE_TIMEOUT).ok()?;
     let text = out.stdout.trim().to_string();
     (out.success() && !text.is_empty()).then_some(text)
-}
-
-/// The installed version of a package (dpkg, else rpm), if installed.
-pub fn installed_version(pkg: &str) -> Option<String> {
-    if let Some(line) = read_cmd(&[
-        "dpkg-query",
-        "-W",
-        "-f",
-        "${db:Status-Abbrev}\t${Version}",
-        pkg,
-    ]) {
-        // `ii ` is installed; `rc ` (removed, config left) is not.
-        let (status, version) = line.split_once('\t')?;
-        return status.starts_with("ii").then(|| version.to_string());
-    }
-    read_cmd(&["rpm", "-q", "--qf", "%{EPOCH}:%{VERSION}-%{RELEASE}", pkg])
-        .map(|v| v.trim_start_matches("(none):").to_string())
 }
 
 /// Bounds `apt-get update` when a candidate is read after it.

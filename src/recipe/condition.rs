@@ -9,7 +9,7 @@
 //! when = { not = { package.docker-engine = "*" } }
 //! ```
 //!
-//! How a value matches depends on the fact's type (see `host::facts`): a string fact
+//! How a value matches depends on the fact's type (see `recipe::facts`): a string fact
 //! equals the value (or one of a list); a version fact lies in the range (or one
 //! of a list of ranges); a list fact (`roles`) contains the value (or one of
 //! them); a bool fact equals the bool. Dotted keys (`os.id`) name dotted facts.
@@ -21,8 +21,8 @@ use serde::Serialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use crate::host::facts::{FactType, Facts, Value};
 use crate::output::diag::{Problem, suggest};
+use crate::recipe::facts::{FactType, Facts, Value};
 use crate::version::Range;
 
 /// A condition before it is checked against the fact catalogue.
@@ -104,7 +104,7 @@ impl Condition {
     /// fact can never take.
     pub fn resolve(
         &mut self,
-        catalogue: &crate::host::facts::Catalogue,
+        catalogue: &crate::recipe::facts::Catalogue,
         problems: &mut Vec<Problem>,
     ) {
         self.walk_mut(&mut |m| resolve_match(m, catalogue, problems));
@@ -354,7 +354,7 @@ fn parse_expected(
 
 fn resolve_match(
     m: &mut FactMatch,
-    catalogue: &crate::host::facts::Catalogue,
+    catalogue: &crate::recipe::facts::Catalogue,
     problems: &mut Vec<Problem>,
 ) {
     let Some(def) = catalogue.lookup(&m.fact) else {

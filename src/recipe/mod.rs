@@ -7,6 +7,7 @@
 
 pub mod condition;
 pub mod duration;
+pub mod facts;
 pub mod fleet;
 pub mod order;
 pub mod parse;
@@ -21,8 +22,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::actions::Action;
-use crate::host::facts::{Catalogue, FactType};
 use crate::output::diag::{Located, Problem, Severity, Source};
+use crate::recipe::facts::{Catalogue, FactType};
 use crate::version::Range;
 use condition::Condition;
 
@@ -337,6 +338,39 @@ pub fn load(path: &Path) -> std::io::Result<Loaded> {
     };
     let text = std::fs::read_to_string(&path)?;
     Ok(load_str(&path, &text))
+}
+
+/// A command's load: the recipe, or its problems said (each located, on
+/// stderr) and the refusal (`--json`: a `refused` line); `Err` is the exit
+/// code (usage).
+pub fn load_for_command(path: &Path, json: bool) -> Result<Recipe, u8> {
+    use crate::output::wire::refuse;
+    use crate::sys::exit::EXIT_USAGE;
+    let loaded = load(path).map_err(|e| {
+        refuse(
+            json,
+            EXIT_USAGE,
+            "unreadable",
+            &format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    match loaded.recipe {
+        Some(r) => Ok(r),
+        None => {
+            for p in loaded.errors() {
+                errln!("{}", p.render());
+            }
+            Err(refuse(
+                json,
+                EXIT_USAGE,
+                "invalid-recipe",
+                &format!(
+                    "{} is not a valid recipe (see `hoist lint`)",
+                    path.display()
+                ),
+            ))
+        }
+    }
 }
 
 /// Reads and validates recipe text; `path` names it in problems.

@@ -14,8 +14,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::condition::Condition;
 use super::{Check, CheckSeverity, FactSpec, PathEdge, Phase, Probe, Product, Recipe, Step, Test};
 use crate::actions::{Action, KINDS};
-use crate::host::facts::{Catalogue, FactDef, FactType};
 use crate::output::diag::{Problem, Source, suggest};
+use crate::recipe::facts::{Catalogue, FactDef, FactType};
 use crate::version::{Range, Version};
 
 const SECTIONS: [&str; 7] = [
@@ -358,7 +358,7 @@ fn parse_fact(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
     if let Some(p) = &raw.probe {
         check_probe(p, raw.ty == FactType::Bool, &item_span.clone(), problems);
     }
-    let default = raw.default.as_ref().map(crate::host::facts::value_text);
+    let default = raw.default.as_ref().map(crate::recipe::facts::value_text);
     if let (Some(values), Some(d)) = (&raw.values, &default)
         && raw.ty == FactType::Str
         && !values.contains(d)

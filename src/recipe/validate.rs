@@ -7,8 +7,8 @@ use std::ops::Range as Span;
 
 use super::{Phase, Recipe};
 use crate::actions::Action;
-use crate::host::facts::BUILTIN;
 use crate::output::diag::{Problem, suggest};
+use crate::recipe::facts::BUILTIN;
 
 pub fn validate(r: &mut Recipe, problems: &mut Vec<Problem>) {
     super::route::lint(&r.paths, problems);
@@ -144,7 +144,7 @@ fn templates(r: &Recipe, problems: &mut Vec<Problem>) {
         );
         for text in texts {
             for (name, _) in super::template::placeholders(&text) {
-                if crate::host::facts::is_secret(&name) {
+                if crate::recipe::facts::is_secret(&name) {
                     // What a step says is planned, journaled and shown: a
                     // secret filled in there reaches argv, the journal, the
                     // run log and `--json`.

@@ -232,7 +232,7 @@ pub fn point_passed(record: &RunRecord) -> Option<(String, String)> {
 pub fn file_sha256(path: &Path) -> String {
     use sha2::Digest;
     std::fs::read(path)
-        .map(|b| crate::plan::hex(&sha2::Sha256::digest(&b)))
+        .map(|b| hex::encode(sha2::Sha256::digest(&b)))
         .unwrap_or_default()
 }
 

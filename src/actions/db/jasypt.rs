@@ -79,15 +79,14 @@ mod tests {
         for _ in 0..1000 {
             d = Md5::digest(&d).to_vec();
         }
-        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
         let o = std::process::Command::new("openssl")
             .args([
                 "enc",
                 "-des-cbc",
                 "-K",
-                &hex(&d[..8]),
+                &hex::encode(&d[..8]),
                 "-iv",
-                &hex(&d[8..16]),
+                &hex::encode(&d[8..16]),
             ])
             .args(["-provider", "legacy", "-provider", "default", "-a", "-A"])
             .stdin(std::process::Stdio::piped())

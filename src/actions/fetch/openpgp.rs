@@ -133,7 +133,7 @@ pub fn binary_keyring(keys: &[SignedPublicKey]) -> Result<(Vec<u8>, Vec<String>)
 }
 
 fn fingerprint_hex(fp: &pgp::types::Fingerprint) -> String {
-    crate::plan::hex(fp.as_bytes())
+    hex::encode(fp.as_bytes())
 }
 
 fn normalise(fp: &str) -> String {

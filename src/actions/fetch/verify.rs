@@ -88,10 +88,10 @@ impl Hasher {
 
     fn hex(self) -> String {
         match self {
-            Hasher::Md5(h) => crate::plan::hex(&h.finalize()),
-            Hasher::Sha256(h) => crate::plan::hex(&h.finalize()),
-            Hasher::Sha384(h) => crate::plan::hex(&h.finalize()),
-            Hasher::Sha512(h) => crate::plan::hex(&h.finalize()),
+            Hasher::Md5(h) => hex::encode(h.finalize()),
+            Hasher::Sha256(h) => hex::encode(h.finalize()),
+            Hasher::Sha384(h) => hex::encode(h.finalize()),
+            Hasher::Sha512(h) => hex::encode(h.finalize()),
         }
     }
 }
@@ -327,7 +327,7 @@ mod tests {
     use super::*;
 
     fn sha512() -> String {
-        crate::plan::hex(&sha2::Sha512::digest(b"x"))
+        hex::encode(sha2::Sha512::digest(b"x"))
     }
 
     #[test]

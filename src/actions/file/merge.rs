@@ -116,21 +116,9 @@ fn owner(path: &Path) -> Result<String, String> {
 }
 
 fn installed_version(package: &str) -> Result<String, String> {
-    let out = crate::sys::process::run(
-        std::process::Command::new("dpkg-query")
-            .args(["-W", "-f=${Version}"])
-            .arg(package),
-        TOOL_TIMEOUT,
-    )
-    .map_err(|e| format!("cannot run dpkg-query: {e}"))?;
-    let v = out.stdout.trim();
-    if out.success() && !v.is_empty() {
-        Ok(v.to_string())
-    } else {
-        Err(format!(
-            "{package} is not installed: no older version to take a merge base from"
-        ))
-    }
+    crate::sys::pkgdb::installed_version(package).ok_or_else(|| {
+        format!("{package} is not installed: no older version to take a merge base from")
+    })
 }
 
 /// The version in an apt cache file name (`name_version_arch.deb`, the

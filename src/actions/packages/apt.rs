@@ -154,7 +154,7 @@ pub fn interrupted() -> Option<String> {
 }
 
 fn installed(pkg: &str) -> Option<String> {
-    crate::host::probe::installed_version(pkg)
+    crate::sys::pkgdb::installed_version(pkg)
 }
 
 /// `name_version_arch.deb` as apt names files in its cache (an epoch's `:`

@@ -66,7 +66,7 @@ impl Host {
         self.vars
             .iter()
             .map(|(k, v)| {
-                let v = if crate::host::facts::is_secret(k) {
+                let v = if crate::recipe::facts::is_secret(k) {
                     "(secret)".into()
                 } else {
                     v.clone()

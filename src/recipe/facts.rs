@@ -1,4 +1,6 @@
-//! Facts: what hoist knows about a host when it plans.
+//! Facts: what hoist knows about a host when it plans. The vocabulary
+//! belongs to the recipe (its conditions and templates are typed by the
+//! catalogue); `host::probe` fills it in from a live host.
 //!
 //! Built-in facts are probed by hoist itself (OS, architecture, installed
 //! packages, the product's version) or given by the admin (roles, options).
