@@ -71,8 +71,13 @@ pub struct Step {
     pub id: String,
     pub phase: String,
     pub summary: String,
-    /// pending, done, failed, skipped, undone, undo-failed...
+    /// Where it stands now: pending, done, failed, skipped, undone,
+    /// undo-failed...
     pub state: String,
+    /// How it ended going forward (done, failed, running when hoist was
+    /// stopped in it); null when it never ran.
+    #[serde(default)]
+    pub outcome: Option<String>,
     #[serde(default)]
     pub attempts: i64,
     #[serde(default)]
@@ -89,6 +94,24 @@ pub struct Step {
     /// Whether a rollback undoes it.
     #[serde(default)]
     pub has_undo: bool,
+    /// Its undo, when one ran.
+    #[serde(default)]
+    pub undo: Option<Undo>,
+}
+
+/// How a step's undo ended.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Undo {
+    /// undone, undo-failed, undoing (stopped in it).
+    pub state: String,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    pub seconds: Option<f64>,
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -195,6 +218,19 @@ impl Report {
             );
             if let Some(e) = &s.error {
                 let _ = writeln!(o, "       error: {e}");
+            }
+            if let Some(u) = &s.undo {
+                let _ = writeln!(
+                    o,
+                    "       ran: {}; undo: {} ({}){}",
+                    s.outcome.as_deref().unwrap_or("-"),
+                    u.state,
+                    secs(u.seconds),
+                    u.error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                );
             }
             if let Some(r) = &s.skip_reason {
                 let _ = writeln!(o, "       not taken: {r}");

@@ -6,8 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::output::report::{Check, Left, PhaseTime, Report, SCHEMA, Step};
-use crate::run::journal::{Journal, JournalError, ROLLOUT_EVENT, RunRecord};
+use serde::Deserialize;
+
+use crate::output::report::{Check, Left, PhaseTime, Report, SCHEMA, Step, Undo};
+use crate::run::journal::{Journal, JournalError, RAN_EVENT, ROLLOUT_EVENT, RunRecord, StepRecord};
 use crate::run::state::StepState;
 
 /// The journal event that keeps the preflight checks' verdicts (a JSON
@@ -17,6 +19,63 @@ pub const PREFLIGHT_EVENT: &str = "preflight";
 /// `<state>/reports/<run>.json`.
 pub fn path(state_dir: &Path, run: i64) -> PathBuf {
     state_dir.join("reports").join(format!("{run}.json"))
+}
+
+/// How a step ended going forward, kept when its undo started
+/// (`run::journal::RAN_EVENT`).
+#[derive(Deserialize)]
+struct Ran {
+    key: String,
+    state: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    duration_ms: Option<i64>,
+    error: Option<String>,
+}
+
+fn seconds(ms: Option<i64>) -> Option<f64> {
+    ms.map(|ms| ms as f64 / 1000.0)
+}
+
+/// A step of the report: its forward run from the journal's row, or, once
+/// an undo replaced that, from the event that kept it.
+fn step(s: &StepRecord, summary: String, ran: Option<&Ran>) -> Step {
+    let undoing = matches!(
+        s.state,
+        StepState::Undoing | StepState::Undone | StepState::UndoFailed
+    );
+    let mut step = Step {
+        key: s.key.clone(),
+        id: s.step_id.clone(),
+        phase: s.phase.clone(),
+        summary,
+        state: s.state.as_str().to_string(),
+        outcome: (!matches!(s.state, StepState::Pending | StepState::Skipped))
+            .then(|| s.state.as_str().to_string()),
+        attempts: s.attempts,
+        started_at: s.started_at.clone(),
+        finished_at: s.finished_at.clone(),
+        seconds: seconds(s.duration_ms),
+        error: s.error.clone(),
+        skip_reason: s.skip_reason.clone(),
+        has_undo: s.has_undo,
+        undo: None,
+    };
+    if let (true, Some(r)) = (undoing, ran) {
+        step.undo = Some(Undo {
+            state: step.state.clone(),
+            started_at: step.started_at.take(),
+            finished_at: step.finished_at.take(),
+            seconds: step.seconds.take(),
+            error: step.error.take(),
+        });
+        step.outcome = Some(r.state.clone());
+        step.started_at = r.started_at.clone();
+        step.finished_at = r.finished_at.clone();
+        step.seconds = seconds(r.duration_ms);
+        step.error = r.error.clone();
+    }
+    step
 }
 
 fn seconds_between(from: &str, to: &str) -> Option<f64> {
@@ -57,22 +116,17 @@ pub fn from_record(
             .map(|p| p.summary.clone())
             .unwrap_or_default()
     };
+    let ran: Vec<Ran> = events
+        .iter()
+        .filter(|e| e.kind == RAN_EVENT)
+        .filter_map(|e| serde_json::from_str(&e.detail).ok())
+        .collect();
     let steps: Vec<Step> = r
         .steps
         .iter()
-        .map(|s| Step {
-            key: s.key.clone(),
-            id: s.step_id.clone(),
-            phase: s.phase.clone(),
-            summary: summary(&s.key),
-            state: s.state.as_str().to_string(),
-            attempts: s.attempts,
-            started_at: s.started_at.clone(),
-            finished_at: s.finished_at.clone(),
-            seconds: s.duration_ms.map(|ms| ms as f64 / 1000.0),
-            error: s.error.clone(),
-            skip_reason: s.skip_reason.clone(),
-            has_undo: s.has_undo,
+        .map(|s| {
+            let last = ran.iter().rev().find(|x| x.key == s.key);
+            step(s, summary(&s.key), last)
         })
         .collect();
     let mut phases: Vec<PhaseTime> = Vec::new();
