@@ -266,3 +266,58 @@ impl Report {
         o
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key of `v` and of the objects in it, with where it is.
+    fn keys(v: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    out.push(format!("{at}{k}"));
+                    keys(x, &format!("{at}{k}."), out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for x in a {
+                    keys(x, at, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn docs_wire_md_names_every_field_of_the_report() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/WIRE.md"))
+            .expect("docs/WIRE.md");
+        let part = doc
+            .split_once("## A run's report")
+            .expect("a `## A run's report` part")
+            .1;
+        let full = Report {
+            preflight: Some(vec![Check::default()]),
+            steps: vec![Step {
+                undo: Some(Undo::default()),
+                ..Step::default()
+            }],
+            phases: vec![PhaseTime::default()],
+            events: vec![JournalEvent::default()],
+            ..Report::default()
+        };
+        let mut all = Vec::new();
+        keys(&serde_json::to_value(&full).unwrap(), "", &mut all);
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|k| {
+                let last = k.rsplit('.').next().unwrap_or(k);
+                // The journal events' own fields are `hoist status --json`'s.
+                !k.starts_with("events.") && !part.contains(&format!("`{last}`"))
+            })
+            .collect();
+        assert!(missing.is_empty(), "docs/WIRE.md lacks: {missing:?}");
+        assert!(part.contains(&format!("number, {SCHEMA} now")));
+    }
+}
