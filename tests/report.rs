@@ -320,3 +320,31 @@ fn no_metrics_directory_no_file() {
     assert!(o.stderr.is_empty(), "{}", text(&o));
     assert_eq!(p.report_file(1)["state"], "committed");
 }
+
+/// The controller's file, as `fleet::drive` writes it at a rollout's end.
+#[test]
+fn the_fleet_file_passes_promtool() {
+    use hoist::output::metrics::{Rollout, fleet};
+    let text = fleet(&Rollout {
+        id: 3,
+        product: "xivo",
+        target: "2.0",
+        state: "failed",
+        states: &["done", "paused", "stopped", "failed", "crashed"],
+        hosts: vec!["done", "done", "failed", "pending"],
+        host_states: &["pending", "running", "done", "failed", "waiting"],
+        seconds: 12.5,
+    });
+    assert!(
+        text.contains("hoist_fleet_hosts{state=\"done\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hoist_fleet_last_rollout_state{state=\"failed\"} 1\n"),
+        "{text}"
+    );
+    let p = Product::new("fleet");
+    let file = p.metrics().join("hoist_fleet.prom");
+    std::fs::write(&file, text).unwrap();
+    promtool_accepts(&file);
+}
