@@ -135,6 +135,12 @@ pub enum Command {
     Status,
     /// Every run on this host.
     History,
+    /// A run's report: its plan, preflight checks, each step's end and
+    /// time, what it left (the newest run without RUN).
+    Report {
+        /// The run's id (`hoist history`).
+        run: Option<i64>,
+    },
     /// Temporary firewall rules: `hoist firewall leftovers [-r RECIPE] [--remove]`.
     #[command(subcommand)]
     Firewall(crate::commands::leftovers::FirewallCommand),
@@ -170,6 +176,7 @@ impl Command {
             | Command::Plan { .. }
             | Command::Status
             | Command::History
+            | Command::Report { .. }
             | Command::Backups => Quit,
             Command::Firewall(FirewallCommand::Leftovers { remove, .. }) => {
                 if *remove {
@@ -284,6 +291,7 @@ pub fn main() -> ExitCode {
         } => crate::commands::rollout_rollback::rollback(&cli.state_dir, tag, cli.json),
         Command::Status => crate::commands::status::status(&cli.state_dir, cli.json),
         Command::History => crate::commands::status::history(&cli.state_dir, cli.json),
+        Command::Report { run } => crate::commands::report::show(&cli.state_dir, *run, cli.json),
         Command::Firewall(c) => crate::commands::leftovers::main(c, &cli.state_dir, cli.json),
         Command::Backups => crate::commands::backups::list(&cli.state_dir, cli.json),
         Command::Fleet(c) => crate::fleet::cli::main(c, &cli.state_dir, cli.json),

@@ -199,7 +199,7 @@ impl<'a> Ctx<'a> {
     pub fn note(&self, line: &str) {
         use std::io::Write;
         let mut log = self.log;
-        let _ = writeln!(log, "hoist: {line}");
+        let _ = writeln!(log, "{}", crate::sys::clock::log_line(line));
     }
 
     /// Runs a program with the run's environment, its output into the run

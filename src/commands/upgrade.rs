@@ -257,6 +257,11 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     if let Some(r) = &req.rollout {
         journal.event(run, crate::run::journal::ROLLOUT_EVENT, r)?;
     }
+    journal.event(
+        run,
+        crate::run::report::PREFLIGHT_EVENT,
+        &crate::commands::report::preflight_json(&report),
+    )?;
     for s in &req.skip {
         journal.event(
             run,
@@ -453,6 +458,7 @@ pub(crate) fn report_ending(engine: &Engine, ending: &Ending) -> u8 {
         log: Some(log.display().to_string()),
         awaits_person: awaits,
     });
+    crate::commands::report::record_end(engine);
     if !engine.ui.json() {
         outln!("{text}");
         if matches!(ending, Ending::Committed) {

@@ -492,6 +492,9 @@ fn drive(
         Outcome::Crashed => ("crashed", EXIT_REFUSED),
     };
     let view = journal.load(run).ok();
+    if let Some(v) = &view {
+        super::metrics::write(v, state, started.elapsed().as_secs_f64());
+    }
     if json {
         wire::emit(FleetEvent::RolloutFinished {
             rollout: run,

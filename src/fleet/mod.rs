@@ -14,6 +14,7 @@ pub mod drive;
 pub mod events;
 pub mod inventory;
 pub mod journal;
+pub mod metrics;
 pub mod plan;
 pub mod pool;
 pub mod rollback;

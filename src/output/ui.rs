@@ -1,5 +1,6 @@
 //! What the admin sees: plain lines, a progress bar on a terminal, or JSON
-//! Lines events (`--json`, typed in `wire`). NO_COLOR is respected.
+//! Lines events (`--json`, typed in `wire`), and the same events in the
+//! systemd journal (`journald`). NO_COLOR is respected.
 
 use crate::output::wire::Event;
 
@@ -9,6 +10,8 @@ pub use crate::output::out::{ask, ask_within, interactive};
 pub struct Reporter {
     json: bool,
     bar: Option<crate::output::out::Bar>,
+    /// The same events in the systemd journal, when it is there.
+    journald: Option<crate::output::journald::Journald>,
 }
 
 impl Reporter {
@@ -18,15 +21,29 @@ impl Reporter {
         } else {
             crate::output::out::Bar::on_terminal(total as u64)
         };
-        Reporter { json, bar }
+        Reporter {
+            json,
+            bar,
+            journald: None,
+        }
+    }
+
+    /// Sends every event to the systemd journal too (`journald`).
+    pub fn with_journald(mut self, sink: Option<crate::output::journald::Journald>) -> Reporter {
+        self.journald = sink;
+        self
     }
 
     pub fn json(&self) -> bool {
         self.json
     }
 
-    /// A JSON Lines event (only with `--json`).
+    /// An event: to the systemd journal when it is there, and as a JSON
+    /// Lines event with `--json`.
     pub fn event(&self, event: Event) {
+        if let Some(sink) = &self.journald {
+            sink.send(&event);
+        }
         if self.json {
             crate::output::wire::emit(event);
         }

@@ -10,6 +10,7 @@
 pub mod journal;
 pub mod leftover;
 pub mod lock;
+pub mod report;
 mod rollback;
 pub mod state;
 pub mod testhook;
@@ -290,12 +291,21 @@ impl Engine {
         } else {
             Default::default()
         };
+        // The run's events in the systemd journal too, each step's with
+        // its phase.
+        let phases = record
+            .plan
+            .steps
+            .iter()
+            .map(|s| (s.key.clone(), s.phase.name().to_string()))
+            .collect();
+        let journald = crate::output::journald::Journald::open(run, phases);
         Ok(Engine {
             journal,
             run,
             record,
             stored,
-            ui: Reporter::new(json, total),
+            ui: Reporter::new(json, total).with_journald(journald),
             log,
             state_id: crate::sys::process::scope::state_id(&dir),
             interactive: crate::output::ui::interactive(),
@@ -768,7 +778,7 @@ impl Engine {
     pub fn note(&self, line: &str) {
         use std::io::Write;
         let mut log = &self.log;
-        let _ = writeln!(log, "hoist: {line}");
+        let _ = writeln!(log, "{}", crate::sys::clock::log_line(line));
     }
 
     /// The last bytes the step wrote to the log.

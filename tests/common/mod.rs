@@ -10,7 +10,8 @@ use hoist_testbed::Host;
 
 /// A hoist command isolated from the caller: no colour, and none of the
 /// caller's `HOIST_*` variables (the test-only hooks among them), so a test
-/// sets exactly the ones it means.
+/// sets exactly the ones it means. No metrics file either (an empty
+/// `HOIST_METRICS_DIR`): a machine with node_exporter keeps its own.
 pub fn clean_env(c: &mut Command) -> &mut Command {
     c.env("NO_COLOR", "1");
     for (k, _) in std::env::vars_os() {
@@ -18,7 +19,7 @@ pub fn clean_env(c: &mut Command) -> &mut Command {
             c.env_remove(k);
         }
     }
-    c
+    c.env("HOIST_METRICS_DIR", "")
 }
 
 /// `clean_env` plus a state directory of the test's own.

@@ -52,7 +52,11 @@ impl Sh<'_> {
         let out = crate::sys::process::run(&mut cmd, BOUND)
             .map_err(|e| format!("{}: cannot run: {e}", argv[0]))?;
         if let Some(mut log) = self.log {
-            let _ = writeln!(log, "hoist: run {}", argv.join(" "));
+            let _ = writeln!(
+                log,
+                "{}",
+                crate::sys::clock::log_line(&format!("run {}", argv.join(" ")))
+            );
             let _ = log.write_all(out.stdout.as_bytes());
             let _ = log.write_all(out.stderr.as_bytes());
         }

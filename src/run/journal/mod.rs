@@ -167,6 +167,10 @@ pub struct RunRecord {
 /// (`hoist upgrade --rollout TAG` records it; the fleet finds the run by it).
 pub const ROLLOUT_EVENT: &str = "fleet-rollout";
 
+/// The journal event that keeps how a step ended going forward (its state,
+/// times and error, as JSON) when its undo starts and replaces them.
+pub const RAN_EVENT: &str = "step-ran";
+
 /// An event of a run's history, as `hoist status --json` shows it.
 pub use crate::output::wire::JournalEvent as Event;
 
@@ -602,6 +606,19 @@ fn step_change(tx: &rusqlite::Transaction<'_>, run: i64, c: &StepChange, t: &str
             from: from.to_string(),
             to: c.to.to_string(),
         });
+    }
+    if c.to == StepState::Undoing {
+        // The undo's times and error replace the step's own: what the step
+        // did going forward is kept first, in the same transaction, for the
+        // run's report (`run::report`).
+        tx.prepare_cached(
+            "INSERT INTO events (run_id, at, kind, detail)
+             SELECT run_id, ?3, ?4, json_object('key', key, 'state', state,
+                'started_at', started_at, 'finished_at', finished_at,
+                'duration_ms', duration_ms, 'error', error)
+             FROM steps WHERE run_id = ?1 AND key = ?2",
+        )?
+        .execute(params![run, key, t, RAN_EVENT])?;
     }
     match c.to {
         StepState::Running | StepState::Undoing => {
