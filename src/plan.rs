@@ -69,6 +69,12 @@ pub enum SkipReason {
     OnceDone,
     /// Limited to other hops.
     OtherHop { only: Vec<String> },
+    /// Taken by the rollout's run-once step `by` (`step = ID` in
+    /// `[[fleet.run_once]]`), which runs it at its own place of the
+    /// rollout, on one host, with this host's action when this was that
+    /// host (seed 003: the system VMs restarted once, after every KVM host,
+    /// L3403-3436).
+    Deferred { by: String },
 }
 
 impl std::fmt::Display for SkipReason {
@@ -77,6 +83,9 @@ impl std::fmt::Display for SkipReason {
             SkipReason::When { detail } => write!(f, "when is false: {detail}"),
             SkipReason::OnceDone => f.write_str("once, and already done on this host"),
             SkipReason::OtherHop { only } => write!(f, "only on hop {}", only.join(", ")),
+            SkipReason::Deferred { by } => {
+                write!(f, "left to the rollout's run-once step {by}")
+            }
         }
     }
 }
@@ -89,6 +98,11 @@ pub struct SkippedStep {
     pub phase: Phase,
     #[serde(flatten)]
     pub reason: SkipReason,
+    /// A step left to the rollout ([`SkipReason::Deferred`]): its action
+    /// as this host's plan resolved it, which the run-once step runs.
+    /// Left out of the JSON when none, so plans hash as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Box<Action>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -196,6 +210,7 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
                 hop: h,
                 phase,
                 reason,
+                action: None,
             };
             if !s.hops.is_empty() && !s.hops.contains(&hop.path) {
                 skipped.push(skip(SkipReason::OtherHop {
@@ -284,6 +299,51 @@ pub fn resolve(recipe: &Recipe, facts: &Facts, to: Option<&Version>) -> Result<O
 }
 
 impl Plan {
+    /// The plan of a host in a fleet rollout: each step a run-once step of
+    /// `[fleet]` takes (`step = ID`) is left to the rollout, which runs it
+    /// at its own place, where this plan took it. The hash is made again.
+    pub fn defer_to_rollout(&mut self, recipe: &Recipe) {
+        let Some(fleet) = &recipe.fleet else {
+            return;
+        };
+        let taken: Vec<(&str, &str)> = fleet
+            .run_once
+            .iter()
+            .filter_map(|r| r.step.as_deref().map(|s| (s, r.id.as_str())))
+            .collect();
+        if taken.is_empty() {
+            return;
+        }
+        let mut kept = Vec::new();
+        for s in std::mem::take(&mut self.steps) {
+            match taken.iter().find(|(id, _)| *id == s.id) {
+                Some((_, by)) => self.skipped.push(SkippedStep {
+                    key: s.key,
+                    id: s.id,
+                    hop: s.hop,
+                    phase: s.phase,
+                    reason: SkipReason::Deferred {
+                        by: (*by).to_string(),
+                    },
+                    action: Some(Box::new(s.action)),
+                }),
+                None => kept.push(s),
+            }
+        }
+        self.steps = kept;
+        self.hash = self.compute_hash();
+    }
+
+    /// The action this plan left to the rollout's run-once step for host
+    /// step `id` ([`Plan::defer_to_rollout`]), if it took the step.
+    pub fn deferred(&self, id: &str) -> Option<&Action> {
+        self.skipped
+            .iter()
+            .rev()
+            .filter(|s| s.id == id && matches!(s.reason, SkipReason::Deferred { .. }))
+            .find_map(|s| s.action.as_deref())
+    }
+
     /// A plan of nothing, as a placeholder while a record is read.
     pub fn empty() -> Plan {
         let zero = Version::parse("0").unwrap_or_else(|_| unreachable!("`0` is a version"));

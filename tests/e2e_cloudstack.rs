@@ -222,6 +222,53 @@ fn assert_order(cloud: &Cloud, since: f64, install: &str, to: &str) {
     }
 }
 
+/// Seed 003 L3403-3436, read from the hosts' journals: every KVM host's
+/// run ended before the one wait for every host to be Up began, on the
+/// first management server; then `cloudstack-sysvmadm` ran once, there,
+/// and no management server's own run took either step.
+fn assert_zone_steps_once_after_every_agent(cloud: &Cloud) {
+    let first = cloud.host(&cloud.management[0]);
+    // The run-once step's directory is made when it starts.
+    let began: f64 = sh(
+        &first,
+        "stat -c %.9Z /var/lib/hoist/fleet/*/once-every-host-up",
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    for k in &cloud.kvm {
+        let h = cloud.host(k);
+        let run = the_run(&h, "4.3.2");
+        let ended = epoch(&h, run["finished_at"].as_str().unwrap());
+        assert!(
+            ended <= began,
+            "{k}'s upgrade ended at {ended}, after the hosts-Up wait began at {began}"
+        );
+    }
+    let log = sh(&first, "cat /var/log/cloudstack/management/sysvmadm.log");
+    assert_eq!(
+        log.matches("Stopping and starting 1 running routing vm(s)")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("Done restarting router(s)."), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+    for (i, n) in cloud.management.iter().enumerate() {
+        let h = cloud.host(n);
+        for key in ["hosts-up", "restart-system-vms", "api-port-8096"] {
+            assert_eq!(step_state(&h, key), "skipped", "{n}: {key}");
+        }
+        if i > 0 {
+            sh(
+                &h,
+                "test ! -e /var/log/cloudstack/management/sysvmadm.log && \
+                 ! ls -d /var/lib/hoist/fleet/*/once-restart-system-vms-once 2>/dev/null",
+            );
+        }
+    }
+}
+
 /// The state of step `key` in the host's run.
 fn step_state(h: &Host, key: &str) -> String {
     let st = sh(
@@ -315,20 +362,19 @@ fn from_4_2_the_full_cloud_waits_for_the_template_then_upgrades_in_the_guides_or
     assert_upgraded(&cloud, "4.3.2");
 
     assert_order(&cloud, since, "management-upgrade-apt", "4.3.2");
-    // The system VMs were restarted through the API port.
-    let log = sh(&mgmt1, "cat /var/log/cloudstack/management/sysvmadm.log");
-    assert!(log.contains("Done restarting 3 system VM(s)"), "{log}");
+    assert_zone_steps_once_after_every_agent(&cloud);
     // Shown while they ran, through the controller: the restart's log
-    // lines from each management server's run, and where the fleet's
-    // template gate stood while it waited.
-    for n in &cloud.management {
-        assert!(
-            said.lines()
-                .any(|l| l.contains(&format!("{n}: restart-system-vms: "))
-                    && l.contains("Done restarting 3 system VM(s)")),
-            "{n}: no followed log line in\n{said}"
-        );
-    }
+    // lines, and where the fleet's template gate stood while it waited.
+    assert!(
+        said.lines()
+            .any(|l| l.contains("mgmt1: restart-system-vms-once: ")
+                && l.contains("Done restarting router(s).")),
+        "no followed log line in\n{said}"
+    );
+    assert!(
+        !said.contains("mgmt2: restart-system-vms"),
+        "the restart ran on mgmt2 too:\n{said}"
+    );
     assert!(
         said.lines().any(|l| l.contains(
             "mgmt1: system-vm-template-registered: waiting, 0s of at most 6h: cloud returned \"1\""
@@ -340,8 +386,8 @@ fn from_4_2_the_full_cloud_waits_for_the_template_then_upgrades_in_the_guides_or
             &cloud.db_host(),
             "SELECT MIN(update_count) FROM cloud.vm_instance WHERE type <> 'User'"
         ),
-        ["2"],
-        "each management server's run restarts them (seed L2594)"
+        ["1"],
+        "once, on one management server (seed L3420)"
     );
     eprintln!(
         "4.2 full cloud: built in {:.0} s, rollout {:.0} s, test {:.0} s",
@@ -452,6 +498,55 @@ fn small_cloud_upgrade(from: &str, to: &str, person: Option<&str>) -> Cloud {
         (t0.elapsed() - built).as_secs_f64()
     );
     cloud
+}
+
+/// G L3434-3448, "check the log to verify correct execution": the script
+/// logs a failed job and exits 0, as the real one; the rollout reads its
+/// log and stops at the step, the failed job in its reason.
+#[test]
+fn a_failed_job_in_the_system_vm_restart_log_fails_the_rollout() {
+    let cloud = Cloud::build(
+        "sysvm-fail",
+        &Topology::small(),
+        "4.2.1",
+        Template::Registered,
+    );
+    let mgmt = cloud.host("mgmt1");
+    sh(
+        &mgmt,
+        "mkdir -p /var/lib/hoist-standin && touch /var/lib/hoist-standin/sysvmadm.fail-routers",
+    );
+    let out = cloudstack::bounded(cloud.upgrade_command(Some("4.3.2")));
+    let said = text(&out);
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    let st = cloud.status_json();
+    assert_eq!(st["state"], "failed", "{st}");
+    let why = st.to_string();
+    assert!(
+        why.contains("restart-system-vms-once")
+            && why.contains("ERROR: Failed to restart domainRouter with id"),
+        "{st}"
+    );
+    // Every host was upgraded before: the failure is the restart's alone.
+    for n in cloud.cloudstack_hosts() {
+        the_run(&cloud.host(&n), "4.3.2");
+    }
+    // The script itself said nothing by its exit code: a recipe that
+    // trusted it would have gone on.
+    let o = mgmt
+        .exec_unchecked(&format!(
+            "cloudstack-sysvmadm -d {} -u cloud -p {} -r -l /tmp/again.log; echo rc=$?; cat /tmp/again.log",
+            cloud.db_host().addr(),
+            cloudstack::DB_PASSWORD
+        ))
+        .expect("exec");
+    assert!(o.stdout.contains("rc=0"), "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains("ERROR: Failed to restart domainRouter"),
+        "{}",
+        o.stdout
+    );
+    cloud.teardown();
 }
 
 #[test]

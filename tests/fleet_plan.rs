@@ -121,7 +121,20 @@ fn cloudstack_first_management_alone_then_one_at_a_time_then_usage_then_kvm() {
             "kvm: kvm-06 kvm-07",
             "kvm: kvm-08 kvm-09",
             "kvm: kvm-10",
-            "gate all-hosts-up on mgmt-1",
+            // L3403-3436: once every agent is upgraded, one wait for every
+            // host to be Up, then the system VM restart once, on one
+            // management server, the admin port opened and closed around
+            // it: host steps the rollout takes out of each host's plan.
+            "gate every-host-up on mgmt-1",
+            "once sysvm-api-port on mgmt-1",
+            "once sysvm-api-port-restart on mgmt-1",
+            "gate sysvm-api-port-listening on mgmt-1",
+            "once sysvm-api-port-firewall on mgmt-1",
+            "once restart-system-vms-once on mgmt-1",
+            "once sysvm-api-port-firewall-remove on mgmt-1",
+            "once sysvm-api-port-close on mgmt-1",
+            "once sysvm-api-port-close-restart on mgmt-1",
+            "gate sysvm-api-port-closed-answers on mgmt-1",
             // The record of what was stopped is set aside (a fleet
             // rollback puts it back).
             "once forget-stopped-usage-servers on each of usage-1",
@@ -150,6 +163,8 @@ fn cloudstack_first_management_alone_then_one_at_a_time_then_usage_then_kvm() {
         "  3. run once on every management (3 host(s): mgmt-1, mgmt-2, mgmt-3): stop-every-management-server",
         "       undo (fleet rollback): sh -c \"set -eu ...\"",
         "Stage kvm has thresholds of its own, counting its hosts only: stops when more than 1 host(s) have failed, or a batch's failed hosts are more than 50% of it",
+        "run once on mgmt-1: restart-system-vms-once (Restart the system VMs and virtual routers (cloudstack-sysvmadm -a)) [host step restart-system-vms, where this host's plan of the rollout took it]",
+        "       undo (fleet rollback): none needed: restarting the system VMs",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
@@ -161,6 +176,16 @@ fn cloudstack_first_management_alone_then_one_at_a_time_then_usage_then_kvm() {
     );
     assert_eq!(json["stages"][2]["thresholds"]["max_fail"], 1);
     assert!(json["stages"][0].get("thresholds").is_none());
+    let sysvm = json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "restart-system-vms-once")
+        .unwrap();
+    assert_eq!(sysvm["step"], "restart-system-vms");
+    // Items that take no host step say nothing of it (older plans hash
+    // the same).
+    assert!(json["items"][0].get("step").is_none());
 }
 
 #[test]

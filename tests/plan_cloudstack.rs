@@ -296,7 +296,11 @@ fn the_hypervisor_must_be_given() {
 #[test]
 fn the_target_can_be_given_with_to() {
     let r = recipe();
-    let mut f = facts(&r, "4.2.1-ubuntu-kvm", &Given::default());
+    let given = Given {
+        facts: vec![("verify_source_release".into(), "true".into())],
+        roles: Vec::new(),
+    };
+    let mut f = facts(&r, "4.2.1-ubuntu-kvm", &given);
     f.remove("candidate");
     let to = Version::parse("4.3.1").unwrap();
     let Ok(Outcome::Plan(p)) = plan::resolve(&r, &f, Some(&to)) else {
@@ -314,11 +318,16 @@ fn from_4_3_1_ubuntu() {
     let p = plan("4.3.1-ubuntu-kvm");
     assert_eq!(route(&p), ["4.3.1", "4.3.2"]);
     assert_eq!(paths(&p), ["4.3.x"]);
+    // The source release is verified only when asked (seed L30-82): the
+    // upgrade never uses it, and it needs the internet.
+    assert_when_false(
+        &p,
+        &["import-release-keys", "verify-source-4.3.2"],
+        "verify_source_release",
+    );
     assert_taken(
         &p,
         &[
-            "import-release-keys",
-            "verify-source-4.3.2",
             "apt-update",
             "stop-management",
             "backup-cloud-db",
@@ -677,9 +686,16 @@ fn from_2_2_5_ubuntu_kvm_goes_through_2_2_14() {
     for id in ["start-management-2.2.14", "database-at-2.2.14"] {
         assert!(!taken_on(&p2, id, 0), "{id}");
     }
-    // The source tarball is verified once, for 4.3.2, before any hop.
-    assert!(taken_on(&p, "verify-source-4.3.2", 1));
-    assert!(!taken_on(&p, "verify-source-4.3.2", 0));
+    // Asked for, the source tarball is verified once, for 4.3.2, before
+    // any hop.
+    let asked = Given {
+        facts: vec![("verify_source_release".into(), "true".into())],
+        roles: Vec::new(),
+    };
+    let pv = plan_with("2.2.5-ubuntu-kvm", &asked);
+    assert!(taken_on(&pv, "verify-source-4.3.2", 1));
+    assert!(!taken_on(&pv, "verify-source-4.3.2", 0));
+    assert!(!p.steps.iter().any(|s| s.id.starts_with("verify-source")));
     // Then the 2.2.14 procedure, with the KVM checks.
     assert_taken(
         &p,
@@ -1000,4 +1016,55 @@ fn from_2_2_5_rhel_plan_only_no_rpm_host() {
     );
     assert_when_false(&p, &["apt-repo-legacy"], "os.family is \"rhel\"");
     assert!(Path::new(&fixture_path("2.2.5-rhel-kvm")).exists());
+}
+
+/// In a rollout the hosts-Up wait, the admin port steps and the system VM
+/// restart are left to [fleet], which runs them once after every KVM host
+/// (seed 003 L3403-3436); the plan keeps each one's action for it, where
+/// the host's hops and `when` took the step.
+#[test]
+fn in_a_rollout_the_zone_wide_steps_are_left_to_the_fleet() {
+    let r = recipe();
+    let taken = [
+        "hosts-up",
+        "api-port-8096",
+        "api-port-restart-management",
+        "api-port-listening",
+        "api-port-firewall",
+        "restart-system-vms",
+        "api-port-firewall-remove",
+        "api-port-close",
+        "api-port-close-restart",
+        "api-port-closed-answers",
+    ];
+    let mut p = plan("4.2.1-ubuntu-kvm");
+    let before = p.hash.clone();
+    assert_taken(&p, &taken);
+    p.defer_to_rollout(&r);
+    assert_ne!(p.hash, before, "a changed plan hashes differently");
+    for id in taken {
+        assert!(
+            !p.steps.iter().any(|s| s.id == id),
+            "{id} still in the plan"
+        );
+        assert!(p.deferred(id).is_some(), "{id} not left to the fleet");
+    }
+    assert!(matches!(
+        reason(&p, "restart-system-vms"),
+        Some(SkipReason::Deferred { by }) if by == "restart-system-vms-once"
+    ));
+    assert!(
+        p.deferred("restart-system-vms")
+            .unwrap()
+            .summary()
+            .contains("sh -c"),
+    );
+    // The rest of the plan is as before.
+    assert_taken(&p, &["start-management", "management-answers"]);
+    // 4.3.x (B) restarts no system VM: nothing to leave to the fleet, which
+    // then skips its step on this host; every host still waits for Up.
+    let mut p = plan("4.3.1-ubuntu-kvm");
+    p.defer_to_rollout(&r);
+    assert!(p.deferred("restart-system-vms").is_none());
+    assert!(p.deferred("hosts-up").is_some());
 }

@@ -27,6 +27,14 @@ pub struct ActionArgs {
     /// (`hoist fleet upgrade --confirm ID`).
     #[arg(long)]
     pub confirmed: bool,
+    /// The host step this run-once step takes (`step = ID`): run only when
+    /// this host's plan of rollout `--rollout` took it, with that plan's
+    /// action.
+    #[arg(long, requires = "rollout")]
+    pub step: Option<String>,
+    /// The rollout's tag, as `hoist upgrade --rollout` journaled it.
+    #[arg(long)]
+    pub rollout: Option<String>,
 }
 
 /// Always ends with one `action-finished` line on stdout (`ok`, and the
@@ -50,7 +58,7 @@ fn run(args: &ActionArgs, state_dir: &Path) -> Result<(), (u8, String)> {
         .take(16 << 20)
         .read_to_string(&mut text)
         .map_err(|e| (EXIT_USAGE, format!("reading the action on stdin: {e}")))?;
-    let action: Action = serde_json::from_str(&text)
+    let mut action: Action = serde_json::from_str(&text)
         .map_err(|e| (EXIT_USAGE, format!("the action on stdin is not valid: {e}")))?;
     if !action.executable() {
         return Err((
@@ -70,6 +78,18 @@ fn run(args: &ActionArgs, state_dir: &Path) -> Result<(), (u8, String)> {
         .map_err(|e| (EXIT_REFUSED, e.to_string()))?;
     let mut journal =
         crate::run::journal::Journal::open(state_dir).map_err(|e| (EXIT_REFUSED, e.to_string()))?;
+    if let (Some(step), Some(tag)) = (&args.step, &args.rollout) {
+        match taken_here(&journal, step, tag)? {
+            Ok(own) => action = own,
+            Err(why) => {
+                wire::emit(Event::StepProgress {
+                    step: args.id.clone(),
+                    line: format!("skipped: {why}"),
+                });
+                return Ok(());
+            }
+        }
+    }
     // The step's output and what its undo would keep go beside the
     // rollout's copy of the recipe, not into a run's log: there is no run.
     let recipe_dir = recipe.dir();
@@ -121,6 +141,31 @@ fn run(args: &ActionArgs, state_dir: &Path) -> Result<(), (u8, String)> {
                 },
             )
         })
+}
+
+/// The action this host's plan of rollout `tag` left to the rollout for
+/// host step `step`; `Err` says why there is none (the plan did not take
+/// the step here: another hop, a `when`, or no run of the rollout).
+fn taken_here(
+    journal: &crate::run::journal::Journal,
+    step: &str,
+    tag: &str,
+) -> Result<Result<Action, String>, (u8, String)> {
+    let refused = |e: crate::run::journal::JournalError| (EXIT_REFUSED, e.to_string());
+    let Some(run) = journal.run_of_rollout(tag).map_err(refused)? else {
+        return Ok(Err(format!("no run of rollout {tag} on this host")));
+    };
+    let plan = journal.load_run(run).map_err(refused)?.plan;
+    Ok(match plan.deferred(step) {
+        Some(a) => Ok(a.clone()),
+        None => Err(match plan.skipped.iter().find(|s| s.id == step) {
+            Some(s) => format!(
+                "this host's plan of the rollout did not take {step}: {}",
+                s.reason
+            ),
+            None => format!("this host's plan of the rollout has no step {step}"),
+        }),
+    })
 }
 
 /// A step id as a file name.

@@ -109,7 +109,12 @@ fn upgrade_inner(req: &mut Request<'_>) -> Result<u8, RunError> {
     }
     req.facts.once_done = journal.once_done(&req.recipe.product.name)?;
     let plan = match crate::plan::resolve(req.recipe, &req.facts, req.to.as_ref()) {
-        Ok(Outcome::Plan(p)) => *p,
+        Ok(Outcome::Plan(mut p)) => {
+            if req.rollout.is_some() {
+                p.defer_to_rollout(req.recipe);
+            }
+            *p
+        }
         Ok(Outcome::UpToDate { current, target }) => {
             say_up_to_date(json, &req.recipe.product.name, &current, &target);
             return Ok(EXIT_OK);
@@ -714,7 +719,16 @@ fn replan(run: &crate::run::journal::RunRecord) -> Result<Plan, String> {
     match crate::plan::resolve(&recipe, &facts, Some(&run.plan.target))
         .map_err(|e| e.to_string())?
     {
-        Outcome::Plan(p) => Ok(*p),
+        Outcome::Plan(mut p) => {
+            // A run of a rollout left steps to it: so does its plan now.
+            let deferred = |s: &crate::plan::SkippedStep| {
+                matches!(s.reason, crate::plan::SkipReason::Deferred { .. })
+            };
+            if run.plan.skipped.iter().any(deferred) {
+                p.defer_to_rollout(&recipe);
+            }
+            Ok(*p)
+        }
         Outcome::UpToDate { .. } => Err("the recipe has nothing to do now".into()),
     }
 }

@@ -90,6 +90,10 @@ pub enum Item {
         /// when none, as `undo`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         no_undo: Option<String>,
+        /// The host step it takes (`step = ID`): run only where the host's
+        /// plan of the rollout took that step. Left out when none, as `undo`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<String>,
     },
     /// One action on every host of a role (`on = { every = ROLE }`), at
     /// most `parallel` at once, each host journaled on its own: a resume
@@ -111,6 +115,10 @@ pub enum Item {
         /// when none, as `undo`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         no_undo: Option<String>,
+        /// The host step it takes (`step = ID`): run only where the host's
+        /// plan of the rollout took that step. Left out when none, as `undo`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<String>,
     },
     /// A run-once step that has no host to run on.
     Skipped { id: String, reason: String },
@@ -337,6 +345,7 @@ fn run_once(r: &FleetStep, inventory: &Inventory) -> Result<Item, FleetPlanError
             action: Box::new(r.action.clone()),
             undo: r.undo.clone().map(Box::new),
             no_undo: r.no_undo.clone(),
+            step: r.step.clone(),
         });
     }
     let host = match (&r.on.host, &r.on.role) {
@@ -375,6 +384,7 @@ fn run_once(r: &FleetStep, inventory: &Inventory) -> Result<Item, FleetPlanError
         action: Box::new(r.action.clone()),
         undo: r.undo.clone().map(Box::new),
         no_undo: r.no_undo.clone(),
+        step: r.step.clone(),
     })
 }
 
@@ -417,15 +427,16 @@ impl FleetPlan {
                     undo,
                     no_undo,
                     action,
-                    ..
+                    step,
                 } => writeln!(
                     out,
-                    "{n:>3}. {} on {host}: {id}{}\n       {summary}{}",
+                    "{n:>3}. {} on {host}: {id}{}{}\n       {summary}{}",
                     if *gate { "gate" } else { "run once" },
                     title
                         .as_deref()
                         .map(|t| format!(" ({t})"))
                         .unwrap_or_default(),
+                    taken(step.as_deref()),
                     undo_line(*gate, action, undo.as_deref(), no_undo.as_deref())
                 ),
                 Item::RunOnEach {
@@ -438,10 +449,10 @@ impl FleetPlan {
                     undo,
                     no_undo,
                     action,
-                    ..
+                    step,
                 } => writeln!(
                     out,
-                    "{n:>3}. {} on every {role} ({} host(s): {}): {id}{}\n       {summary}{}",
+                    "{n:>3}. {} on every {role} ({} host(s): {}): {id}{}{}\n       {summary}{}",
                     if *gate { "gate" } else { "run once" },
                     hosts.len(),
                     hosts.join(", "),
@@ -449,6 +460,7 @@ impl FleetPlan {
                         .as_deref()
                         .map(|t| format!(" ({t})"))
                         .unwrap_or_default(),
+                    taken(step.as_deref()),
                     undo_line(*gate, action, undo.as_deref(), no_undo.as_deref())
                 ),
                 Item::Skipped { id, reason } => {
@@ -562,6 +574,12 @@ fn undo_line(gate: bool, action: &Action, undo: Option<&Action>, none: Option<&s
         (None, None) => return String::new(),
     };
     format!("\n       undo (fleet rollback): {what}")
+}
+
+/// What the plan says of a run-once step that takes a host step.
+fn taken(step: Option<&str>) -> String {
+    step.map(|s| format!(" [host step {s}, where this host's plan of the rollout took it]"))
+        .unwrap_or_default()
 }
 
 /// A pair of thresholds in words.

@@ -338,6 +338,7 @@ impl<'a> Rollback<'a> {
                     id: &id,
                     action,
                     confirm: &[],
+                    step: None,
                 };
                 match self.transport.run_once(&host, &job, &mut |_| {}) {
                     Ok(()) => (UndoState::Done, None),

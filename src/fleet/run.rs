@@ -197,7 +197,11 @@ impl<'a> Executor<'a> {
                     return Ok(Outcome::Paused);
                 }
                 Item::RunOnce {
-                    id, host, action, ..
+                    id,
+                    host,
+                    action,
+                    step,
+                    ..
                 } => {
                     self.journal.item(run, seq, ItemState::Running, None)?;
                     let target = host_ref(plan, host);
@@ -205,6 +209,7 @@ impl<'a> Executor<'a> {
                         id,
                         action: action.as_ref(),
                         confirm: &self.options.confirm,
+                        step: step.as_deref(),
                     };
                     let transport = self.transport;
                     let progress = &mut self.progress;
@@ -224,6 +229,7 @@ impl<'a> Executor<'a> {
                     id,
                     hosts: names,
                     action,
+                    step,
                     ..
                 } => {
                     self.journal.item(run, seq, ItemState::Running, None)?;
@@ -243,6 +249,7 @@ impl<'a> Executor<'a> {
                         id,
                         action: action.as_ref(),
                         confirm: &confirm,
+                        step: step.as_deref(),
                     };
                     match self.each(run, seq, plan, &job, todo)? {
                         EachEnd::Ok => self.journal.item(run, seq, ItemState::Done, None)?,

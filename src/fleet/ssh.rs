@@ -516,6 +516,9 @@ impl Transport for SshTransport {
         if job.confirmed(&host.name) {
             argv.push("--confirmed");
         }
+        if let Some(step) = job.step {
+            argv.extend(["--step", step, "--rollout", &self.tag]);
+        }
         let (code, stderr) = s
             .stream_fed(
                 &argv,

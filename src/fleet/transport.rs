@@ -122,6 +122,9 @@ pub struct OnceJob<'a> {
     pub action: &'a Action,
     /// The rollout's confirmed gates (see [`confirmed_on`]).
     pub confirm: &'a [String],
+    /// The host step the run-once step takes (`step = ID`): the host runs
+    /// it only when its plan of this rollout took that step.
+    pub step: Option<&'a str>,
 }
 
 impl OnceJob<'_> {

@@ -13,7 +13,11 @@
 //! every host of a role, before or after a stage or after one of its
 //! batches). A gate is a run-once step whose action is `wait` (or `gate`):
 //! the rollout goes on only once it holds, reusing `wait`'s `until`
-//! conditions.
+//! conditions. A run-once step may instead take a host step (`step = ID`):
+//! the hosts' own plans of a rollout leave that step out, and the rollout
+//! runs it once, at its own place, where the chosen host's plan took it
+//! (seed 003: the system VMs are restarted once, on one management server,
+//! after every KVM host is upgraded and every host is Up, L3403-3436).
 
 use std::ops::Range as Span;
 
@@ -166,6 +170,12 @@ pub struct FleetStep {
     pub at: Anchor,
     pub on: Target,
     pub action: Action,
+    /// The host step this run-once step takes out of the hosts' own plans
+    /// of a rollout (`step = ID`): its action, undo and title are that
+    /// step's, and it runs on a host only when that host's plan of the
+    /// rollout took the step (its hops and `when` held there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
     /// What puts back what `action` did, for `hoist fleet rollback`: the
     /// same shape and the same rules as a step's `undo`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -227,11 +237,18 @@ struct RawStep {
     #[serde(default)]
     after_batch: Option<u32>,
     on: Spanned<Target>,
+    #[serde(default)]
+    step: Option<Spanned<String>>,
 }
 
-/// Reads `[fleet]`; checks against the rest of the recipe are in
-/// [`validate`].
-pub fn parse(value: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<FleetSpec> {
+/// Reads `[fleet]`; `steps` are the recipe's host steps, which a run-once
+/// step may take (`step = ID`). Other checks against the rest of the
+/// recipe are in [`validate`].
+pub fn parse(
+    value: Spanned<DeValue<'_>>,
+    steps: &[crate::recipe::Step],
+    problems: &mut Vec<Problem>,
+) -> Option<FleetSpec> {
     let span = value.span();
     if !value.get_ref().is_table() {
         problems.push(
@@ -251,7 +268,10 @@ pub fn parse(value: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option
                 .filter_map(|i| stage(i, problems))
                 .collect();
         } else {
-            run_once = list.into_iter().filter_map(|i| step(i, problems)).collect();
+            run_once = list
+                .into_iter()
+                .filter_map(|i| step(i, steps, problems))
+                .collect();
         }
     }
     let raw: RawFleet = super::parse::de(rest, problems)?;
@@ -396,7 +416,11 @@ fn batch(value: &Spanned<toml::Value>, problems: &mut Vec<Problem>) -> Option<Ve
     sizes.map_err(|e| bad(problems, e)).ok()
 }
 
-fn step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<FleetStep> {
+fn step(
+    item: Spanned<DeValue<'_>>,
+    steps: &[crate::recipe::Step],
+    problems: &mut Vec<Problem>,
+) -> Option<FleetStep> {
     let span = item.span();
     let (rest, taken) = super::parse::take(item, |k| {
         k == "undo" || k == "undo_reason" || KINDS.contains(&k)
@@ -418,13 +442,54 @@ fn step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Fleet
         &subject,
         problems,
     );
-    let action = super::parse::one_action(
-        &actions,
-        &span,
-        "a run-once step",
-        "split it into two run-once steps",
-        problems,
-    );
+    let taken_step = raw.as_ref().and_then(|r| r.step.as_ref());
+    let host_step = match taken_step {
+        Some(id) => {
+            if let Some((k, kspan, _)) = taken
+                .iter()
+                .find(|(k, _, _)| k == "undo" || KINDS.contains(&k.as_str()))
+            {
+                problems.push(
+                    Problem::error(
+                        "one-of",
+                        kspan.clone(),
+                        format!("`{k}` beside `step`: the host step's own is used"),
+                    )
+                    .label(
+                        "a run-once step that takes a host step has no action or undo of its own",
+                    )
+                    .help("drop this key, or drop `step`"),
+                );
+                return None;
+            }
+            match steps.iter().find(|s| &s.id == id.get_ref()) {
+                Some(s) => Some(s),
+                None => {
+                    problems.push(
+                        Problem::error(
+                            "unknown-step",
+                            id.span(),
+                            format!("no step `{}` in the recipe", id.get_ref()),
+                        )
+                        .label("`step` names one of the recipe's [[steps]]")
+                        .help_opt(suggest(id.get_ref(), steps.iter().map(|s| s.id.as_str()))),
+                    );
+                    return None;
+                }
+            }
+        }
+        None => None,
+    };
+    let action = match host_step {
+        Some(s) => Some(s.action.clone()),
+        None => super::parse::one_action(
+            &actions,
+            &span,
+            "a run-once step",
+            "split it into two run-once steps",
+            problems,
+        ),
+    };
     let raw = raw?;
     let at = match (raw.before, raw.after, raw.after_batch) {
         (Some(s), None, None) => Anchor::Before(s),
@@ -476,15 +541,39 @@ fn step(item: Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Option<Fleet
         ],
         problems,
     );
+    if let (Some(id), Anchor::Before(stage)) = (&raw.step, &at) {
+        problems.push(
+            Problem::error(
+                "step-before-stage",
+                id.span(),
+                format!(
+                    "run-once step `{}` takes host step `{}` before stage `{stage}`",
+                    raw.id,
+                    id.get_ref()
+                ),
+            )
+            .label(
+                "it runs where a host's plan of the rollout took the step: no host has planned yet",
+            )
+            .help("anchor it with `after`"),
+        );
+    }
+    let (undo_action, no_undo, undo_span) = match host_step {
+        Some(s) => (s.undo.clone(), s.no_undo.clone(), s.undo_span.clone()),
+        None => (undo.action, undo.reason, undo.span),
+    };
     Some(FleetStep {
         id: raw.id,
-        title: raw.title,
+        title: raw
+            .title
+            .or_else(|| host_step.and_then(|s| s.title.clone())),
         at,
         on,
         action: action?,
-        undo: undo.action,
-        no_undo: undo.reason,
-        undo_span: undo.span,
+        step: raw.step.map(Spanned::into_inner),
+        undo: undo_action,
+        no_undo,
+        undo_span,
         span,
     })
 }
@@ -608,6 +697,54 @@ fn unknown_role(role: &str, roles: &[String], span: Span<usize>) -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A recipe with one host step `restart` and `fleet` after it.
+    fn load(fleet: &str) -> crate::recipe::Loaded {
+        let text = format!(
+            "[product]\nname = \"demo\"\nversion = {{ package = \"demo\" }}\nroles = [\"web\", \"db\"]\n\n\
+             [[paths]]\nid = \"main\"\nfrom = \"1.*\"\nto = \"2.0\"\n\n\
+             [[steps]]\nid = \"restart\"\nphase = \"post\"\ntitle = \"Restart the VMs\"\n\
+             exec = {{ argv = [\"true\"] }}\nundo = \"none\"\nundo_reason = \"cannot be undone\"\n\n\
+             [fleet]\n[[fleet.stages]]\nid = \"db\"\nrole = \"db\"\n[[fleet.stages]]\nid = \"web\"\nrole = \"web\"\n\n{fleet}"
+        );
+        crate::recipe::load_str(std::path::Path::new("fleet.toml"), &text)
+    }
+
+    fn codes(l: &crate::recipe::Loaded) -> Vec<&'static str> {
+        l.problems.iter().map(|p| p.problem.code).collect()
+    }
+
+    #[test]
+    fn a_run_once_step_takes_a_host_steps_action_undo_and_title() {
+        let l = load(
+            "[[fleet.run_once]]\nid = \"once\"\nafter = \"web\"\non = { role = \"db\" }\nstep = \"restart\"\n",
+        );
+        assert_eq!(codes(&l), Vec::<&str>::new());
+        let r = l.recipe.unwrap();
+        let f = &r.fleet.as_ref().unwrap().run_once[0];
+        assert_eq!(f.step.as_deref(), Some("restart"));
+        assert_eq!(f.title.as_deref(), Some("Restart the VMs"));
+        assert_eq!(f.action.summary(), r.steps[0].action.summary());
+        assert_eq!(f.no_undo.as_deref(), Some("cannot be undone"));
+        assert_eq!(f.at, Anchor::After("web".into()));
+    }
+
+    #[test]
+    fn a_taken_step_must_exist_have_no_action_of_its_own_and_come_after_a_stage() {
+        let l = load(
+            "[[fleet.run_once]]\nid = \"once\"\nafter = \"web\"\non = { role = \"db\" }\nstep = \"restrat\"\n",
+        );
+        assert_eq!(codes(&l), ["unknown-step"]);
+        assert!(l.problems[0].problem.message.contains("restrat"));
+        let l = load(
+            "[[fleet.run_once]]\nid = \"once\"\nafter = \"web\"\non = { role = \"db\" }\nstep = \"restart\"\nexec = { argv = [\"true\"] }\n",
+        );
+        assert_eq!(codes(&l), ["one-of"]);
+        let l = load(
+            "[[fleet.run_once]]\nid = \"once\"\nbefore = \"web\"\non = { role = \"db\" }\nstep = \"restart\"\n",
+        );
+        assert_eq!(codes(&l), ["step-before-stage"]);
+    }
 
     #[test]
     fn percentages_round_down_with_a_minimum_of_one() {

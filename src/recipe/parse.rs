@@ -195,11 +195,11 @@ pub fn parse(source: &Source, problems: &mut Vec<Problem>) -> Option<Recipe> {
         .into_iter()
         .filter_map(|i| parse_check(i, problems))
         .collect();
-    let steps = items("steps", steps, problems)
+    let steps: Vec<Step> = items("steps", steps, problems)
         .into_iter()
         .filter_map(|i| parse_step(i, problems))
         .collect();
-    let fleet = fleet.and_then(|f| super::fleet::parse(f, problems));
+    let fleet = fleet.and_then(|f| super::fleet::parse(f, &steps, problems));
 
     let product = product?;
     let mut catalogue = Catalogue::builtin(Some(product.roles.clone()));
