@@ -351,3 +351,58 @@ fn simulated_fleet_rollback_of_a_host_whose_own_rollback_left_a_step_ends_partly
         "{s}"
     );
 }
+
+/// Batches of 1, 2 and 3 of six web hosts, three at once, all upgraded.
+fn upgraded_six(dir: &Path, transport: &SimulatedTransport) {
+    let p = six_hosts("parallel = 3");
+    assert_eq!(run(dir, transport, &p, Options::default()), Outcome::Done);
+}
+
+#[test]
+fn simulated_fleet_rollback_takes_a_batchs_hosts_back_together_bounded() {
+    let d = scratch("rb-parallel");
+    // Each simulated rollback takes as long as an upgrade: the three hosts
+    // of the last batch are under way together, never more than three.
+    let t = SimulatedTransport::new(std::time::Duration::from_millis(300));
+    upgraded_six(&d.0, &t);
+    assert_eq!(
+        roll_back(&d.0, &t, RbOptions::default()),
+        RbOutcome::RolledBack
+    );
+    assert_eq!(t.peak_rollbacks(), 3, "{:#?}", t.log());
+    // Batches still go newest first: the last batch's three hosts before
+    // the second's two, before the first's one.
+    let log = t.log();
+    let rolled: Vec<&String> = log.iter().filter(|l| l.starts_with("rollback ")).collect();
+    assert_eq!(rolled.len(), 6, "{log:#?}");
+    let batch_of = |l: &String| -> usize {
+        match l.trim_start_matches("rollback web") {
+            "1" => 1,
+            "2" | "3" => 2,
+            _ => 3,
+        }
+    };
+    let batches: Vec<usize> = rolled.iter().map(|l| batch_of(l)).collect();
+    assert_eq!(batches, [3, 3, 3, 2, 2, 1], "{log:#?}");
+}
+
+#[test]
+fn simulated_fleet_rollback_starts_no_older_batch_after_a_host_refuses() {
+    let d = scratch("rb-parallel-fail");
+    let t = SimulatedTransport::new(QUICK).fault("web5", Fault::PastPoint);
+    upgraded_six(&d.0, &t);
+    let out = roll_back(&d.0, &t, RbOptions::default());
+    assert!(
+        matches!(&out, RbOutcome::Failed(why) if why.contains("web5")),
+        "{out:?}"
+    );
+    let log = t.log();
+    // The last batch (web4..web6) was asked; the older batches were not.
+    for h in ["web1", "web2", "web3"] {
+        assert!(
+            !log.contains(&format!("rollback {h}")),
+            "{h} was rolled back after web5 refused: {log:#?}"
+        );
+    }
+    assert!(status(&d.0).contains("rollback-failed"), "{}", status(&d.0));
+}

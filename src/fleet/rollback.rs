@@ -7,8 +7,10 @@
 //! half upgraded. The rollback walks the rollout's plan items backwards,
 //! the reverse of what happened:
 //!
-//! - a batch: its hosts in reverse order, one at a time (a deterministic
-//!   order, and the first failure stops it before another host changes).
+//! - a batch: its hosts in reverse order, at most the plan's `parallel` at
+//!   once through the fleet's host pool (one at a time with `parallel =
+//!   1`, a deterministic order); after the first failure no other host
+//!   starts, those in flight finish and are journaled.
 //!   A host whose run committed, failed, paused or was interrupted is asked
 //!   to roll back its run of this rollout (`Transport::rollback`: `hoist
 //!   rollback --rollout TAG` there, idempotent); a failed host whose own
@@ -35,6 +37,7 @@ use serde_json::{Map, Value, json};
 
 use super::journal::{FleetJournal, RolloutView};
 use super::plan::Item;
+use super::pool::with_pool;
 use super::run::host_ref;
 use super::state::{FleetState, HostState, ItemState, UndoState};
 use super::transport::{HostJob, HostResult, HostRollback, OnceJob, RemoteStatus, Transport};
@@ -243,25 +246,29 @@ impl<'a> Rollback<'a> {
             rollout: run,
             confirm: Vec::new(),
         };
+        let list = undos(&view);
         let mut ended = 0usize;
-        for u in undos(&view) {
-            let (seq, host) = (u.seq(), u.host());
-            if view.undo_state(seq, host).ended() {
+        let mut at = 0;
+        while at < list.len() {
+            // A batch's hosts go back together, bounded as the batch went
+            // forward; everything else one at a time, in order.
+            let group = match &list[at] {
+                Undo::Host { seq, .. } => list[at..]
+                    .iter()
+                    .take_while(|x| matches!(x, Undo::Host { seq: s, .. } if s == seq))
+                    .count(),
+                _ => 1,
+            };
+            let todo: Vec<&Undo> = list[at..at + group]
+                .iter()
+                .filter(|u| !view.undo_state(u.seq(), u.host()).ended())
+                .collect();
+            at += group;
+            if todo.is_empty() {
                 continue;
             }
-            let (state, detail) = self.one(run, &view, &job, &u)?;
-            self.journal
-                .undo(run, seq, host, state, detail.as_deref())?;
-            (self.progress)(Progress::Ended(&u, state, detail.as_deref()));
-            ended += 1;
-            if self.options.crash_after.is_some_and(|n| ended >= n) {
-                return Ok(Outcome::Crashed);
-            }
-            if state == UndoState::Failed {
-                let why = format!("{}: {}", u.label(), detail.unwrap_or_default());
-                self.journal
-                    .set_state(run, FleetState::RollbackFailed, Some(&why))?;
-                return Ok(Outcome::Failed(why));
+            if let Some(end) = self.some(run, &view, &job, &todo, &mut ended)? {
+                return Ok(end);
             }
         }
         let view = self.journal.load(run)?;
@@ -274,6 +281,93 @@ impl<'a> Rollback<'a> {
         self.journal
             .set_state(run, FleetState::PartlyRolledBack, Some(&why))?;
         Ok(Outcome::PartlyRolledBack(left))
+    }
+
+    /// Undoes `todo` (one item's undos): a batch's hosts through the
+    /// bounded pool, at most the plan's `parallel` at once, each journaled
+    /// `running` before it is asked and its end as it comes; after a failure
+    /// no other host starts. `Some` ends the rollback (failed, or the test
+    /// hook's crash).
+    fn some(
+        &mut self,
+        run: i64,
+        view: &RolloutView,
+        job: &HostJob,
+        todo: &[&Undo],
+        ended: &mut usize,
+    ) -> Result<Option<Outcome>> {
+        if !matches!(todo[0], Undo::Host { .. }) {
+            let u = todo[0];
+            let (state, detail) = self.one(run, view, job, u)?;
+            return self.record(run, u, state, detail, ended, false);
+        }
+        let transport = self.transport;
+        with_pool(
+            view.plan.parallel as usize,
+            |pool| -> Result<Option<Outcome>> {
+                let mut queue = todo.iter().copied();
+                let mut stop: Option<Outcome> = None;
+                loop {
+                    while stop.is_none() && pool.room() > 0 {
+                        let Some(u) = queue.next() else { break };
+                        let (seq, name) = (u.seq(), u.host().to_string());
+                        self.journal
+                            .undo(run, seq, &name, UndoState::Running, None)?;
+                        (self.progress)(Progress::Started(u));
+                        let host = host_ref(&view.plan, &name);
+                        let committed = view.host_state(&name) == Some(HostState::Done);
+                        let job = job.clone();
+                        pool.start(name, move |_| host_undo(transport, &host, &job, committed));
+                    }
+                    let Some(done) = pool.next(|_, _| {}) else {
+                        break;
+                    };
+                    pool.ended(done.len());
+                    for (name, (state, detail)) in done {
+                        let Some(u) = todo.iter().find(|u| u.host() == name) else {
+                            continue;
+                        };
+                        // The first end wins; hosts in flight finish and are
+                        // journaled, none starts.
+                        let stopped = stop.is_some();
+                        if let Some(end) = self.record(run, u, state, detail, ended, stopped)? {
+                            stop = Some(end);
+                        }
+                    }
+                }
+                Ok(stop)
+            },
+        )
+    }
+
+    /// Journals an undo's end; `Some` when the rollback ends there (not
+    /// again once `stopped`).
+    fn record(
+        &mut self,
+        run: i64,
+        u: &Undo,
+        state: UndoState,
+        detail: Option<String>,
+        ended: &mut usize,
+        stopped: bool,
+    ) -> Result<Option<Outcome>> {
+        self.journal
+            .undo(run, u.seq(), u.host(), state, detail.as_deref())?;
+        (self.progress)(Progress::Ended(u, state, detail.as_deref()));
+        *ended += 1;
+        if stopped {
+            return Ok(None);
+        }
+        if self.options.crash_after.is_some_and(|n| *ended >= n) {
+            return Ok(Some(Outcome::Crashed));
+        }
+        if state == UndoState::Failed {
+            let why = format!("{}: {}", u.label(), detail.unwrap_or_default());
+            self.journal
+                .set_state(run, FleetState::RollbackFailed, Some(&why))?;
+            return Ok(Some(Outcome::Failed(why)));
+        }
+        Ok(None)
     }
 
     /// One undo: its end state and detail (the journal's `running` is
@@ -301,33 +395,9 @@ impl<'a> Rollback<'a> {
                 Some("no undo in the recipe: what it changed is still there".into()),
             ),
             Undo::Host { .. } => {
-                // A host that failed may have rolled back by itself, or
-                // never started: its own journal says (a committed host is
-                // asked directly).
-                if view.host_state(name) != Some(HostState::Done) {
-                    match self.transport.status(&host, job) {
-                        RemoteStatus::NotStarted => {
-                            return Ok((
-                                UndoState::Skipped,
-                                Some("its upgrade never started there".into()),
-                            ));
-                        }
-                        RemoteStatus::Ended(HostResult::RolledBack(_)) => {
-                            return Ok((
-                                UndoState::Skipped,
-                                Some("it rolled back by itself when its upgrade failed".into()),
-                            ));
-                        }
-                        _ => {}
-                    }
-                }
                 started(self)?;
-                match self.transport.rollback(&host, job) {
-                    Ok(HostRollback::RolledBack) => (UndoState::Done, None),
-                    Ok(HostRollback::NothingToDo(why)) => (UndoState::Skipped, Some(why)),
-                    Ok(HostRollback::Partly(why)) => (UndoState::Left, Some(why)),
-                    Err(e) => (UndoState::Failed, Some(e)),
-                }
+                let committed = view.host_state(name) == Some(HostState::Done);
+                host_undo(self.transport, &host, job, committed)
             }
             Undo::Once { id, action, .. } => {
                 started(self)?;
@@ -346,6 +416,40 @@ impl<'a> Rollback<'a> {
                 }
             }
         })
+    }
+}
+
+/// A host's run of the rollout rolled back. A host that failed may have
+/// rolled back by itself, or never started: its own journal says (a
+/// committed host is asked directly).
+fn host_undo(
+    transport: &dyn Transport,
+    host: &super::plan::HostRef,
+    job: &HostJob,
+    committed: bool,
+) -> (UndoState, Option<String>) {
+    if !committed {
+        match transport.status(host, job) {
+            RemoteStatus::NotStarted => {
+                return (
+                    UndoState::Skipped,
+                    Some("its upgrade never started there".into()),
+                );
+            }
+            RemoteStatus::Ended(HostResult::RolledBack(_)) => {
+                return (
+                    UndoState::Skipped,
+                    Some("it rolled back by itself when its upgrade failed".into()),
+                );
+            }
+            _ => {}
+        }
+    }
+    match transport.rollback(host, job) {
+        Ok(HostRollback::RolledBack) => (UndoState::Done, None),
+        Ok(HostRollback::NothingToDo(why)) => (UndoState::Skipped, Some(why)),
+        Ok(HostRollback::Partly(why)) => (UndoState::Left, Some(why)),
+        Err(e) => (UndoState::Failed, Some(e)),
     }
 }
 

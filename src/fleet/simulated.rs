@@ -54,6 +54,8 @@ pub struct SimulatedTransport {
     hosts: Mutex<HashMap<String, SimHost>>,
     /// What was done, in order: `upgrade H`, `once ID on H`, `rollback H`.
     log: Mutex<Vec<String>>,
+    /// Host rollbacks under way now, and the most there were at once.
+    rollbacks: Mutex<(usize, usize)>,
 }
 
 impl SimulatedTransport {
@@ -64,7 +66,20 @@ impl SimulatedTransport {
             faults: HashMap::new(),
             hosts: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
+            rollbacks: Mutex::new((0, 0)),
         }
+    }
+
+    /// The most host rollbacks that were under way at once.
+    pub fn peak_rollbacks(&self) -> usize {
+        self.rollbacks.lock().map_or(0, |r| r.1)
+    }
+
+    /// Counts a rollback in (`+1`) or out (`-1`).
+    fn rolling(&self, delta: isize) {
+        let mut r = self.rollbacks.lock().unwrap_or_else(|p| p.into_inner());
+        r.0 = r.0.saturating_add_signed(delta);
+        r.1 = r.1.max(r.0);
     }
 
     pub fn fault(mut self, host: &str, fault: Fault) -> Self {
@@ -172,7 +187,19 @@ impl Transport for SimulatedTransport {
         }
     }
 
-    fn rollback(&self, host: &HostRef, _job: &HostJob) -> Result<HostRollback, String> {
+    fn rollback(&self, host: &HostRef, job: &HostJob) -> Result<HostRollback, String> {
+        // A host's rollback takes the upgrade's time, so rollbacks of one
+        // batch overlap as they would on real hosts.
+        self.rolling(1);
+        std::thread::sleep(self.duration);
+        let answer = self.roll_back(host, job);
+        self.rolling(-1);
+        answer
+    }
+}
+
+impl SimulatedTransport {
+    fn roll_back(&self, host: &HostRef, _job: &HostJob) -> Result<HostRollback, String> {
         self.record(format!("rollback {}", host.name));
         if self.faults.get(&host.name) == Some(&Fault::PastPoint) {
             return Err(
