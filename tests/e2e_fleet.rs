@@ -98,9 +98,14 @@ fn host_runs(h: &Host) -> Vec<serde_json::Value> {
     let out = sh(
         h,
         "set -- /var/lib/hoist/fleet/*/hoist; \
-         if [ -x \"$1\" ]; then \"$1\" --json history; else echo '[]'; fi",
+         if [ -x \"$1\" ]; then \"$1\" --json history; else echo '{\"runs\": []}'; fi",
     );
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{}: {e}: {out}", h.name()))
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{}: {e}: {out}", h.name()));
+    match v.get("runs") {
+        Some(serde_json::Value::Array(runs)) => runs.clone(),
+        _ => panic!("{}: `hoist --json history` has no runs: {out}", h.name()),
+    }
 }
 
 /// Nothing of hoist on the host: no journal, no copy, no run.
