@@ -8,7 +8,7 @@ use crate::output::wire::{self, Event};
 use crate::plan::{Outcome, Plan};
 use crate::recipe::Recipe;
 use crate::recipe::facts::Facts;
-use crate::run::journal::Journal;
+use crate::run::journal::{Journal, RunRecord};
 use crate::run::state::RunState;
 use crate::run::{Ending, Engine, Options, RunError, Stored};
 use crate::sys::exit::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
@@ -70,7 +70,39 @@ pub(crate) fn settle_leftovers(
 
 pub(crate) use crate::output::wire::refuse;
 
-fn unfinished(journal: &Journal) -> Result<Option<crate::run::journal::RunRecord>, RunError> {
+/// What `resume` and `rollback` start from: the host's lock, the journal
+/// with a dead hoist's leftovers settled, and the unfinished run; `Err`
+/// is the exit code when there is none to `what` (said) or it is refused.
+fn take_unfinished(
+    state_dir: &Path,
+    json: bool,
+    what: &str,
+) -> Result<Result<(crate::run::lock::Lock, Journal, RunRecord), u8>, RunError> {
+    let holder = if what == "resume" {
+        "resume"
+    } else {
+        "rollback"
+    };
+    let lock = match crate::run::lock::acquire(state_dir, holder) {
+        Ok(l) => l,
+        Err(e) => return Ok(Err(refuse(json, EXIT_REFUSED, e.code(), &e.to_string()))),
+    };
+    let mut journal = Journal::open(state_dir)?;
+    if let Err(code) = settle_leftovers(state_dir, json, &mut journal) {
+        return Ok(Err(code));
+    }
+    match unfinished(&journal)? {
+        Some(run) => Ok(Ok((lock, journal, run))),
+        None => {
+            if !json {
+                outln!("nothing to {what}: the last run is finished (see `hoist status`)");
+            }
+            Ok(Err(EXIT_OK))
+        }
+    }
+}
+
+fn unfinished(journal: &Journal) -> Result<Option<RunRecord>, RunError> {
     Ok(journal.latest_run()?.filter(|r| !r.state.is_final()))
 }
 
@@ -548,19 +580,9 @@ fn resume_inner(
     json: bool,
 ) -> Result<u8, RunError> {
     crate::sys::process::stop::install();
-    let _lock = match crate::run::lock::acquire(state_dir, "resume") {
-        Ok(l) => l,
-        Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
-    };
-    let mut journal = Journal::open(state_dir)?;
-    if let Err(code) = settle_leftovers(state_dir, json, &mut journal) {
-        return Ok(code);
-    }
-    let Some(run) = unfinished(&journal)? else {
-        if !json {
-            outln!("nothing to resume: the last run is finished (see `hoist status`)");
-        }
-        return Ok(EXIT_OK);
+    let (_lock, mut journal, run) = match take_unfinished(state_dir, json, "resume")? {
+        Ok(taken) => taken,
+        Err(code) => return Ok(code),
     };
     wait_for_boot(json);
     if matches!(run.state, RunState::RollingBack | RunState::RollbackFailed) {
@@ -770,19 +792,9 @@ fn changed_plan(
 pub fn rollback(state_dir: &Path, json: bool, skip: &[String], reason: &str, all: bool) -> u8 {
     crate::sys::process::stop::install();
     let run = || -> Result<u8, RunError> {
-        let _lock = match crate::run::lock::acquire(state_dir, "rollback") {
-            Ok(l) => l,
-            Err(e) => return Ok(refuse(json, EXIT_REFUSED, e.code(), &e.to_string())),
-        };
-        let mut journal = Journal::open(state_dir)?;
-        if let Err(code) = settle_leftovers(state_dir, json, &mut journal) {
-            return Ok(code);
-        }
-        let Some(run) = unfinished(&journal)? else {
-            if !json {
-                outln!("nothing to roll back: the last run is finished (see `hoist status`)");
-            }
-            return Ok(EXIT_OK);
+        let (_lock, mut journal, run) = match take_unfinished(state_dir, json, "roll back")? {
+            Ok(taken) => taken,
+            Err(code) => return Ok(code),
         };
         if let Some((point, why)) = crate::run::point_passed(&run) {
             return Ok(refuse(
