@@ -9,6 +9,11 @@ use clap::Subcommand;
 use crate::output::wire::refuse as fail;
 use crate::sys::exit::{EXIT_OK, EXIT_REFUSED};
 
+/// `--limit`'s help, shared by `plan` and `upgrade`.
+const LIMIT: &str = "Only the hosts this Ansible host pattern selects: names, groups, \
+`a,b` or `a:b`, `&` intersect, `!` exclude, `web*`, `~regex`, `group[0]`, `group[1:3]`, \
+`@FILE` (one pattern a line). A pattern that matches nothing is refused";
+
 #[derive(Subcommand, Debug)]
 pub enum FleetCommand {
     /// Show the rollout: stages, batches and hosts, run-once steps and
@@ -24,6 +29,8 @@ pub enum FleetCommand {
         /// The version every host goes to (default: each host's candidate).
         #[arg(long, value_name = "VERSION")]
         to: Option<String>,
+        #[arg(short, long, value_name = "PATTERN", help = LIMIT)]
+        limit: Option<String>,
     },
     /// Roll out: show the plan, ask (unless --yes), then upgrade each host
     /// over SSH in the plan's order, with its gates and thresholds.
@@ -33,12 +40,15 @@ pub enum FleetCommand {
         /// The version every host goes to (default: each host's candidate).
         #[arg(long, value_name = "VERSION")]
         to: Option<String>,
+        #[arg(short, long, value_name = "PATTERN", help = LIMIT)]
+        limit: Option<String>,
         /// Do not ask for confirmation.
         #[arg(short = 'f', long = "yes", visible_short_alias = 'y')]
         yes: bool,
     },
     /// Carry on with the last rollout (after a pause, a failed step, or a
     /// controller that died): hosts already ended are never upgraded again.
+    /// Its --limit is the rollout's, journaled with its plan.
     Resume {
         #[command(flatten)]
         run: super::drive::RunArgs,
@@ -66,18 +76,33 @@ pub fn main(command: &FleetCommand, state_dir: &Path, json: bool) -> u8 {
             inventory,
             recipe,
             to,
-        } => plan(inventory, recipe, to.as_deref(), json),
+            limit,
+        } => plan(inventory, recipe, (to.as_deref(), limit.as_deref()), json),
         FleetCommand::Status => status(state_dir, json),
-        FleetCommand::Upgrade { run, to, yes } => {
-            super::drive::upgrade(run, to.as_deref(), *yes, state_dir, json)
-        }
+        FleetCommand::Upgrade {
+            run,
+            to,
+            limit,
+            yes,
+        } => super::drive::upgrade(
+            run,
+            (to.as_deref(), limit.as_deref()),
+            *yes,
+            state_dir,
+            json,
+        ),
         FleetCommand::Resume { run } => super::drive::resume(run, state_dir, json),
         FleetCommand::Rollback { run, yes } => super::drive::rollback(run, *yes, state_dir, json),
     }
 }
 
-fn plan(inventory: &Path, recipe: &Path, to: Option<&str>, json: bool) -> u8 {
-    match super::drive::load(inventory, recipe, to, json) {
+fn plan(
+    inventory: &Path,
+    recipe: &Path,
+    (to, limit): (Option<&str>, Option<&str>),
+    json: bool,
+) -> u8 {
+    match super::drive::load(inventory, recipe, to, limit, json) {
         Ok((_, inv, p)) => {
             for w in &inv.warnings {
                 errln!("hoist: {w}");

@@ -64,6 +64,7 @@ pub fn load(
     inventory: &Path,
     recipe: &Path,
     to: Option<&str>,
+    limit: Option<&str>,
     json: bool,
 ) -> Result<(Recipe, Inventory, FleetPlan), u8> {
     let recipe = crate::recipe::load_for_command(recipe, json)?;
@@ -91,11 +92,15 @@ pub fn load(
         }
         Err(e) => return Err(fail(json, EXIT_USAGE, "unreadable", &e.to_string())),
     };
-    match super::plan::plan(&recipe, &inventory, to) {
+    match super::plan::plan_limited(&recipe, &inventory, to, limit) {
         Ok(p) => Ok((recipe, inventory, p)),
         Err(e @ super::plan::FleetPlanError::NoFleet { .. }) => {
             Err(fail(json, EXIT_REFUSED, "no-fleet", &e.to_string()))
         }
+        Err(
+            e @ (super::plan::FleetPlanError::Limit(_)
+            | super::plan::FleetPlanError::OutsideLimit { .. }),
+        ) => Err(fail(json, EXIT_USAGE, "bad-limit", &e.to_string())),
         Err(e) => Err(fail(json, EXIT_USAGE, "cannot-plan", &e.to_string())),
     }
 }
@@ -130,8 +135,14 @@ fn short_control_dir(state_dir: &Path) -> PathBuf {
     }
 }
 
-pub fn upgrade(args: &RunArgs, to: Option<&str>, yes: bool, state_dir: &Path, json: bool) -> u8 {
-    let (recipe, inventory, plan) = match load(&args.inventory, &args.recipe, to, json) {
+pub fn upgrade(
+    args: &RunArgs,
+    (to, limit): (Option<&str>, Option<&str>),
+    yes: bool,
+    state_dir: &Path,
+    json: bool,
+) -> u8 {
+    let (recipe, inventory, plan) = match load(&args.inventory, &args.recipe, to, limit, json) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -295,6 +306,8 @@ fn transport_for(
         &args.inventory,
         &args.recipe,
         view.plan.target.as_deref(),
+        // The rollout's own limit: the same hosts, the same plan.
+        view.plan.limit.as_deref(),
         json,
     )?;
     if plan.hash != view.plan.hash {

@@ -154,6 +154,12 @@ pub struct FleetPlan {
     /// read and hash the same.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub person_gates: Vec<String>,
+    /// `--limit`: the pattern as given, which chose `hosts` among the
+    /// inventory's; `resume` and `rollback` plan again with it. Left out
+    /// of the JSON when none, so plans journaled before read and hash
+    /// the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
     /// SHA-256 of everything above.
     pub hash: String,
 }
@@ -169,6 +175,17 @@ pub enum FleetPlanError {
     UnknownHost { step: String, host: String },
     #[error("the inventory has no host")]
     Empty,
+    #[error(transparent)]
+    Limit(#[from] super::inventory::limit::LimitError),
+    #[error(
+        "run-once step `{step}` {runs}, which --limit `{limit}` leaves out: add {add} to --limit"
+    )]
+    OutsideLimit {
+        step: String,
+        runs: String,
+        limit: String,
+        add: String,
+    },
 }
 
 impl FleetPlan {
@@ -193,6 +210,39 @@ pub fn plan(
     recipe: &Recipe,
     inventory: &Inventory,
     target: Option<&str>,
+) -> Result<FleetPlan, FleetPlanError> {
+    plan_in(recipe, inventory, inventory, target, None)
+}
+
+/// The plan of the hosts `limit` selects (Ansible's host patterns,
+/// `inventory::limit`): stages keep their order and only selected hosts
+/// are upgraded. A run-once step on a role runs on the role's first
+/// selected host; one that would have to run on a host left out (its
+/// named host, every host of a role, or a role none of whose hosts is
+/// selected) is refused: the recipe says it must run around the upgrade,
+/// and a limit never reaches past its hosts.
+pub fn plan_limited(
+    recipe: &Recipe,
+    inventory: &Inventory,
+    target: Option<&str>,
+    limit: Option<&str>,
+) -> Result<FleetPlan, FleetPlanError> {
+    let Some(limit) = limit else {
+        return plan(recipe, inventory, target);
+    };
+    let keep = super::inventory::limit::select(inventory, limit)?;
+    let selected = inventory.only(&keep.into_iter().collect());
+    plan_in(recipe, &selected, inventory, target, Some(limit))
+}
+
+/// `inventory`: the hosts planned; `full`: the whole inventory, which
+/// tells a run-once step's host left out by `limit` from one missing.
+fn plan_in(
+    recipe: &Recipe,
+    inventory: &Inventory,
+    full: &Inventory,
+    target: Option<&str>,
+    limit: Option<&str>,
 ) -> Result<FleetPlan, FleetPlanError> {
     let spec: &FleetSpec = recipe
         .fleet
@@ -237,7 +287,7 @@ pub fn plan(
     let mut items = Vec::new();
     for (s, sp) in spec.stages.iter().zip(&stages) {
         for r in at(&Anchor::Before(s.id.clone())) {
-            items.push(run_once(r, inventory)?);
+            items.push(run_once(r, inventory, full, limit)?);
         }
         for (i, hosts) in sp.batches.iter().enumerate() {
             items.push(Item::Batch {
@@ -247,7 +297,7 @@ pub fn plan(
                 hosts: hosts.clone(),
             });
             for r in at(&Anchor::AfterBatch(s.id.clone(), i as u32 + 1)) {
-                items.push(run_once(r, inventory)?);
+                items.push(run_once(r, inventory, full, limit)?);
             }
         }
         // `after_batch` past the stage's last batch: said, not silently lost.
@@ -264,7 +314,7 @@ pub fn plan(
             });
         }
         for r in at(&Anchor::After(s.id.clone())) {
-            items.push(run_once(r, inventory)?);
+            items.push(run_once(r, inventory, full, limit)?);
         }
         if s.pause_after {
             items.push(Item::Pause {
@@ -300,6 +350,7 @@ pub fn plan(
                 }
                 ids
             }),
+        limit: limit.map(str::to_string),
         hash: String::new(),
     };
     plan.hash = hash(&plan);
@@ -324,7 +375,15 @@ pub fn batches(hosts: &[String], sizes: &[crate::recipe::fleet::BatchSize]) -> V
     out
 }
 
-fn run_once(r: &FleetStep, inventory: &Inventory) -> Result<Item, FleetPlanError> {
+fn run_once(
+    r: &FleetStep,
+    inventory: &Inventory,
+    full: &Inventory,
+    limit: Option<&str>,
+) -> Result<Item, FleetPlanError> {
+    if let Some(limit) = limit {
+        outside_limit(r, inventory, full, limit)?;
+    }
     if r.on.host.is_none()
         && let Some(role) = &r.on.every
     {
@@ -388,6 +447,52 @@ fn run_once(r: &FleetStep, inventory: &Inventory) -> Result<Item, FleetPlanError
     })
 }
 
+/// A run-once step that would run on a host `limit` left out.
+fn outside_limit(
+    r: &FleetStep,
+    inventory: &Inventory,
+    full: &Inventory,
+    limit: &str,
+) -> Result<(), FleetPlanError> {
+    let names = |role: &str, inv: &Inventory| -> Vec<String> {
+        inv.with_role(role).map(|h| h.name.clone()).collect()
+    };
+    let refuse = |runs: String, add: String| FleetPlanError::OutsideLimit {
+        step: r.id.clone(),
+        runs,
+        limit: limit.to_string(),
+        add,
+    };
+    match (&r.on.host, &r.on.every, &r.on.role) {
+        (Some(h), _, _) if inventory.host(h).is_none() && full.host(h).is_some() => {
+            Err(refuse(format!("runs on host `{h}`"), format!("`{h}`")))
+        }
+        (None, Some(role), _) => {
+            let all = names(role, full);
+            let chosen = names(role, inventory);
+            if chosen.len() == all.len() {
+                return Ok(());
+            }
+            let left: Vec<String> = all.into_iter().filter(|h| !chosen.contains(h)).collect();
+            Err(refuse(
+                format!("runs on every host of role `{role}`"),
+                format!("{} (or `{role}`)", left.join(", ")),
+            ))
+        }
+        (None, None, Some(role)) if names(role, inventory).is_empty() => {
+            let all = names(role, full);
+            if all.is_empty() {
+                return Ok(());
+            }
+            Err(refuse(
+                format!("runs on a host of role `{role}`"),
+                format!("one of {}", all.join(", ")),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn hash(plan: &FleetPlan) -> String {
     let json = serde_json::to_vec(plan).unwrap_or_default();
     Sha256::digest(&json)
@@ -415,6 +520,9 @@ impl FleetPlan {
         );
         let _ = writeln!(out, "Stops when: {}", self.thresholds());
         let _ = writeln!(out, "At most {} host(s) at once.", self.parallel);
+        if let Some(l) = &self.limit {
+            let _ = writeln!(out, "Only the hosts --limit `{l}` selects.");
+        }
         for (i, item) in self.items.iter().enumerate() {
             let n = i + 1;
             let _ = match item {

@@ -81,14 +81,27 @@ fn split_port(pattern: &str) -> (String, Option<u64>) {
             address = host;
         }
     }
-    let ok = [&p.ipv4, &p.ipv6, &p.hostname]
-        .iter()
-        .any(|re| matches_at_start(re, &address));
-    if ok {
+    if is_host(&address) {
         (address, port)
     } else {
         (pattern.to_string(), None)
     }
+}
+
+/// An IPv4 or IPv6 address or a host name, ranges allowed.
+fn is_host(address: &str) -> bool {
+    let p = &*PATTERNS;
+    [&p.ipv4, &p.ipv6, &p.hostname]
+        .iter()
+        .any(|re| matches_at_start(re, address))
+}
+
+/// Whether `parse_address(pattern, allow_ranges=True)` accepts the text:
+/// a host pattern with an optional port (`split_host_pattern` keeps such
+/// a pattern whole, its `:` not a separator).
+pub fn is_address(pattern: &str) -> bool {
+    let (host, _) = split_port(pattern);
+    is_host(&host)
 }
 
 /// A host pattern: its host names (ranges expanded) and its port.

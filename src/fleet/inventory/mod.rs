@@ -15,6 +15,7 @@
 pub mod address;
 pub mod ini;
 pub mod json;
+pub mod limit;
 pub mod model;
 pub mod plugins;
 pub mod python;
@@ -99,6 +100,10 @@ pub struct Inventory {
     /// What Ansible warns about (an unknown key in a YAML group, a host
     /// and a group of the same name), one line each (`file:line:col: ...`).
     pub warnings: Vec<String>,
+    /// Every group in the order Ansible keeps them (`all`, `ungrouped`,
+    /// then as read) with its hosts (places in `hosts`) in the order of
+    /// Ansible's `Group.get_hosts`: what a `--limit` pattern matches.
+    pub groups: Vec<(String, Vec<usize>)>,
 }
 
 impl Inventory {
@@ -109,6 +114,39 @@ impl Inventory {
     /// Hosts with a role, in inventory order.
     pub fn with_role<'a>(&'a self, role: &'a str) -> impl Iterator<Item = &'a Host> + 'a {
         self.hosts.iter().filter(move |h| h.has_role(role))
+    }
+
+    /// Only the hosts at these places (of `hosts`), in inventory order:
+    /// what `--limit` leaves of the inventory.
+    pub fn only(&self, keep: &std::collections::HashSet<usize>) -> Inventory {
+        let mut new_place = HashMap::new();
+        let mut hosts = Vec::new();
+        for (i, h) in self.hosts.iter().enumerate() {
+            if keep.contains(&i) {
+                new_place.insert(i, hosts.len());
+                hosts.push(h.clone());
+            }
+        }
+        let groups = self
+            .groups
+            .iter()
+            .map(|(n, hs)| {
+                let hs = hs.iter().filter_map(|h| new_place.get(h).copied());
+                (n.clone(), hs.collect())
+            })
+            .collect();
+        let index = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.name.clone(), i))
+            .collect();
+        Inventory {
+            path: self.path.clone(),
+            hosts,
+            index,
+            warnings: self.warnings.clone(),
+            groups,
+        }
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -243,11 +281,15 @@ fn finish(path: &Path, model: Model) -> Result<Inventory, InventoryError> {
         .enumerate()
         .map(|(i, h)| (h.name.clone(), i))
         .collect();
+    let groups = (0..model.groups.len())
+        .map(|g| (model.groups[g].name.clone(), model.group_hosts(g)))
+        .collect();
     Ok(Inventory {
         path: path.to_path_buf(),
         hosts,
         index,
         warnings: model.warnings.iter().map(Located::short).collect(),
+        groups,
     })
 }
 

@@ -441,6 +441,39 @@ impl Model {
             .collect()
     }
 
+    /// A group's hosts as Ansible's `Group.get_hosts` orders them: its
+    /// own, then its descendants' level by level (each level's groups in
+    /// the order they were reached, their children in order), each host
+    /// once. Ansible walks a level from a `set`, so below the children
+    /// its order is that of memory addresses; hoist takes the order found.
+    pub fn group_hosts(&self, g: usize) -> Vec<usize> {
+        let mut ordered = vec![g];
+        let mut seen: std::collections::HashSet<usize> = ordered.iter().copied().collect();
+        let mut level = vec![g];
+        while !level.is_empty() {
+            let mut next = Vec::new();
+            for &p in &level {
+                for &c in &self.groups[p].children {
+                    if seen.insert(c) {
+                        ordered.push(c);
+                        next.push(c);
+                    }
+                }
+            }
+            level = next;
+        }
+        let mut hosts = Vec::new();
+        let mut taken = std::collections::HashSet::new();
+        for k in ordered {
+            for &h in &self.groups[k].hosts {
+                if taken.insert(h) {
+                    hosts.push(h);
+                }
+            }
+        }
+        hosts
+    }
+
     /// The group layers of a host in those groups, lowest first: the
     /// inventory's `all` vars, its groups' vars, `group_vars/all`, its
     /// groups' `group_vars`. The host's own vars and `host_vars` follow.
