@@ -67,8 +67,10 @@ impl Reporter {
             total,
             summary: summary.to_string(),
         });
+        // The live line numbers the step it runs (`[2/9] stop`), as the
+        // line its end prints (`[2/9] stop: done`).
         if let Some(bar) = &self.bar {
-            bar.set_position(n.saturating_sub(1) as u64);
+            bar.set_position(n as u64);
             bar.set_message(format!("{key}: {summary}"));
         }
     }
