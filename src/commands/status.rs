@@ -204,8 +204,7 @@ fn no_run() {
 /// A state directory or journal hoist cannot trust or read: exit 1, said
 /// on stderr even with `--json` (the fleet controller reads it there).
 fn refused(e: &dyn std::fmt::Display) -> u8 {
-    errln!("hoist: {e}");
-    EXIT_REFUSED
+    crate::output::wire::refuse(false, EXIT_REFUSED, "journal", &e.to_string())
 }
 
 pub fn status(state_dir: &Path, json: bool) -> u8 {

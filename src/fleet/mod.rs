@@ -22,4 +22,5 @@ pub mod run;
 pub mod simulated;
 pub mod ssh;
 pub mod state;
+pub mod status;
 pub mod transport;
