@@ -1,12 +1,14 @@
 //! The host's commands, as the command line calls them: `upgrade`, `resume`
 //! and `rollback` with their report (`upgrade`), `status` and `history`
-//! (`status`), `backups`, `firewall leftovers` (`leftovers`), and the two
-//! the fleet's controller runs on a host: `fleet-action` (`fleet_action`)
-//! and `rollback --rollout TAG` (`rollout_rollback`).
+//! (`status`), `backups`, `firewall leftovers` (`leftovers`), `completions`
+//! and `man` (`manual`), and the two the fleet's controller runs on a host:
+//! `fleet-action` (`fleet_action`) and `rollback --rollout TAG`
+//! (`rollout_rollback`).
 
 pub mod backups;
 pub mod fleet_action;
 pub mod leftovers;
+pub mod manual;
 pub mod rollout_rollback;
 pub mod status;
 pub mod upgrade;
