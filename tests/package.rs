@@ -156,12 +156,18 @@ fn mode_bits(ls: &str) -> u32 {
         .sum()
 }
 
-#[test]
-fn the_package_holds_hoist_its_recipes_and_docs_as_cargo_deb_would() {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("package-{}", std::process::id()));
+/// The package of this build, in a directory of the test's own (`name`):
+/// (the directory, the package).
+fn package(name: &str) -> (PathBuf, PathBuf) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let deb = build_deb(&dir);
+    (dir, deb)
+}
+
+#[test]
+fn the_package_holds_hoist_its_recipes_and_docs_as_cargo_deb_would() {
+    let (dir, deb) = package("package");
     let arch = run(Command::new("dpkg").arg("--print-architecture"));
     assert_eq!(
         deb.file_name().unwrap().to_string_lossy(),
@@ -246,10 +252,7 @@ fn gunzip(path: &Path) -> String {
 
 #[test]
 fn the_package_has_manual_pages_and_completions_and_lintian_finds_no_fault() {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("package-man-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let deb = build_deb(&dir);
+    let (dir, deb) = package("package-man");
     let files = contents(&deb);
     let tree = dir.join("tree");
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree));
@@ -296,7 +299,7 @@ fn the_package_has_manual_pages_and_completions_and_lintian_finds_no_fault() {
         ".TH hoist 8",
         ".SH NAME",
         ".SH SYNOPSIS",
-        ".SH EXIT STATUS",
+        ".SH \"EXIT STATUS\"",
         ".SH ENVIRONMENT",
         ".SH FILES",
         ".SH EXAMPLES",
@@ -319,7 +322,7 @@ fn the_package_has_manual_pages_and_completions_and_lintian_finds_no_fault() {
     }
     let upgrade = gunzip(&tree.join("usr/share/man/man8/hoist-upgrade.8.gz"));
     assert!(
-        upgrade.contains(".SH EXIT STATUS") && upgrade.contains("\\-\\-confirm"),
+        upgrade.contains(".SH \"EXIT STATUS\"") && upgrade.contains("\\-\\-confirm"),
         "{upgrade}"
     );
     assert!(

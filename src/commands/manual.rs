@@ -17,11 +17,33 @@ use crate::sys::exit::{EXIT_BROKEN_PIPE, EXIT_OK, EXIT_PAUSED, EXIT_REFUSED, EXI
 pub type Shell = clap_complete::Shell;
 
 /// Writes the completion script for `shell` on standard output.
-pub fn completions(mut cmd: clap::Command, shell: Shell) -> u8 {
+pub fn completions(cmd: clap::Command, shell: Shell) -> u8 {
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut cmd, "hoist", &mut script);
+    clap_complete::generate(shell, &mut shown(&cmd), "hoist", &mut script);
     out!("{}", String::from_utf8_lossy(&script));
     EXIT_OK
+}
+
+/// `cmd` without its hidden commands (`fleet-action`, `man`...) and
+/// arguments (`--rollout`), which clap_complete would offer: the same name,
+/// help and shown arguments, and the shown commands under it, each the same
+/// way. Not the argument groups: the derive's name every argument of a
+/// command, hidden ones too, and completion needs none. clap makes the help and
+/// version flags again when it builds the copy.
+fn shown(cmd: &clap::Command) -> clap::Command {
+    let mut copy = clap::Command::new(cmd.get_name().to_string())
+        .args(cmd.get_arguments().filter(|a| !a.is_hide_set()).cloned())
+        .disable_help_subcommand(true);
+    if let Some(about) = cmd.get_about() {
+        copy = copy.about(about.clone());
+    }
+    if let Some(version) = cmd.get_version() {
+        copy = copy.version(version.to_string());
+    }
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        copy = copy.subcommand(shown(sub));
+    }
+    copy
 }
 
 /// Writes `hoist.8` and a page per command (`hoist-fleet.8`,
