@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::host::probe::Given;
 use crate::host::{checks, probe};
@@ -24,7 +24,16 @@ use crate::{plan, recipe};
 #[command(
     name = "hoist",
     version,
-    about = "Safe, automatic, resumable upgrades of server software"
+    about = "Safe, automatic, resumable upgrades of server software",
+    // The manual page's DESCRIPTION (`hoist man`) and `--help`: README.md's
+    // first paragraph.
+    long_about = "Safe, automatic, resumable upgrades of server software.\n\n\
+        A product's maintainers describe their upgrade once, as a declarative \
+        recipe (TOML); an admin runs one command. hoist shows the current and \
+        new version and the exact plan, refuses what cannot work before it \
+        touches anything, journals every step durably so that a crash anywhere \
+        ends in `hoist resume` or `hoist rollback`, and puts the system back \
+        when a step fails."
 )]
 pub struct Cli {
     /// Machine-readable output (JSON; JSON Lines events for runs).
@@ -160,6 +169,21 @@ pub enum Command {
     /// The demo product's own programs (used by the demo recipe).
     #[command(hide = true, name = "demo-internal")]
     DemoInternal(crate::demo::InternalArgs),
+    /// Print the completion script for a shell (the package installs
+    /// bash's, zsh's and fish's): `hoist completions bash`.
+    Completions {
+        #[arg(value_enum)]
+        shell: crate::commands::manual::Shell,
+    },
+    /// Write hoist.8 and a page per command into DIR (scripts/build-deb
+    /// makes the package's manual pages with the binary it packages).
+    #[command(hide = true)]
+    Man {
+        dir: PathBuf,
+        /// The pages' date, YYYY-MM-DD (default: today).
+        #[arg(long)]
+        date: Option<String>,
+    },
 }
 
 impl Command {
@@ -177,7 +201,9 @@ impl Command {
             | Command::Status
             | Command::History
             | Command::Report { .. }
-            | Command::Backups => Quit,
+            | Command::Backups
+            | Command::Completions { .. }
+            | Command::Man { .. } => Quit,
             Command::Firewall(FirewallCommand::Leftovers { remove, .. }) => {
                 if *remove {
                     GoOn
@@ -298,6 +324,12 @@ pub fn main() -> ExitCode {
         Command::FleetAction(a) => crate::commands::fleet_action::action(a, &cli.state_dir),
         Command::Demo(args) => crate::demo::main(args, cli.json),
         Command::DemoInternal(args) => crate::demo::internal(args),
+        Command::Completions { shell } => {
+            crate::commands::manual::completions(Cli::command(), *shell)
+        }
+        Command::Man { dir, date } => {
+            crate::commands::manual::man_pages(Cli::command(), dir, date.as_deref())
+        }
     };
     ExitCode::from(code)
 }

@@ -559,3 +559,66 @@ exec = { argv = ["true"], read_only = true }
     assert!(!taken.contains("on-db"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn completions_are_made_for_bash_zsh_and_fish_and_an_unknown_shell_is_usage() {
+    for (shell, start) in [
+        ("bash", "_hoist()"),
+        ("zsh", "#compdef hoist"),
+        ("fish", "complete -c hoist"),
+    ] {
+        let (code, out, err) = hoist(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {err}");
+        assert!(out.contains(start), "{shell}: {out}");
+        // Every command an admin types; none of the hidden ones.
+        for command in ["upgrade", "rollback", "fleet", "completions"] {
+            assert!(out.contains(command), "{shell} lacks {command}");
+        }
+        assert!(!out.contains("fleet-action") && !out.contains("demo-internal"));
+    }
+    let (code, _, err) = hoist(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn man_writes_a_page_per_command_with_the_sections_clap_cannot_know() {
+    let dir = std::env::temp_dir().join(format!("hoist-man-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (code, out, err) = hoist(&["man", dir.to_str().unwrap(), "--date", "2026-01-02"]);
+    assert_eq!(code, 0, "{err}");
+    let pages: Vec<&str> = out.lines().collect();
+    assert_eq!(pages[0], "hoist.8");
+    for page in [
+        "hoist-fleet.8",
+        "hoist-fleet-rollback.8",
+        "hoist-firewall-leftovers.8",
+    ] {
+        assert!(pages.contains(&page), "{page}: {pages:?}");
+    }
+    let top = std::fs::read_to_string(dir.join("hoist.8")).unwrap();
+    assert!(
+        top.contains(".TH hoist 8 2026-01-02 \"hoist "),
+        "{}",
+        &top[..200]
+    );
+    // man-pages(7)'s order, before clap_mangen's VERSION.
+    let at = |s: &str| top.find(s).unwrap_or_else(|| panic!("no {s}"));
+    assert!(at(".SH OPTIONS") < at(".SH \"EXIT STATUS\""));
+    assert!(at(".SH \"EXIT STATUS\"") < at(".SH ENVIRONMENT"));
+    assert!(at(".SH ENVIRONMENT") < at(".SH FILES"));
+    assert!(at(".SH FILES") < at(".SH EXAMPLES"));
+    assert!(at(".SH EXAMPLES") < at(".SH \"SEE ALSO\""));
+    assert!(at(".SH \"SEE ALSO\"") < at(".SH VERSION"));
+    assert_eq!(top.matches(".ds Aq").count(), 2, "one preamble");
+    // The page of one command: its options, its examples only.
+    let resume = std::fs::read_to_string(dir.join("hoist-fleet-resume.8")).unwrap();
+    assert!(resume.contains("hoist fleet resume"), "{resume}");
+    assert!(
+        !resume.contains(".SH EXAMPLES"),
+        "no example of it: {resume}"
+    );
+    let fleet = std::fs::read_to_string(dir.join("hoist-fleet.8")).unwrap();
+    assert!(fleet.contains("hoist fleet status") && !fleet.contains("hoist demo"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

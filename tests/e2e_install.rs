@@ -115,7 +115,7 @@ fn the_package_installs_hoist_and_its_recipes_and_removes_them() -> hoist_testbe
     assert_eq!(
         sh(
             &h,
-            "ls -d /usr/bin/hoist /usr/share/hoist /usr/share/doc/hoist /usr/share/man/man1/hoist.1.gz 2>/dev/null || true"
+            "ls -d /usr/bin/hoist /usr/share/hoist /usr/share/doc/hoist /usr/share/man/man8/hoist.8.gz /usr/share/bash-completion/completions/hoist 2>/dev/null || true"
         ),
         ""
     );

@@ -1,7 +1,8 @@
 //! The Debian package `scripts/build-deb` makes, read without installing it:
 //! its control fields, owners and modes, the bundled recipes (clean for the
 //! packaged hoist), no product's entry point, and the same files as the
-//! assets Cargo.toml gives cargo-deb.
+//! assets Cargo.toml gives cargo-deb; its manual pages and shell
+//! completions, and what lintian says of it.
 
 mod common;
 use common::{build_deb, text};
@@ -13,12 +14,23 @@ use std::process::Command;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Files the script makes itself, which cargo-deb makes its own way
-/// (copyright) or not at all.
+/// (copyright) or not at all (what the packaged binary writes: the manual
+/// pages and the shell completions); a path ending in `/` stands for
+/// everything under it.
 const GENERATED: &[&str] = &[
     "usr/share/doc/hoist/copyright",
     "usr/share/doc/hoist/changelog.gz",
-    "usr/share/man/man1/hoist.1.gz",
+    "usr/share/man/man8/",
+    "usr/share/bash-completion/completions/hoist",
+    "usr/share/zsh/vendor-completions/_hoist",
+    "usr/share/fish/vendor_completions.d/hoist.fish",
 ];
+
+fn generated(path: &str) -> bool {
+    GENERATED
+        .iter()
+        .any(|g| path == *g || (g.ends_with('/') && path.starts_with(g)))
+}
 
 fn run(c: &mut Command) -> String {
     let o = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
@@ -144,12 +156,18 @@ fn mode_bits(ls: &str) -> u32 {
         .sum()
 }
 
-#[test]
-fn the_package_holds_hoist_its_recipes_and_docs_as_cargo_deb_would() {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("package-{}", std::process::id()));
+/// The package of this build, in a directory of the test's own (`name`):
+/// (the directory, the package).
+fn package(name: &str) -> (PathBuf, PathBuf) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let deb = build_deb(&dir);
+    (dir, deb)
+}
+
+#[test]
+fn the_package_holds_hoist_its_recipes_and_docs_as_cargo_deb_would() {
+    let (dir, deb) = package("package");
     let arch = run(Command::new("dpkg").arg("--print-architecture"));
     assert_eq!(
         deb.file_name().unwrap().to_string_lossy(),
@@ -217,12 +235,139 @@ fn the_package_holds_hoist_its_recipes_and_docs_as_cargo_deb_would() {
     let assets = cargo_deb_assets();
     let built: BTreeMap<String, u32> = files
         .iter()
-        .filter(|(p, _)| !GENERATED.contains(&p.as_str()))
+        .filter(|(p, _)| !generated(p))
         .map(|(p, (mode, _))| (p.clone(), mode_bits(mode)))
         .collect();
     assert_eq!(
         built, assets,
         "scripts/build-deb and [package.metadata.deb] assets differ"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A gzipped file of the package, as text.
+fn gunzip(path: &Path) -> String {
+    run(Command::new("gzip").arg("-dc").arg(path))
+}
+
+#[test]
+fn the_package_has_manual_pages_and_completions_and_lintian_finds_no_fault() {
+    let (dir, deb) = package("package-man");
+    let files = contents(&deb);
+    let tree = dir.join("tree");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree));
+
+    // A page per command the binary shows, hoist(8) first among them.
+    let pages = dir.join("pages");
+    std::fs::create_dir_all(&pages).unwrap();
+    let mut man = Command::new(tree.join("usr/bin/hoist"));
+    common::clean_env(&mut man).arg("man").arg(&pages);
+    let written: Vec<String> = run(&mut man).lines().map(String::from).collect();
+    for page in [
+        "hoist.8",
+        "hoist-upgrade.8",
+        "hoist-fleet.8",
+        "hoist-fleet-upgrade.8",
+        "hoist-completions.8",
+    ] {
+        assert!(
+            written.iter().any(|w| w == page),
+            "{page} not in {written:?}"
+        );
+    }
+    assert!(
+        !written.iter().any(|w| w.contains("fleet-action")
+            || w.contains("demo-internal")
+            || w == "hoist-man.8"),
+        "{written:?}"
+    );
+    let packaged: Vec<&String> = files
+        .keys()
+        .filter(|p| p.starts_with("usr/share/man/"))
+        .collect();
+    assert_eq!(
+        packaged,
+        written
+            .iter()
+            .map(|w| format!("usr/share/man/man8/{w}.gz"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .iter()
+            .collect::<Vec<_>>(),
+    );
+    let top = gunzip(&tree.join("usr/share/man/man8/hoist.8.gz"));
+    for part in [
+        ".TH hoist 8",
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH \"EXIT STATUS\"",
+        ".SH ENVIRONMENT",
+        ".SH FILES",
+        ".SH EXAMPLES",
+        ".SH \"SEE ALSO\"",
+        "HOIST_STATE_DIR",
+        "HOIST_RECIPE",
+        "NO_COLOR",
+        "/var/lib/hoist/journal.db",
+        "/usr/share/hoist/recipes/product/",
+        "hoist\\-fleet",
+    ] {
+        assert!(top.contains(part), "hoist.8 lacks {part}:\n{top}");
+    }
+    // Every exit code of `sys::exit`.
+    for code in ["0", "1", "2", "3", "141"] {
+        assert!(
+            top.contains(&format!(".TP\n\\fB{code}\\fR\n")),
+            "exit {code}:\n{top}"
+        );
+    }
+    let upgrade = gunzip(&tree.join("usr/share/man/man8/hoist-upgrade.8.gz"));
+    assert!(
+        upgrade.contains(".SH \"EXIT STATUS\"") && upgrade.contains("\\-\\-confirm"),
+        "{upgrade}"
+    );
+    assert!(
+        upgrade.contains("hoist upgrade \\-r"),
+        "its own example:\n{upgrade}"
+    );
+
+    // The completions, where each shell looks for them, for hoist's commands.
+    let bash = tree.join("usr/share/bash-completion/completions/hoist");
+    let zsh =
+        std::fs::read_to_string(tree.join("usr/share/zsh/vendor-completions/_hoist")).unwrap();
+    let fish = std::fs::read_to_string(tree.join("usr/share/fish/vendor_completions.d/hoist.fish"))
+        .unwrap();
+    run(Command::new("bash").arg("-n").arg(&bash));
+    let bash = std::fs::read_to_string(&bash).unwrap();
+    assert!(
+        bash.contains("complete -F _hoist") && bash.contains("rollback"),
+        "{bash}"
+    );
+    assert!(
+        zsh.starts_with("#compdef hoist") && zsh.contains("rollback"),
+        "{zsh}"
+    );
+    assert!(
+        fish.contains("complete -c hoist") && fish.contains("rollback"),
+        "{fish}"
+    );
+    for script in [&bash, &zsh, &fish] {
+        assert!(!script.contains("fleet-action") && !script.contains("demo-internal"));
+    }
+
+    // lintian, where it is installed (scripts/apt-packages.txt lists it):
+    // no error, no warning; what it says that is meant is overridden in
+    // packaging/hoist.lintian-overrides, each with its reason.
+    if Command::new("lintian").arg("--version").output().is_ok() {
+        let o = Command::new("lintian").arg(&deb).output().unwrap();
+        let said = String::from_utf8_lossy(&o.stdout);
+        let faults: Vec<&str> = said
+            .lines()
+            .filter(|l| l.starts_with("E: ") || l.starts_with("W: "))
+            .collect();
+        assert!(faults.is_empty(), "lintian:\n{said}");
+        // Its exit status too: a lintian that could not read the package
+        // says nothing on stdout.
+        assert!(o.status.success(), "lintian: {}", text(&o));
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
