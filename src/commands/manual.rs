@@ -245,6 +245,10 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "Set by systemd in a unit: a resume or rollback started there does not wait for the boot to end (it is part of it).",
     ),
     (
+        "HOIST_METRICS_DIR",
+        "Where a run's Prometheus textfile (hoist.prom; hoist_fleet.prom on a fleet's controller) is written at each end, when that directory exists (default /var/lib/prometheus/node-exporter, node_exporter's textfile collector); empty: none is written.",
+    ),
+    (
         "HOIST_NO_SYSTEMD_SCOPE",
         "Set: a step's commands are not put in a transient systemd scope unit of their own (a host whose service manager misbehaves).",
     ),
@@ -281,6 +285,10 @@ const FILES: &[(&str, &str)] = &[
     (
         "/var/lib/hoist/runs/",
         "Each run's log (N.log) and what its steps saved to be undone (N/step/).",
+    ),
+    (
+        "/var/lib/hoist/reports/",
+        "Each run's report (N.json), written at each of its ends (hoist report).",
     ),
     (
         "/var/lib/hoist/reserve",
