@@ -7,7 +7,7 @@
 mod common;
 use common::{hoist_deb, sh};
 
-use hoist_testbed::{AptRepo, PackageSpec, Suite, Testbed};
+use hoist_testbed::{AptRepo, Mirror, PackageSpec, Suite, Testbed};
 
 /// A product named like XiVO, enough for the bundled recipe: its version is
 /// the package `xivo`'s.
@@ -20,12 +20,25 @@ fn the_package_installs_hoist_and_its_recipes_and_removes_them() -> hoist_testbe
     let mut repo = AptRepo::new()?;
     repo.add("x-1.2.2", &xivo("1.2.2"))?;
     repo.add("x-1.2.4", &xivo("1.2.4"))?;
+    // 1.2.4 signed with the vendor's new key only, as XiVO's archive is
+    // after its key change (seed 000): the bundled recipe trusts it first.
+    repo.sign_suite_with("x-1.2.4", "xivo_current")?;
     repo.publish()?;
     let tb = Testbed::builder()
         .host("i", Suite::Bookworm)
         .repo(&repo)
         .start()?;
+    let key = repo.root().join("keys/xivo_current.gpg");
+    // Declared after the testbed, so dropped before it (its address is the
+    // testbed's LAN).
+    let mirror = Mirror::start(
+        &repo.root(),
+        tb.runner_addr().expect("a LAN"),
+        80,
+        &[("/xivo_current.key", key.as_path())],
+    )?;
     let h = tb.host("i")?;
+    mirror.alias_on(&h, "mirror.xivo.fr")?;
     assert!(sh(&h, "command -v dpkg-deb").contains("/usr/bin/dpkg-deb"));
 
     // dpkg -i, as an admin would.
@@ -66,15 +79,15 @@ fn the_package_installs_hoist_and_its_recipes_and_removes_them() -> hoist_testbe
     );
 
     // The product's command: a symlink to hoist picks the bundled recipe.
-    h.use_suites(&["x-1.2.2"])?;
+    h.use_mirror("xivo", "http://mirror.xivo.fr/", &["x-1.2.2"])?;
     sh(&h, "apt-get update -q && apt-get install -q -y xivo");
     sh(
         &h,
         "mkdir -p /var/lib/xivo && touch /var/lib/xivo/configured",
     );
-    // 1.2.4 is published; the candidate is read from apt's lists.
-    h.use_suites(&["x-1.2.4"])?;
-    sh(&h, "apt-get update -q");
+    // 1.2.4 is published, signed with the new key: hoist reads the
+    // candidate through that key, and -d trusts it before refreshing.
+    h.use_mirror("xivo", "http://mirror.xivo.fr/", &["x-1.2.4"])?;
     sh(&h, "ln -s hoist /usr/bin/xivo-upgrade");
     // No terminal and no -f: it does not guess.
     let out = h.exec_unchecked("xivo-upgrade < /dev/null")?;
