@@ -194,11 +194,7 @@ fn write_file(path: &Path, bytes: &[u8], meta: Meta) -> std::io::Result<()> {
         std::io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.hoist-tmp"));
+    let tmp = crate::sys::fsutil::tmp_beside(path);
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
         let mut f = std::fs::File::options()

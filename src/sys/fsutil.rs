@@ -1,7 +1,7 @@
 //! Crash-safe file writes: the durability points are explicit.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` so that after a crash the file is either the old
 /// one or the new one: write a temporary file beside it, fsync it, rename it
@@ -9,11 +9,7 @@ use std::path::Path;
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.hoist-tmp"));
+    let tmp = tmp_beside(path);
     {
         use std::os::unix::fs::OpenOptionsExt;
         // Never group- or world-writable whatever the umask (the state
@@ -30,6 +26,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     std::fs::rename(&tmp, path)?;
     sync_dir(dir)
+}
+
+/// The temporary file a crash-safe write of `path` goes through: beside it
+/// (the rename stays in one file system), hidden, and named so a leftover
+/// is known for hoist's (`.NAME.hoist-tmp`).
+pub fn tmp_beside(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!(".{name}.hoist-tmp"))
 }
 
 /// fsync of a directory, so a rename or a new entry in it is durable.

@@ -186,11 +186,7 @@ fn write_dump(client: &Client, db: &Db, ctx: &Ctx<'_>, dest: &Path) -> Result<Pa
     if !dir.exists() {
         crate::sys::fsutil::private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.hoist-tmp"));
+    let tmp = crate::sys::fsutil::tmp_beside(dest);
     let _ = std::fs::remove_file(&tmp);
     // A dump holds the data and often password hashes: owner only.
     std::fs::OpenOptions::new()

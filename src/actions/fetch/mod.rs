@@ -383,11 +383,7 @@ impl Kind for Fetch {
             let dir = dest.parent().unwrap_or(Path::new("/"));
             // Back beside dest first, then renamed over it: dest is whole
             // at every moment.
-            let name = dest
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let tmp = dir.join(format!(".{name}.hoist-tmp"));
+            let tmp = crate::sys::fsutil::tmp_beside(&dest);
             let _ = std::fs::remove_file(&tmp);
             if std::fs::hard_link(&saved, &tmp).is_err() {
                 std::fs::copy(&saved, &tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
