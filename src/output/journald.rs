@@ -156,10 +156,7 @@ pub fn entry(run: i64, phases: &[(String, String)], event: &Event) -> Option<Ent
         } => {
             step_fields(&mut fields, step);
             timed(&mut fields, state, *seconds, error);
-            let tail = error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default();
+            let tail = tail(error);
             (
                 "step-finished",
                 if failed(state) { Level::Error } else { INFO },
@@ -186,10 +183,7 @@ pub fn entry(run: i64, phases: &[(String, String)], event: &Event) -> Option<Ent
         } => {
             step_fields(&mut fields, step);
             timed(&mut fields, state, *seconds, error);
-            let tail = error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default();
+            let tail = tail(error);
             (
                 "undo-finished",
                 if failed(state) {
@@ -236,6 +230,14 @@ pub fn entry(run: i64, phases: &[(String, String)], event: &Event) -> Option<Ent
         message,
         fields,
     })
+}
+
+/// `: ERROR` after a line, or nothing.
+fn tail(error: &Option<String>) -> String {
+    error
+        .as_deref()
+        .map(|e| format!(": {e}"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
